@@ -1,0 +1,276 @@
+// model.c: loading a model from GGUF (metadata → config, tensors → weights), the checks
+// shared with the Hugging Face loader (model_hf.c), and freeing. A file that lies about
+// its shapes is rejected here with the tensor's name, before any forward pass runs.
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "gguf.h"
+#include "matmul.h"
+#include "quant.h"
+#include "tokenizer.h"
+
+static int own(model *m, void *p) {
+    if (m->n_owned == m->cap_owned) {
+        int ncap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **np = realloc(m->owned, sizeof(void *) * (size_t)ncap);
+        if (!np) return TRL_ERR;
+        m->owned = np;
+        m->cap_owned = ncap;
+    }
+    m->owned[m->n_owned++] = p;
+    return TRL_OK;
+}
+
+int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows, int64_t n_cols, const void *data,
+                       const char *name, trl_err *e) {
+    if (!qtype_supported(type)) return trl_errf(e, "tensor %s: unsupported type %u", name, type);
+    size_t rb = qtype_row_bytes(type, n_cols);
+    if (rb == 0) return trl_errf(e, "tensor %s: %lld columns do not fit %s blocks", name, (long long)n_cols, qtype_name(type));
+    if (matmul_has_kernel(type)) {
+        *t = (model_tensor){type, n_rows, n_cols, rb, data};
+        return TRL_OK;
+    }
+    // No fast kernel for this type: dequantize once into an owned F32 copy.
+    float *f = malloc(sizeof(float) * (size_t)n_rows * (size_t)n_cols);
+    if (!f || own(m, f)) {
+        free(f);
+        return trl_errf(e, "tensor %s: out of memory", name);
+    }
+    for (int64_t r = 0; r < n_rows; r++)
+        dequantize_row(type, (const uint8_t *)data + (size_t)r * rb, f + (size_t)r * n_cols, n_cols);
+    *t = (model_tensor){QTYPE_F32, n_rows, n_cols, sizeof(float) * (size_t)n_cols, f};
+    return TRL_OK;
+}
+
+int model_vector_adopt(model *m, const float **out, uint32_t type, int64_t n, const void *data, const char *name,
+                       trl_err *e) {
+    if (type == QTYPE_F32) {
+        *out = data;
+        return TRL_OK;
+    }
+    if (type != QTYPE_F16 && type != QTYPE_BF16)
+        return trl_errf(e, "tensor %s: 1-D weights must be F32, F16 or BF16 (got %s)", name, qtype_name(type));
+    float *f = malloc(sizeof(float) * (size_t)n);
+    if (!f || own(m, f)) {
+        free(f);
+        return trl_errf(e, "tensor %s: out of memory", name);
+    }
+    dequantize_row(type, data, f, n);
+    *out = f;
+    return TRL_OK;
+}
+
+int model_config_validate(const model_config *c, trl_err *e) {
+    if (c->n_vocab < 1 || c->n_embd < 1 || c->n_layer < 1 || c->n_head < 1 || c->n_head_kv < 1 || c->head_dim < 2 ||
+        c->n_ff < 1 || c->n_ctx < 1)
+        return trl_errf(e, "model config: every dimension must be positive (vocab %d, embd %d, layers %d, heads %d, "
+                           "kv heads %d, head dim %d, ff %d, ctx %d)",
+                        c->n_vocab, c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_ctx);
+    if (c->n_head % c->n_head_kv != 0)
+        return trl_errf(e, "model config: %d heads are not a multiple of %d kv heads", c->n_head, c->n_head_kv);
+    if (c->head_dim % 2 != 0 || c->head_dim > 512) return trl_errf(e, "model config: head dim %d unsupported", c->head_dim);
+    if (!(c->rope_theta > 0) || !(c->rms_eps > 0)) return trl_errf(e, "model config: rope theta and rms eps must be > 0");
+    if (c->n_embd > (1 << 16) || c->n_ff > (1 << 18) || c->n_layer > 1024 || c->n_vocab > (1 << 22))
+        return trl_errf(e, "model config: dimensions too large");
+    return TRL_OK;
+}
+
+// --- GGUF -------------------------------------------------------------------------------
+
+static int meta_int(const gguf_file *g, const char *arch, const char *suffix, int64_t *out, int required, trl_err *e) {
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
+    if (gguf_get_int(g, key, out) == TRL_OK) {
+        if (*out < 0 || *out > INT32_MAX) return trl_errf(e, "gguf: %s = %lld is out of range", key, (long long)*out);
+        return TRL_OK;
+    }
+    if (required) return trl_errf(e, "gguf: missing integer metadata %s", key);
+    return TRL_OK;
+}
+
+// Finds a tensor and checks its type-independent shape: ne0 = cols, ne1 = rows.
+static const gguf_tensor *want(const gguf_file *g, const char *name, int64_t cols, int64_t rows, int required,
+                               trl_err *e, int *err) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (!t) {
+        if (required) *err = trl_errf(e, "gguf: missing tensor %s", name);
+        return NULL;
+    }
+    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1) {
+        *err = trl_errf(e, "gguf: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                        (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                        (long long)cols, (long long)rows);
+        return NULL;
+    }
+    return t;
+}
+
+static int load_mat(model *m, const gguf_file *g, model_tensor *dst, const char *name, int64_t cols, int64_t rows,
+                    trl_err *e) {
+    int err = 0;
+    const gguf_tensor *t = want(g, name, cols, rows, 1, e, &err);
+    if (!t) return TRL_ERR;
+    return model_tensor_adopt(m, dst, t->type, rows, cols, t->data, name, e);
+}
+
+static int load_vec(model *m, const gguf_file *g, const float **dst, const char *name, int64_t n, int required,
+                    trl_err *e) {
+    int err = 0;
+    const gguf_tensor *t = want(g, name, n, 1, required, e, &err);
+    if (!t) {
+        *dst = NULL;
+        return required || err ? TRL_ERR : TRL_OK;
+    }
+    return model_vector_adopt(m, dst, t->type, n, t->data, name, e);
+}
+
+int model_load_gguf(model *m, const char *path, trl_err *e) {
+    memset(m, 0, sizeof(*m));
+    gguf_file *g = calloc(1, sizeof(*g));
+    if (!g) return trl_errf(e, "out of memory");
+    if (gguf_open(g, path, e)) {
+        free(g);
+        return TRL_ERR;
+    }
+    m->gguf = g;
+    model_config *c = &m->cfg;
+    gguf_str archs;
+    char arch[32];
+    if (gguf_get_str(g, "general.architecture", &archs)) {
+        trl_errf(e, "%s: missing general.architecture", path);
+        goto fail;
+    }
+    if (gguf_str_eq(archs, "llama")) c->arch = MODEL_ARCH_LLAMA, c->rope = ROPE_NORM;
+    else if (gguf_str_eq(archs, "qwen2")) c->arch = MODEL_ARCH_QWEN2, c->rope = ROPE_NEOX;
+    else {
+        trl_errf(e, "%s: architecture '%.*s' is not supported (llama, qwen2)", path, (int)(archs.len > 64 ? 64 : archs.len),
+                 archs.ptr);
+        goto fail;
+    }
+    snprintf(arch, sizeof(arch), "%.*s", (int)archs.len, archs.ptr);
+    int64_t v;
+    if (meta_int(g, arch, "embedding_length", &v, 1, e)) goto fail;
+    c->n_embd = (int)v;
+    if (meta_int(g, arch, "block_count", &v, 1, e)) goto fail;
+    c->n_layer = (int)v;
+    if (meta_int(g, arch, "feed_forward_length", &v, 1, e)) goto fail;
+    c->n_ff = (int)v;
+    if (meta_int(g, arch, "attention.head_count", &v, 1, e)) goto fail;
+    c->n_head = (int)v;
+    v = c->n_head;
+    if (meta_int(g, arch, "attention.head_count_kv", &v, 0, e)) goto fail;
+    c->n_head_kv = (int)v;
+    v = 2048;
+    if (meta_int(g, arch, "context_length", &v, 0, e)) goto fail;
+    c->n_ctx = (int)v;
+    v = c->n_head ? c->n_embd / c->n_head : 0;
+    if (meta_int(g, arch, "attention.key_length", &v, 0, e)) goto fail;
+    c->head_dim = (int)v;
+    double d = 10000.0;
+    char key[128];
+    snprintf(key, sizeof(key), "%s.rope.freq_base", arch);
+    gguf_get_float(g, key, &d);
+    c->rope_theta = (float)d;
+    d = 1e-5;
+    snprintf(key, sizeof(key), "%s.attention.layer_norm_rms_epsilon", arch);
+    gguf_get_float(g, key, &d);
+    c->rms_eps = (float)d;
+    int err = 0;
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    if (!te) {
+        trl_errf(e, "%s: missing tensor token_embd.weight", path);
+        goto fail;
+    }
+    c->n_vocab = (int)te->ne[1];
+    c->has_qkv_bias = c->arch == MODEL_ARCH_QWEN2;
+    if (model_config_validate(c, e)) goto fail;
+    int C = c->n_embd, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim, F = c->n_ff;
+    if (load_mat(m, g, &m->tok_embd, "token_embd.weight", C, c->n_vocab, e)) goto fail;
+    const gguf_tensor *to = want(g, "output.weight", C, c->n_vocab, 0, e, &err);
+    if (err) goto fail;
+    c->tied_embeddings = to == NULL;
+    if (to) {
+        if (model_tensor_adopt(m, &m->output, to->type, c->n_vocab, C, to->data, "output.weight", e)) goto fail;
+    } else {
+        m->output = m->tok_embd;
+    }
+    if (load_vec(m, g, &m->out_norm, "output_norm.weight", C, 1, e)) goto fail;
+    m->layers = calloc((size_t)c->n_layer, sizeof(model_layer));
+    if (!m->layers) {
+        trl_errf(e, "out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < c->n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof(n), "blk.%d.%s", l, s), n)
+        if (load_vec(m, g, &L->attn_norm, NAME("attn_norm.weight"), C, 1, e) ||
+            load_mat(m, g, &L->wq, NAME("attn_q.weight"), C, QD, e) ||
+            load_mat(m, g, &L->wk, NAME("attn_k.weight"), C, KVD, e) ||
+            load_mat(m, g, &L->wv, NAME("attn_v.weight"), C, KVD, e) ||
+            load_mat(m, g, &L->wo, NAME("attn_output.weight"), QD, C, e) ||
+            load_vec(m, g, &L->ffn_norm, NAME("ffn_norm.weight"), C, 1, e) ||
+            load_mat(m, g, &L->w_gate, NAME("ffn_gate.weight"), C, F, e) ||
+            load_mat(m, g, &L->w_up, NAME("ffn_up.weight"), C, F, e) ||
+            load_mat(m, g, &L->w_down, NAME("ffn_down.weight"), F, C, e))
+            goto fail;
+        if (c->has_qkv_bias) {
+            if (load_vec(m, g, &L->bq, NAME("attn_q.bias"), QD, 1, e) ||
+                load_vec(m, g, &L->bk, NAME("attn_k.bias"), KVD, 1, e) ||
+                load_vec(m, g, &L->bv, NAME("attn_v.bias"), KVD, 1, e))
+                goto fail;
+        }
+#undef NAME
+    }
+    if (tokenizer_init_gguf(&m->tok, g, e)) goto fail;
+    if (tokenizer_n_vocab(m->tok) > c->n_vocab) {
+        trl_errf(e, "%s: tokenizer has %d tokens but the embedding only %d rows", path, tokenizer_n_vocab(m->tok),
+                 c->n_vocab);
+        goto fail;
+    }
+    gguf_str tmpl;
+    if (gguf_get_str(g, "tokenizer.chat_template", &tmpl) == TRL_OK) {
+        m->chat_template = malloc(tmpl.len + 1);
+        if (m->chat_template) {
+            memcpy(m->chat_template, tmpl.ptr, tmpl.len);
+            m->chat_template[tmpl.len] = 0;
+        }
+    }
+    return TRL_OK;
+fail:
+    model_free(m);
+    return TRL_ERR;
+}
+
+int model_load(model *m, const char *path, trl_err *e) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        memset(m, 0, sizeof(*m));
+        return trl_errf(e, "%s: no such file or directory", path);
+    }
+    if (S_ISDIR(st.st_mode)) return model_load_hf_dir(m, path, e);
+    return model_load_gguf(m, path, e);
+}
+
+void model_free(model *m) {
+    if (!m) return;
+    tokenizer_free(m->tok);
+    free(m->layers);
+    free(m->chat_template);
+    if (m->gguf) {
+        gguf_close(m->gguf);
+        free(m->gguf);
+    }
+    for (int i = 0; i < m->n_maps; i++)
+        if (m->maps[i]) munmap(m->maps[i], m->map_sizes[i]);
+    free(m->maps);
+    free(m->map_sizes);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,48 @@
+// ops.h: the compute layer. The forward pass is written once against this small set of
+// ops; a backend supplies them. `ops_ref` (ops_ref.c) is the plain fp32 oracle every other
+// backend is tested against; `ops_cpu` (backend_cpu.c) is the fast CPU backend (quantized
+// AVX2 matmuls, OpenBLAS for F32, OpenMP). A CUDA backend fills the same table.
+// Dims: T tokens in a batch, C channels, NH query heads, NKV key/value heads, HS head size.
+#ifndef TOOLRL_OPS_H
+#define TOOLRL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+// Where a token's keys/values live: layer-major KV cache of n_seq slots of n_ctx positions.
+typedef struct {
+    float *k;     // (L, n_seq, n_ctx, NKV*HS)
+    float *v;     // (L, n_seq, n_ctx, NKV*HS)
+    int n_layer, n_seq, n_ctx, kv_dim;
+} kv_cache;
+
+typedef struct ops {
+    const char *name;
+    // y (T, N) = x (T, K) · W^T, W (N, K) in its own type. scratch: ops_matmul_scratch bytes.
+    void (*matmul)(const model_tensor *w, const float *x, float *y, int T, void *scratch);
+    // out (T, C) = x / rms(x) * w
+    void (*rmsnorm)(float *out, const float *x, const float *w, int T, int C, float eps);
+    // Rotates each head of q (T, NH*HS) and k (T, NKV*HS) in place by its token's position.
+    void (*rope)(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                 rope_style style);
+    // out (n) = silu(gate) * up
+    void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    // x (n) += y (n)
+    void (*add)(float *x, const float *y, int64_t n);
+    // Causal attention of each token against its sequence's cache positions [0, pos].
+    // q (T, NH*HS), out (T, NH*HS); keys/values already written to the cache for these tokens.
+    void (*attention)(float *out, const float *q, const kv_cache *kv, int layer, const int32_t *seq,
+                      const int32_t *pos, int T, int NH, int NKV, int HS);
+    // out (T, C) = rows ids of the embedding table, dequantized.
+    void (*embed)(float *out, const model_tensor *table, const int32_t *ids, int T);
+} ops;
+
+extern const ops ops_ref;
+extern const ops ops_cpu;
+
+// Bytes of matmul scratch a backend needs for T rows of K inputs.
+size_t ops_matmul_scratch(const model_tensor *w, int T);
+
+#endif

@@ -1,0 +1,382 @@
+// store_files.c: the store's simple tables: uploaded files, models (which one is served)
+// and eval results. Jobs, their queue, events and checkpoints are in store_jobs.c.
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- files ----------------------------------------------------------------------------
+
+#define FILE_COLS "id, bytes, created_at, filename, purpose, status, sha256, path, line_count, error"
+
+static int file_row(sqlite3_stmt *st, void *item) {
+    store_file *f = item;
+    int oom = 0;
+    f->id = store_col_dup(st, 0, &oom);
+    f->bytes = store_col_i64(st, 1);
+    f->created_at = store_col_i64(st, 2);
+    f->filename = store_col_dup(st, 3, &oom);
+    f->purpose = store_col_dup(st, 4, &oom);
+    f->status = store_col_dup(st, 5, &oom);
+    f->sha256 = store_col_dup(st, 6, &oom);
+    f->path = store_col_dup(st, 7, &oom);
+    f->line_count = store_col_i64(st, 8);
+    f->error = store_col_dup(st, 9, &oom);
+    return oom ? TRL_ERR : TRL_OK;
+}
+
+void store_file_clear(store_file *f) {
+    if (!f) return;
+    free(f->id);
+    free(f->filename);
+    free(f->purpose);
+    free(f->status);
+    free(f->sha256);
+    free(f->path);
+    free(f->error);
+    memset(f, 0, sizeof *f);
+}
+
+static void file_clear_v(void *p) {
+    store_file_clear(p);
+}
+
+void store_files_free(store_files *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n; i++) store_file_clear(&l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+static int file_status_ok(const char *st) {
+    return st && (!strcmp(st, "uploaded") || !strcmp(st, "processed") || !strcmp(st, "error"));
+}
+
+int store_file_get(store *s, const char *id, store_file *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = store_stmt(s, "SELECT " FILE_COLS " FROM files WHERE id = ?1", e);
+    if (!st) return TRL_ERR;
+    store_bind_text(st, 1, id);
+    int rc = store_get_run(s, st, out, file_row, "get file", e);
+    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no file with id '%s'", id);
+    if (rc != TRL_OK) store_file_clear(out);
+    return rc;
+}
+
+int store_file_create(store *s, const store_file_new *in, store_file *out, trl_err *e) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!in->filename || !in->purpose) return trl_errf(e, "store: a file needs a filename and a purpose");
+    const char *status = in->status ? in->status : "uploaded";
+    if (!file_status_ok(status))
+        return trl_errf(e, "store: file status must be uploaded, processed or error, not '%s'", status);
+    if (in->bytes < 0 || in->line_count < 0) return trl_errf(e, "store: file sizes must not be negative");
+    char id[STORE_ID_MAX];
+    if (in->id && strlen(in->id) >= sizeof id) return trl_errf(e, "store: file id '%.60s…' too long", in->id);
+    if (in->id) snprintf(id, sizeof id, "%s", in->id);
+    else if (store_id_new("file", id, e) != TRL_OK) return TRL_ERR;
+
+    if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
+    sqlite3_stmt *st = store_stmt(s,
+                                  "INSERT INTO files (id, bytes, created_at, filename, purpose, status, sha256, path,"
+                                  " line_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  e);
+    if (!st) {
+        store_tx_rollback(s);
+        return TRL_ERR;
+    }
+    store_bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, in->bytes);
+    sqlite3_bind_int64(st, 3, store_now(s));
+    store_bind_text(st, 4, in->filename);
+    store_bind_text(st, 5, in->purpose);
+    store_bind_text(st, 6, status);
+    store_bind_text(st, 7, in->sha256);
+    store_bind_text(st, 8, in->path);
+    sqlite3_bind_int64(st, 9, in->line_count);
+    int rc = store_step_done(s, st, "create file", e);
+    if (rc == TRL_OK && out) rc = store_file_get(s, id, out, e);
+    if (rc != TRL_OK) {
+        store_tx_rollback(s);
+        return rc;
+    }
+    if (store_tx_commit(s, e) != TRL_OK) {
+        if (out) store_file_clear(out);
+        return TRL_ERR;
+    }
+    return TRL_OK;
+}
+
+int store_file_list(store *s, const char *purpose, const store_page *page, store_files *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    char sql[512];
+    int rc = store_list_sql(s, sql, sizeof sql, FILE_COLS, "files", purpose ? "purpose = :purpose" : NULL, page, e);
+    if (rc != TRL_OK) return rc;
+    sqlite3_stmt *st = store_stmt(s, sql, e);
+    if (!st) return TRL_ERR;
+    int limit = store_page_limit(page);
+    store_list_bind(st, page, limit);
+    if (purpose) store_bind_text(st, sqlite3_bind_parameter_index(st, ":purpose"), purpose);
+    return store_list_run(s, st, limit, sizeof(store_file), file_row, file_clear_v, (void **)&out->items, &out->n,
+                          &out->has_more, "list files", e);
+}
+
+// Runs a one-row write (UPDATE / DELETE on an id) in its own transaction; STORE_NOT_FOUND
+// when no row changed.
+static int write_one(store *s, sqlite3_stmt *st, const char *what, const char *kind, const char *id, trl_err *e) {
+    if (store_tx_begin(s, e) != TRL_OK) {
+        store_stmt_done(st);
+        return TRL_ERR;
+    }
+    int rc = store_step_done(s, st, what, e);
+    if (rc == TRL_OK && sqlite3_changes(s->db) == 0) rc = STORE_NOT_FOUND;
+    if (rc != TRL_OK) {
+        store_tx_rollback(s);
+        if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no %s with id '%s'", kind, id);
+        return rc;
+    }
+    return store_tx_commit(s, e);
+}
+
+int store_file_delete(store *s, const char *id, trl_err *e) {
+    sqlite3_stmt *st = store_stmt(s, "DELETE FROM files WHERE id = ?1", e);
+    if (!st) return TRL_ERR;
+    store_bind_text(st, 1, id);
+    return write_one(s, st, "delete file", "file", id, e);
+}
+
+int store_file_set_status(store *s, const char *id, const char *status, int64_t line_count, const char *error,
+                          trl_err *e) {
+    if (!file_status_ok(status))
+        return trl_errf(e, "store: file status must be uploaded, processed or error, not '%s'", status ? status : "(null)");
+    sqlite3_stmt *st = store_stmt(s,
+                                  "UPDATE files SET status = ?2, error = ?3,"
+                                  " line_count = CASE WHEN ?4 >= 0 THEN ?4 ELSE line_count END WHERE id = ?1",
+                                  e);
+    if (!st) return TRL_ERR;
+    store_bind_text(st, 1, id);
+    store_bind_text(st, 2, status);
+    store_bind_text(st, 3, error);
+    sqlite3_bind_int64(st, 4, line_count);
+    return write_one(s, st, "set file status", "file", id, e);
+}
+
+// ---- models ---------------------------------------------------------------------------
+
+#define MODEL_COLS "id, kind, base_model, job_id, path, created_at, served"
+
+static int model_row(sqlite3_stmt *st, void *item) {
+    store_model *m = item;
+    int oom = 0;
+    m->id = store_col_dup(st, 0, &oom);
+    m->kind = store_col_dup(st, 1, &oom);
+    m->base_model = store_col_dup(st, 2, &oom);
+    m->job_id = store_col_dup(st, 3, &oom);
+    m->path = store_col_dup(st, 4, &oom);
+    m->created_at = store_col_i64(st, 5);
+    m->served = (int)store_col_i64(st, 6);
+    return oom ? TRL_ERR : TRL_OK;
+}
+
+void store_model_clear(store_model *m) {
+    if (!m) return;
+    free(m->id);
+    free(m->kind);
+    free(m->base_model);
+    free(m->job_id);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+static void model_clear_v(void *p) {
+    store_model_clear(p);
+}
+
+void store_models_free(store_models *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n; i++) store_model_clear(&l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+int store_model_upsert(store *s, const store_model_new *in, trl_err *e) {
+    if (!in->id || !in->path || !in->kind) return trl_errf(e, "store: a model needs an id, a kind and a path");
+    if (strcmp(in->kind, "base") && strcmp(in->kind, "fine-tuned"))
+        return trl_errf(e, "store: model kind must be base or fine-tuned, not '%s'", in->kind);
+    sqlite3_stmt *st = store_stmt(s,
+                                  "INSERT INTO models (id, kind, base_model, job_id, path, created_at)"
+                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
+                                  " kind = excluded.kind, base_model = excluded.base_model,"
+                                  " job_id = excluded.job_id, path = excluded.path",
+                                  e);
+    if (!st) return TRL_ERR;
+    if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
+    store_bind_text(st, 1, in->id);
+    store_bind_text(st, 2, in->kind);
+    store_bind_text(st, 3, in->base_model);
+    store_bind_text(st, 4, in->job_id);
+    store_bind_text(st, 5, in->path);
+    sqlite3_bind_int64(st, 6, store_now(s));
+    int rc = store_step_done(s, st, "upsert model", e);
+    if (rc != TRL_OK) {
+        store_tx_rollback(s);
+        return rc;
+    }
+    return store_tx_commit(s, e);
+}
+
+int store_model_get(store *s, const char *id, store_model *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models WHERE id = ?1", e);
+    if (!st) return TRL_ERR;
+    store_bind_text(st, 1, id);
+    int rc = store_get_run(s, st, out, model_row, "get model", e);
+    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no model '%s'", id);
+    if (rc != TRL_OK) store_model_clear(out);
+    return rc;
+}
+
+int store_model_served(store *s, store_model *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models WHERE served = 1", e);
+    if (!st) return TRL_ERR;
+    int rc = store_get_run(s, st, out, model_row, "get served model", e);
+    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no model is marked served");
+    if (rc != TRL_OK) store_model_clear(out);
+    return rc;
+}
+
+int store_model_list(store *s, store_models *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models ORDER BY created_at, rowid", e);
+    if (!st) return TRL_ERR;
+    return store_list_run(s, st, 1 << 30, sizeof(store_model), model_row, model_clear_v, (void **)&out->items,
+                          &out->n, &out->has_more, "list models", e);
+}
+
+int store_model_set_served(store *s, const char *id, trl_err *e) {
+    if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
+    sqlite3_stmt *st = store_stmt(s, "UPDATE models SET served = 0 WHERE served = 1 AND id <> ?1", e);
+    int rc = TRL_ERR;
+    if (st) {
+        store_bind_text(st, 1, id);
+        rc = store_step_done(s, st, "unmark served model", e);
+    }
+    if (rc == TRL_OK) {
+        st = store_stmt(s, "UPDATE models SET served = 1 WHERE id = ?1", e);
+        rc = TRL_ERR;
+        if (st) {
+            store_bind_text(st, 1, id);
+            rc = store_step_done(s, st, "mark served model", e);
+            if (rc == TRL_OK && sqlite3_changes(s->db) == 0) {
+                trl_errf(e, "store: no model '%s'", id);
+                rc = STORE_NOT_FOUND;
+            }
+        }
+    }
+    if (rc != TRL_OK) {
+        store_tx_rollback(s);
+        return rc;
+    }
+    return store_tx_commit(s, e);
+}
+
+// ---- eval results ---------------------------------------------------------------------
+
+#define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at"
+
+static int eval_row(sqlite3_stmt *st, void *item) {
+    store_eval *r = item;
+    int oom = 0;
+    r->id = store_col_dup(st, 0, &oom);
+    r->model = store_col_dup(st, 1, &oom);
+    r->suite = store_col_dup(st, 2, &oom);
+    r->category = store_col_dup(st, 3, &oom);
+    r->score = sqlite3_column_double(st, 4);
+    r->n_cases = store_col_i64(st, 5);
+    r->report_path = store_col_dup(st, 6, &oom);
+    r->created_at = store_col_i64(st, 7);
+    return oom ? TRL_ERR : TRL_OK;
+}
+
+void store_eval_clear(store_eval *r) {
+    if (!r) return;
+    free(r->id);
+    free(r->model);
+    free(r->suite);
+    free(r->category);
+    free(r->report_path);
+    memset(r, 0, sizeof *r);
+}
+
+static void eval_clear_v(void *p) {
+    store_eval_clear(p);
+}
+
+void store_evals_free(store_evals *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n; i++) store_eval_clear(&l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err *e) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!in->model || !in->suite || !in->category)
+        return trl_errf(e, "store: an eval result needs a model, a suite and a category");
+    char id[STORE_ID_MAX];
+    if (store_id_new("eval", id, e) != TRL_OK) return TRL_ERR;
+    sqlite3_stmt *st = store_stmt(s,
+                                  "INSERT INTO eval_results (id, model, suite, category, score, n_cases, report_path,"
+                                  " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                  e);
+    if (!st) return TRL_ERR;
+    if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
+    store_bind_text(st, 1, id);
+    store_bind_text(st, 2, in->model);
+    store_bind_text(st, 3, in->suite);
+    store_bind_text(st, 4, in->category);
+    sqlite3_bind_double(st, 5, in->score);
+    sqlite3_bind_int64(st, 6, in->n_cases);
+    store_bind_text(st, 7, in->report_path);
+    sqlite3_bind_int64(st, 8, store_now(s));
+    int rc = store_step_done(s, st, "add eval result", e);
+    if (rc == TRL_OK && out) {
+        sqlite3_stmt *g = store_stmt(s, "SELECT " EVAL_COLS " FROM eval_results WHERE id = ?1", e);
+        rc = TRL_ERR;
+        if (g) {
+            store_bind_text(g, 1, id);
+            rc = store_get_run(s, g, out, eval_row, "get eval result", e);
+        }
+        if (rc != TRL_OK) store_eval_clear(out);
+    }
+    if (rc != TRL_OK) {
+        store_tx_rollback(s);
+        return rc == STORE_NOT_FOUND ? TRL_ERR : rc;
+    }
+    if (store_tx_commit(s, e) != TRL_OK) {
+        if (out) store_eval_clear(out);
+        return TRL_ERR;
+    }
+    return TRL_OK;
+}
+
+int store_eval_list(store *s, const char *model, const char *suite, const store_page *page, store_evals *out,
+                    trl_err *e) {
+    memset(out, 0, sizeof *out);
+    const char *where = model && suite ? "model = :model AND suite = :suite"
+                        : model        ? "model = :model"
+                        : suite        ? "suite = :suite"
+                                       : NULL;
+    char sql[512];
+    int rc = store_list_sql(s, sql, sizeof sql, EVAL_COLS, "eval_results", where, page, e);
+    if (rc != TRL_OK) return rc;
+    sqlite3_stmt *st = store_stmt(s, sql, e);
+    if (!st) return TRL_ERR;
+    int limit = store_page_limit(page);
+    store_list_bind(st, page, limit);
+    if (model) store_bind_text(st, sqlite3_bind_parameter_index(st, ":model"), model);
+    if (suite) store_bind_text(st, sqlite3_bind_parameter_index(st, ":suite"), suite);
+    return store_list_run(s, st, limit, sizeof(store_eval), eval_row, eval_clear_v, (void **)&out->items, &out->n,
+                          &out->has_more, "list eval results", e);
+}

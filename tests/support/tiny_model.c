@@ -1,0 +1,752 @@
+// tiny_model.c (test support): one seeded set of tiny random weights written as a Hugging
+// Face directory and as a GGUF v3 file, plus the small byte-level BPE tokenizer both carry.
+// The GGUF writer here is deliberately minimal: exactly what llama.cpp-style files contain
+// for llama/qwen2, nothing more.
+#include "tests/support/tiny_model.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/safetensors.h"
+
+// ---- the tokenizer ----
+
+enum { N_SPECIAL = 3, FIRST_BYTE = 3, FIRST_MERGE = 3 + 256 };
+static const char *const SPECIALS[N_SPECIAL] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+
+// Merges of raw text pieces, in rank order; each side is a byte or an earlier merge's result.
+static const char *const MERGES[][2] = {
+    {" ", "t"},  {"h", "e"},  {" ", "a"},   {"i", "n"},  {" t", "he"}, {"e", "r"},  {"o", "n"},    {" ", "s"},
+    {"r", "e"},  {"a", "t"},  {"e", "n"},   {"o", "r"},  {" ", "o"},   {" ", "c"},  {"e", "s"},    {" ", "w"},
+    {"i", "s"},  {"a", "n"},  {" ", "f"},   {" ", "p"},  {"in", "g"},  {" ", "b"},  {"o", "u"},    {"a", "l"},
+    {" ", "m"},  {"i", "t"},  {" ", "d"},   {" ", "i"},  {" ", "in"},  {"l", "e"},  {" t", "o"},   {" a", "n"},
+    {" an", "d"}, {" o", "f"}, {" ", "h"},  {" ", "n"},  {" ", "l"},   {" ", "{"},  {"\"", ":"},   {" ", "\""},
+    {"n", "a"},  {"m", "e"},  {"na", "me"}, {" s", "t"}, {" ", "is"},  {"\n", "\n"}, {" ", " "},  {"i", "on"},
+    {"at", "ion"}, {" w", "e"}, {"t", "o"}, {"o", "l"},  {"to", "ol"},
+};
+#define N_MERGES ((int)(sizeof(MERGES) / sizeof(MERGES[0])))
+
+static const char CHAT_TEMPLATE[] =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+int tiny_model_n_tokens(void) { return FIRST_MERGE + N_MERGES; }
+
+int tiny_model_n_vocab(const tiny_model_spec *s) { return tiny_model_n_tokens() + s->n_vocab_extra; }
+
+// GPT-2 bytes_to_unicode: byte b → a code point, written as UTF-8 into out (NUL-terminated).
+static void byte_to_utf8(int b, char out[3]) {
+    int cp = b;
+    if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))) {
+        int k = 0;
+        for (int x = 0; x < b; x++)
+            if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) k++;
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = 0;
+    }
+}
+
+// The byte-level form of raw text (malloc'd).
+static char *byte_encode(const char *raw) {
+    size_t n = strlen(raw);
+    char *out = malloc(2 * n + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char u[3];
+        byte_to_utf8((unsigned char)raw[i], u);
+        size_t k = strlen(u);
+        memcpy(p, u, k);
+        p += k;
+    }
+    *p = 0;
+    return out;
+}
+
+typedef struct {
+    int n;            // tokens
+    char **text;      // byte-level form (specials verbatim)
+    int32_t *type;    // TOKEN_* numbering (1 normal, 3 control)
+    char **merge;     // "A B" in byte-level form
+} tiny_vocab;
+
+static void vocab_free(tiny_vocab *v) {
+    for (int i = 0; i < v->n; i++) free(v->text[i]);
+    for (int i = 0; v->merge && i < N_MERGES; i++) free(v->merge[i]);
+    free(v->text);
+    free(v->type);
+    free(v->merge);
+    memset(v, 0, sizeof(*v));
+}
+
+static int vocab_find(const tiny_vocab *v, const char *s) {
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->text[i], s) == 0) return i;
+    return -1;
+}
+
+static int vocab_build(tiny_vocab *v, trl_err *e) {
+    memset(v, 0, sizeof(*v));
+    int total = tiny_model_n_tokens();
+    v->text = calloc((size_t)total, sizeof(char *));
+    v->type = calloc((size_t)total, sizeof(int32_t));
+    v->merge = calloc(N_MERGES, sizeof(char *));
+    if (!v->text || !v->type || !v->merge) goto oom;
+    for (int i = 0; i < N_SPECIAL; i++) {
+        v->text[i] = strdup(SPECIALS[i]);
+        v->type[i] = 3;
+        v->n++;
+        if (!v->text[i]) goto oom;
+    }
+    for (int b = 0; b < 256; b++) {
+        v->text[v->n] = malloc(3);
+        if (!v->text[v->n]) goto oom;
+        byte_to_utf8(b, v->text[v->n]);
+        v->type[v->n++] = 1;
+    }
+    for (int i = 0; i < N_MERGES; i++) {
+        char *a = byte_encode(MERGES[i][0]), *b = byte_encode(MERGES[i][1]);
+        size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+        char *pair = malloc(la + lb + 2), *tok = malloc(la + lb + 1);
+        if (!a || !b || !pair || !tok) {
+            free(a), free(b), free(pair), free(tok);
+            goto oom;
+        }
+        memcpy(pair, a, la);
+        pair[la] = ' ';
+        memcpy(pair + la + 1, b, lb + 1);
+        memcpy(tok, a, la);
+        memcpy(tok + la, b, lb + 1);
+        int ok = vocab_find(v, a) >= 0 && vocab_find(v, b) >= 0 && vocab_find(v, tok) < 0;
+        free(a), free(b);
+        v->merge[i] = pair;
+        v->text[v->n] = tok;
+        v->type[v->n++] = 1;
+        if (!ok) {
+            vocab_free(v);
+            return trl_errf(e, "tiny_model: merge %d (\"%s\" + \"%s\") is not buildable", i, MERGES[i][0],
+                            MERGES[i][1]);
+        }
+    }
+    return TRL_OK;
+oom:
+    vocab_free(v);
+    return trl_errf(e, "tiny_model: out of memory");
+}
+
+// ---- the weights ----
+
+typedef struct {
+    char hf[96], gg[64];
+    int n_dims;            // 1 or 2
+    int64_t rows, cols;    // HF shape [rows, cols] ([rows] when 1-D)
+    int perm_heads;        // GGUF llama Q/K: heads whose rows are interleaved
+    float *data;
+} tiny_tensor;
+
+typedef struct {
+    int n, cap;
+    tiny_tensor *t;
+} tiny_set;
+
+static void set_free(tiny_set *ts) {
+    for (int i = 0; i < ts->n; i++) free(ts->t[i].data);
+    free(ts->t);
+    memset(ts, 0, sizeof(*ts));
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+// Uniform in [-1, 1).
+static float urand(uint64_t *st) { return (float)(splitmix(st) >> 40) / 8388608.0f - 1.0f; }
+
+// Appends a tensor of uniform values center + scale·U(-1, 1).
+static int add(tiny_set *ts, uint64_t *rng, const char *hf, const char *gg, int64_t rows, int64_t cols, float center,
+               float scale, int perm_heads) {
+    if (ts->n == ts->cap) {
+        int ncap = ts->cap ? 2 * ts->cap : 32;
+        tiny_tensor *nt = realloc(ts->t, sizeof(*nt) * (size_t)ncap);
+        if (!nt) return TRL_ERR;
+        ts->t = nt;
+        ts->cap = ncap;
+    }
+    tiny_tensor *t = &ts->t[ts->n];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->hf, sizeof(t->hf), "%s", hf);
+    snprintf(t->gg, sizeof(t->gg), "%s", gg);
+    t->n_dims = cols ? 2 : 1;
+    t->rows = rows;
+    t->cols = cols;
+    t->perm_heads = perm_heads;
+    int64_t n = rows * (cols ? cols : 1);
+    t->data = malloc(sizeof(float) * (size_t)n);
+    if (!t->data) return TRL_ERR;
+    for (int64_t i = 0; i < n; i++) t->data[i] = center + scale * urand(rng);
+    ts->n++;
+    return TRL_OK;
+}
+
+static int spec_check(const tiny_model_spec *s, trl_err *e) {
+    int hd = s->head_dim ? s->head_dim : (s->n_head ? s->n_embd / s->n_head : 0);
+    if (s->arch != MODEL_ARCH_LLAMA && s->arch != MODEL_ARCH_QWEN2) return trl_errf(e, "tiny_model: bad arch %d", s->arch);
+    if (s->n_embd < 1 || s->n_layer < 1 || s->n_head < 1 || s->n_head_kv < 1 || s->n_ff < 1 || s->n_ctx < 1 ||
+        hd < 2 || hd % 2 || s->n_head % s->n_head_kv || s->n_vocab_extra < 0 || s->n_embd > 4096 || s->n_ff > 16384 ||
+        s->n_layer > 64 || s->n_head > 64 || hd > 512 || s->n_vocab_extra > 100000)
+        return trl_errf(e, "tiny_model: bad dimensions");
+    return TRL_OK;
+}
+
+// Every weight of s in HF order; the same values whatever the output format.
+static int set_build(const tiny_model_spec *s, tiny_set *ts, trl_err *e) {
+    memset(ts, 0, sizeof(*ts));
+    if (spec_check(s, e)) return TRL_ERR;
+    uint64_t rng = s->seed;
+    int64_t V = tiny_model_n_vocab(s), C = s->n_embd, F = s->n_ff;
+    int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
+    int64_t QD = (int64_t)s->n_head * hd, KVD = (int64_t)s->n_head_kv * hd;
+    const float W = 0.1f;
+    int llama = s->arch == MODEL_ARCH_LLAMA;
+    int bad = add(ts, &rng, "model.embed_tokens.weight", "token_embd.weight", V, C, 0, W, 0);
+    for (int l = 0; l < s->n_layer && !bad; l++) {
+        char h[96], g[64];
+#define T(hs, gs, r, c, ctr, sc, ph)                                                                             \
+    (snprintf(h, sizeof(h), "model.layers.%d.%s", l, hs), snprintf(g, sizeof(g), "blk.%d.%s", l, gs),           \
+     add(ts, &rng, h, g, r, c, ctr, sc, ph))
+        bad = T("input_layernorm.weight", "attn_norm.weight", C, 0, 1.0f, 0.2f, 0) ||
+              T("self_attn.q_proj.weight", "attn_q.weight", QD, C, 0, W, llama ? s->n_head : 0) ||
+              T("self_attn.k_proj.weight", "attn_k.weight", KVD, C, 0, W, llama ? s->n_head_kv : 0) ||
+              T("self_attn.v_proj.weight", "attn_v.weight", KVD, C, 0, W, 0);
+        if (!bad && !llama)
+            bad = T("self_attn.q_proj.bias", "attn_q.bias", QD, 0, 0, 0.2f, 0) ||
+                  T("self_attn.k_proj.bias", "attn_k.bias", KVD, 0, 0, 0.2f, 0) ||
+                  T("self_attn.v_proj.bias", "attn_v.bias", KVD, 0, 0, 0.2f, 0);
+        if (!bad)
+            bad = T("self_attn.o_proj.weight", "attn_output.weight", C, QD, 0, W, 0) ||
+                  T("post_attention_layernorm.weight", "ffn_norm.weight", C, 0, 1.0f, 0.2f, 0) ||
+                  T("mlp.gate_proj.weight", "ffn_gate.weight", F, C, 0, W, 0) ||
+                  T("mlp.up_proj.weight", "ffn_up.weight", F, C, 0, W, 0) ||
+                  T("mlp.down_proj.weight", "ffn_down.weight", C, F, 0, W, 0);
+#undef T
+    }
+    if (!bad) bad = add(ts, &rng, "model.norm.weight", "output_norm.weight", C, 0, 1.0f, 0.2f, 0);
+    if (!bad && !s->tied) bad = add(ts, &rng, "lm_head.weight", "output.weight", V, C, 0, W, 0);
+    if (bad) {
+        set_free(ts);
+        return trl_errf(e, "tiny_model: out of memory");
+    }
+    return TRL_OK;
+}
+
+tiny_model_spec tiny_model_default(int arch) {
+    tiny_model_spec s;
+    memset(&s, 0, sizeof(s));
+    s.arch = arch;
+    s.n_vocab_extra = arch == MODEL_ARCH_QWEN2 ? 16 : 0;
+    s.n_embd = 64;
+    s.n_layer = 2;
+    s.n_head = 4;
+    s.n_head_kv = 2;
+    s.n_ff = 128;
+    s.n_ctx = 128;
+    s.rope_theta = 10000.0f;
+    s.rms_eps = 1e-5f;
+    s.tied = arch == MODEL_ARCH_QWEN2;
+    s.seed = 42;
+    s.hf_dtype = QTYPE_F32;
+    s.hf_shards = 1;
+    return s;
+}
+
+float *tiny_model_weight(const tiny_model_spec *s, const char *hf_name, int64_t *numel) {
+    tiny_set ts;
+    trl_err e;
+    if (set_build(s, &ts, &e)) return NULL;
+    float *out = NULL;
+    for (int i = 0; i < ts.n; i++) {
+        if (strcmp(ts.t[i].hf, hf_name) == 0) {
+            out = ts.t[i].data;
+            ts.t[i].data = NULL;
+            if (numel) *numel = ts.t[i].rows * (ts.t[i].cols ? ts.t[i].cols : 1);
+        }
+    }
+    set_free(&ts);
+    return out;
+}
+
+// ---- files ----
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, name, b + 1);
+    }
+    return p;
+}
+
+static int write_bytes(const char *path, const void *data, size_t n, trl_err *e) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return trl_errf(e, "%s: %s", path, strerror(errno));
+    size_t w = fwrite(data, 1, n, f);
+    int bad = w != n || ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    return bad ? trl_errf(e, "%s: write failed", path) : TRL_OK;
+}
+
+// Prints a cJSON tree into dir/name.
+static int write_json(const char *dir, const char *name, cJSON *root, trl_err *e) {
+    char *p = join(dir, name);
+    char *s = root ? cJSON_Print(root) : NULL;
+    int rc = p && s ? write_bytes(p, s, strlen(s), e) : trl_errf(e, "tiny_model: out of memory");
+    free(p);
+    free(s);
+    return rc;
+}
+
+static cJSON *config_json(const tiny_model_spec *s) {
+    int llama = s->arch == MODEL_ARCH_LLAMA;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(a, cJSON_CreateString(llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"));
+    cJSON_AddStringToObject(o, "model_type", llama ? "llama" : "qwen2");
+    cJSON_AddNumberToObject(o, "bos_token_id", 1);
+    cJSON_AddNumberToObject(o, "eos_token_id", 2);
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddNumberToObject(o, "hidden_size", s->n_embd);
+    cJSON_AddNumberToObject(o, "intermediate_size", s->n_ff);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", s->n_ctx);
+    cJSON_AddNumberToObject(o, "num_attention_heads", s->n_head);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", s->n_layer);
+    cJSON_AddNumberToObject(o, "num_key_value_heads", s->n_head_kv);
+    if (s->head_dim) cJSON_AddNumberToObject(o, "head_dim", s->head_dim);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", s->rms_eps);
+    cJSON_AddNullToObject(o, "rope_scaling");
+    cJSON_AddNumberToObject(o, "rope_theta", s->rope_theta);
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", s->tied);
+    cJSON_AddStringToObject(o, "torch_dtype", s->hf_dtype == QTYPE_BF16  ? "bfloat16"
+                                              : s->hf_dtype == QTYPE_F16 ? "float16"
+                                                                         : "float32");
+    if (llama) {
+        cJSON_AddBoolToObject(o, "attention_bias", 0);
+        cJSON_AddBoolToObject(o, "mlp_bias", 0);
+    } else {
+        cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+    }
+    cJSON_AddNumberToObject(o, "vocab_size", tiny_model_n_vocab(s));
+    return o;
+}
+
+static cJSON *tokenizer_json(const tiny_vocab *v) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", "1.0");
+    cJSON_AddNullToObject(o, "truncation");
+    cJSON_AddNullToObject(o, "padding");
+    cJSON *added = cJSON_AddArrayToObject(o, "added_tokens");
+    for (int i = 0; i < N_SPECIAL; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddNumberToObject(t, "id", i);
+        cJSON_AddStringToObject(t, "content", SPECIALS[i]);
+        cJSON_AddBoolToObject(t, "single_word", 0);
+        cJSON_AddBoolToObject(t, "lstrip", 0);
+        cJSON_AddBoolToObject(t, "rstrip", 0);
+        cJSON_AddBoolToObject(t, "normalized", 0);
+        cJSON_AddBoolToObject(t, "special", 1);
+        cJSON_AddItemToArray(added, t);
+    }
+    cJSON_AddNullToObject(o, "normalizer");
+    cJSON *pre = cJSON_AddObjectToObject(o, "pre_tokenizer");
+    cJSON_AddStringToObject(pre, "type", "Sequence");
+    cJSON *list = cJSON_AddArrayToObject(pre, "pretokenizers");
+    cJSON *dig = cJSON_CreateObject();
+    cJSON_AddStringToObject(dig, "type", "Digits");
+    cJSON_AddBoolToObject(dig, "individual_digits", 1);
+    cJSON_AddItemToArray(list, dig);
+    cJSON *bl = cJSON_CreateObject();
+    cJSON_AddStringToObject(bl, "type", "ByteLevel");
+    cJSON_AddBoolToObject(bl, "add_prefix_space", 0);
+    cJSON_AddBoolToObject(bl, "trim_offsets", 1);
+    cJSON_AddBoolToObject(bl, "use_regex", 1);
+    cJSON_AddItemToArray(list, bl);
+    cJSON_AddNullToObject(o, "post_processor");
+    cJSON *dec = cJSON_AddObjectToObject(o, "decoder");
+    cJSON_AddStringToObject(dec, "type", "ByteLevel");
+    cJSON_AddBoolToObject(dec, "add_prefix_space", 1);
+    cJSON_AddBoolToObject(dec, "trim_offsets", 1);
+    cJSON_AddBoolToObject(dec, "use_regex", 1);
+    cJSON *m = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddStringToObject(m, "type", "BPE");
+    cJSON_AddNullToObject(m, "dropout");
+    cJSON_AddNullToObject(m, "unk_token");
+    cJSON_AddNullToObject(m, "continuing_subword_prefix");
+    cJSON_AddNullToObject(m, "end_of_word_suffix");
+    cJSON_AddBoolToObject(m, "fuse_unk", 0);
+    cJSON_AddBoolToObject(m, "byte_fallback", 0);
+    cJSON_AddBoolToObject(m, "ignore_merges", 0);
+    cJSON *vocab = cJSON_AddObjectToObject(m, "vocab");
+    for (int i = 0; i < v->n; i++) cJSON_AddNumberToObject(vocab, v->text[i], i);
+    cJSON *merges = cJSON_AddArrayToObject(m, "merges");
+    for (int i = 0; i < N_MERGES; i++) cJSON_AddItemToArray(merges, cJSON_CreateString(v->merge[i]));
+    return o;
+}
+
+static cJSON *tokenizer_config_json(void) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "add_bos_token", 0);
+    cJSON_AddStringToObject(o, "bos_token", SPECIALS[1]);
+    cJSON_AddStringToObject(o, "eos_token", SPECIALS[2]);
+    cJSON_AddStringToObject(o, "chat_template", CHAT_TEMPLATE);
+    cJSON_AddNumberToObject(o, "model_max_length", 2048);
+    return o;
+}
+
+// Writes tensors [lo, hi) of ts to path in the spec's dtype.
+static int write_shard(const tiny_model_spec *s, const tiny_set *ts, int lo, int hi, const char *path, trl_err *e) {
+    int n = hi - lo, rc = TRL_ERR;
+    safetensors_wtensor *w = calloc((size_t)n, sizeof(*w));
+    int64_t *shapes = calloc((size_t)n * 2, sizeof(int64_t));
+    void **conv = calloc((size_t)n, sizeof(void *));
+    if (!w || !shapes || !conv) {
+        trl_errf(e, "tiny_model: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const tiny_tensor *t = &ts->t[lo + i];
+        int64_t numel = t->rows * (t->cols ? t->cols : 1);
+        shapes[2 * i] = t->rows;
+        shapes[2 * i + 1] = t->cols;
+        w[i] = (safetensors_wtensor){t->hf, s->hf_dtype, t->n_dims, &shapes[2 * i], t->data};
+        if (s->hf_dtype == QTYPE_F16 || s->hf_dtype == QTYPE_BF16) {
+            uint16_t *h = malloc(sizeof(uint16_t) * (size_t)numel);
+            if (!h) {
+                trl_errf(e, "tiny_model: out of memory");
+                goto done;
+            }
+            for (int64_t k = 0; k < numel; k++)
+                h[k] = s->hf_dtype == QTYPE_F16 ? fp32_to_fp16(t->data[k]) : fp32_to_bf16(t->data[k]);
+            conv[i] = h;
+            w[i].data = h;
+        } else if (s->hf_dtype != QTYPE_F32) {
+            trl_errf(e, "tiny_model: hf_dtype %u is not F32, F16 or BF16", s->hf_dtype);
+            goto done;
+        }
+    }
+    const char *meta[] = {"format", "pt", NULL};
+    rc = safetensors_write(path, w, n, meta, e);
+done:
+    for (int i = 0; conv && i < n; i++) free(conv[i]);
+    free(conv);
+    free(shapes);
+    free(w);
+    return rc;
+}
+
+static int write_weights(const tiny_model_spec *s, const tiny_set *ts, const char *dir, trl_err *e) {
+    if (s->hf_shards <= 1) {
+        char *p = join(dir, "model.safetensors");
+        int rc = p ? write_shard(s, ts, 0, ts->n, p, e) : trl_errf(e, "tiny_model: out of memory");
+        free(p);
+        return rc;
+    }
+    if (s->hf_shards != 2) return trl_errf(e, "tiny_model: hf_shards must be 1 or 2");
+    static const char *const names[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    int cut = ts->n / 2;
+    size_t esize = s->hf_dtype == QTYPE_F32 ? 4 : 2;
+    double total = 0;
+    cJSON *idx = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(idx, "metadata");
+    cJSON *wm = cJSON_AddObjectToObject(idx, "weight_map");
+    int rc = TRL_OK;
+    for (int k = 0; k < 2 && rc == TRL_OK; k++) {
+        int lo = k ? cut : 0, hi = k ? ts->n : cut;
+        for (int i = lo; i < hi; i++) {
+            cJSON_AddStringToObject(wm, ts->t[i].hf, names[k]);
+            total += (double)(ts->t[i].rows * (ts->t[i].cols ? ts->t[i].cols : 1)) * (double)esize;
+        }
+        char *p = join(dir, names[k]);
+        rc = p ? write_shard(s, ts, lo, hi, p, e) : trl_errf(e, "tiny_model: out of memory");
+        free(p);
+    }
+    cJSON_AddNumberToObject(meta, "total_size", total);
+    if (rc == TRL_OK) rc = write_json(dir, "model.safetensors.index.json", idx, e);
+    cJSON_Delete(idx);
+    return rc;
+}
+
+int tiny_model_write_hf(const tiny_model_spec *s, const char *dir, trl_err *e) {
+    tiny_set ts;
+    tiny_vocab v;
+    if (set_build(s, &ts, e)) return TRL_ERR;
+    if (vocab_build(&v, e)) {
+        set_free(&ts);
+        return TRL_ERR;
+    }
+    cJSON *cfg = config_json(s), *tok = tokenizer_json(&v), *tcfg = tokenizer_config_json();
+    int rc = TRL_ERR;
+    if (write_json(dir, "config.json", cfg, e) == TRL_OK && write_json(dir, "tokenizer.json", tok, e) == TRL_OK &&
+        write_json(dir, "tokenizer_config.json", tcfg, e) == TRL_OK && write_weights(s, &ts, dir, e) == TRL_OK)
+        rc = TRL_OK;
+    cJSON_Delete(cfg);
+    cJSON_Delete(tok);
+    cJSON_Delete(tcfg);
+    vocab_free(&v);
+    set_free(&ts);
+    return rc;
+}
+
+// ---- GGUF ----
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} gbuf;
+
+static void g_put(gbuf *b, const void *d, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->n + n) ncap *= 2;
+        uint8_t *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    if (n) memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void g_u32(gbuf *b, uint32_t v) {
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    g_put(b, x, 4);
+}
+
+static void g_u64(gbuf *b, uint64_t v) {
+    g_u32(b, (uint32_t)v);
+    g_u32(b, (uint32_t)(v >> 32));
+}
+
+static void g_f32(gbuf *b, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    g_u32(b, u);
+}
+
+static void g_str(gbuf *b, const char *s) {
+    size_t n = strlen(s);
+    g_u64(b, n);
+    g_put(b, s, n);
+}
+
+static void g_pad(gbuf *b, size_t align) {
+    static const uint8_t zero[64];
+    while (b->n % align) g_put(b, zero, 1);
+}
+
+enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_BOOL = 7, GT_STR = 8, GT_ARR = 9 };
+
+static void kv_str(gbuf *b, int *n, const char *k, const char *v) {
+    g_str(b, k), g_u32(b, GT_STR), g_str(b, v), (*n)++;
+}
+static void kv_u32(gbuf *b, int *n, const char *k, uint32_t v) { g_str(b, k), g_u32(b, GT_U32), g_u32(b, v), (*n)++; }
+static void kv_f32(gbuf *b, int *n, const char *k, float v) { g_str(b, k), g_u32(b, GT_F32), g_f32(b, v), (*n)++; }
+static void kv_bool(gbuf *b, int *n, const char *k, int v) {
+    uint8_t x = (uint8_t)(v != 0);
+    g_str(b, k), g_u32(b, GT_BOOL), g_put(b, &x, 1), (*n)++;
+}
+
+// An arch-prefixed key.
+static const char *ak(char *buf, size_t cap, const char *arch, const char *suffix) {
+    snprintf(buf, cap, "%s.%s", arch, suffix);
+    return buf;
+}
+
+static uint32_t file_type_of(uint32_t wtype) {
+    switch (wtype) {
+    case QTYPE_F32: return 0;
+    case QTYPE_F16: return 1;
+    case QTYPE_Q4_0: return 2;
+    case QTYPE_Q4_1: return 3;
+    case QTYPE_Q8_0: return 7;
+    case QTYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+// The GGUF bytes of one tensor: Q/K rows interleaved for llama, then converted to its type.
+static int tensor_bytes(const tiny_tensor *t, uint32_t type, int head_dim, gbuf *out, trl_err *e) {
+    int64_t cols = t->cols ? t->cols : t->rows, rows = t->cols ? t->rows : 1;
+    size_t rb = qtype_row_bytes(type, cols);
+    if (rb == 0) return trl_errf(e, "tiny_model: %s: %lld columns do not fit type %u", t->gg, (long long)cols, type);
+    float *perm = NULL;
+    const float *src = t->data;
+    if (t->perm_heads) {
+        perm = malloc(sizeof(float) * (size_t)(rows * cols));
+        if (!perm) return trl_errf(e, "tiny_model: out of memory");
+        int half = head_dim / 2;
+        for (int h = 0; h < t->perm_heads; h++) {
+            for (int i = 0; i < half; i++) {
+                int64_t base = (int64_t)h * head_dim;
+                memcpy(perm + (base + 2 * i) * cols, src + (base + i) * cols, sizeof(float) * (size_t)cols);
+                memcpy(perm + (base + 2 * i + 1) * cols, src + (base + i + half) * cols, sizeof(float) * (size_t)cols);
+            }
+        }
+        src = perm;
+    }
+    uint8_t *row = malloc(rb);
+    if (!row) {
+        free(perm);
+        return trl_errf(e, "tiny_model: out of memory");
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        quantize_row(type, src + r * cols, row, cols);
+        g_put(out, row, rb);
+    }
+    free(row);
+    free(perm);
+    return out->oom ? trl_errf(e, "tiny_model: out of memory") : TRL_OK;
+}
+
+int tiny_model_write_gguf(const tiny_model_spec *s, uint32_t wtype, const char *path, trl_err *e) {
+    if (wtype != QTYPE_F32 && wtype != QTYPE_F16 && wtype != QTYPE_BF16 && wtype != QTYPE_Q8_0 &&
+        wtype != QTYPE_Q4_0 && wtype != QTYPE_Q4_1)
+        return trl_errf(e, "tiny_model: cannot write weight type %u", wtype);
+    tiny_set ts;
+    tiny_vocab v;
+    if (set_build(s, &ts, e)) return TRL_ERR;
+    if (vocab_build(&v, e)) {
+        set_free(&ts);
+        return TRL_ERR;
+    }
+    const char *arch = s->arch == MODEL_ARCH_LLAMA ? "llama" : "qwen2";
+    int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
+    int V = tiny_model_n_vocab(s);
+    gbuf kv = {0}, info = {0}, data = {0}, file = {0};
+    int n_kv = 0, rc = TRL_ERR;
+    char k[96];
+    kv_str(&kv, &n_kv, "general.architecture", arch);
+    kv_str(&kv, &n_kv, "general.name", "tiny");
+    kv_u32(&kv, &n_kv, "general.alignment", 32);
+    kv_u32(&kv, &n_kv, "general.file_type", file_type_of(wtype));
+    kv_u32(&kv, &n_kv, "general.quantization_version", 2);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "vocab_size"), (uint32_t)V);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "context_length"), (uint32_t)s->n_ctx);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "embedding_length"), (uint32_t)s->n_embd);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "block_count"), (uint32_t)s->n_layer);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "feed_forward_length"), (uint32_t)s->n_ff);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.head_count"), (uint32_t)s->n_head);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.head_count_kv"), (uint32_t)s->n_head_kv);
+    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "rope.dimension_count"), (uint32_t)hd);
+    if (s->head_dim) {
+        kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.key_length"), (uint32_t)hd);
+        kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.value_length"), (uint32_t)hd);
+    }
+    kv_f32(&kv, &n_kv, ak(k, sizeof(k), arch, "rope.freq_base"), s->rope_theta);
+    kv_f32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.layer_norm_rms_epsilon"), s->rms_eps);
+    kv_str(&kv, &n_kv, "tokenizer.ggml.model", "gpt2");
+    kv_str(&kv, &n_kv, "tokenizer.ggml.pre", "smollm");
+    // Token list padded to the embedding size the way llama.cpp's converter does.
+    g_str(&kv, "tokenizer.ggml.tokens"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_STR), g_u64(&kv, (uint64_t)V), n_kv++;
+    for (int i = 0; i < V; i++) {
+        char pad[32];
+        snprintf(pad, sizeof(pad), "[PAD%d]", i);
+        g_str(&kv, i < v.n ? v.text[i] : pad);
+    }
+    g_str(&kv, "tokenizer.ggml.token_type"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_I32), g_u64(&kv, (uint64_t)V), n_kv++;
+    for (int i = 0; i < V; i++) g_u32(&kv, (uint32_t)(i < v.n ? v.type[i] : 5));
+    g_str(&kv, "tokenizer.ggml.merges"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_STR), g_u64(&kv, N_MERGES), n_kv++;
+    for (int i = 0; i < N_MERGES; i++) g_str(&kv, v.merge[i]);
+    kv_u32(&kv, &n_kv, "tokenizer.ggml.bos_token_id", 1);
+    kv_u32(&kv, &n_kv, "tokenizer.ggml.eos_token_id", 2);
+    kv_u32(&kv, &n_kv, "tokenizer.ggml.padding_token_id", 2);
+    kv_bool(&kv, &n_kv, "tokenizer.ggml.add_bos_token", 0);
+    kv_str(&kv, &n_kv, "tokenizer.chat_template", CHAT_TEMPLATE);
+
+    for (int i = 0; i < ts.n; i++) {
+        const tiny_tensor *t = &ts.t[i];
+        uint32_t type = t->n_dims == 2 ? wtype : QTYPE_F32;
+        g_str(&info, t->gg);
+        g_u32(&info, (uint32_t)t->n_dims);
+        if (t->n_dims == 2) {
+            g_u64(&info, (uint64_t)t->cols);
+            g_u64(&info, (uint64_t)t->rows);
+        } else {
+            g_u64(&info, (uint64_t)t->rows);
+        }
+        g_u32(&info, type);
+        g_u64(&info, (uint64_t)data.n);
+        if (tensor_bytes(t, type, hd, &data, e)) goto done;
+        g_pad(&data, 32);
+    }
+    g_put(&file, "GGUF", 4);
+    g_u32(&file, 3);
+    g_u64(&file, (uint64_t)ts.n);
+    g_u64(&file, (uint64_t)n_kv);
+    g_put(&file, kv.p, kv.n);
+    g_put(&file, info.p, info.n);
+    g_pad(&file, 32);
+    g_put(&file, data.p, data.n);
+    if (kv.oom || info.oom || data.oom || file.oom) {
+        trl_errf(e, "tiny_model: out of memory");
+        goto done;
+    }
+    rc = write_bytes(path, file.p, file.n, e);
+done:
+    free(kv.p);
+    free(info.p);
+    free(data.p);
+    free(file.p);
+    vocab_free(&v);
+    set_free(&ts);
+    return rc;
+}
+
+// ---- temporary directories ----
+
+int tiny_model_tempdir(char *out, size_t cap) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !base[0]) base = "/tmp";
+    int n = snprintf(out, cap, "%s/toolrl-test-XXXXXX", base);
+    if (n < 0 || (size_t)n >= cap) return TRL_ERR;
+    return mkdtemp(out) ? TRL_OK : TRL_ERR;
+}
+
+void tiny_model_rmdir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        char *p = join(dir, de->d_name);
+        if (!p) continue;
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) tiny_model_rmdir(p);
+        else unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}

@@ -1,0 +1,164 @@
+// test_ops.c: every op of the fast CPU backend against the fp32 reference (ops_ref):
+// rmsnorm, rope (both pairings, several positions), swiglu, add, embedding lookup,
+// attention (several sequences, GQA, long caches crossing the online-softmax chunks), and
+// matmul for F32 and each quantized type with a fast kernel.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ops.h"
+#include "quant.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static float *rand_vec(size_t n, float scale) {
+    float *v = malloc(n * sizeof(float));
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+
+// max |a-b| / (max |b| + tiny): a normalised error that does not blow up near zero.
+static double rel_err(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs((double)b[i]));
+        if (isnan(a[i]) != isnan(b[i])) return INFINITY;
+    }
+    return md / mb;
+}
+
+static void test_rmsnorm(void **state) {
+    (void)state;
+    int T = 5, C = 576;
+    float *x = rand_vec((size_t)T * C, 3), *w = rand_vec(C, 1), *a = rand_vec((size_t)T * C, 1),
+          *b = rand_vec((size_t)T * C, 1);
+    ops_ref.rmsnorm(a, x, w, T, C, 1e-5f);
+    ops_cpu.rmsnorm(b, x, w, T, C, 1e-5f);
+    assert_true(rel_err(b, a, (size_t)T * C) < 1e-5);
+    free(x), free(w), free(a), free(b);
+}
+
+static void test_rope(void **state) {
+    (void)state;
+    int T = 6, NH = 9, NKV = 3, HS = 64;
+    int32_t pos[] = {0, 1, 17, 100, 2047, 8000};
+    for (int style = 0; style <= 2; style += 2) {
+        float *q = rand_vec((size_t)T * NH * HS, 1), *k = rand_vec((size_t)T * NKV * HS, 1);
+        float *q2 = malloc(sizeof(float) * T * NH * HS), *k2 = malloc(sizeof(float) * T * NKV * HS);
+        memcpy(q2, q, sizeof(float) * T * NH * HS);
+        memcpy(k2, k, sizeof(float) * T * NKV * HS);
+        float *q0 = malloc(sizeof(float) * T * NH * HS);
+        memcpy(q0, q, sizeof(float) * T * NH * HS);
+        ops_ref.rope(q, k, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style);
+        ops_cpu.rope(q2, k2, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style);
+        assert_true(rel_err(q2, q, (size_t)T * NH * HS) < 1e-5);
+        assert_true(rel_err(k2, k, (size_t)T * NKV * HS) < 1e-5);
+        // position 0 is the identity, and rotation preserves each head's norm
+        assert_true(rel_err(q, q0, (size_t)NH * HS) == 0);
+        double n0 = 0, n1 = 0;
+        for (int i = 0; i < HS; i++) n0 += q0[4 * NH * HS + i] * q0[4 * NH * HS + i], n1 += q[4 * NH * HS + i] * q[4 * NH * HS + i];
+        assert_true(fabs(n0 - n1) < 1e-4 * n0);
+        free(q), free(k), free(q2), free(k2), free(q0);
+    }
+}
+
+static void test_swiglu_add(void **state) {
+    (void)state;
+    size_t n = 40000;
+    float *g = rand_vec(n, 8), *u = rand_vec(n, 2), *a = malloc(n * 4), *b = malloc(n * 4);
+    ops_ref.swiglu(a, g, u, (int64_t)n);
+    ops_cpu.swiglu(b, g, u, (int64_t)n);
+    assert_true(rel_err(b, a, n) < 1e-6);
+    ops_ref.add(a, u, (int64_t)n);
+    ops_cpu.add(b, u, (int64_t)n);
+    assert_true(rel_err(b, a, n) < 1e-6);
+    free(g), free(u), free(a), free(b);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    int L = 2, NSEQ = 3, NCTX = 300, NH = 6, NKV = 2, HS = 16, kvd = NKV * HS;
+    kv_cache kv = {rand_vec((size_t)L * NSEQ * NCTX * kvd, 2), rand_vec((size_t)L * NSEQ * NCTX * kvd, 1), L, NSEQ,
+                   NCTX, kvd};
+    // tokens at the start, in the middle of a chunk, and past the 128-position chunks
+    int32_t seq[] = {0, 1, 2, 2, 1}, pos[] = {0, 5, 127, 128, 299};
+    int T = 5;
+    float *q = rand_vec((size_t)T * NH * HS, 2), *a = malloc(sizeof(float) * T * NH * HS),
+          *b = malloc(sizeof(float) * T * NH * HS);
+    for (int layer = 0; layer < L; layer++) {
+        ops_ref.attention(a, q, &kv, layer, seq, pos, T, NH, NKV, HS);
+        ops_cpu.attention(b, q, &kv, layer, seq, pos, T, NH, NKV, HS);
+        assert_true(rel_err(b, a, (size_t)T * NH * HS) < 1e-5);
+    }
+    // a token at position 0 attends only to itself: output = its value vector
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < HS; i++)
+            assert_float_equal(a[h * HS + i], kv.v[(size_t)(L - 1) * NSEQ * NCTX * kvd + (size_t)(h / (NH / NKV)) * HS + i], 1e-6);
+    free(kv.k), free(kv.v), free(q), free(a), free(b);
+}
+
+static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol) {
+    float *wf = rand_vec((size_t)N * K, 0.1f);
+    size_t rb = qtype_row_bytes(type, K);
+    void *w = malloc(rb * (size_t)N);
+    for (int64_t r = 0; r < N; r++) quantize_row(type, wf + r * K, (uint8_t *)w + r * rb, K);
+    model_tensor t = {type, N, K, rb, w};
+    float *x = rand_vec((size_t)T * K, 1), *a = malloc(sizeof(float) * T * N), *b = malloc(sizeof(float) * T * N);
+    size_t sb = ops_matmul_scratch(&t, T);
+    void *scratch = aligned_alloc(64, (sb + 63) / 64 * 64);
+    ops_ref.matmul(&t, x, a, T, scratch);
+    ops_cpu.matmul(&t, x, b, T, scratch);
+    double err = rel_err(b, a, (size_t)T * N);
+    if (err > tol) fail_msg("%s N=%lld K=%lld T=%d: error %.3g > %.3g", qtype_name(type), (long long)N, (long long)K, T,
+                            err, tol);
+    free(wf), free(w), free(x), free(a), free(b), free(scratch);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    // F32 goes through OpenBLAS: float rounding only. Quantized types quantize the
+    // activations to 8 bits (≤ 1/254 of each block's max per element), so the result moves
+    // by up to about 1% of the largest output.
+    int Ts[] = {1, 3, 17};
+    for (int i = 0; i < 3; i++) {
+        check_matmul(QTYPE_F32, 96, 64, Ts[i], 1e-5);
+        check_matmul(QTYPE_Q8_0, 96, 576, Ts[i], 2e-2);
+        check_matmul(QTYPE_Q4_0, 67, 128, Ts[i], 2e-2);
+        check_matmul(QTYPE_Q4_1, 192, 576, Ts[i], 2e-2);
+    }
+}
+
+static void test_embed(void **state) {
+    (void)state;
+    int V = 10, C = 64;
+    float *wf = rand_vec((size_t)V * C, 1);
+    size_t rb = qtype_row_bytes(QTYPE_Q8_0, C);
+    uint8_t *w = malloc(rb * V);
+    for (int r = 0; r < V; r++) quantize_row(QTYPE_Q8_0, wf + r * C, w + r * rb, C);
+    model_tensor t = {QTYPE_Q8_0, V, C, rb, w};
+    int32_t ids[] = {3, 9, 0};
+    float a[3 * 64], b[3 * 64];
+    ops_ref.embed(a, &t, ids, 3);
+    ops_cpu.embed(b, &t, ids, 3);
+    assert_true(rel_err(b, a, 3 * 64) == 0);
+    for (int i = 0; i < C; i++) assert_float_equal(a[64 + i], wf[9 * C + i], 0.01);
+    free(wf), free(w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),   cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_attention), cmocka_unit_test(test_matmul), cmocka_unit_test(test_embed),
+    };
+    return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
+}

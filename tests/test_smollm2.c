@@ -1,0 +1,235 @@
+// test_smollm2.c: the default model (SmolLM2-135M-Instruct Q4_1) against llama.cpp.
+// The reference (tests/fixtures/logits_smollm2.{json,bin}, made by
+// tests/ref/make_logit_fixture.py with the PyPI llama-cpp-python) holds, for 4 prompts, the
+// prompt ids, llama.cpp's full next-token logits, and its 32-token greedy continuation.
+// We check: our tokenizer gives the same ids; our logits are within the measured tolerance
+// and pick the same top token; the top-20 ranks agree; greedy decoding agrees with
+// llama.cpp's at every step that is not a near-tie (see the tolerances below).
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "forward.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+#define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define FIX_JSON "tests/fixtures/logits_smollm2.json"
+#define FIX_BIN "tests/fixtures/logits_smollm2.bin"
+
+// Tolerances, measured (tests/fixtures/logits_smollm2.json, "noise_floor", "float64_check",
+// "tolerance_suggestion"): llama.cpp's own logits move by up to 0.75 when only its batch split
+// or attention kernel changes, and an exact float64 forward pass over the same weights is
+// 0.80 away from it (1.49 over the greedy steps). Our engine, which quantizes activations to
+// 8 bits as llama.cpp does, measures 0.82 on these prompts. Limits: 2x those figures.
+#define LOGIT_MAX_ABS 1.7
+#define KL_MAX 0.04
+// A greedy step whose top-two gap in llama.cpp is below this is a near-tie: inside the noise
+// floor above, either token is a faithful answer, and llama.cpp itself flips such steps
+// between its own kernels.
+#define ARGMAX_MARGIN 0.5
+
+static model g_m;
+static cJSON *g_fix;
+static float *g_ref;  // (n_prompts, V)
+
+static int setup(void **state) {
+    (void)state;
+    trl_err e = {{0}};
+    if (model_load(&g_m, MODEL_PATH, &e)) {
+        printf("skipped: default model not available (%s); run `make model`\n", e.msg);
+        return 0;
+    }
+    size_t n = 0;
+    char *js = trl_read_file(FIX_JSON, &n, &e);
+    if (!js) return -1;
+    g_fix = cJSON_Parse(js);
+    free(js);
+    size_t nb = 0;
+    g_ref = (float *)trl_read_file(FIX_BIN, &nb, &e);
+    return g_fix && g_ref ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    model_free(&g_m);
+    cJSON_Delete(g_fix);
+    free(g_ref);
+    return 0;
+}
+
+#define NEED_MODEL()                                  \
+    do {                                              \
+        if (!g_m.tok) {                               \
+            printf("skipped: default model missing\n"); \
+            skip();                                   \
+        }                                             \
+    } while (0)
+
+static int ids_of(const cJSON *arr, int32_t *out, int cap) {
+    int n = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) if (n < cap) out[n++] = (int32_t)x->valueint;
+    return n;
+}
+
+static void test_prompt_ids_match(void **state) {
+    (void)state;
+    NEED_MODEL();
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
+        const char *text = cJSON_GetObjectItem(p, "text")->valuestring;
+        int32_t want[4096], got[4096];
+        int nw = ids_of(cJSON_GetObjectItem(p, "ids"), want, 4096);
+        int ng = tokenizer_encode(g_m.tok, text, strlen(text), 1, got, 4096);
+        assert_int_equal(ng, nw);
+        for (int i = 0; i < nw; i++)
+            if (got[i] != want[i]) fail_msg("prompt '%s' token %d: %d vs llama.cpp %d", cJSON_GetObjectItem(p, "name")->valuestring, i, got[i], want[i]);
+    }
+}
+
+static void test_logits_match(void **state) {
+    (void)state;
+    NEED_MODEL();
+    int V = g_m.cfg.n_vocab, i = 0;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
+        int32_t ids[4096];
+        int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
+        engine en;
+        trl_err e = {{0}};
+        assert_int_equal(engine_init(&en, &g_m, &ops_cpu, 1, n + 8, 512, &e), TRL_OK);
+        assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
+        const float *ref = g_ref + (size_t)i * V;
+        double md = 0, mr = -INFINITY, mo = -INFINITY, zr = 0, zo = 0, kl = 0;
+        for (int v = 0; v < V; v++) {
+            md = fmax(md, fabs((double)lg[v] - ref[v]));
+            mr = fmax(mr, ref[v]), mo = fmax(mo, lg[v]);
+        }
+        for (int v = 0; v < V; v++) zr += exp(ref[v] - mr), zo += exp(lg[v] - mo);
+        for (int v = 0; v < V; v++) {  // KL(llama.cpp || ours)
+            double lp = ref[v] - mr - log(zr), lq = lg[v] - mo - log(zo);
+            kl += exp(lp) * (lp - lq);
+        }
+        printf("  %-6s %4d tokens: max |logit - llama.cpp| = %.4f, KL = %.5f, top-1 %s\n",
+               cJSON_GetObjectItem(p, "name")->valuestring, n, md, kl,
+               sampler_argmax(lg, V) == sampler_argmax(ref, V) ? "same" : "DIFFERENT");
+        assert_true(md <= LOGIT_MAX_ABS);
+        assert_true(kl <= KL_MAX);
+        assert_int_equal(sampler_argmax(lg, V), sampler_argmax(ref, V));
+        // llama.cpp's top-20 tokens are (nearly all) in our top-20: ranks inside it can swap
+        // where neighbouring logits are closer than the tolerance.
+        const cJSON *t;
+        int overlap = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(p, "top20")) {
+            int id = cJSON_GetArrayItem(t, 0)->valueint, better = 0;
+            for (int v = 0; v < V; v++) better += lg[v] > lg[id];
+            overlap += better < 20;
+        }
+        printf("         top-20 overlap %d/20\n", overlap);
+        assert_true(overlap >= 16);
+        engine_free(&en);
+        i++;
+    }
+    free(lg);
+}
+
+static int margins_of(const cJSON *arr, double *out, int cap) {
+    int n = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) if (n < cap) out[n++] = x->valuedouble;
+    return n;
+}
+
+// Teacher-forced: feed the prompt and llama.cpp's greedy tokens; at every step that is not
+// a near-tie our argmax must be llama.cpp's token.
+static void test_greedy_teacher_forced(void **state) {
+    (void)state;
+    NEED_MODEL();
+    int V = g_m.cfg.n_vocab;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
+        int32_t ids[4096], want[64];
+        double margin[64];
+        int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
+        int nw = ids_of(cJSON_GetObjectItem(p, "greedy_ids"), want, 64);
+        assert_int_equal(margins_of(cJSON_GetObjectItem(p, "greedy_margin"), margin, 64), nw);
+        engine en;
+        trl_err e = {{0}};
+        assert_int_equal(engine_init(&en, &g_m, &ops_cpu, 1, n + nw + 8, 512, &e), TRL_OK);
+        assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
+        int same = 0, checked = 0;
+        for (int k = 0; k < nw; k++) {
+            int32_t tok = sampler_argmax(lg, V);
+            same += tok == want[k];
+            if (margin[k] >= ARGMAX_MARGIN) {
+                checked++;
+                if (tok != want[k])
+                    fail_msg("prompt '%s' step %d: %d vs llama.cpp %d (llama.cpp margin %.2f)",
+                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, want[k], margin[k]);
+            }
+            assert_int_equal(engine_feed(&en, 0, &want[k], 1, lg, &e), TRL_OK);
+        }
+        printf("  %-6s teacher-forced argmax equal at %d/%d steps (all %d non-tie steps)\n",
+               cJSON_GetObjectItem(p, "name")->valuestring, same, nw, checked);
+        engine_free(&en);
+    }
+    free(lg);
+}
+
+// Free-running: our own 32-token greedy continuation. It must equal llama.cpp's token for
+// token up to the first near-tie step; the count of identical tokens is printed.
+static void test_greedy_free_running(void **state) {
+    (void)state;
+    NEED_MODEL();
+    int V = g_m.cfg.n_vocab;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
+        int32_t ids[4096], want[64];
+        double margin[64];
+        int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
+        int nw = ids_of(cJSON_GetObjectItem(p, "greedy_ids"), want, 64);
+        margins_of(cJSON_GetObjectItem(p, "greedy_margin"), margin, 64);
+        engine en;
+        trl_err e = {{0}};
+        assert_int_equal(engine_init(&en, &g_m, &ops_cpu, 1, n + nw + 8, 512, &e), TRL_OK);
+        assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
+        int k = 0;
+        for (; k < nw; k++) {
+            int32_t tok = sampler_argmax(lg, V);
+            if (tok != want[k]) {
+                if (margin[k] >= ARGMAX_MARGIN)
+                    fail_msg("prompt '%s' step %d: %d vs llama.cpp %d (margin %.2f)",
+                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, want[k], margin[k]);
+                break;
+            }
+            assert_int_equal(engine_feed(&en, 0, &tok, 1, lg, &e), TRL_OK);
+        }
+        if (k == nw) printf("  %-6s greedy 32/32 tokens identical to llama.cpp\n", cJSON_GetObjectItem(p, "name")->valuestring);
+        else printf("  %-6s greedy identical for %d/32 tokens, then a near-tie (llama.cpp margin %.2f)\n",
+                    cJSON_GetObjectItem(p, "name")->valuestring, k, margin[k]);
+        engine_free(&en);
+    }
+    free(lg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_ids_match),
+        cmocka_unit_test(test_logits_match),
+        cmocka_unit_test(test_greedy_teacher_forced),
+        cmocka_unit_test(test_greedy_free_running),
+    };
+    return cmocka_run_group_tests_name("smollm2", tests, setup, teardown);
+}
