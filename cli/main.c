@@ -4,6 +4,7 @@
 //   toolrl tokenize --model PATH --text TEXT [--special]      print token ids
 //   toolrl info     --model PATH                              print the model's configuration
 //   toolrl serve    --model PATH [--port N]                   HTTP server
+//   toolrl data convert --format F --in FILE --out FILE        training data in the unified format
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@ static void usage(FILE *f) {
             "  bench     --model PATH [--prompt-tokens P] [--gen-tokens N] [--threads N] [--reps R]\n"
             "  tokenize  --model PATH --text TEXT [--special]\n"
             "  info      --model PATH\n"
-            "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n");
+            "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
+            "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n");
 }
 
 int main(int argc, char **argv) {
@@ -33,6 +35,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
     fprintf(stderr, "toolrl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -85,12 +85,6 @@ int example_validate(const cJSON *obj, trl_err *e) {
         const cJSON *p = get(f, "parameters");
         if (p && !cJSON_IsObject(p))
             return trl_errf(e, "tools[%d].function.parameters: expected an object, got %s", i, type_word(p));
-        int k = 0;
-        for (const cJSON *u = tools->child; u != t; u = u->next, k++) {
-            const cJSON *un = get(get(u, "function"), "name");
-            if (cJSON_IsString(un) && !strcmp(un->valuestring, n->valuestring))
-                return trl_errf(e, "tools[%d].function.name: \"%.100s\" repeats tools[%d]", i, n->valuestring, k);
-        }
     }
 
     const cJSON *msgs = get(obj, "messages");

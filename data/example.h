@@ -18,7 +18,8 @@
 //   * tools: a list of {"type": "function", "function": {...}} whose function has a non-empty
 //     string name, an optional string description and an optional object parameters (JSON
 //     Schema, or xLAM's flat {param: {type, description, default}} map, kept as the source has
-//     it); tool names are unique;
+//     it); names should be unique, but repeated names are accepted (xLAM has rows that list
+//     different tools under one name);
 //   * answer: a list (possibly empty) of {"name": non-empty string, "arguments": object}; every
 //     name is the name of one of the tools.
 // Numbers keep their token text (pyjson.h), so "arguments": {"x": 1.0} stays 1.0 on the way to

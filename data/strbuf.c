@@ -104,3 +104,17 @@ char *strbuf_take(strbuf *sb) {
     strbuf_init(sb);
     return r;
 }
+
+const char *strbuf_find(const char *hay, size_t hlen, const char *needle, size_t nlen) {
+    if (nlen == 0) return hay;
+    if (!hay || hlen < nlen) return NULL;
+    const char *end = hay + (hlen - nlen) + 1;
+    const char *p = hay;
+    while (p < end) {
+        const char *q = memchr(p, needle[0], (size_t)(end - p));
+        if (!q) return NULL;
+        if (!memcmp(q, needle, nlen)) return q;
+        p = q + 1;
+    }
+    return NULL;
+}

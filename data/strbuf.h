@@ -26,4 +26,8 @@ void strbuf_add_cp(strbuf *sb, unsigned cp);
 // Returns the malloc'd NUL-terminated contents (never NULL unless out of memory) and resets sb.
 char *strbuf_take(strbuf *sb);
 
+// memmem() replacement: the first occurrence of needle in hay, or NULL. (Sanitizers check the
+// whole haystack on every memmem call, which makes scans of long texts quadratic.)
+const char *strbuf_find(const char *hay, size_t hlen, const char *needle, size_t nlen);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pyjson.h"
+#include "strbuf.h"
 #include "toolcall_parse.h"
 
 static const struct {
@@ -166,7 +167,7 @@ cJSON *reward_gold_parse(const char *ground_truth, size_t len, trl_err *e) {
 }
 
 static int has_think_tags(const char *s, size_t n) {
-    return memmem(s, n, "<think>", 7) != NULL && memmem(s, n, "</think>", 8) != NULL;
+    return strbuf_find(s, n, "<think>", 7) != NULL && strbuf_find(s, n, "</think>", 8) != NULL;
 }
 
 static double score_llama(const char *completion, size_t len, const cJSON *gold, reward_detail *d) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pyjson.h"
+#include "strbuf.h"
 
 static const char OPEN_TAG[] = "<tool_call>";
 static const char CLOSE_TAG[] = "</tool_call>";
@@ -11,7 +12,7 @@ static const char CLOSE_TAG[] = "</tool_call>";
 static const char *find_bytes(const char *hay, size_t hlen, const char *needle, size_t nlen) {
     if (nlen == 0) return hay;
     if (hlen < nlen) return NULL;
-    return memmem(hay, hlen, needle, nlen);
+    return strbuf_find(hay, hlen, needle, nlen);
 }
 
 const char *toolcall_scope(const char *text, size_t len, const char *marker, size_t *out_len) {
@@ -119,7 +120,7 @@ cJSON *toolcall_parse(const char *text, size_t len, const char *marker, unsigned
         size_t sl = strlen(s);
         // The decoded Python str goes through json.loads again. A U+0000 in it (stored as C0 80)
         // is a raw control character, which json.loads rejects wherever it appears.
-        cJSON *w = memmem(s, sl, "\xC0\x80", 2) ? NULL : pyjson_parse(s, sl, NULL);
+        cJSON *w = strbuf_find(s, sl, "\xC0\x80", 2) ? NULL : pyjson_parse(s, sl, NULL);
         cJSON_Delete(v);
         v = w;
         if (!v) return NULL;

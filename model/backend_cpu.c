@@ -24,6 +24,7 @@ static void cpu_rmsnorm(float *out, const float *x, const float *w, int T, int C
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
         float ss = 0;
+#pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += xt[c] * xt[c];
         float s = 1.0f / sqrtf(ss / C + eps);
         float *o = out + (int64_t)t * C;
@@ -94,6 +95,7 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
             for (int j = 0; j < m; j++) {
                 const float *kp = kv->k + base + (size_t)(p0 + j) * kv->kv_dim;
                 float d = 0;
+#pragma omp simd reduction(+ : d)
                 for (int i = 0; i < HS; i++) d += qh[i] * kp[i];
                 sc[j] = d * scale;
                 if (sc[j] > cmx) cmx = sc[j];

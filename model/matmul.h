@@ -1,7 +1,15 @@
-// matmul.h: the linear layer on the CPU: y (T, N) = x (T, K) · W^T with W stored as N rows
-// of K elements in its own type. Quantized weights stay quantized: the activations are
-// quantized to 8 bits per block of 32 (as llama.cpp does) and multiplied with integer
-// AVX2 dot products; F32 weights go to OpenBLAS.
+// matmul.h: the linear layer on the CPU: y (B, N) = x (B, K) · W^T with W stored as N rows
+// of K elements in its own type. Quantized weights (Q4_0, Q4_1, Q8_0) stay quantized: the
+// activations are quantized to 8 bits per block of 32 the way llama.cpp does it (scale
+// amax/127 rounded to fp16, values rounded half to even, s = d·Σq rounded to fp16) and
+// multiplied with AVX2 integer dot products; F32 weights go to OpenBLAS.
+//
+// Numerics of the quantized kernels, for every output (b, n), blocks kb in order:
+//   acc = fma(dw·dx, (float)isum, acc)      isum = Σ q_w·q_x over the block (exact integer;
+//                                           Q4_0 uses q_w − 8, Q4_1 the unsigned nibble)
+//   acc = fma(m_w, s_x, acc)                Q4_1 only
+// The AVX2 kernels, the scalar fallback and matmul_forward_qref all compute exactly this,
+// so they agree bit for bit.
 #ifndef TOOLRL_MATMUL_H
 #define TOOLRL_MATMUL_H
 
@@ -10,17 +18,29 @@
 
 // 1 for the types with a fast kernel: F32, Q4_0, Q4_1, Q8_0.
 int matmul_has_kernel(uint32_t type);
-// Bytes of scratch matmul_forward needs for T rows of K inputs.
-size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t T);
-// y (T, N) = x (T, K) · W^T. Threads: OpenMP over the rows of W. No allocation.
-void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t T,
+// Bytes of scratch matmul_forward needs for B rows of K inputs (includes 64 bytes of slack
+// for alignment, so any pointer will do).
+size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t B);
+// y (B, N) = x (B, K) · W^T, W = N rows of K elements in `type`. OpenMP over the rows of W;
+// no allocation (temporaries live in scratch). Types without a kernel are dequantized one
+// row at a time into scratch (slow, single-threaded; the model loader avoids that).
+void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
                     void *scratch);
-// The activation quantizer used by matmul_forward, exposed for tests: n floats → n/32
-// blocks of {d, s = d·Σq, q[32]} with d and s rounded to fp16 as llama.cpp stores them.
+// The oracle: each row dequantized with dequantize_row, dotted with x in double.
+void matmul_forward_ref(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B);
+// The exact-numerics oracle: plain scalar C that quantizes the activations and accumulates
+// exactly as described above (F32 and types without a kernel: same as matmul_forward_ref).
+// matmul_forward must equal it bit for bit for Q4_0, Q4_1 and Q8_0.
+void matmul_forward_qref(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B);
+
+// One quantized activation block: d (fp16-rounded amax/127), s = d·Σq (fp16-rounded), Σq.
 typedef struct {
     float d, s;
+    int32_t sum, pad;
     int8_t qs[32];
-} matmul_q8_block;
-void matmul_quantize_q8(const float *x, matmul_q8_block *out, int64_t n);
+} matmul_act_block;  // 48 bytes
+// The activation quantizer the kernels use (AVX2 when built with it): n floats (n a
+// multiple of 32) → n/32 blocks. Identical output to the scalar version in every build.
+void matmul_quantize_act(const float *x, matmul_act_block *out, int64_t n);
 
 #endif

@@ -1,194 +1,637 @@
-// matmul_cpu.c: the fast CPU linear layer (see matmul.h). Quantized weights: activations are
-// quantized once per call to 8-bit blocks, then each block of 32 weights is unpacked once
-// and multiplied against up to 4 activation rows (a 1×4 register tile) with AVX2
-// maddubs/madd integer dot products; a scalar path gives the same results without AVX2.
-// The block arithmetic follows llama.cpp's (scales rounded to fp16, round-half-even
-// activation rounding) so the two engines agree closely.
+// matmul_cpu.c: the fast CPU linear layer (see matmul.h for the contract and the numerics).
+//
+// F32 weights: OpenBLAS (sgemv for one row, sgemm otherwise).
+// Quantized weights (Q4_0, Q4_1, Q8_0), two AVX2 paths over the raw GGUF blocks:
+//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one int32 lane per row.
+//    Each row's block is unpacked and dotted with the activation block (maddubs/madd), the
+//    8 partial vectors are reduced to one vector of 8 exact block sums (hadd tree), scaled
+//    per lane by the rows' fp16 scales (one gather) and accumulated in order. Streams the
+//    weights once; memory bound.
+//  - panel path (larger B, prefill): the activations are quantized once per call into
+//    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
+//    A tile of 4 weight rows is unpacked to bytes once (per K chunk) and reused for every
+//    panel: for each 4-value group the row's 4 bytes are broadcast and multiplied against
+//    the panel (maddubs), the 8 groups of a block are summed in int16 (Q4: |sum| ≤ 30480),
+//    then madd → int32 → float, scaled per lane. 4 rows × 8 columns per register tile.
+// Both paths accumulate each output in block order with the same float operations as the
+// scalar fallback (row_dot_scalar), so every build gives the same bits.
 #include "matmul.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
-#define MATMUL_AVX2 1
+#define MM_AVX2 1
 #endif
 
-int matmul_has_kernel(uint32_t t) {
-    return t == QTYPE_F32 || t == QTYPE_Q4_0 || t == QTYPE_Q4_1 || t == QTYPE_Q8_0;
+#define MM_ROW_MAX_B 2  // B up to this uses the row path
+#define MM_PANEL 8      // activation columns per panel
+#define MM_TILE 4       // weight rows per panel-path tile
+#define MM_KC 64        // blocks per K chunk on the panel path (2048 inputs)
+#define MM_PG 16        // panels per panel group (128 columns)
+#define MM_ALIGN 64
+
+// Quantized activations for the panel path: one block (32 inputs) of 8 columns.
+typedef struct {
+    float d[MM_PANEL];      // per column: fp16-rounded scale
+    float s[MM_PANEL];      // per column: fp16-rounded d·Σq (Q4_1)
+    int32_t sum[MM_PANEL];  // per column: Σq (Q4_0)
+    int8_t qs[32 * MM_PANEL];  // qs[32*g + 4*c + j] = q of column c, input 4g + j
+} mm_panel;  // 352 bytes
+
+_Static_assert(sizeof(mm_panel) % 32 == 0, "mm_panel keeps 32-byte alignment");
+_Static_assert(sizeof(matmul_act_block) == 48, "matmul_act_block");
+
+int matmul_has_kernel(uint32_t type) {
+    return type == QTYPE_F32 || type == QTYPE_Q4_0 || type == QTYPE_Q4_1 || type == QTYPE_Q8_0;
 }
 
-size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t T) {
+static int is_q(uint32_t type) {
+    return type == QTYPE_Q4_0 || type == QTYPE_Q4_1 || type == QTYPE_Q8_0;
+}
+
+size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t B) {
     if (type == QTYPE_F32) return 0;
-    return (size_t)T * (size_t)(K / 32) * sizeof(matmul_q8_block);
+    if (!is_q(type)) return sizeof(float) * (size_t)K + MM_ALIGN;  // one dequantized row
+    size_t nb = (size_t)(K / 32);
+    if (B <= MM_ROW_MAX_B) return (size_t)B * nb * sizeof(matmul_act_block) + MM_ALIGN;
+    size_t np = (size_t)((B + MM_PANEL - 1) / MM_PANEL);
+    return np * nb * sizeof(mm_panel) + MM_ALIGN;
 }
 
-static float fp16_round(float f) { return fp16_to_fp32(fp32_to_fp16(f)); }
+static void *align_up(void *p) {
+    return (void *)(((uintptr_t)p + (MM_ALIGN - 1)) & ~(uintptr_t)(MM_ALIGN - 1));
+}
 
-void matmul_quantize_q8(const float *x, matmul_q8_block *out, int64_t n) {
+static float fp16_round(float f) {
+    return fp16_to_fp32(fp32_to_fp16(f));
+}
+
+static float ld_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+#ifdef MM_AVX2
+    return _cvtsh_ss(h);
+#else
+    return fp16_to_fp32(h);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization (one block of 32). The AVX2 and scalar versions give the same bits:
+// amax is exact, d = amax/127, q = round-half-even(x · 127/amax), s = d·Σq.
+
+static void act_quant32_scalar(const float *x, int8_t *q, float *d, float *s, int32_t *sum) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float dd = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t t = 0;
+    for (int j = 0; j < 32; j++) {
+        int v = (int)nearbyintf(x[j] * id);
+        q[j] = (int8_t)v;
+        t += v;
+    }
+    *d = fp16_round(dd);
+    *s = fp16_round(dd * (float)t);
+    *sum = t;
+}
+
+#ifdef MM_AVX2
+static inline int32_t hsum_i32(__m256i v) {
+    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a = _mm_add_epi32(a, _mm_unpackhi_epi64(a, a));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xb1));
+    return _mm_cvtsi128_si32(a);
+}
+
+// Returns the 32 int8 values in input order.
+static inline __m256i act_quant32_avx2(const float *x, float *d, float *s, int32_t *sum) {
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    float dd = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    __m256 vid = _mm256_set1_ps(id);
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, vid), rnd));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, vid), rnd));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, vid), rnd));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, vid), rnd));
+    int32_t t = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+    *d = fp16_round(dd);
+    *s = fp16_round(dd * (float)t);
+    *sum = t;
+    // packs work per 128-bit lane: dwords come out as inputs 0-3, 8-11, 16-19, 24-27 | 4-7, ...
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+#endif
+
+void matmul_quantize_act(const float *x, matmul_act_block *out, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            int q = (int)nearbyintf(x[j] * id);  // round half to even, as the AVX2 quantizer
-            out[b].qs[j] = (int8_t)q;
-            sum += q;
-        }
-        out[b].d = fp16_round(d);
-        out[b].s = fp16_round(d * (float)sum);
-    }
-}
-
-// ---- one weight row · up to 4 activation rows ----------------------------------------
-// w: one row (nb blocks); a[t]: quantized activation rows; out[t] = dot.
-
-#ifdef MATMUL_AVX2
-static inline __m256i unpack_nibbles(const uint8_t *qs) {
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
-    return _mm256_set_m128i(hi, lo);  // element j < 16: low nibble j; j ≥ 16: high nibble j-16
-}
-
-// Σ u8(x)·s8(y) over 32 pairs, as 8 int32 lanes in float.
-static inline __m256 dot_us(__m256i x, __m256i y) {
-    __m256i p = _mm256_maddubs_epi16(x, y);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-// Σ s8(x)·s8(y): maddubs needs an unsigned left operand, so move x's sign onto y.
-static inline __m256 dot_ss(__m256i x, __m256i y) {
-    return dot_us(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
-
-static void row_q4_1(const block_q4_1 *w, int nb, const matmul_q8_block *const *a, int nt, float *out) {
-#ifdef MATMUL_AVX2
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summ[4] = {0, 0, 0, 0};
-    for (int b = 0; b < nb; b++) {
-        __m256i qx = unpack_nibbles(w[b].qs);
-        float dw = fp16_to_fp32(w[b].d), mw = fp16_to_fp32(w[b].m);
-        for (int t = 0; t < nt; t++) {
-            const matmul_q8_block *y = &a[t][b];
-            __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), dot_us(qx, qy), acc[t]);
-            summ[t] += mw * y->s;
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = hsum(acc[t]) + summ[t];
+        out[b].pad = 0;
+#ifdef MM_AVX2
+        __m256i q = act_quant32_avx2(x, &out[b].d, &out[b].s, &out[b].sum);
+        _mm256_storeu_si256((__m256i *)out[b].qs, q);
 #else
-    for (int t = 0; t < nt; t++) {
-        float s = 0;
-        for (int b = 0; b < nb; b++) {
-            const matmul_q8_block *y = &a[t][b];
-            int dot = 0;
-            for (int j = 0; j < 16; j++) dot += (w[b].qs[j] & 0xF) * y->qs[j] + (w[b].qs[j] >> 4) * y->qs[j + 16];
-            s += fp16_to_fp32(w[b].d) * y->d * (float)dot + fp16_to_fp32(w[b].m) * y->s;
-        }
-        out[t] = s;
-    }
+        act_quant32_scalar(x, out[b].qs, &out[b].d, &out[b].s, &out[b].sum);
 #endif
+    }
 }
 
-static void row_q4_0(const block_q4_0 *w, int nb, const matmul_q8_block *const *a, int nt, float *out) {
-#ifdef MATMUL_AVX2
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int b = 0; b < nb; b++) {
-        __m256i qx = _mm256_sub_epi8(unpack_nibbles(w[b].qs), _mm256_set1_epi8(8));
-        float dw = fp16_to_fp32(w[b].d);
-        for (int t = 0; t < nt; t++) {
-            const matmul_q8_block *y = &a[t][b];
-            __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), dot_ss(qx, qy), acc[t]);
+// Block kb of all 8 columns of panel p (columns ≥ B are zeros).
+static void act_quant_panel(const float *x, int64_t K, int64_t B, int64_t p, int64_t kb, mm_panel *P) {
+    for (int c = 0; c < MM_PANEL; c++) {
+        int64_t b = p * MM_PANEL + c;
+        if (b >= B) {
+            P->d[c] = P->s[c] = 0;
+            P->sum[c] = 0;
+            for (int g = 0; g < 8; g++) memset(P->qs + 32 * g + 4 * c, 0, 4);
+            continue;
         }
-    }
-    for (int t = 0; t < nt; t++) out[t] = hsum(acc[t]);
+        const float *xb = x + b * K + kb * 32;
+        int8_t q[32] __attribute__((aligned(32)));
+#ifdef MM_AVX2
+        _mm256_store_si256((__m256i *)q, act_quant32_avx2(xb, &P->d[c], &P->s[c], &P->sum[c]));
 #else
-    for (int t = 0; t < nt; t++) {
-        float s = 0;
-        for (int b = 0; b < nb; b++) {
-            const matmul_q8_block *y = &a[t][b];
-            int dot = 0;
-            for (int j = 0; j < 16; j++)
-                dot += ((w[b].qs[j] & 0xF) - 8) * y->qs[j] + ((w[b].qs[j] >> 4) - 8) * y->qs[j + 16];
-            s += fp16_to_fp32(w[b].d) * y->d * (float)dot;
-        }
-        out[t] = s;
-    }
+        act_quant32_scalar(xb, q, &P->d[c], &P->s[c], &P->sum[c]);
 #endif
+        for (int g = 0; g < 8; g++) memcpy(P->qs + 32 * g + 4 * c, q + 4 * g, 4);
+    }
 }
 
-static void row_q8_0(const block_q8_0 *w, int nb, const matmul_q8_block *const *a, int nt, float *out) {
-#ifdef MATMUL_AVX2
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int b = 0; b < nb; b++) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)w[b].qs);
-        float dw = fp16_to_fp32(w[b].d);
-        for (int t = 0; t < nt; t++) {
-            const matmul_q8_block *y = &a[t][b];
-            __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), dot_ss(qx, qy), acc[t]);
+// ---------------------------------------------------------------------------------------------
+// Scalar reference kernel: one weight row · one quantized activation row. Every path's
+// numerics are defined by this loop.
+
+static float row_dot_scalar(uint32_t type, const uint8_t *w, int64_t nb, const matmul_act_block *a) {
+    float acc = 0;
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const matmul_act_block *x = a + kb;
+        int32_t isum = 0;
+        float dw, m = 0;
+        if (type == QTYPE_Q8_0) {
+            const uint8_t *blk = w + kb * (int64_t)sizeof(block_q8_0);
+            dw = ld_half(blk);
+            for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * x->qs[j];
+        } else {
+            int q41 = type == QTYPE_Q4_1;
+            const uint8_t *blk = w + kb * (int64_t)(q41 ? sizeof(block_q4_1) : sizeof(block_q4_0));
+            const uint8_t *qs = blk + (q41 ? 4 : 2);
+            dw = ld_half(blk);
+            if (q41) m = ld_half(blk + 2);
+            for (int j = 0; j < 16; j++) isum += (qs[j] & 0xf) * x->qs[j] + (qs[j] >> 4) * x->qs[j + 16];
+            if (!q41) isum -= 8 * x->sum;
         }
+        acc = fmaf(dw * x->d, (float)isum, acc);
+        if (type == QTYPE_Q4_1) acc = fmaf(m, x->s, acc);
     }
-    for (int t = 0; t < nt; t++) out[t] = hsum(acc[t]);
-#else
-    for (int t = 0; t < nt; t++) {
-        float s = 0;
-        for (int b = 0; b < nb; b++) {
-            const matmul_q8_block *y = &a[t][b];
-            int dot = 0;
-            for (int j = 0; j < 32; j++) dot += w[b].qs[j] * y->qs[j];
-            s += fp16_to_fp32(w[b].d) * y->d * (float)dot;
-        }
-        out[t] = s;
-    }
-#endif
+    return acc;
 }
 
-// Rows of W per task: enough to amortise scheduling, small enough to balance 2+ threads.
-#define ROW_CHUNK 16
+// ---------------------------------------------------------------------------------------------
+// Row path (small B): 8 weight rows per step, one lane per row.
 
-void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t T,
-                    void *scratch) {
-    if (type == QTYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1.0f, x, (int)K, W, (int)K, 0.0f,
-                    y, (int)N);
-        return;
+#ifdef MM_AVX2
+// Reduces 8 vectors of 8 int32 to one vector whose lane r is the sum of v[r]. Exact.
+static inline __m256i reduce8(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i v4, __m256i v5,
+                              __m256i v6, __m256i v7) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));
+    // a = [r0 r1 r2 r3 (inputs 0-3) | r0 r1 r2 r3 (inputs 4-7)], b likewise for rows 4-7
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// The fp16 pairs at the start of each of 8 blocks (stride rb bytes from p): lo halves and hi halves.
+static inline void gather_halves(const uint8_t *p, __m256i idx, __m256 *lo, __m256 *hi) {
+    __m256i g = _mm256_i32gather_epi32((const int *)(const void *)p, idx, 1);
+    const __m256i split = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,  //
+                                           0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    g = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, split), 0xd8);  // [lo 0-7 | hi 0-7]
+    *lo = _mm256_cvtph_ps(_mm256_castsi256_si128(g));
+    if (hi) *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(g, 1));
+}
+
+// 16 bytes of nibbles → 32 bytes 0..15 in input order (low nibbles: inputs 0-15, high: 16-31).
+// The bytes are broadcast to both halves (a load, no shuffle) and the upper half shifted by 4.
+static inline __m256i q4_unpack(const uint8_t *qs) {
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs));
+    b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+// Like reduce8 but from the int16 maddubs outputs of Q4 blocks: every int16 is at most
+// 2·15·127 = 3810 in magnitude, so three levels of pairwise int16 adds (≤ 30480) are exact;
+// the two 128-bit halves are widened to int32 before the last add.
+static inline __m256i reduce8_w16(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4, __m256i p5,
+                                  __m256i p6, __m256i p7) {
+    __m256i a = _mm256_hadd_epi16(_mm256_hadd_epi16(p0, p1), _mm256_hadd_epi16(p2, p3));
+    __m256i b = _mm256_hadd_epi16(_mm256_hadd_epi16(p4, p5), _mm256_hadd_epi16(p6, p7));
+    __m256i c = _mm256_hadd_epi16(a, b);  // [rows 0-7, inputs 0-15 | rows 0-7, inputs 16-31]
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(c)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(c, 1)));
+}
+
+// Prefetches the bytes the next-but-some group will read at this step (rows are read 8 at a
+// time, 8 short streams the hardware prefetcher follows poorly). pf is NULL near the end.
+static inline void prefetch_span(const uint8_t *pf, size_t len) {
+    if (!pf) return;
+    for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+}
+
+// y8[r] = row (n0 + r) · a, r < 8, for Q4_0 / Q4_1.
+// pf: where the same step of a later group reads (or NULL).
+static inline __attribute__((always_inline)) void rows8_q4(int q41, const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
+                     const uint8_t *pf) {
+    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+    const int qo = q41 ? 4 : 2;
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const uint8_t *p = w0 + kb * bs;
+        const matmul_act_block *x = a + kb;
+        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+        __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
+#define MM_ROWDOT(r) _mm256_maddubs_epi16(q4_unpack(p + (r) * rb + qo), xq)
+        __m256i isum = reduce8_w16(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4),
+                                   MM_ROWDOT(5), MM_ROWDOT(6), MM_ROWDOT(7));
+#undef MM_ROWDOT
+        __m256 dw, mw;
+        gather_halves(p, idx, &dw, q41 ? &mw : NULL);
+        if (!q41) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x->sum));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc);
+        if (q41) acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(x->s), acc);
     }
-    int nb = (int)(K / 32);
-    matmul_q8_block *q = scratch;  // (T, nb)
-#pragma omp parallel for schedule(static) if (T > 1)
-    for (int64_t t = 0; t < T; t++) matmul_quantize_q8(x + t * K, q + t * nb, K);
-    size_t rb = qtype_row_bytes(type, K);
-    int64_t n_chunks = (N + ROW_CHUNK - 1) / ROW_CHUNK;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < n_chunks; c++) {
-        int64_t r1 = (c + 1) * ROW_CHUNK < N ? (c + 1) * ROW_CHUNK : N;
-        for (int64_t t0 = 0; t0 < T; t0 += 4) {
-            int nt = T - t0 < 4 ? (int)(T - t0) : 4;
-            const matmul_q8_block *a[4];
-            for (int i = 0; i < nt; i++) a[i] = q + (t0 + i) * nb;
-            for (int64_t r = c * ROW_CHUNK; r < r1; r++) {
-                const void *wr = (const uint8_t *)W + (size_t)r * rb;
-                float out[4];
-                if (type == QTYPE_Q4_1) row_q4_1(wr, nb, a, nt, out);
-                else if (type == QTYPE_Q4_0) row_q4_0(wr, nb, a, nt, out);
-                else row_q8_0(wr, nb, a, nt, out);
-                for (int i = 0; i < nt; i++) y[(t0 + i) * N + r] = out[i];
+    _mm256_storeu_ps(y8, acc);
+}
+
+static void rows8_q4_0(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
+                       const uint8_t *pf) {
+    rows8_q4(0, w0, rb, nb, a, y8, pf);
+}
+
+static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
+                       const uint8_t *pf) {
+    rows8_q4(1, w0, rb, nb, a, y8, pf);
+}
+
+static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
+                     const uint8_t *pf) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const uint8_t *p = w0 + kb * (int64_t)sizeof(block_q8_0);
+        const matmul_act_block *x = a + kb;
+        prefetch_span(pf ? pf + kb * 8 * (int64_t)sizeof(block_q8_0) : NULL, 8 * sizeof(block_q8_0));
+        __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
+#define MM_ROWDOT(r)                                                                                  \
+    ({                                                                                                \
+        __m256i w_ = _mm256_loadu_si256((const __m256i *)(const void *)(p + (r) * rb + 2));          \
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w_, w_), _mm256_sign_epi8(xq, w_)), ones); \
+    })
+        __m256i isum = reduce8(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4), MM_ROWDOT(5),
+                               MM_ROWDOT(6), MM_ROWDOT(7));
+#undef MM_ROWDOT
+        __m256 dw;
+        gather_halves(p, idx, &dw, NULL);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    _mm256_storeu_ps(y8, acc);
+}
+#endif
+
+static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
+                         matmul_act_block *act) {
+    const int64_t nb = K / 32;
+    const size_t rb = qtype_row_bytes(type, K);
+    for (int64_t b = 0; b < B; b++) matmul_quantize_act(x + b * K, act + b * nb, K);
+    const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
+    const int par = N * K * B >= (1 << 16);
+#pragma omp parallel if (par)
+    {
+        // Contiguous ranges of groups per thread (as a static schedule would give), so that
+        // each thread streams one region and can prefetch its start.
+        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
+#ifdef MM_AVX2
+        // Prefetch distance: about 12 KiB, in whole groups; the first groups are prefetched
+        // up front.
+        const int64_t ahead = (int64_t)(12288 / (8 * rb)) + 1;
+        const int64_t full = N / 8;  // groups with 8 rows
+        {
+            const uint8_t *p0 = W + (size_t)g0 * 8 * rb;
+            int64_t ge = g0 + ahead < full ? g0 + ahead : full;
+            if (ge > g0) prefetch_span(p0, (size_t)(ge - g0) * 8 * rb);
+        }
+#endif
+        for (int64_t g = g0; g < g1; g++) {
+            for (int64_t b = 0; b < B; b++) {
+                float *yb = y + b * N;
+                const matmul_act_block *a = act + b * nb;
+#ifdef MM_AVX2
+                if (g < full) {
+                    const uint8_t *w0 = W + (size_t)(g * 8) * rb;
+                    const uint8_t *pf = b == 0 && g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
+                    if (type == QTYPE_Q8_0) rows8_q8(w0, rb, nb, a, yb + g * 8, pf);
+                    else if (type == QTYPE_Q4_1) rows8_q4_1(w0, rb, nb, a, yb + g * 8, pf);
+                    else rows8_q4_0(w0, rb, nb, a, yb + g * 8, pf);
+                    continue;
+                }
+#endif
+                for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
+                    yb[n] = row_dot_scalar(type, W + (size_t)n * rb, nb, a);
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panel path (larger B).
+
+// One tile: up to MM_TILE weight rows, unpacked for a chunk of blocks. Q4 rows hold unsigned
+// nibbles 0..15, Q8_0 rows the signed bytes, both in input order.
+typedef struct {
+    uint8_t q[MM_TILE][MM_KC * 32] __attribute__((aligned(32)));
+    float d[MM_TILE][MM_KC];
+    float m[MM_TILE][MM_KC];
+} mm_tile;
+
+static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, int64_t n0, int64_t kb0, int64_t nkb,
+                        mm_tile *t) {
+    for (int r = 0; r < MM_TILE; r++) {
+        int64_t n = n0 + r < N ? n0 + r : N - 1;  // a short last tile repeats its last row
+        const uint8_t *row = W + (size_t)n * rb;
+        for (int64_t i = 0; i < nkb; i++) {
+            uint8_t *o = t->q[r] + i * 32;
+            if (type == QTYPE_Q8_0) {
+                const uint8_t *blk = row + (kb0 + i) * (int64_t)sizeof(block_q8_0);
+                t->d[r][i] = ld_half(blk);
+                memcpy(o, blk + 2, 32);
+                continue;
+            }
+            int q41 = type == QTYPE_Q4_1;
+            const uint8_t *blk = row + (kb0 + i) * (int64_t)(q41 ? sizeof(block_q4_1) : sizeof(block_q4_0));
+            t->d[r][i] = ld_half(blk);
+            t->m[r][i] = q41 ? ld_half(blk + 2) : 0.0f;
+            const uint8_t *qs = blk + (q41 ? 4 : 2);
+#ifdef MM_AVX2
+            _mm256_store_si256((__m256i *)(void *)o, q4_unpack(qs));
+#else
+            for (int j = 0; j < 16; j++) {
+                o[j] = qs[j] & 0xf;
+                o[j + 16] = qs[j] >> 4;
+            }
+#endif
+        }
+    }
+}
+
+#ifdef MM_AVX2
+// Keeps a running sum in a register at this point: without it GCC reassociates the int16
+// add chains, computes all 32 products first and spills them.
+#define MM_KEEP(v) __asm__("" : "+x"(v))
+
+static inline __m256i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// acc[r] (lanes = the panel's 8 columns) += tile rows · panel blocks [0, nkb).
+static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, const mm_tile *t, const mm_panel *P,
+                                                                  int64_t nkb, __m256 acc[MM_TILE]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (int64_t i = 0; i < nkb; i++, P++) {
+        const uint8_t *w0 = t->q[0] + i * 32, *w1 = t->q[1] + i * 32, *w2 = t->q[2] + i * 32, *w3 = t->q[3] + i * 32;
+        __m256i s0, s1, s2, s3;
+        if (type == QTYPE_Q8_0) {
+            s0 = s1 = s2 = s3 = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++) {
+                __m256i xg = _mm256_load_si256((const __m256i *)(const void *)(P->qs + 32 * g));
+#define MM_Q8G(S, W)                                                                                            \
+    do {                                                                                                        \
+        __m256i wb_ = bcast4((W) + 4 * g);                                                                      \
+        S = _mm256_add_epi32(                                                                                   \
+            S, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wb_, wb_), _mm256_sign_epi8(xg, wb_)), ones)); \
+    } while (0)
+                MM_Q8G(s0, w0);
+                MM_Q8G(s1, w1);
+                MM_Q8G(s2, w2);
+                MM_Q8G(s3, w3);
+#undef MM_Q8G
+            }
+        } else {
+            __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)P->qs);
+            __m256i p0 = _mm256_maddubs_epi16(bcast4(w0), x0), p1 = _mm256_maddubs_epi16(bcast4(w1), x0);
+            __m256i p2 = _mm256_maddubs_epi16(bcast4(w2), x0), p3 = _mm256_maddubs_epi16(bcast4(w3), x0);
+#pragma GCC unroll 8
+            for (int g = 1; g < 8; g++) {
+                __m256i xg = _mm256_load_si256((const __m256i *)(const void *)(P->qs + 32 * g));
+                MM_KEEP(xg);  // one load, not one per row
+                p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(bcast4(w0 + 4 * g), xg));
+                p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(bcast4(w1 + 4 * g), xg));
+                p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(bcast4(w2 + 4 * g), xg));
+                p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(bcast4(w3 + 4 * g), xg));
+                MM_KEEP(p0);
+                MM_KEEP(p1);
+                MM_KEEP(p2);
+                MM_KEEP(p3);
+            }
+            s0 = _mm256_madd_epi16(p0, ones);
+            s1 = _mm256_madd_epi16(p1, ones);
+            s2 = _mm256_madd_epi16(p2, ones);
+            s3 = _mm256_madd_epi16(p3, ones);
+            if (type == QTYPE_Q4_0) {
+                __m256i c = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P->sum), 3);
+                s0 = _mm256_sub_epi32(s0, c);
+                s1 = _mm256_sub_epi32(s1, c);
+                s2 = _mm256_sub_epi32(s2, c);
+                s3 = _mm256_sub_epi32(s3, c);
+            }
+        }
+        __m256 dx = _mm256_load_ps(P->d);
+        a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[0][i]), dx), _mm256_cvtepi32_ps(s0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[1][i]), dx), _mm256_cvtepi32_ps(s1), a1);
+        a2 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[2][i]), dx), _mm256_cvtepi32_ps(s2), a2);
+        a3 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[3][i]), dx), _mm256_cvtepi32_ps(s3), a3);
+        if (type == QTYPE_Q4_1) {
+            __m256 sx = _mm256_load_ps(P->s);
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[0][i]), sx, a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[1][i]), sx, a1);
+            a2 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[2][i]), sx, a2);
+            a3 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[3][i]), sx, a3);
+        }
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+static void panel_kernel_q4_0(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
+    panel_kernel_t(QTYPE_Q4_0, t, P, nkb, acc);
+}
+static void panel_kernel_q4_1(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
+    panel_kernel_t(QTYPE_Q4_1, t, P, nkb, acc);
+}
+static void panel_kernel_q8_0(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
+    panel_kernel_t(QTYPE_Q8_0, t, P, nkb, acc);
+}
+static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
+    if (type == QTYPE_Q4_1) panel_kernel_q4_1(t, P, nkb, acc);
+    else if (type == QTYPE_Q4_0) panel_kernel_q4_0(t, P, nkb, acc);
+    else panel_kernel_q8_0(t, P, nkb, acc);
+}
+#else
+// Scalar: the same operations lane by lane.
+static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P, int64_t nkb, float acc[MM_TILE][MM_PANEL]) {
+    for (int64_t i = 0; i < nkb; i++, P++) {
+        for (int r = 0; r < MM_TILE; r++) {
+            const uint8_t *w = t->q[r] + i * 32;
+            for (int c = 0; c < MM_PANEL; c++) {
+                int32_t isum = 0;
+                for (int g = 0; g < 8; g++)
+                    for (int j = 0; j < 4; j++) {
+                        int wv = type == QTYPE_Q8_0 ? (int8_t)w[4 * g + j] : w[4 * g + j];
+                        isum += wv * P->qs[32 * g + 4 * c + j];
+                    }
+                if (type == QTYPE_Q4_0) isum -= 8 * P->sum[c];
+                acc[r][c] = fmaf(t->d[r][i] * P->d[c], (float)isum, acc[r][c]);
+                if (type == QTYPE_Q4_1) acc[r][c] = fmaf(t->m[r][i], P->s[c], acc[r][c]);
+            }
+        }
+    }
+}
+#endif
+
+static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
+                           mm_panel *pan) {
+    const int64_t nb = K / 32, np = (B + MM_PANEL - 1) / MM_PANEL;
+    const size_t rb = qtype_row_bytes(type, K);
+    const int64_t ntile = (N + MM_TILE - 1) / MM_TILE;
+    const int par = N * K * B >= (1 << 16);
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < np * nb; i++) act_quant_panel(x, K, B, i / nb, i % nb, pan + i);
+        // (implicit barrier: every panel is ready)
+        for (int64_t pg = 0; pg < np; pg += MM_PG) {
+            const int64_t pend = pg + MM_PG < np ? pg + MM_PG : np;
+            // Static schedule: each thread gets the same tiles in every panel group; groups
+            // write disjoint columns, so no barrier is needed between them.
+#pragma omp for schedule(static) nowait
+            for (int64_t ti = 0; ti < ntile; ti++) {
+                const int64_t n0 = ti * MM_TILE;
+                mm_tile t;
+#ifdef MM_AVX2
+                __m256 acc[MM_PG][MM_TILE];
+#else
+                float acc[MM_PG][MM_TILE][MM_PANEL];
+#endif
+                for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_KC) {
+                    const int64_t nkb = nb - kb0 < MM_KC ? nb - kb0 : MM_KC;
+                    tile_unpack(type, W, rb, N, n0, kb0, nkb, &t);
+                    for (int64_t p = pg; p < pend; p++) {
+                        if (kb0 == 0) memset(acc[p - pg], 0, sizeof(acc[p - pg]));
+                        panel_kernel(type, &t, pan + p * nb + kb0, nkb, acc[p - pg]);
+                    }
+                }
+                for (int64_t p = pg; p < pend; p++) {
+                    float o[MM_TILE][MM_PANEL];
+#ifdef MM_AVX2
+                    for (int r = 0; r < MM_TILE; r++) _mm256_storeu_ps(o[r], acc[p - pg][r]);
+#else
+                    memcpy(o, acc[p - pg], sizeof(o));
+#endif
+                    for (int c = 0; c < MM_PANEL && p * MM_PANEL + c < B; c++) {
+                        float *yr = y + (p * MM_PANEL + c) * N + n0;
+                        for (int r = 0; r < MM_TILE && n0 + r < N; r++) yr[r] = o[r][c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
+                    void *scratch) {
+    if (N <= 0 || B <= 0) return;
+    if (type == QTYPE_F32) {
+        if (B == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W, (int)K, x, 1, 0.0f, y, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)N, (int)K, 1.0f, x, (int)K, W, (int)K,
+                        0.0f, y, (int)N);
+        return;
+    }
+    if (is_q(type)) {
+        if (B <= MM_ROW_MAX_B) forward_rows(type, W, N, K, x, y, B, align_up(scratch));
+        else forward_panels(type, W, N, K, x, y, B, align_up(scratch));
+        return;
+    }
+    // No kernel: one dequantized row at a time.
+    size_t rb = qtype_row_bytes(type, K);
+    if (rb == 0) return;
+    float *row = align_up(scratch);  // (K)
+    for (int64_t n = 0; n < N; n++) {
+        dequantize_row(type, (const uint8_t *)W + (size_t)n * rb, row, K);
+        for (int64_t b = 0; b < B; b++) {
+            const float *xb = x + b * K;
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)row[k] * xb[k];
+            y[b * N + n] = (float)s;
+        }
+    }
+}
+
+void matmul_forward_ref(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B) {
+    size_t rb = qtype_row_bytes(type, K);
+    float *row = malloc(sizeof(float) * (size_t)(K > 0 ? K : 1));
+    for (int64_t n = 0; n < N; n++) {
+        if (row && rb) dequantize_row(type, (const uint8_t *)W + (size_t)n * rb, row, K);
+        for (int64_t b = 0; b < B; b++) {
+            double s = 0;
+            if (row && rb)
+                for (int64_t k = 0; k < K; k++) s += (double)row[k] * x[b * K + k];
+            else
+                s = NAN;
+            y[b * N + n] = (float)s;
+        }
+    }
+    free(row);
+}
+
+void matmul_forward_qref(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B) {
+    if (!is_q(type) || K % 32 != 0) {
+        matmul_forward_ref(type, W, N, K, x, y, B);
+        return;
+    }
+    int64_t nb = K / 32;
+    size_t rb = qtype_row_bytes(type, K);
+    matmul_act_block *a = malloc(sizeof(matmul_act_block) * (size_t)(nb * B > 0 ? nb * B : 1));
+    if (!a) {
+        for (int64_t i = 0; i < N * B; i++) y[i] = NAN;
+        return;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t kb = 0; kb < nb; kb++) {
+            matmul_act_block *o = a + b * nb + kb;
+            o->pad = 0;
+            act_quant32_scalar(x + b * K + kb * 32, o->qs, &o->d, &o->s, &o->sum);
+        }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t n = 0; n < N; n++) y[b * N + n] = row_dot_scalar(type, (const uint8_t *)W + (size_t)n * rb, nb, a + b * nb);
+    free(a);
 }

@@ -1,0 +1,139 @@
+// data.c: `toolrl data`: dataset conversion into the unified training format and validation.
+//   toolrl data convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl
+//                       [--drop-no-call] [--no-repair]
+//   toolrl data validate --in FILE.jsonl [--max-errors N]
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "convert.h"
+#include "example.h"
+#include "pyjson.h"
+
+static void data_usage(FILE *f) {
+    fprintf(f,
+            "usage: toolrl data convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n"
+            "                           [--drop-no-call] [--no-repair]\n"
+            "       toolrl data validate --in FILE.jsonl [--max-errors N]\n");
+}
+
+typedef struct {
+    FILE *out;
+    const char *path;
+} file_sink;
+
+static int write_line(void *ctx, const cJSON *ex, trl_err *e) {
+    file_sink *fs = ctx;
+    char *line = pyjson_dump(ex, PYJSON_COMPACT);
+    if (!line) return trl_errf(e, "out of memory");
+    int ok = fputs(line, fs->out) >= 0 && fputc('\n', fs->out) != EOF;
+    free(line);
+    return ok ? TRL_OK : trl_errf(e, "%s: write failed", fs->path);
+}
+
+static void print_counts(const convert_counts *c) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->kind[i] == CONVERT_TOTAL) printf("  %-28s %ld\n", c->name[i], c->value[i]);
+    printf("  filtered out:\n");
+    long total = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->kind[i] == CONVERT_FILTER) {
+            printf("    %-26s %ld\n", c->name[i], c->value[i]);
+            total += c->value[i];
+        }
+    printf("    %-26s %ld\n", "(total)", total);
+    int notes = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->kind[i] == CONVERT_NOTE && c->value[i]) {
+            if (!notes++) printf("  notes:\n");
+            printf("    %-26s %ld\n", c->name[i], c->value[i]);
+        }
+    if (c->first_invalid[0]) printf("  first invalid example: %s\n", c->first_invalid);
+}
+
+static int data_convert(int argc, char **argv) {
+    static const char *const known[] = {"--format", "--in", "--out", "--drop-no-call!", "--no-repair!", NULL};
+    cli_check_opts(argc, argv, known);
+    const char *fmt = cli_opt(argc, argv, "--format", NULL);
+    const char *in = cli_opt(argc, argv, "--in", NULL);
+    const char *out = cli_opt(argc, argv, "--out", NULL);
+    if (!fmt || !in || !out) {
+        data_usage(stderr);
+        return 2;
+    }
+    trl_err e;
+    convert_format f;
+    if (convert_format_parse(fmt, &f, &e)) {
+        fprintf(stderr, "toolrl data convert: %s\n", e.msg);
+        return 2;
+    }
+    if (convert_refuse_path(in, &e)) {
+        fprintf(stderr, "toolrl data convert: %s\n", e.msg);
+        return 1;
+    }
+    convert_opts o = {.drop_no_call = cli_flag(argc, argv, "--drop-no-call"), .no_repair = cli_flag(argc, argv, "--no-repair")};
+    FILE *fo = fopen(out, "w");
+    if (!fo) {
+        perror(out);
+        return 1;
+    }
+    file_sink fs = {fo, out};
+    convert_counts c;
+    convert_counts_init(&c);
+    int rc = convert_file(f, in, &o, write_line, &fs, &c, &e);
+    if (fclose(fo) != 0 && rc == TRL_OK) rc = trl_errf(&e, "%s: write failed", out);
+    if (rc) {
+        fprintf(stderr, "toolrl data convert: %s\n", e.msg);
+        remove(out);
+        return 1;
+    }
+    printf("converted %s (%s) -> %s\n", in, convert_format_name(f), out);
+    print_counts(&c);
+    return 0;
+}
+
+static int data_validate(int argc, char **argv) {
+    static const char *const known[] = {"--in", "--max-errors", NULL};
+    cli_check_opts(argc, argv, known);
+    const char *in = cli_opt(argc, argv, "--in", NULL);
+    long max_err = cli_opt_int(argc, argv, "--max-errors", 20);
+    if (!in) {
+        data_usage(stderr);
+        return 2;
+    }
+    trl_err e;
+    size_t len;
+    char *text = trl_read_file(in, &len, &e);
+    if (!text) {
+        fprintf(stderr, "toolrl data validate: %s\n", e.msg);
+        return 1;
+    }
+    long lines = 0, bad = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        lines++;
+        if (example_validate_line(text + pos, end - pos, &e)) {
+            if (bad < max_err) printf("%s:%ld: %s\n", in, lines, e.msg);
+            bad++;
+        }
+        pos = end + 1;
+    }
+    free(text);
+    printf("%s: %ld lines, %ld valid, %ld invalid\n", in, lines, lines - bad, bad);
+    return bad ? 1 : 0;
+}
+
+int cli_data(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        data_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "convert")) return data_convert(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "validate")) return data_validate(argc - 1, argv + 1);
+    fprintf(stderr, "toolrl data: unknown subcommand '%s'\n", argv[1]);
+    data_usage(stderr);
+    return 2;
+}

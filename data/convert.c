@@ -1,0 +1,336 @@
+// convert.c: the conversion driver shared by all formats: reading records, refusing evaluation
+// sets, counting, emitting validated examples (see convert.h).
+#include "convert.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "example.h"
+#include "pyjson.h"
+
+static const struct {
+    const char *name;
+    convert_count_kind kind;
+} STANDARD[] = {
+    {"rows", CONVERT_TOTAL},
+    {"samples", CONVERT_TOTAL},
+    {"kept", CONVERT_TOTAL},
+    {"malformed_row", CONVERT_FILTER},
+    {"no_tools", CONVERT_FILTER},
+    {"unparseable_call", CONVERT_FILTER},
+    {"empty_call", CONVERT_FILTER},
+    {"unknown_tool", CONVERT_FILTER},
+    {"ambiguous_name", CONVERT_FILTER},
+    {"no_call_dropped", CONVERT_FILTER},
+    {"invalid_example", CONVERT_FILTER},
+    {"no_call_kept", CONVERT_NOTE},
+};
+
+void convert_counts_init(convert_counts *c) {
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < sizeof(STANDARD) / sizeof(STANDARD[0]); i++) {
+        c->name[i] = STANDARD[i].name;
+        c->kind[i] = STANDARD[i].kind;
+        c->n++;
+    }
+}
+
+void convert_count(convert_counts *c, const char *name, long by) {
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->name[i], name)) {
+            c->value[i] += by;
+            return;
+        }
+    if (c->n < CONVERT_MAX_COUNTS) {
+        c->name[c->n] = name;
+        c->kind[c->n] = CONVERT_NOTE;
+        c->value[c->n] = by;
+        c->n++;
+    }
+}
+
+long convert_count_get(const convert_counts *c, const char *name) {
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->name[i], name)) return c->value[i];
+    return 0;
+}
+
+static const char *const FORMAT_NAMES[] = {"xlam", "toolace", "toolrl", "openai"};
+
+int convert_format_parse(const char *name, convert_format *f, trl_err *e) {
+    for (int i = 0; i < 4; i++)
+        if (name && !strcmp(name, FORMAT_NAMES[i])) {
+            *f = (convert_format)i;
+            return TRL_OK;
+        }
+    return trl_errf(e, "unknown format '%s' (xlam, toolace, toolrl, openai)", name ? name : "");
+}
+
+const char *convert_format_name(convert_format f) { return (unsigned)f < 4 ? FORMAT_NAMES[f] : "?"; }
+
+int convert_refuse_path(const char *path, trl_err *e) {
+    if (!path) return TRL_OK;
+    static const char *const EVAL[] = {"bfcl", "apibank", "api-bank", "api_bank", "level-1-api", "level-2-api",
+                                       "level-3"};
+    char low[1024];
+    size_t n = strlen(path);
+    if (n >= sizeof(low)) n = sizeof(low) - 1;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)path[i]);
+    low[n] = 0;
+    for (size_t i = 0; i < sizeof(EVAL) / sizeof(EVAL[0]); i++)
+        if (strstr(low, EVAL[i]))
+            return trl_errf(e, "%s looks like an evaluation set (%s): it must never become training data", path, EVAL[i]);
+    return TRL_OK;
+}
+
+int convert_refuse_record(const cJSON *rec, trl_err *e) {
+    if (!cJSON_IsObject(rec)) return TRL_OK;
+    if ((cJSON_GetObjectItemCaseSensitive(rec, "question") && cJSON_GetObjectItemCaseSensitive(rec, "function")) ||
+        cJSON_GetObjectItemCaseSensitive(rec, "ground_truth"))
+        return trl_errf(e, "the input has BFCL rows (question/function/ground_truth): evaluation data is refused");
+    if (cJSON_GetObjectItemCaseSensitive(rec, "expected_output"))
+        return trl_errf(e, "the input has API-Bank rows (expected_output): evaluation data is refused");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, "query");
+    if (cJSON_IsArray(q) && cJSON_GetObjectItemCaseSensitive(rec, "answers"))
+        return trl_errf(e, "the input has a dialogue-shaped query with answers (Hammer's API-Bank twin): evaluation "
+                           "data is refused");
+    return TRL_OK;
+}
+
+int convert_emit(convert_run *r, cJSON *ex, trl_err *e) {
+    if (!ex) return trl_errf(e, "out of memory");
+    const cJSON *answer = cJSON_GetObjectItemCaseSensitive(ex, "answer");
+    int no_call = cJSON_IsArray(answer) && cJSON_GetArraySize(answer) == 0;
+    if (no_call && r->opts && r->opts->drop_no_call) {
+        convert_count(r->counts, "no_call_dropped", 1);
+        cJSON_Delete(ex);
+        return TRL_OK;
+    }
+    trl_err ve;
+    if (example_validate(ex, &ve)) {
+        convert_count(r->counts, "invalid_example", 1);
+        if (!r->counts->first_invalid[0]) memcpy(r->counts->first_invalid, ve.msg, sizeof(ve.msg));
+        cJSON_Delete(ex);
+        return TRL_OK;
+    }
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(ex, "tools");
+    for (const cJSON *t = tools->child; t; t = t->next) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(example_tool_function(t), "name");
+        int dup = 0;
+        for (const cJSON *u = t->next; u && !dup; u = u->next) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(example_tool_function(u), "name");
+            dup = !strcmp(n->valuestring, m->valuestring);
+        }
+        if (dup) {
+            convert_count(r->counts, "samples_with_repeated_tool_names", 1);
+            break;
+        }
+    }
+    int rc = r->sink ? r->sink(r->sink_ctx, ex, e) : TRL_OK;
+    cJSON_Delete(ex);
+    if (rc) return TRL_ERR;
+    if (no_call) convert_count(r->counts, "no_call_kept", 1);
+    convert_count(r->counts, "kept", 1);
+    return TRL_OK;
+}
+
+cJSON *convert_wrap_tools(const cJSON *v) {
+    cJSON *parsed = NULL;
+    if (cJSON_IsString(v)) {
+        parsed = pyjson_parse(v->valuestring, strlen(v->valuestring), NULL);
+        v = parsed;
+    }
+    cJSON *out = NULL;
+    if (!cJSON_IsArray(v)) goto done;
+    out = cJSON_CreateArray();
+    if (!out) goto done;
+    for (const cJSON *t = v->child; t; t = t->next) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
+        const cJSON *fn = t;
+        // Already wrapped ({"type": "function", "function": {...}})?
+        const cJSON *inner = cJSON_GetObjectItemCaseSensitive(t, "function");
+        if (!n && cJSON_IsObject(inner)) {
+            fn = inner;
+            n = cJSON_GetObjectItemCaseSensitive(inner, "name");
+        }
+        if (!cJSON_IsObject(fn) || !cJSON_IsString(n) || !n->valuestring[0]) {
+            cJSON_Delete(out);
+            out = NULL;
+            goto done;
+        }
+        cJSON *w = example_wrap_tool(pyjson_copy(fn));
+        if (!w || !cJSON_AddItemToArray(out, w)) {
+            cJSON_Delete(w);
+            cJSON_Delete(out);
+            out = NULL;
+            goto done;
+        }
+    }
+done:
+    cJSON_Delete(parsed);
+    return out;
+}
+
+static cJSON *read_one_call(const cJSON *c, const char *args_key) {
+    if (!cJSON_IsObject(c)) return NULL;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "name");
+    if (!cJSON_IsString(n) || !n->valuestring[0]) return NULL;
+    const cJSON *a = args_key ? cJSON_GetObjectItemCaseSensitive(c, args_key) : NULL;
+    if (!a) a = cJSON_GetObjectItemCaseSensitive(c, "arguments");
+    if (!a) a = cJSON_GetObjectItemCaseSensitive(c, "parameters");
+    cJSON *args = NULL;
+    if (cJSON_IsString(a)) {
+        args = pyjson_parse(a->valuestring, strlen(a->valuestring), NULL);
+    } else if (a) {
+        args = pyjson_copy(a);
+    }
+    if (!cJSON_IsObject(args)) {
+        cJSON_Delete(args);
+        return NULL;
+    }
+    return example_make_call(n->valuestring, args);
+}
+
+cJSON *convert_read_calls(const cJSON *v, const char *args_key) {
+    cJSON *parsed = NULL;
+    if (cJSON_IsString(v)) {
+        parsed = pyjson_parse(v->valuestring, strlen(v->valuestring), NULL);
+        v = parsed;
+    }
+    cJSON *out = cJSON_CreateArray();
+    if (!out || !v) goto fail;
+    if (cJSON_IsObject(v)) {
+        cJSON *c = read_one_call(v, args_key);
+        if (!c || !cJSON_AddItemToArray(out, c)) {
+            cJSON_Delete(c);
+            goto fail;
+        }
+    } else if (cJSON_IsArray(v)) {
+        for (const cJSON *it = v->child; it; it = it->next) {
+            cJSON *c = read_one_call(it, args_key);
+            if (!c || !cJSON_AddItemToArray(out, c)) {
+                cJSON_Delete(c);
+                goto fail;
+            }
+        }
+    } else {
+        goto fail;
+    }
+    cJSON_Delete(parsed);
+    return out;
+fail:
+    cJSON_Delete(out);
+    cJSON_Delete(parsed);
+    return NULL;
+}
+
+int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **bad) {
+    int n = 0;
+    if (bad) *bad = NULL;
+    for (const cJSON *c = cJSON_IsArray(answer) ? answer->child : NULL; c; c = c->next) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
+        const char *s = cJSON_IsString(nm) ? nm->valuestring : NULL;
+        if (!s || !example_has_tool(tools, s)) {
+            if (bad && !*bad) *bad = s ? s : "";
+            n++;
+        }
+    }
+    return n;
+}
+
+typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static record_fn record_fn_for(convert_format f) {
+    switch (f) {
+        case CONVERT_XLAM: return convert_xlam_record;
+        case CONVERT_TOOLACE: return convert_toolace_record;
+        case CONVERT_TOOLRL: return convert_toolrl_record;
+        case CONVERT_OPENAI: return convert_openai_record;
+        default: return NULL;
+    }
+}
+
+static int handle_record(convert_run *r, record_fn fn, cJSON *rec, size_t index, trl_err *e) {
+    convert_count(r->counts, "rows", 1);
+    if (convert_refuse_record(rec, e)) {
+        cJSON_Delete(rec);
+        return TRL_ERR;
+    }
+    int rc = fn(r, rec, index, e);
+    cJSON_Delete(rec);
+    return rc;
+}
+
+int convert_text(convert_format f, const char *text, size_t len, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e) {
+    static const convert_opts defaults = {0, 0};
+    convert_run run = {.opts = o ? o : &defaults, .sink = sink, .sink_ctx = ctx, .counts = c};
+    record_fn fn = record_fn_for(f);
+    if (!fn) return trl_errf(e, "unknown format %d", (int)f);
+    size_t pos = 0;
+    while (pos < len && is_ws(text[pos])) pos++;
+    if (pos < len && text[pos] == '[') {  // a JSON array, read item by item
+        pos++;
+        size_t index = 0;
+        for (;;) {
+            while (pos < len && is_ws(text[pos])) pos++;
+            if (pos < len && text[pos] == ']' && index == 0) {
+                pos++;
+                break;
+            }
+            trl_err pe;
+            cJSON *rec = pyjson_parse_next(text, len, &pos, &pe);
+            if (!rec) return trl_errf(e, "input is not a valid JSON array (item %zu: %s)", index, pe.msg);
+            if (handle_record(&run, fn, rec, index++, e)) return TRL_ERR;
+            while (pos < len && is_ws(text[pos])) pos++;
+            if (pos < len && text[pos] == ',') {
+                pos++;
+                continue;
+            }
+            if (pos < len && text[pos] == ']') {
+                pos++;
+                break;
+            }
+            return trl_errf(e, "input is not a valid JSON array (after item %zu)", index - 1);
+        }
+        while (pos < len && is_ws(text[pos])) pos++;
+        if (pos != len) return trl_errf(e, "input has data after its JSON array");
+        return TRL_OK;
+    }
+    // JSONL: one record per non-blank line; a line that is not JSON is a malformed row.
+    size_t index = 0;
+    pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        size_t a = pos, b = end;
+        while (a < b && is_ws(text[a])) a++;
+        while (b > a && is_ws(text[b - 1])) b--;
+        pos = end + 1;
+        if (a == b) continue;
+        cJSON *rec = pyjson_parse(text + a, b - a, NULL);
+        if (!rec) {
+            convert_count(c, "rows", 1);
+            convert_count(c, "malformed_row", 1);
+            index++;
+            continue;
+        }
+        if (handle_record(&run, fn, rec, index++, e)) return TRL_ERR;
+    }
+    return TRL_OK;
+}
+
+int convert_file(convert_format f, const char *path, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e) {
+    if (convert_refuse_path(path, e)) return TRL_ERR;
+    size_t len;
+    char *text = trl_read_file(path, &len, e);
+    if (!text) return TRL_ERR;
+    int rc = convert_text(f, text, len, o, sink, ctx, c, e);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,106 @@
+// convert.h: conversion of public tool-calling datasets into unified examples (example.h), with
+// the filters of the Tool-N1 pipeline and a count of what each filter removed.
+//   xlam     xLAM function-calling-60k rows {query, tools, answers} (tools/answers as JSON text or
+//            lists), and Hammer's {instruction, input, output} form of them;
+//   toolace  ToolACE/ShareGPT dialogues {system, conversations: [{from, value}]}: tools from the
+//            system prompt, one sample per assistant call turn with all earlier turns as
+//            context (Tool-N1's multi-turn split); calls either as JSON (function_call turns) or as
+//            Python-style "[f(a=1)]" assistant text (pycall.h). Names truncated to their last word
+//            (a known defect of sharegpt_func_fixed.json) are repaired when the tool list (and,
+//            when two tools share the last word, the following observation, which carries the
+//            real name) leaves exactly one candidate;
+//   toolrl   ToolRL's rlla files {instruction, input, output}: tools from the "N. Name: ..."
+//            list, history from <user>/<tool_call>/<obs>/<response> tags, answer from the last
+//            <tool_call> block of the output (one JSON object per call, "parameters" as args);
+//   openai   chat rows {messages, tools}: one sample per assistant message with tool_calls
+//            (arguments given as JSON text or objects), earlier messages as context.
+// Input files are a JSON array (read item by item) or JSONL. Files that are evaluation sets
+// (BFCL, API-Bank) are refused by name and by shape.
+// Filters (a sample is dropped and counted under the first that applies):
+//   malformed_row     the record lacks a required field or has the wrong types
+//   no_tools          no tool list could be read (missing, not JSON, not a list of named tools)
+//   unparseable_call  the ground-truth call text is not JSON / not a list of {name, arguments}
+//   empty_call        a call turn that holds no call
+//   unknown_tool      a call names a tool that is not in the list (after repair, for ToolACE)
+//   ambiguous_name    ToolACE: a truncated name that fits several tools, with nothing to decide
+//   no_call_dropped   the answer is [] and --drop-no-call was given
+//   invalid_example   the built example fails example_validate (a bug guard; expected 0)
+#ifndef TOOLRL_CONVERT_H
+#define TOOLRL_CONVERT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define CONVERT_MAX_COUNTS 40
+
+typedef enum { CONVERT_TOTAL = 0, CONVERT_FILTER = 1, CONVERT_NOTE = 2 } convert_count_kind;
+
+typedef struct {
+    const char *name[CONVERT_MAX_COUNTS];
+    long value[CONVERT_MAX_COUNTS];
+    convert_count_kind kind[CONVERT_MAX_COUNTS];
+    size_t n;
+    char first_invalid[512];  // message of the first invalid_example, if any
+} convert_counts;
+
+// Registers the standard counters (totals, then filters, then notes) so they print in order.
+void convert_counts_init(convert_counts *c);
+// Adds by to counter name (a string literal); unknown names are added as notes.
+void convert_count(convert_counts *c, const char *name, long by);
+long convert_count_get(const convert_counts *c, const char *name);
+
+typedef enum { CONVERT_XLAM = 0, CONVERT_TOOLACE, CONVERT_TOOLRL, CONVERT_OPENAI } convert_format;
+int convert_format_parse(const char *name, convert_format *f, trl_err *e);
+const char *convert_format_name(convert_format f);
+
+typedef struct {
+    int drop_no_call;  // drop samples whose answer is [] (kept by default)
+    int no_repair;     // ToolACE: do not repair truncated function names
+} convert_opts;
+
+// Receives each example; the object stays owned by the converter. TRL_ERR stops the run.
+typedef int (*convert_sink)(void *ctx, const cJSON *example, trl_err *e);
+
+// Converts a whole input text. Per-row problems are counted, not errors; TRL_ERR means the input
+// cannot be read at all (a broken JSON array, an evaluation set) or the sink failed.
+int convert_text(convert_format f, const char *text, size_t len, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e);
+// Reads path and converts it; refuses evaluation sets by file name first.
+int convert_file(convert_format f, const char *path, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e);
+// TRL_ERR with a message if path names an evaluation set (bfcl, api-bank, ...).
+int convert_refuse_path(const char *path, trl_err *e);
+// TRL_ERR with a message if a record has the shape of a BFCL or API-Bank row.
+int convert_refuse_record(const cJSON *rec, trl_err *e);
+
+// ---- shared by the converters ----
+
+typedef struct {
+    const convert_opts *opts;
+    convert_sink sink;
+    void *sink_ctx;
+    convert_counts *counts;
+} convert_run;
+
+// Validates and hands one example (taken) to the sink, applying --drop-no-call and counting.
+int convert_emit(convert_run *r, cJSON *example, trl_err *e);
+// Converts one record; TRL_ERR only for fatal problems.
+int convert_xlam_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
+int convert_toolace_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
+int convert_toolrl_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
+int convert_openai_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
+
+// Reads a list of function schemas (a JSON list, or JSON text of one) into tools wrapped as
+// {"type": "function", "function": ...}. Returns NULL unless every item is an object with a
+// non-empty string name.
+cJSON *convert_wrap_tools(const cJSON *list_or_text);
+// Parses a list of calls (JSON list, a single call object, or JSON text of either) into
+// [{"name", "arguments"}], reading the arguments from args_key (or "arguments"/"parameters"),
+// where arguments given as JSON text are decoded. NULL if anything is not a call.
+cJSON *convert_read_calls(const cJSON *v, const char *args_key);
+// Number of calls in answer whose names are not tools; the first such name in *bad.
+int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **bad);
+
+#endif

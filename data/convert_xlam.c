@@ -1,0 +1,151 @@
+// convert_xlam.c: xLAM function-calling-60k rows to unified examples.
+// Two input shapes:
+//   * xLAM itself: {"id"?, "query": str, "tools": list or its JSON text, "answers": list or its
+//     JSON text} (the Hugging Face file stores tools and answers as JSON strings);
+//   * Hammer's SFT form of xLAM (xlam/masking_sft_data_example.json): {"instruction", "input",
+//     "output"} where instruction holds "[BEGIN OF AVAILABLE TOOLS]\n<JSON list>\n[END OF
+//     AVAILABLE TOOLS]" and "[BEGIN OF QUERY]\n<query>\n[END OF QUERY]", and output is the JSON
+//     call list, possibly inside ``` fences. A non-empty input is appended to the query.
+// Each row gives one single-turn example: messages = [the user query], tools as listed (xLAM's
+// flat parameter maps are kept as they are, as Tool-N1 does), answer = the calls. Tool-N1
+// applies no filter to xLAM; the generic ones (convert.h) only catch broken rows.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "example.h"
+#include "pyjson.h"
+
+// The trimmed text between open and close markers in s, malloc'd; NULL if absent.
+static char *between(const char *s, const char *open, const char *close) {
+    const char *a = strstr(s, open);
+    if (!a) return NULL;
+    a += strlen(open);
+    const char *b = strstr(a, close);
+    if (!b) return NULL;
+    while (a < b && (*a == ' ' || *a == '\n' || *a == '\r' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\n' || b[-1] == '\r' || b[-1] == '\t')) b--;
+    char *r = malloc((size_t)(b - a) + 1);
+    if (!r) return NULL;
+    memcpy(r, a, (size_t)(b - a));
+    r[b - a] = 0;
+    return r;
+}
+
+// Hammer's output: optional ``` fences (with or without a language word) around JSON.
+static cJSON *hammer_output_calls(const char *out) {
+    const char *a = out;
+    size_t n = strlen(out);
+    while (n && (*a == ' ' || *a == '\n' || *a == '\r' || *a == '\t')) a++, n--;
+    while (n && (a[n - 1] == ' ' || a[n - 1] == '\n' || a[n - 1] == '\r' || a[n - 1] == '\t')) n--;
+    if (n >= 6 && !strncmp(a, "```", 3) && !strncmp(a + n - 3, "```", 3)) {
+        const char *nl = memchr(a, '\n', n);
+        if (!nl) return NULL;
+        n -= (size_t)(nl + 1 - a) + 3;
+        a = nl + 1;
+    }
+    cJSON *v = pyjson_parse(a, n, NULL);
+    if (!v) return NULL;
+    cJSON *calls = convert_read_calls(v, "arguments");
+    cJSON_Delete(v);
+    return calls;
+}
+
+int convert_xlam_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e) {
+    convert_counts *c = r->counts;
+    if (!cJSON_IsObject(rec)) {
+        convert_count(c, "malformed_row", 1);
+        return TRL_OK;
+    }
+    const cJSON *instr = cJSON_GetObjectItemCaseSensitive(rec, "instruction");
+    char *query = NULL, *tools_text = NULL;
+    cJSON *tools = NULL, *answer = NULL;
+    int hammer = instr != NULL;
+    if (hammer) {
+        const cJSON *out = cJSON_GetObjectItemCaseSensitive(rec, "output");
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(rec, "input");
+        if (!cJSON_IsString(instr) || !cJSON_IsString(out)) {
+            convert_count(c, "malformed_row", 1);
+            return TRL_OK;
+        }
+        query = between(instr->valuestring, "[BEGIN OF QUERY]", "[END OF QUERY]");
+        tools_text = between(instr->valuestring, "[BEGIN OF AVAILABLE TOOLS]", "[END OF AVAILABLE TOOLS]");
+        if (!query || !tools_text || !query[0]) {
+            free(query);
+            free(tools_text);
+            convert_count(c, "malformed_row", 1);
+            return TRL_OK;
+        }
+        if (cJSON_IsString(in) && in->valuestring[0]) {
+            size_t ql = strlen(query), il = strlen(in->valuestring);
+            char *q2 = realloc(query, ql + il + 2);
+            if (!q2) {
+                free(query);
+                free(tools_text);
+                return trl_errf(e, "out of memory");
+            }
+            query = q2;
+            query[ql] = '\n';
+            memcpy(query + ql + 1, in->valuestring, il + 1);
+        }
+        convert_count(c, "samples", 1);
+        cJSON tt;
+        memset(&tt, 0, sizeof(tt));
+        tt.type = cJSON_String;
+        tt.valuestring = tools_text;
+        tools = convert_wrap_tools(&tt);
+        free(tools_text);
+        if (tools) answer = hammer_output_calls(out->valuestring);
+    } else {
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, "query");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "tools");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(rec, "answers");
+        if (!cJSON_IsString(q) || !q->valuestring[0] || !t || !a) {
+            convert_count(c, "malformed_row", 1);
+            return TRL_OK;
+        }
+        convert_count(c, "samples", 1);
+        query = strdup(q->valuestring);
+        if (!query) return trl_errf(e, "out of memory");
+        tools = convert_wrap_tools(t);
+        if (tools) answer = convert_read_calls(a, "arguments");
+    }
+    if (!tools) {
+        convert_count(c, "no_tools", 1);
+        free(query);
+        return TRL_OK;
+    }
+    if (!answer) {
+        convert_count(c, "unparseable_call", 1);
+        free(query);
+        cJSON_Delete(tools);
+        return TRL_OK;
+    }
+    if (convert_unknown_names(answer, tools, NULL)) {
+        convert_count(c, "unknown_tool", 1);
+        free(query);
+        cJSON_Delete(tools);
+        cJSON_Delete(answer);
+        return TRL_OK;
+    }
+    cJSON *msgs = cJSON_CreateArray();
+    cJSON *m = example_make_message("user", query);
+    free(query);
+    if (!msgs || !m || !cJSON_AddItemToArray(msgs, m)) {
+        cJSON_Delete(msgs);
+        cJSON_Delete(m);
+        cJSON_Delete(tools);
+        cJSON_Delete(answer);
+        return trl_errf(e, "out of memory");
+    }
+    char id[96];
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(rec, "id");
+    if (cJSON_IsString(rid) && rid->valuestring[0])
+        snprintf(id, sizeof(id), "xlam-%.80s", rid->valuestring);
+    else if (cJSON_IsRaw(rid) || cJSON_IsNumber(rid))
+        snprintf(id, sizeof(id), "xlam-%.0f", pyjson_number(rid));
+    else
+        snprintf(id, sizeof(id), "xlam-%zu", index);
+    return convert_emit(r, example_build(id, "xlam", msgs, tools, answer), e);
+}
