@@ -28,6 +28,7 @@ SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test check check-asan deps model clean bench
+.SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
 $(BUILD)/%.o: %.c

@@ -45,7 +45,11 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     }
     en->scratch_bytes = need;
     en->scratch = aligned_alloc(64, (need + 63) / 64 * 64);
-    if (!en->kv.k || !en->kv.v || !en->seq_len || !en->x || !en->xn || !en->tmp || !en->q || !en->k || !en->v ||
+    en->next_pos = xcalloc((size_t)n_seq, sizeof(int));
+    en->b_seq = xcalloc(T, sizeof(int32_t));
+    en->b_pos = xcalloc(T, sizeof(int32_t));
+    en->b_want = xcalloc(T, 1);
+    if (!en->next_pos || !en->b_seq || !en->b_pos || !en->b_want || !en->kv.k || !en->kv.v || !en->seq_len || !en->x || !en->xn || !en->tmp || !en->q || !en->k || !en->v ||
         !en->att || !en->gate || !en->up || !en->scratch) {
         engine_free(en);
         return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(float) >> 20);
@@ -68,6 +72,10 @@ void engine_free(engine *en) {
     free(en->gate);
     free(en->up);
     free(en->scratch);
+    free(en->next_pos);
+    free(en->b_seq);
+    free(en->b_pos);
+    free(en->b_want);
     memset(en, 0, sizeof(*en));
 }
 
@@ -79,12 +87,11 @@ void engine_seq_truncate(engine *en, int seq, int n) {
     if (seq >= 0 && seq < en->kv.n_seq && n >= 0 && n < en->seq_len[seq]) en->seq_len[seq] = n;
 }
 
-static int batch_check(const engine *en, const engine_batch *b, trl_err *e) {
+static int batch_check(engine *en, const engine_batch *b, trl_err *e) {
     if (b->n < 1 || b->n > en->max_batch) return trl_errf(e, "engine: batch of %d tokens (max %d)", b->n, en->max_batch);
     int V = en->m->cfg.n_vocab;
     // Each sequence's positions must continue its cache contiguously.
-    int *next = calloc((size_t)en->kv.n_seq, sizeof(int));
-    if (!next) return trl_errf(e, "engine: out of memory");
+    int *next = en->next_pos;
     memcpy(next, en->seq_len, sizeof(int) * (size_t)en->kv.n_seq);
     int rc = TRL_OK;
     for (int i = 0; i < b->n && rc == TRL_OK; i++) {
@@ -95,7 +102,6 @@ static int batch_check(const engine *en, const engine_batch *b, trl_err *e) {
         else if (p > next[s]) rc = trl_errf(e, "engine: sequence %d position %d leaves a gap (cache holds %d)", s, p, next[s]);
         else next[s] = p + 1;
     }
-    free(next);
     return rc;
 }
 
@@ -157,24 +163,16 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
 int engine_feed(engine *en, int seq, const int32_t *toks, int n, float *logits, trl_err *e) {
     if (seq < 0 || seq >= en->kv.n_seq) return trl_errf(e, "engine: sequence %d out of range", seq);
     int B = en->max_batch;
-    int32_t *sq = malloc(sizeof(int32_t) * (size_t)B), *ps = malloc(sizeof(int32_t) * (size_t)B);
-    int8_t *lo = calloc((size_t)B, 1);
-    int rc = (sq && ps && lo) ? TRL_OK : trl_errf(e, "engine: out of memory");
-    for (int i0 = 0; i0 < n && rc == TRL_OK; i0 += B) {
-        int m = n - i0 < B ? n - i0 : B;
-        int start = en->seq_len[seq];
+    for (int i0 = 0; i0 < n; i0 += B) {
+        int m = n - i0 < B ? n - i0 : B, start = en->seq_len[seq], last = i0 + m == n;
         for (int i = 0; i < m; i++) {
-            sq[i] = seq;
-            ps[i] = start + i;
-            lo[i] = 0;
+            en->b_seq[i] = seq;
+            en->b_pos[i] = start + i;
+            en->b_want[i] = 0;
         }
-        int last = i0 + m == n;
-        lo[m - 1] = (int8_t)(last && logits);
-        engine_batch b = {m, toks + i0, sq, ps, lo};
-        rc = engine_forward(en, &b, last ? logits : NULL, e);
+        en->b_want[m - 1] = (int8_t)(last && logits);
+        engine_batch b = {m, toks + i0, en->b_seq, en->b_pos, en->b_want};
+        if (engine_forward(en, &b, last ? logits : NULL, e)) return TRL_ERR;
     }
-    free(sq);
-    free(ps);
-    free(lo);
-    return rc;
+    return TRL_OK;
 }

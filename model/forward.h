@@ -25,6 +25,9 @@ typedef struct {
     float *tmp;      // (T, C)
     void *scratch;   // matmul scratch
     size_t scratch_bytes;
+    int *next_pos;   // (n_seq) batch validation scratch
+    int32_t *b_seq, *b_pos;  // (max_batch) engine_feed's batch arrays
+    int8_t *b_want;          // (max_batch)
 } engine;
 
 // A batch: n tokens, each belonging to sequence seq[i] at position pos[i]. Tokens of one

@@ -30,9 +30,12 @@
 #define MM_AVX2 1
 #endif
 
-#define MM_ROW_MAX_B 2  // B up to this uses the row path
+#ifndef MM_ROW_MAX_B
+#define MM_ROW_MAX_B 5  // B up to this uses the row path (measured crossover)
+#endif
 #define MM_PANEL 8      // activation columns per panel
-#define MM_TILE 4       // weight rows per panel-path tile
+#define MM_TILE 3       // weight rows per panel-path tile
+#define MM_NP 2         // panels per register tile (16 columns)
 #define MM_KC 64        // blocks per K chunk on the panel path (2048 inputs)
 #define MM_PG 16        // panels per panel group (128 columns)
 #define MM_ALIGN 64
@@ -61,8 +64,7 @@ size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t B) {
     if (!is_q(type)) return sizeof(float) * (size_t)K + MM_ALIGN;  // one dequantized row
     size_t nb = (size_t)(K / 32);
     if (B <= MM_ROW_MAX_B) return (size_t)B * nb * sizeof(matmul_act_block) + MM_ALIGN;
-    size_t np = (size_t)((B + MM_PANEL - 1) / MM_PANEL);
-    return np * nb * sizeof(mm_panel) + MM_ALIGN;
+    return (size_t)((B + MM_PANEL - 1) / MM_PANEL) * nb * sizeof(mm_panel) + MM_ALIGN;
 }
 
 static void *align_up(void *p) {
@@ -245,9 +247,11 @@ static inline __m256i reduce8_w16(__m256i p0, __m256i p1, __m256i p2, __m256i p3
 
 // Prefetches the bytes the next-but-some group will read at this step (rows are read 8 at a
 // time, 8 short streams the hardware prefetcher follows poorly). pf is NULL near the end.
-static inline void prefetch_span(const uint8_t *pf, size_t len) {
+// (__builtin_prefetch with literal hints: through _mm_prefetch in a helper GCC 12 lost the
+// constant hint, judged the helper pure and deleted every call.)
+static inline __attribute__((always_inline)) void prefetch_span(const uint8_t *pf, size_t len) {
     if (!pf) return;
-    for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+    for (size_t o = 0; o < len; o += 64) __builtin_prefetch(pf + o, 0, 3);
 }
 
 // y8[r] = row (n0 + r) · a, r < 8, for Q4_0 / Q4_1.
@@ -360,12 +364,13 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
 // ---------------------------------------------------------------------------------------------
 // Panel path (larger B).
 
-// One tile: up to MM_TILE weight rows, unpacked for a chunk of blocks. Q4 rows hold unsigned
-// nibbles 0..15, Q8_0 rows the signed bytes, both in input order.
+// One tile: up to MM_TILE weight rows, unpacked for a chunk of blocks, block-major so the
+// rows' bytes of one block sit together (no same-bank strides between the rows). Q4 rows hold
+// unsigned nibbles 0..15, Q8_0 rows the signed bytes, both in input order.
 typedef struct {
-    uint8_t q[MM_TILE][MM_KC * 32] __attribute__((aligned(32)));
-    float d[MM_TILE][MM_KC];
-    float m[MM_TILE][MM_KC];
+    uint8_t q[MM_KC][MM_TILE][32] __attribute__((aligned(32)));
+    float d[MM_KC][MM_TILE];
+    float m[MM_KC][MM_TILE];
 } mm_tile;
 
 static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, int64_t n0, int64_t kb0, int64_t nkb,
@@ -374,17 +379,17 @@ static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, i
         int64_t n = n0 + r < N ? n0 + r : N - 1;  // a short last tile repeats its last row
         const uint8_t *row = W + (size_t)n * rb;
         for (int64_t i = 0; i < nkb; i++) {
-            uint8_t *o = t->q[r] + i * 32;
+            uint8_t *o = t->q[i][r];
             if (type == QTYPE_Q8_0) {
                 const uint8_t *blk = row + (kb0 + i) * (int64_t)sizeof(block_q8_0);
-                t->d[r][i] = ld_half(blk);
+                t->d[i][r] = ld_half(blk);
                 memcpy(o, blk + 2, 32);
                 continue;
             }
             int q41 = type == QTYPE_Q4_1;
             const uint8_t *blk = row + (kb0 + i) * (int64_t)(q41 ? sizeof(block_q4_1) : sizeof(block_q4_0));
-            t->d[r][i] = ld_half(blk);
-            t->m[r][i] = q41 ? ld_half(blk + 2) : 0.0f;
+            t->d[i][r] = ld_half(blk);
+            t->m[i][r] = q41 ? ld_half(blk + 2) : 0.0f;
             const uint8_t *qs = blk + (q41 ? 4 : 2);
 #ifdef MM_AVX2
             _mm256_store_si256((__m256i *)(void *)o, q4_unpack(qs));
@@ -399,8 +404,8 @@ static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, i
 }
 
 #ifdef MM_AVX2
-// Keeps a running sum in a register at this point: without it GCC reassociates the int16
-// add chains, computes all 32 products first and spills them.
+// Keeps a value in a register at this point: without it GCC reassociates the int16 add
+// chains, computes all the products first and spills them, or reloads x once per row.
 #define MM_KEEP(v) __asm__("" : "+x"(v))
 
 static inline __m256i bcast4(const uint8_t *p) {
@@ -409,105 +414,163 @@ static inline __m256i bcast4(const uint8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-// acc[r] (lanes = the panel's 8 columns) += tile rows · panel blocks [0, nkb).
-static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, const mm_tile *t, const mm_panel *P,
-                                                                  int64_t nkb, __m256 acc[MM_TILE]) {
+// acc[j][r] (lanes = the 8 columns of panel j) += tile row r · panels P0, P1, blocks [0, nkb).
+// Register tile: 3 rows × 16 columns; per 4-input group 2 panel loads and 3 broadcasts feed
+// 6 maddubs. two = 0: P0 only (a last odd panel).
+static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, int two, const mm_tile *t,
+                                                                  const mm_panel *P0, const mm_panel *P1,
+                                                                  int64_t nkb, __m256 acc[MM_NP][MM_TILE]) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int64_t i = 0; i < nkb; i++, P++) {
-        const uint8_t *w0 = t->q[0] + i * 32, *w1 = t->q[1] + i * 32, *w2 = t->q[2] + i * 32, *w3 = t->q[3] + i * 32;
-        __m256i s0, s1, s2, s3;
+    __m256 a00 = acc[0][0], a01 = acc[0][1], a02 = acc[0][2];
+    __m256 a10 = acc[1][0], a11 = acc[1][1], a12 = acc[1][2];
+    for (int64_t i = 0; i < nkb; i++, P0++, P1 += two) {
+        const uint8_t *w0 = t->q[i][0], *w1 = t->q[i][1], *w2 = t->q[i][2];
+        __m256i s00, s01, s02, s10, s11, s12;
         if (type == QTYPE_Q8_0) {
-            s0 = s1 = s2 = s3 = _mm256_setzero_si256();
+            // Signed weights: |w| · (x with w's sign), exact in int16 per pair, widened per group.
+            s00 = s01 = s02 = s10 = s11 = s12 = _mm256_setzero_si256();
             for (int g = 0; g < 8; g++) {
-                __m256i xg = _mm256_load_si256((const __m256i *)(const void *)(P->qs + 32 * g));
-#define MM_Q8G(S, W)                                                                                            \
-    do {                                                                                                        \
-        __m256i wb_ = bcast4((W) + 4 * g);                                                                      \
-        S = _mm256_add_epi32(                                                                                   \
-            S, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wb_, wb_), _mm256_sign_epi8(xg, wb_)), ones)); \
+                __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)(P0->qs + 32 * g));
+                __m256i x1 = two ? _mm256_load_si256((const __m256i *)(const void *)(P1->qs + 32 * g)) : x0;
+                MM_KEEP(x0);
+                MM_KEEP(x1);
+#define MM_Q8G(S0, S1, W)                                                                                   \
+    do {                                                                                                    \
+        __m256i wb_ = bcast4((W) + 4 * g), aw_ = _mm256_sign_epi8(wb_, wb_);                                \
+        S0 = _mm256_add_epi32(S0, _mm256_madd_epi16(_mm256_maddubs_epi16(aw_, _mm256_sign_epi8(x0, wb_)), ones)); \
+        if (two)                                                                                            \
+            S1 = _mm256_add_epi32(S1, _mm256_madd_epi16(_mm256_maddubs_epi16(aw_, _mm256_sign_epi8(x1, wb_)), ones)); \
     } while (0)
-                MM_Q8G(s0, w0);
-                MM_Q8G(s1, w1);
-                MM_Q8G(s2, w2);
-                MM_Q8G(s3, w3);
+                MM_Q8G(s00, s10, w0);
+                MM_Q8G(s01, s11, w1);
+                MM_Q8G(s02, s12, w2);
 #undef MM_Q8G
+                MM_KEEP(s00);
+                MM_KEEP(s01);
+                MM_KEEP(s02);
+                if (two) {
+                    MM_KEEP(s10);
+                    MM_KEEP(s11);
+                    MM_KEEP(s12);
+                }
             }
         } else {
-            __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)P->qs);
-            __m256i p0 = _mm256_maddubs_epi16(bcast4(w0), x0), p1 = _mm256_maddubs_epi16(bcast4(w1), x0);
-            __m256i p2 = _mm256_maddubs_epi16(bcast4(w2), x0), p3 = _mm256_maddubs_epi16(bcast4(w3), x0);
+            __m256i p00, p01, p02, p10 = _mm256_setzero_si256(), p11 = p10, p12 = p10;
+            {
+                __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)P0->qs);
+                __m256i b0 = bcast4(w0), b1 = bcast4(w1), b2 = bcast4(w2);
+                p00 = _mm256_maddubs_epi16(b0, x0);
+                p01 = _mm256_maddubs_epi16(b1, x0);
+                p02 = _mm256_maddubs_epi16(b2, x0);
+                if (two) {
+                    __m256i x1 = _mm256_load_si256((const __m256i *)(const void *)P1->qs);
+                    p10 = _mm256_maddubs_epi16(b0, x1);
+                    p11 = _mm256_maddubs_epi16(b1, x1);
+                    p12 = _mm256_maddubs_epi16(b2, x1);
+                }
+            }
 #pragma GCC unroll 8
             for (int g = 1; g < 8; g++) {
-                __m256i xg = _mm256_load_si256((const __m256i *)(const void *)(P->qs + 32 * g));
-                MM_KEEP(xg);  // one load, not one per row
-                p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(bcast4(w0 + 4 * g), xg));
-                p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(bcast4(w1 + 4 * g), xg));
-                p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(bcast4(w2 + 4 * g), xg));
-                p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(bcast4(w3 + 4 * g), xg));
-                MM_KEEP(p0);
-                MM_KEEP(p1);
-                MM_KEEP(p2);
-                MM_KEEP(p3);
+                __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)(P0->qs + 32 * g));
+                __m256i x1 = two ? _mm256_load_si256((const __m256i *)(const void *)(P1->qs + 32 * g)) : x0;
+                MM_KEEP(x0);  // one load each, not one per row
+                MM_KEEP(x1);
+                __m256i b0 = bcast4(w0 + 4 * g);
+                p00 = _mm256_add_epi16(p00, _mm256_maddubs_epi16(b0, x0));
+                if (two) p10 = _mm256_add_epi16(p10, _mm256_maddubs_epi16(b0, x1));
+                __m256i b1 = bcast4(w1 + 4 * g);
+                p01 = _mm256_add_epi16(p01, _mm256_maddubs_epi16(b1, x0));
+                if (two) p11 = _mm256_add_epi16(p11, _mm256_maddubs_epi16(b1, x1));
+                __m256i b2 = bcast4(w2 + 4 * g);
+                p02 = _mm256_add_epi16(p02, _mm256_maddubs_epi16(b2, x0));
+                if (two) p12 = _mm256_add_epi16(p12, _mm256_maddubs_epi16(b2, x1));
+                MM_KEEP(p00);
+                MM_KEEP(p01);
+                MM_KEEP(p02);
+                if (two) {
+                    MM_KEEP(p10);
+                    MM_KEEP(p11);
+                    MM_KEEP(p12);
+                }
             }
-            s0 = _mm256_madd_epi16(p0, ones);
-            s1 = _mm256_madd_epi16(p1, ones);
-            s2 = _mm256_madd_epi16(p2, ones);
-            s3 = _mm256_madd_epi16(p3, ones);
+            s00 = _mm256_madd_epi16(p00, ones), s01 = _mm256_madd_epi16(p01, ones), s02 = _mm256_madd_epi16(p02, ones);
+            s10 = _mm256_madd_epi16(p10, ones), s11 = _mm256_madd_epi16(p11, ones), s12 = _mm256_madd_epi16(p12, ones);
             if (type == QTYPE_Q4_0) {
-                __m256i c = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P->sum), 3);
-                s0 = _mm256_sub_epi32(s0, c);
-                s1 = _mm256_sub_epi32(s1, c);
-                s2 = _mm256_sub_epi32(s2, c);
-                s3 = _mm256_sub_epi32(s3, c);
+                __m256i c0 = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P0->sum), 3);
+                __m256i c1 = two ? _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P1->sum), 3) : c0;
+                s00 = _mm256_sub_epi32(s00, c0), s01 = _mm256_sub_epi32(s01, c0), s02 = _mm256_sub_epi32(s02, c0);
+                s10 = _mm256_sub_epi32(s10, c1), s11 = _mm256_sub_epi32(s11, c1), s12 = _mm256_sub_epi32(s12, c1);
             }
         }
-        __m256 dx = _mm256_load_ps(P->d);
-        a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[0][i]), dx), _mm256_cvtepi32_ps(s0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[1][i]), dx), _mm256_cvtepi32_ps(s1), a1);
-        a2 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[2][i]), dx), _mm256_cvtepi32_ps(s2), a2);
-        a3 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(t->d[3][i]), dx), _mm256_cvtepi32_ps(s3), a3);
+        const __m256 dx0 = _mm256_load_ps(P0->d), dx1 = two ? _mm256_load_ps(P1->d) : dx0;
+        const __m256 d0 = _mm256_set1_ps(t->d[i][0]), d1 = _mm256_set1_ps(t->d[i][1]), d2 = _mm256_set1_ps(t->d[i][2]);
+        a00 = _mm256_fmadd_ps(_mm256_mul_ps(d0, dx0), _mm256_cvtepi32_ps(s00), a00);
+        a01 = _mm256_fmadd_ps(_mm256_mul_ps(d1, dx0), _mm256_cvtepi32_ps(s01), a01);
+        a02 = _mm256_fmadd_ps(_mm256_mul_ps(d2, dx0), _mm256_cvtepi32_ps(s02), a02);
+        if (two) {
+            a10 = _mm256_fmadd_ps(_mm256_mul_ps(d0, dx1), _mm256_cvtepi32_ps(s10), a10);
+            a11 = _mm256_fmadd_ps(_mm256_mul_ps(d1, dx1), _mm256_cvtepi32_ps(s11), a11);
+            a12 = _mm256_fmadd_ps(_mm256_mul_ps(d2, dx1), _mm256_cvtepi32_ps(s12), a12);
+        }
         if (type == QTYPE_Q4_1) {
-            __m256 sx = _mm256_load_ps(P->s);
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[0][i]), sx, a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[1][i]), sx, a1);
-            a2 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[2][i]), sx, a2);
-            a3 = _mm256_fmadd_ps(_mm256_set1_ps(t->m[3][i]), sx, a3);
+            const __m256 sx0 = _mm256_load_ps(P0->s), sx1 = two ? _mm256_load_ps(P1->s) : sx0;
+            const __m256 m0 = _mm256_set1_ps(t->m[i][0]), m1 = _mm256_set1_ps(t->m[i][1]), m2 = _mm256_set1_ps(t->m[i][2]);
+            a00 = _mm256_fmadd_ps(m0, sx0, a00), a01 = _mm256_fmadd_ps(m1, sx0, a01), a02 = _mm256_fmadd_ps(m2, sx0, a02);
+            if (two)
+                a10 = _mm256_fmadd_ps(m0, sx1, a10), a11 = _mm256_fmadd_ps(m1, sx1, a11), a12 = _mm256_fmadd_ps(m2, sx1, a12);
         }
     }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    acc[0][0] = a00, acc[0][1] = a01, acc[0][2] = a02;
+    acc[1][0] = a10, acc[1][1] = a11, acc[1][2] = a12;
 }
 
-static void panel_kernel_q4_0(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
-    panel_kernel_t(QTYPE_Q4_0, t, P, nkb, acc);
-}
-static void panel_kernel_q4_1(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
-    panel_kernel_t(QTYPE_Q4_1, t, P, nkb, acc);
-}
-static void panel_kernel_q8_0(const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
-    panel_kernel_t(QTYPE_Q8_0, t, P, nkb, acc);
-}
-static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P, int64_t nkb, __m256 acc[MM_TILE]) {
-    if (type == QTYPE_Q4_1) panel_kernel_q4_1(t, P, nkb, acc);
-    else if (type == QTYPE_Q4_0) panel_kernel_q4_0(t, P, nkb, acc);
-    else panel_kernel_q8_0(t, P, nkb, acc);
+typedef __m256 mm_acc[MM_NP][MM_TILE];
+#define MM_KERNEL(NAME, TYPE, TWO)                                                                         \
+    static void NAME(const mm_tile *t, const mm_panel *P0, const mm_panel *P1, int64_t nkb, mm_acc acc) { \
+        panel_kernel_t(TYPE, TWO, t, P0, P1, nkb, acc);                                                  \
+    }
+MM_KERNEL(panel2_q4_0, QTYPE_Q4_0, 1)
+MM_KERNEL(panel2_q4_1, QTYPE_Q4_1, 1)
+MM_KERNEL(panel2_q8_0, QTYPE_Q8_0, 1)
+MM_KERNEL(panel1_q4_0, QTYPE_Q4_0, 0)
+MM_KERNEL(panel1_q4_1, QTYPE_Q4_1, 0)
+MM_KERNEL(panel1_q8_0, QTYPE_Q8_0, 0)
+#undef MM_KERNEL
+// P1 == NULL: one panel.
+static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P0, const mm_panel *P1, int64_t nkb,
+                         mm_acc acc) {
+    if (P1) {
+        if (type == QTYPE_Q4_1) panel2_q4_1(t, P0, P1, nkb, acc);
+        else if (type == QTYPE_Q4_0) panel2_q4_0(t, P0, P1, nkb, acc);
+        else panel2_q8_0(t, P0, P1, nkb, acc);
+    } else {
+        if (type == QTYPE_Q4_1) panel1_q4_1(t, P0, P0, nkb, acc);
+        else if (type == QTYPE_Q4_0) panel1_q4_0(t, P0, P0, nkb, acc);
+        else panel1_q8_0(t, P0, P0, nkb, acc);
+    }
 }
 #else
-// Scalar: the same operations lane by lane.
-static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P, int64_t nkb, float acc[MM_TILE][MM_PANEL]) {
-    for (int64_t i = 0; i < nkb; i++, P++) {
-        for (int r = 0; r < MM_TILE; r++) {
-            const uint8_t *w = t->q[r] + i * 32;
-            for (int c = 0; c < MM_PANEL; c++) {
-                int32_t isum = 0;
-                for (int g = 0; g < 8; g++)
-                    for (int j = 0; j < 4; j++) {
-                        int wv = type == QTYPE_Q8_0 ? (int8_t)w[4 * g + j] : w[4 * g + j];
-                        isum += wv * P->qs[32 * g + 4 * c + j];
-                    }
-                if (type == QTYPE_Q4_0) isum -= 8 * P->sum[c];
-                acc[r][c] = fmaf(t->d[r][i] * P->d[c], (float)isum, acc[r][c]);
-                if (type == QTYPE_Q4_1) acc[r][c] = fmaf(t->m[r][i], P->s[c], acc[r][c]);
+// Scalar: the same operations lane by lane (P1 == NULL: one panel).
+typedef float mm_acc[MM_NP][MM_TILE][MM_PANEL];
+static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P0, const mm_panel *P1, int64_t nkb,
+                         mm_acc acc) {
+    for (int64_t i = 0; i < nkb; i++) {
+        for (int j = 0; j < (P1 ? MM_NP : 1); j++) {
+            const mm_panel *P = (j ? P1 : P0) + i;
+            for (int r = 0; r < MM_TILE; r++) {
+                const uint8_t *w = t->q[i][r];
+                for (int c = 0; c < MM_PANEL; c++) {
+                    int32_t isum = 0;
+                    for (int g = 0; g < 8; g++)
+                        for (int k = 0; k < 4; k++) {
+                            int wv = type == QTYPE_Q8_0 ? (int8_t)w[4 * g + k] : w[4 * g + k];
+                            isum += wv * P->qs[32 * g + 4 * c + k];
+                        }
+                    if (type == QTYPE_Q4_0) isum -= 8 * P->sum[c];
+                    float *a = &acc[j][r][c];
+                    *a = fmaf(t->d[i][r] * P->d[c], (float)isum, *a);
+                    if (type == QTYPE_Q4_1) *a = fmaf(t->m[i][r], P->s[c], *a);
+                }
             }
         }
     }
@@ -533,25 +596,24 @@ static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K
             for (int64_t ti = 0; ti < ntile; ti++) {
                 const int64_t n0 = ti * MM_TILE;
                 mm_tile t;
-#ifdef MM_AVX2
-                __m256 acc[MM_PG][MM_TILE];
-#else
-                float acc[MM_PG][MM_TILE][MM_PANEL];
-#endif
+                mm_acc acc[MM_PG / MM_NP];
                 for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_KC) {
                     const int64_t nkb = nb - kb0 < MM_KC ? nb - kb0 : MM_KC;
                     tile_unpack(type, W, rb, N, n0, kb0, nkb, &t);
-                    for (int64_t p = pg; p < pend; p++) {
-                        if (kb0 == 0) memset(acc[p - pg], 0, sizeof(acc[p - pg]));
-                        panel_kernel(type, &t, pan + p * nb + kb0, nkb, acc[p - pg]);
+                    for (int64_t p = pg; p < pend; p += MM_NP) {
+                        mm_acc *a = &acc[(p - pg) / MM_NP];
+                        if (kb0 == 0) memset(a, 0, sizeof(*a));
+                        panel_kernel(type, &t, pan + p * nb + kb0, p + 1 < pend ? pan + (p + 1) * nb + kb0 : NULL, nkb,
+                                     *a);
                     }
                 }
                 for (int64_t p = pg; p < pend; p++) {
                     float o[MM_TILE][MM_PANEL];
+                    const int j = (int)((p - pg) % MM_NP);
 #ifdef MM_AVX2
-                    for (int r = 0; r < MM_TILE; r++) _mm256_storeu_ps(o[r], acc[p - pg][r]);
+                    for (int r = 0; r < MM_TILE; r++) _mm256_storeu_ps(o[r], acc[(p - pg) / MM_NP][j][r]);
 #else
-                    memcpy(o, acc[p - pg], sizeof(o));
+                    memcpy(o, acc[(p - pg) / MM_NP][j], sizeof(o));
 #endif
                     for (int c = 0; c < MM_PANEL && p * MM_PANEL + c < B; c++) {
                         float *yr = y + (p * MM_PANEL + c) * N + n0;

@@ -186,11 +186,42 @@ static void test_bad_batches_refused(void **state) {
     tiny_model_rmdir(dir);
 }
 
+// A model file cut short anywhere is refused with a message, never read past its end.
+static void test_truncated_gguf_refused(void **state) {
+    (void)state;
+    tiny_model_spec s = tiny_model_default(MODEL_ARCH_LLAMA);
+    char dir[256], path[300], cut[300];
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), TRL_OK);
+    snprintf(path, sizeof(path), "%s/tiny.gguf", dir);
+    snprintf(cut, sizeof(cut), "%s/cut.gguf", dir);
+    assert_int_equal(tiny_model_write_gguf(&s, QTYPE_Q4_1, path, &e), TRL_OK);
+    size_t n = 0;
+    char *bytes = trl_read_file(path, &n, &e);
+    assert_non_null(bytes);
+    size_t sizes[] = {0, 3, 4, 20, 100, n / 4, n / 2, n - 64, n - 1};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        FILE *f = fopen(cut, "wb");
+        assert_non_null(f);
+        fwrite(bytes, 1, sizes[i], f);
+        fclose(f);
+        model m;
+        e.msg[0] = 0;
+        if (model_load(&m, cut, &e) == TRL_OK) fail_msg("a file cut at %zu of %zu bytes loaded", sizes[i], n);
+        assert_true(strlen(e.msg) > 0);
+    }
+    model m;
+    assert_int_equal(model_load(&m, path, &e), TRL_OK);  // the whole file still loads
+    model_free(&m);
+    free(bytes);
+    tiny_model_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gguf_equals_hf),        cmocka_unit_test(test_cpu_matches_ref),
         cmocka_unit_test(test_prefill_equals_stepwise), cmocka_unit_test(test_multi_sequence_batch),
-        cmocka_unit_test(test_bad_batches_refused),
+        cmocka_unit_test(test_bad_batches_refused),   cmocka_unit_test(test_truncated_gguf_refused),
     };
     return cmocka_run_group_tests_name("forward", tests, NULL, NULL);
 }

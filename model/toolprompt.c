@@ -1,0 +1,224 @@
+// toolprompt.c: renders the Tool-N1 prompt (see toolprompt.h) over ChatML.
+#include "toolprompt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} tbuf;
+
+static void tb_put(tbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *np = realloc(b->p, c);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+static void tb_puts(tbuf *b, const char *s) { tb_put(b, s, strlen(s)); }
+static char *tb_done(tbuf *b) {
+    if (b->oom || !b->p) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+static const char *SYS_HEAD =
+    "You are an expert in composing functions. You are given a question and a set of possible functions. Based on "
+    "the question, you will need to make one or more function/tool calls to achieve the purpose. If none of the "
+    "function can be used, point it out. If the given question lacks the parameters required by the function, also "
+    "point it out. You should only return the function call in tools call sections. Here is a list of functions in "
+    "JSON format that you can invoke:\n"
+    "# Tool\n\nHere is a list of functions in JSON format that you can invoke:\n\n<tools>\n";
+static const char *SYS_TAIL =
+    "\n</tools>\n\n"
+    "In each action step, you MUST: \n"
+    "1. Think about the reasoning process in the mind and enclosed your reasoning within <think> </think> XML tags.\n"
+    "2. Then, provide a json object with function names and arguments within <tool_call></tool_call> XML tags. i.e., "
+    "<tool_call>[{\"name\": <function-name>, \"arguments\": <args-json-object>}, {\"name\": <function-name2>, "
+    "\"arguments\": <args-json-object2>}, ...]</tool_call>\n"
+    "3. Make sure both the reasoning and the tool call steps are included together in one single reply.\n"
+    "A complete reply example is: <think>To address the query, I need to send the email to Bob and then buy the "
+    "banana through walmart. </think> <tool_call> [{\"name\": \"email\", \"arguments\": {\"receiver\": \"Bob\", "
+    "\"content\": \"I will bug banana through walmart\"}}, {\"name\": \"walmart\", \"arguments\": {\"input\": "
+    "\"banana\"}}]</tool_call>. \n"
+    "Please make sure the type of the arguments is correct. ";
+
+static void py_string(tbuf *b, const char *s) {
+    tb_puts(b, "\"");
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        unsigned c = *u;
+        char esc[16];
+        if (c == '"') tb_puts(b, "\\\"");
+        else if (c == '\\') tb_puts(b, "\\\\");
+        else if (c == '\n') tb_puts(b, "\\n");
+        else if (c == '\r') tb_puts(b, "\\r");
+        else if (c == '\t') tb_puts(b, "\\t");
+        else if (c == '\b') tb_puts(b, "\\b");
+        else if (c == '\f') tb_puts(b, "\\f");
+        else if (c < 0x20 || c == 0x7f) {
+            if (c == 0x7f) tb_put(b, (const char *)u, 1);
+            else {
+                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                tb_puts(b, esc);
+            }
+        } else if (c < 0x80) tb_put(b, (const char *)u, 1);
+        else {  // decode UTF-8; invalid bytes are escaped as themselves (U+00XX)
+            unsigned cp = 0;
+            int len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            int ok = len > 1;
+            cp = len == 4 ? c & 7 : len == 3 ? c & 15 : c & 31;
+            for (int i = 1; ok && i < len; i++) {
+                if ((u[i] & 0xc0) != 0x80) ok = 0;
+                else cp = (cp << 6) | (u[i] & 63);
+            }
+            if (!ok) {
+                cp = c;
+                len = 1;
+            }
+            if (cp >= 0x10000) {
+                unsigned v = cp - 0x10000;
+                snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
+            } else snprintf(esc, sizeof(esc), "\\u%04x", cp);
+            tb_puts(b, esc);
+            u += len;
+            continue;
+        }
+        u++;
+    }
+    tb_puts(b, "\"");
+}
+
+static void py_dump(tbuf *b, const cJSON *v) {
+    char num[64];
+    if (cJSON_IsNull(v) || !v) tb_puts(b, "null");
+    else if (cJSON_IsTrue(v)) tb_puts(b, "true");
+    else if (cJSON_IsFalse(v)) tb_puts(b, "false");
+    else if (cJSON_IsRaw(v)) tb_puts(b, v->valuestring ? v->valuestring : "null");
+    else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (isfinite(d) && d == floor(d) && fabs(d) < 1e15) snprintf(num, sizeof(num), "%.0f", d);
+        else if (!isfinite(d)) snprintf(num, sizeof(num), "%s", isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+        else snprintf(num, sizeof(num), "%.17g", d);
+        tb_puts(b, num);
+    } else if (cJSON_IsString(v)) py_string(b, v->valuestring);
+    else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        int obj = cJSON_IsObject(v);
+        tb_puts(b, obj ? "{" : "[");
+        int first = 1;
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (!first) tb_puts(b, ", ");
+            first = 0;
+            if (obj) {
+                py_string(b, c->string ? c->string : "");
+                tb_puts(b, ": ");
+            }
+            py_dump(b, c);
+        }
+        tb_puts(b, obj ? "}" : "]");
+    }
+}
+
+char *toolprompt_pydumps(const cJSON *v) {
+    tbuf b = {0};
+    tb_puts(&b, "");
+    py_dump(&b, v);
+    return tb_done(&b);
+}
+
+char *toolprompt_system(const cJSON *tools, const char *user_system) {
+    tbuf b = {0};
+    tb_puts(&b, "");
+    if (user_system && *user_system) {
+        tb_puts(&b, user_system);
+        tb_puts(&b, "\n\n");
+    }
+    tb_puts(&b, SYS_HEAD);
+    int first = 1;
+    for (const cJSON *t = tools ? tools->child : NULL; t; t = t->next) {
+        if (!first) tb_puts(&b, "\n");
+        first = 0;
+        py_dump(&b, t);
+    }
+    tb_puts(&b, SYS_TAIL);
+    return tb_done(&b);
+}
+
+// An assistant turn: its text, then its calls as one <tool_call>[…]</tool_call> block.
+static char *assistant_text(const toolprompt_msg *m) {
+    tbuf b = {0};
+    tb_puts(&b, "");
+    if (m->content) tb_puts(&b, m->content);
+    if (m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
+        if (m->content && *m->content) tb_puts(&b, " ");
+        tb_puts(&b, "<tool_call>");
+        py_dump(&b, m->tool_calls);
+        tb_puts(&b, "</tool_call>");
+    }
+    return tb_done(&b);
+}
+
+char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
+    int start = 0;
+    const char *user_sys = NULL;
+    if (n > 0 && !strcmp(msgs[0].role, "system")) {
+        user_sys = msgs[0].content;
+        start = 1;
+    }
+    chat_msg *cm = calloc((size_t)n + 1, sizeof(*cm));
+    char **owned = calloc((size_t)n + 1, sizeof(*owned));
+    char *out = NULL;
+    int k = 0, no = 0, ok = cm && owned;
+    if (ok) {
+        owned[no] = toolprompt_system(tools, user_sys);
+        ok = owned[no] != NULL;
+        cm[k++] = (chat_msg){"system", owned[no++]};
+    }
+    for (int i = start; ok && i < n; i++) {
+        const toolprompt_msg *m = &msgs[i];
+        if (!strcmp(m->role, "tool")) {  // merge consecutive results into one user turn
+            tbuf b = {0};
+            tb_puts(&b, "");
+            int j = i;
+            for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
+                if (j > i) tb_puts(&b, "\n");
+                tb_puts(&b, "<tool_response>\n");
+                tb_puts(&b, msgs[j].content ? msgs[j].content : "");
+                tb_puts(&b, "\n</tool_response>");
+            }
+            i = j - 1;
+            owned[no] = tb_done(&b);
+            ok = owned[no] != NULL;
+            cm[k++] = (chat_msg){"user", owned[no++]};
+        } else if (!strcmp(m->role, "assistant")) {
+            owned[no] = assistant_text(m);
+            ok = owned[no] != NULL;
+            cm[k++] = (chat_msg){"assistant", owned[no++]};
+        } else {
+            cm[k++] = (chat_msg){m->role, m->content ? m->content : ""};
+        }
+    }
+    if (ok) out = chat_render(NULL, cm, k, 1);
+    for (int i = 0; owned && i < no; i++) free(owned[i]);
+    free(owned);
+    free(cm);
+    return out;
+}

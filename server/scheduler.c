@@ -1,0 +1,438 @@
+// scheduler.c: the continuous-batching loop over one engine (see scheduler.h).
+#include "scheduler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forward.h"
+#include "tokenizer.h"
+
+#define SCHED_MAX_STOP 4
+
+enum { REQ_QUEUED = 0, REQ_PREFILL, REQ_DECODE, REQ_DONE };
+
+struct sched_req {
+    int32_t *prompt;
+    int n_prompt, max_tokens;
+    sampler_params sp;
+    char *stop[SCHED_MAX_STOP];
+    int n_stop;
+    size_t max_stop;
+    // shared with the consumer, under mu
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *text;
+    size_t len, cap, safe;
+    int done;
+    const char *finish;
+    char error[256];
+    int n_completion;
+    int refs;
+    atomic_int cancelled;
+    // scheduler-private
+    int state, slot, n_fed;
+    int32_t next_tok;
+    sampler smp;
+    int has_smp;
+    sched_req *next;
+};
+
+struct scheduler {
+    const model *m;
+    scheduler_config cfg;
+    engine en;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    sched_req *q_head, *q_tail;
+    int q_len;
+    sched_req **slots;
+    // step buffers
+    int32_t *tok, *seq, *pos;
+    int8_t *want;
+    float *logits;
+    sched_req **row_req;
+    scheduler_stats st;
+};
+
+static void req_unref(sched_req *r) {
+    pthread_mutex_lock(&r->mu);
+    int left = --r->refs;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0) return;
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    if (r->has_smp) sampler_free(&r->smp);
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->prompt);
+    free(r->text);
+    free(r);
+}
+
+sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_params *sp, int max_tokens,
+                         const char *const *stop, int n_stop) {
+    sched_req *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->prompt = malloc(sizeof(int32_t) * (size_t)(n_prompt > 0 ? n_prompt : 1));
+    if (!r->prompt) {
+        free(r);
+        return NULL;
+    }
+    memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    r->n_prompt = n_prompt;
+    r->sp = *sp;
+    r->max_tokens = max_tokens;
+    for (int i = 0; i < n_stop && i < SCHED_MAX_STOP; i++) {
+        r->stop[i] = strdup(stop[i]);
+        if (!r->stop[i]) break;
+        r->n_stop = i + 1;
+        if (strlen(stop[i]) > r->max_stop) r->max_stop = strlen(stop[i]);
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->refs = 1;
+    r->slot = -1;
+    return r;
+}
+
+void sched_req_release(sched_req *r) {
+    if (!r) return;
+    atomic_store(&r->cancelled, 1);
+    req_unref(r);
+}
+
+int sched_req_take(sched_req *r, size_t *seen, char **out, size_t *out_len, int timeout_ms) {
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->safe <= *seen && !r->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (r->safe <= *seen && !r->done)
+            if (pthread_cond_timedwait(&r->cv, &r->mu, &ts)) break;
+    }
+    int rc = 0;
+    if (r->safe > *seen) {
+        size_t n = r->safe - *seen;
+        *out = malloc(n + 1);
+        if (!*out) rc = -1;
+        else {
+            memcpy(*out, r->text + *seen, n);
+            (*out)[n] = 0;
+            *out_len = n;
+            *seen = r->safe;
+        }
+    }
+    if (rc == 0 && r->done && *seen >= r->safe) rc = 1;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+const char *sched_req_finish_reason(sched_req *r) { return r->finish ? r->finish : "stop"; }
+int sched_req_completion_tokens(sched_req *r) { return r->n_completion; }
+int sched_req_prompt_tokens(sched_req *r) { return r->n_prompt; }
+const char *sched_req_error(sched_req *r) { return r->error[0] ? r->error : NULL; }
+
+int scheduler_submit(scheduler *s, sched_req *r) {
+    pthread_mutex_lock(&s->mu);
+    if (s->q_len >= s->cfg.max_queue || s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->refs++;
+    pthread_mutex_unlock(&r->mu);
+    r->next = NULL;
+    if (s->q_tail) s->q_tail->next = r;
+    else s->q_head = r;
+    s->q_tail = r;
+    s->q_len++;
+    atomic_store(&s->st.queue_depth, s->q_len);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+// Ends a request: publishes everything, frees its slot, drops the scheduler's reference.
+static void req_finish(scheduler *s, sched_req *r, const char *reason, const char *error) {
+    pthread_mutex_lock(&r->mu);
+    r->finish = reason;
+    if (error) snprintf(r->error, sizeof(r->error), "%s", error);
+    r->safe = r->len;
+    r->done = 1;
+    r->state = REQ_DONE;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->slot >= 0) {
+        engine_seq_reset(&s->en, r->slot);
+        s->slots[r->slot] = NULL;
+        atomic_fetch_sub(&s->st.active, 1);
+    }
+    req_unref(r);
+}
+
+// Bytes at the end of text that may still become a stop string or finish a UTF-8 character.
+static size_t hold_back(const sched_req *r) {
+    size_t hold = 0;
+    for (int i = 0; i < r->n_stop; i++) {
+        size_t t = strlen(r->stop[i]);
+        for (size_t k = t - 1; k > hold; k--)
+            if (k <= r->len && !memcmp(r->text + r->len - k, r->stop[i], k)) {
+                hold = k;
+                break;
+            }
+    }
+    // an incomplete UTF-8 sequence at the end
+    size_t i = r->len, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)r->text[i - 1] & 0xc0) == 0x80) i--, back++;
+    if (i > 0) {
+        unsigned char c = (unsigned char)r->text[i - 1];
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        if (need > 1 && back + 1 < need && back + 1 > hold) hold = back + 1;
+    }
+    return hold;
+}
+
+// A sampled token: append its text, check eog / stop strings / limits.
+static void req_accept(scheduler *s, sched_req *r, int32_t tok) {
+    const tokenizer *t = s->m->tok;
+    if (tokenizer_is_eog(t, tok)) {
+        req_finish(s, r, "stop", NULL);
+        return;
+    }
+    r->n_completion++;
+    atomic_fetch_add(&s->st.completion_tokens, 1);
+    char piece[256];
+    int n = tokenizer_decode(t, tok, 0, piece, sizeof(piece));
+    if (n < 0 || n > (int)sizeof(piece)) n = 0;
+    pthread_mutex_lock(&r->mu);
+    size_t old = r->len;
+    if (r->len + (size_t)n + 1 > r->cap) {
+        size_t c = r->cap ? r->cap * 2 : 1024;
+        while (c < r->len + (size_t)n + 1) c *= 2;
+        char *nt = realloc(r->text, c);
+        if (!nt) {
+            pthread_mutex_unlock(&r->mu);
+            req_finish(s, r, "stop", "out of memory");
+            return;
+        }
+        r->text = nt;
+        r->cap = c;
+    }
+    memcpy(r->text + r->len, piece, (size_t)n);
+    r->len += (size_t)n;
+    r->text[r->len] = 0;
+    int stopped = 0;
+    size_t from = old > r->max_stop ? old - r->max_stop : 0;
+    size_t cut = r->len;
+    for (int i = 0; i < r->n_stop; i++) {
+        char *hit = strstr(r->text + from, r->stop[i]);
+        if (hit && (size_t)(hit - r->text) < cut) {
+            cut = (size_t)(hit - r->text);
+            stopped = 1;
+        }
+    }
+    if (stopped) {
+        r->len = cut;
+        r->text[cut] = 0;
+    } else {
+        size_t h = hold_back(r);
+        size_t safe = r->len - h;
+        if (safe > r->safe) r->safe = safe;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (stopped) req_finish(s, r, "stop", NULL);
+    else if (r->n_completion >= r->max_tokens || s->en.seq_len[r->slot] + 1 >= s->cfg.n_ctx)
+        req_finish(s, r, "length", NULL);
+    else {
+        r->next_tok = tok;
+        r->state = REQ_DECODE;
+    }
+}
+
+// Moves queued requests into free slots; drops cancelled ones.
+static void admit(scheduler *s) {
+    for (int i = 0; i < s->cfg.n_slots; i++) {
+        sched_req *r = s->slots[i];
+        if (r && atomic_load(&r->cancelled)) req_finish(s, r, "stop", "cancelled");
+    }
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->cfg.n_slots && s->q_head; i++) {
+        if (s->slots[i]) continue;
+        sched_req *r = s->q_head;
+        s->q_head = r->next;
+        if (!s->q_head) s->q_tail = NULL;
+        s->q_len--;
+        if (atomic_load(&r->cancelled)) {
+            req_finish(s, r, "stop", "cancelled");
+            i--;
+            continue;
+        }
+        if (sampler_init(&r->smp, &r->sp, s->m->cfg.n_vocab)) {
+            req_finish(s, r, "stop", "out of memory");
+            i--;
+            continue;
+        }
+        r->has_smp = 1;
+        r->slot = i;
+        r->state = REQ_PREFILL;
+        r->n_fed = 0;
+        engine_seq_reset(&s->en, i);
+        s->slots[i] = r;
+        atomic_fetch_add(&s->st.active, 1);
+        atomic_fetch_add(&s->st.prompt_tokens, r->n_prompt);
+    }
+    atomic_store(&s->st.queue_depth, s->q_len);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void step(scheduler *s) {
+    int n = 0, rows = 0, budget = s->cfg.max_batch;
+    for (int i = 0; i < s->cfg.n_slots && n < budget; i++) {
+        sched_req *r = s->slots[i];
+        if (!r || r->state != REQ_DECODE) continue;
+        s->tok[n] = r->next_tok;
+        s->seq[n] = i;
+        s->pos[n] = s->en.seq_len[i];
+        s->want[n] = 1;
+        s->row_req[rows++] = r;
+        n++;
+    }
+    for (int i = 0; i < s->cfg.n_slots && n < budget; i++) {
+        sched_req *r = s->slots[i];
+        if (!r || r->state != REQ_PREFILL) continue;
+        int chunk = r->n_prompt - r->n_fed;
+        if (chunk > budget - n) chunk = budget - n;
+        for (int k = 0; k < chunk; k++) {
+            s->tok[n] = r->prompt[r->n_fed + k];
+            s->seq[n] = i;
+            s->pos[n] = s->en.seq_len[i] + k;
+            s->want[n] = 0;
+            n++;
+        }
+        r->n_fed += chunk;
+        if (r->n_fed == r->n_prompt) {
+            s->want[n - 1] = 1;
+            s->row_req[rows++] = r;
+        }
+    }
+    if (n == 0) return;
+    engine_batch b = {n, s->tok, s->seq, s->pos, s->want};
+    trl_err e = {{0}};
+    atomic_fetch_add(&s->st.steps, 1);
+    atomic_fetch_add(&s->st.batch_tokens, n);
+    atomic_store(&s->st.last_batch, n);
+    if (engine_forward(&s->en, &b, s->logits, &e)) {
+        fprintf(stderr, "toolrl serve: engine step failed: %s\n", e.msg);
+        for (int i = 0; i < s->cfg.n_slots; i++)
+            if (s->slots[i]) req_finish(s, s->slots[i], "stop", e.msg);
+        return;
+    }
+    size_t V = (size_t)s->m->cfg.n_vocab;
+    for (int k = 0; k < rows; k++) {
+        sched_req *r = s->row_req[k];
+        req_accept(s, r, sampler_sample(&r->smp, s->logits + (size_t)k * V));
+    }
+}
+
+static void *loop(void *arg) {
+    scheduler *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        for (;;) {
+            if (s->stop) break;
+            int busy = s->q_head != NULL;
+            for (int i = 0; i < s->cfg.n_slots && !busy; i++) busy = s->slots[i] != NULL;
+            if (busy) break;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) break;
+        admit(s);
+        step(s);
+    }
+    // shutdown: finish everything still held
+    for (int i = 0; i < s->cfg.n_slots; i++)
+        if (s->slots[i]) req_finish(s, s->slots[i], "stop", "server shutting down");
+    pthread_mutex_lock(&s->mu);
+    while (s->q_head) {
+        sched_req *r = s->q_head;
+        s->q_head = r->next;
+        s->q_len--;
+        pthread_mutex_unlock(&s->mu);
+        req_finish(s, r, "stop", "server shutting down");
+        pthread_mutex_lock(&s->mu);
+    }
+    s->q_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg, trl_err *e) {
+    scheduler *s = calloc(1, sizeof(*s));
+    if (!s) return trl_errf(e, "out of memory");
+    s->m = m;
+    s->cfg = *cfg;
+    if (s->cfg.n_slots < 1) s->cfg.n_slots = 1;
+    if (s->cfg.max_batch < s->cfg.n_slots) s->cfg.max_batch = s->cfg.n_slots;
+    if (s->cfg.max_queue < 1) s->cfg.max_queue = 1;
+    int ns = s->cfg.n_slots, mb = s->cfg.max_batch;
+    if (engine_init(&s->en, m, &ops_cpu, ns, s->cfg.n_ctx, mb, e)) {
+        free(s);
+        return TRL_ERR;
+    }
+    s->slots = calloc((size_t)ns, sizeof(*s->slots));
+    s->row_req = calloc((size_t)ns, sizeof(*s->row_req));
+    s->tok = malloc(sizeof(int32_t) * (size_t)mb);
+    s->seq = malloc(sizeof(int32_t) * (size_t)mb);
+    s->pos = malloc(sizeof(int32_t) * (size_t)mb);
+    s->want = malloc((size_t)mb);
+    s->logits = malloc(sizeof(float) * (size_t)ns * (size_t)m->cfg.n_vocab);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (!s->slots || !s->row_req || !s->tok || !s->seq || !s->pos || !s->want || !s->logits ||
+        pthread_create(&s->thread, NULL, loop, s)) {
+        s->thread = 0;
+        scheduler_free(s);
+        return trl_errf(e, "out of memory");
+    }
+    *out = s;
+    return TRL_OK;
+}
+
+void scheduler_free(scheduler *s) {
+    if (!s) return;
+    if (s->thread) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    engine_free(&s->en);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->slots);
+    free(s->row_req);
+    free(s->tok);
+    free(s->seq);
+    free(s->pos);
+    free(s->want);
+    free(s->logits);
+    free(s);
+}
+
+const scheduler_stats *scheduler_get_stats(const scheduler *s) { return &s->st; }
+int scheduler_n_ctx(const scheduler *s) { return s->cfg.n_ctx; }

@@ -1,0 +1,54 @@
+// scheduler.h: continuous batching. One thread owns the engine; requests wait in a bounded
+// queue until a sequence slot is free. Each step is one engine_forward holding one decode
+// token for every generating sequence plus prompt chunks of the sequences still in prefill.
+// Generated text is handed to the request's consumer (an HTTP thread) as it grows.
+#ifndef TOOLRL_SCHEDULER_H
+#define TOOLRL_SCHEDULER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "sampler.h"
+#include "util.h"
+
+typedef struct scheduler scheduler;
+typedef struct sched_req sched_req;
+
+typedef struct {
+    int n_slots;     // sequences decoded together
+    int n_ctx;       // context per sequence
+    int max_batch;   // tokens per engine step
+    int max_queue;   // waiting requests before submit refuses
+} scheduler_config;
+
+typedef struct {
+    atomic_long queue_depth, active, steps, batch_tokens, prompt_tokens, completion_tokens;
+    atomic_long last_batch;
+} scheduler_stats;
+
+int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg, trl_err *e);
+void scheduler_free(scheduler *s);
+const scheduler_stats *scheduler_get_stats(const scheduler *s);
+int scheduler_n_ctx(const scheduler *s);
+
+// A generation request. prompt is copied; stop strings are copied (at most 4).
+sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_params *sp, int max_tokens,
+                         const char *const *stop, int n_stop);
+// Queues r; returns 0, or -1 when the queue is full (r stays the caller's).
+int scheduler_submit(scheduler *s, sched_req *r);
+// Waits up to timeout_ms for new text. *out gets the new bytes (malloc'd, may be NULL when
+// none), *seen advances. Returns 1 once finished and everything was taken, 0 otherwise,
+// -1 when out of memory.
+int sched_req_take(sched_req *r, size_t *seen, char **out, size_t *out_len, int timeout_ms);
+// After the end: "stop" or "length", the token count, an error message or NULL.
+const char *sched_req_finish_reason(sched_req *r);
+int sched_req_completion_tokens(sched_req *r);
+int sched_req_prompt_tokens(sched_req *r);
+const char *sched_req_error(sched_req *r);
+// The consumer gives the request up (cancels it if it still runs); frees it when the scheduler
+// is done with it too.
+void sched_req_release(sched_req *r);
+
+#endif
