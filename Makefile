@@ -46,6 +46,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB_OBJ)
 store/migrations.c: $(wildcard migrations/*.sql) scripts/embed-migrations.sh
 	bash scripts/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
 
+$(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 deps:
 	@bash scripts/setup.sh
 

@@ -14,15 +14,27 @@ static void on_signal(int sig) {
 }
 
 int cli_serve(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--host", "--port", "--threads", NULL};
+    static const char *const known[] = {"--model",   "--host",      "--port",      "--threads",  "--api-key",
+                                        "--slots",   "--ctx",       "--max-queue", "--max-tokens", "--max-body",
+                                        "--compute-threads", NULL};
     cli_check_opts(argc, argv, known);
-    server_config cfg = {cli_opt(argc, argv, "--host", "127.0.0.1"), (uint16_t)cli_opt_int(argc, argv, "--port", 8080),
-                         (int)cli_opt_int(argc, argv, "--threads", 4), cli_opt(argc, argv, "--model", NULL)};
+    server_config cfg = {0};
+    cfg.host = cli_opt(argc, argv, "--host", "127.0.0.1");
+    cfg.port = (uint16_t)cli_opt_int(argc, argv, "--port", 8080);
+    cfg.threads = (int)cli_opt_int(argc, argv, "--threads", 4);
+    cfg.model_path = cli_opt(argc, argv, "--model", NULL);
+    cfg.api_key = cli_opt(argc, argv, "--api-key", getenv("TOOLRL_API_KEY"));
+    cfg.n_slots = (int)cli_opt_int(argc, argv, "--slots", 8);
+    cfg.n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 2048);
+    cfg.max_queue = (int)cli_opt_int(argc, argv, "--max-queue", 64);
+    cfg.max_tokens = (int)cli_opt_int(argc, argv, "--max-tokens", 512);
+    cfg.max_body = (size_t)cli_opt_int(argc, argv, "--max-body", 4L << 20);
     if (!cfg.model_path) {
         fprintf(stderr, "toolrl serve: --model PATH is required\n");
         return 2;
     }
-    cli_set_threads(2);
+    cfg.compute_threads = (int)cli_opt_int(argc, argv, "--compute-threads", 2);
+    cli_set_threads(cfg.compute_threads);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -38,7 +50,7 @@ int cli_serve(int argc, char **argv) {
         server_stop(s);
         return 1;
     }
-    fprintf(stderr, "toolrl serve: ready\n");
+    fprintf(stderr, "toolrl serve: ready%s\n", cfg.api_key && *cfg.api_key ? " (API key required)" : "");
     while (!g_stop) pause();
     fprintf(stderr, "toolrl serve: stopping\n");
     server_stop(s);

@@ -2,28 +2,35 @@
 //
 // F32 weights: OpenBLAS (sgemv for one row, sgemm otherwise).
 // Quantized weights (Q4_0, Q4_1, Q8_0), two AVX2 paths over the raw GGUF blocks:
-//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one int32 lane per row.
-//    Each row's block is unpacked and dotted with the activation block (maddubs/madd), the
-//    8 partial vectors are reduced to one vector of 8 exact block sums (hadd tree), scaled
-//    per lane by the rows' fp16 scales (one gather) and accumulated in order. Streams the
-//    weights once; memory bound.
+//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one lane per row. Each
+//    row's block is unpacked and multiplied with the activation block (maddubs); the 8
+//    product vectors are reduced to one vector of 8 exact block sums (hadd tree), scaled per
+//    lane by the rows' fp16 scales (one gather) and accumulated in block order. Streams the
+//    weights once with software prefetch ~12 KiB ahead; memory bound.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
 //    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
-//    A tile of 4 weight rows is unpacked to bytes once (per K chunk) and reused for every
-//    panel: for each 4-value group the row's 4 bytes are broadcast and multiplied against
-//    the panel (maddubs), the 8 groups of a block are summed in int16 (Q4: |sum| ≤ 30480),
-//    then madd → int32 → float, scaled per lane. 4 rows × 8 columns per register tile.
+//    A tile of 3 weight rows is unpacked to bytes once (per K chunk) and reused for every
+//    panel: for each 4-input group a row's 4 bytes are broadcast and multiplied against the
+//    panel (maddubs), the 8 groups of a block are summed in int16 (Q4: |sum| ≤ 30480), then
+//    madd → int32 → float, scaled per lane. Register tile: 3 rows × 16 columns (2 panels).
 // Both paths accumulate each output in block order with the same float operations as the
-// scalar fallback (row_dot_scalar), so every build gives the same bits.
+// scalar code (row_dot_scalar, the scalar panel kernel), so every build gives the same bits.
+// Non-finite activations give unspecified (but well-defined) results.
 #include "matmul.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_num_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -95,7 +102,8 @@ static void act_quant32_scalar(const float *x, int8_t *q, float *d, float *s, in
     float dd = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int32_t t = 0;
     for (int j = 0; j < 32; j++) {
-        int v = (int)nearbyintf(x[j] * id);
+        float r = nearbyintf(x[j] * id);
+        int v = r >= -127.0f && r <= 127.0f ? (int)r : -128;  // out of range only for inf/nan
         q[j] = (int8_t)v;
         t += v;
     }
@@ -256,8 +264,8 @@ static inline __attribute__((always_inline)) void prefetch_span(const uint8_t *p
 
 // y8[r] = row (n0 + r) · a, r < 8, for Q4_0 / Q4_1.
 // pf: where the same step of a later group reads (or NULL).
-static inline __attribute__((always_inline)) void rows8_q4(int q41, const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
-                     const uint8_t *pf) {
+static inline __attribute__((always_inline)) void rows8_q4(int q41, const uint8_t *w0, size_t rb, int64_t nb,
+                                                            const matmul_act_block *a, float *y8, const uint8_t *pf) {
     const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
     const int qo = q41 ? 4 : 2;
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
@@ -290,6 +298,13 @@ static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_ac
     rows8_q4(1, w0, rb, nb, a, y8, pf);
 }
 
+// 8 int32 partial sums of 32 signed weight bytes · 32 activations: |w| times x with w's sign
+// (|w| ≤ 128, |x| ≤ 127: each int16 pair sum ≤ 32512, exact).
+static inline __m256i q8_dot(const uint8_t *w, __m256i xq, __m256i ones) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)w);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xq, v)), ones);
+}
+
 static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
                      const uint8_t *pf) {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -300,11 +315,7 @@ static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_
         const matmul_act_block *x = a + kb;
         prefetch_span(pf ? pf + kb * 8 * (int64_t)sizeof(block_q8_0) : NULL, 8 * sizeof(block_q8_0));
         __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
-#define MM_ROWDOT(r)                                                                                  \
-    ({                                                                                                \
-        __m256i w_ = _mm256_loadu_si256((const __m256i *)(const void *)(p + (r) * rb + 2));          \
-        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w_, w_), _mm256_sign_epi8(xq, w_)), ones); \
-    })
+#define MM_ROWDOT(r) q8_dot(p + (r) * rb + 2, xq, ones)
         __m256i isum = reduce8(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4), MM_ROWDOT(5),
                                MM_ROWDOT(6), MM_ROWDOT(7));
 #undef MM_ROWDOT
@@ -322,7 +333,8 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
     const size_t rb = qtype_row_bytes(type, K);
     for (int64_t b = 0; b < B; b++) matmul_quantize_act(x + b * K, act + b * nb, K);
     const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
-    const int par = N * K * B >= (1 << 16);
+    const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
+    (void)par;
 #pragma omp parallel if (par)
     {
         // Contiguous ranges of groups per thread (as a static schedule would give), so that
@@ -582,7 +594,8 @@ static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K
     const int64_t nb = K / 32, np = (B + MM_PANEL - 1) / MM_PANEL;
     const size_t rb = qtype_row_bytes(type, K);
     const int64_t ntile = (N + MM_TILE - 1) / MM_TILE;
-    const int par = N * K * B >= (1 << 16);
+    const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
+    (void)par;
 #pragma omp parallel if (par)
     {
 #pragma omp for schedule(static)
@@ -639,6 +652,10 @@ void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const fl
         return;
     }
     if (is_q(type)) {
+        if (K % 32 != 0) {  // not a valid row of blocks (the loader never passes one)
+            for (int64_t i = 0; i < N * B; i++) y[i] = NAN;
+            return;
+        }
         if (B <= MM_ROW_MAX_B) forward_rows(type, W, N, K, x, y, B, align_up(scratch));
         else forward_panels(type, W, N, K, x, y, B, align_up(scratch));
         return;

@@ -144,7 +144,7 @@ char *toolprompt_pydumps(const cJSON *v) {
     return tb_done(&b);
 }
 
-char *toolprompt_system(const cJSON *tools, const char *user_system) {
+static char *system_text(const cJSON *tools, const char *user_system, const char *instruction) {
     tbuf b = {0};
     tb_puts(&b, "");
     if (user_system && *user_system) {
@@ -159,8 +159,11 @@ char *toolprompt_system(const cJSON *tools, const char *user_system) {
         py_dump(&b, t);
     }
     tb_puts(&b, SYS_TAIL);
+    if (instruction && *instruction) tb_puts(&b, instruction);
     return tb_done(&b);
 }
+
+char *toolprompt_system(const cJSON *tools, const char *user_system) { return system_text(tools, user_system, NULL); }
 
 // An assistant turn: its text, then its calls as one <tool_call>[…]</tool_call> block.
 static char *assistant_text(const toolprompt_msg *m) {
@@ -177,9 +180,14 @@ static char *assistant_text(const toolprompt_msg *m) {
 }
 
 char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
+    return toolprompt_render_ex(tools, NULL, NULL, msgs, n);
+}
+
+char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const char *jinja_template,
+                           const toolprompt_msg *msgs, int n) {
     int start = 0;
     const char *user_sys = NULL;
-    if (n > 0 && !strcmp(msgs[0].role, "system")) {
+    if (tools && n > 0 && !strcmp(msgs[0].role, "system")) {
         user_sys = msgs[0].content;
         start = 1;
     }
@@ -187,8 +195,8 @@ char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
     char **owned = calloc((size_t)n + 1, sizeof(*owned));
     char *out = NULL;
     int k = 0, no = 0, ok = cm && owned;
-    if (ok) {
-        owned[no] = toolprompt_system(tools, user_sys);
+    if (ok && tools) {
+        owned[no] = system_text(tools, user_sys, instruction);
         ok = owned[no] != NULL;
         cm[k++] = (chat_msg){"system", owned[no++]};
     }
@@ -216,7 +224,7 @@ char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
             cm[k++] = (chat_msg){m->role, m->content ? m->content : ""};
         }
     }
-    if (ok) out = chat_render(NULL, cm, k, 1);
+    if (ok) out = chat_render(tools ? NULL : jinja_template, cm, k, 1);
     for (int i = 0; owned && i < no; i++) free(owned[i]);
     free(owned);
     free(cm);

@@ -20,6 +20,12 @@ char *toolprompt_system(const cJSON *tools, const char *user_system);
 // The whole prompt, ending with "<|im_start|>assistant\n". A first "system" message is merged
 // into the tool system prompt. Returns malloc'd text or NULL (out of memory).
 char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n);
+// The same with an extra instruction appended to the system prompt (e.g. "call exactly one
+// function"), or, with tools == NULL, a plain ChatML chat (the template's default system
+// prompt when the first message is not a system one, jinja_template may be NULL) whose
+// history calls and results still render as <tool_call> / <tool_response> blocks.
+char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const char *jinja_template,
+                           const toolprompt_msg *msgs, int n);
 // Python json.dumps(v) with default separators (", " and ": ") and ASCII escaping, as the
 // Tool-N1 data pipeline writes tool lines. Returns malloc'd text or NULL.
 char *toolprompt_pydumps(const cJSON *v);

@@ -435,6 +435,13 @@ int chat_request_parse(const char *body, size_t len, chat_request *req, api_erro
     memset(req, 0, sizeof(*req));
     const char *end = NULL;
     req->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (req->root && end) {  // only whitespace may follow the value
+        while ((size_t)(end - body) < len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
+        if ((size_t)(end - body) < len) {
+            cJSON_Delete(req->root);
+            req->root = NULL;
+        }
+    }
     if (!req->root) {
         long off = end ? (long)(end - body) : 0;
         return api_error_set(err, 400, "invalid_request_error", NULL, NULL,

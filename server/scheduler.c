@@ -1,6 +1,7 @@
 // scheduler.c: the continuous-batching loop over one engine (see scheduler.h).
 #include "scheduler.h"
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ struct scheduler {
     scheduler_config cfg;
     engine en;
     pthread_t thread;
+    int running;  // the thread was started and not joined yet
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
@@ -165,6 +167,12 @@ int scheduler_submit(scheduler *s, sched_req *r) {
 
 // Ends a request: publishes everything, frees its slot, drops the scheduler's reference.
 static void req_finish(scheduler *s, sched_req *r, const char *reason, const char *error) {
+    if (r->slot >= 0) {  // free the slot first, so that stats agree once the consumer sees `done`
+        engine_seq_reset(&s->en, r->slot);
+        s->slots[r->slot] = NULL;
+        atomic_fetch_sub(&s->st.active, 1);
+        r->slot = -1;
+    }
     pthread_mutex_lock(&r->mu);
     r->finish = reason;
     if (error) snprintf(r->error, sizeof(r->error), "%s", error);
@@ -173,11 +181,6 @@ static void req_finish(scheduler *s, sched_req *r, const char *reason, const cha
     r->state = REQ_DONE;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    if (r->slot >= 0) {
-        engine_seq_reset(&s->en, r->slot);
-        s->slots[r->slot] = NULL;
-        atomic_fetch_sub(&s->st.active, 1);
-    }
     req_unref(r);
 }
 
@@ -348,6 +351,7 @@ static void step(scheduler *s) {
 
 static void *loop(void *arg) {
     scheduler *s = arg;
+    if (s->cfg.n_threads > 0) omp_set_num_threads(s->cfg.n_threads);  // per-thread setting in OpenMP
     for (;;) {
         pthread_mutex_lock(&s->mu);
         for (;;) {
@@ -404,23 +408,27 @@ int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg,
     pthread_cond_init(&s->cv, NULL);
     if (!s->slots || !s->row_req || !s->tok || !s->seq || !s->pos || !s->want || !s->logits ||
         pthread_create(&s->thread, NULL, loop, s)) {
-        s->thread = 0;
         scheduler_free(s);
         return trl_errf(e, "out of memory");
     }
+    s->running = 1;
     *out = s;
     return TRL_OK;
 }
 
+void scheduler_shutdown(scheduler *s) {
+    if (!s || !s->running) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->running = 0;
+}
+
 void scheduler_free(scheduler *s) {
     if (!s) return;
-    if (s->thread) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = 1;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
-    }
+    scheduler_shutdown(s);
     engine_free(&s->en);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -21,6 +21,7 @@ typedef struct {
     int n_ctx;       // context per sequence
     int max_batch;   // tokens per engine step
     int max_queue;   // waiting requests before submit refuses
+    int n_threads;   // OpenMP threads of the engine thread (0 = the OpenMP default)
 } scheduler_config;
 
 typedef struct {
@@ -29,6 +30,9 @@ typedef struct {
 } scheduler_stats;
 
 int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg, trl_err *e);
+// Stops the loop: every running or waiting request ends at once with an error, and later
+// submits are refused. The scheduler stays valid until scheduler_free (which also stops it).
+void scheduler_shutdown(scheduler *s);
 void scheduler_free(scheduler *s);
 const scheduler_stats *scheduler_get_stats(const scheduler *s);
 int scheduler_n_ctx(const scheduler *s);

@@ -1,5 +1,6 @@
-// server.c: libmicrohttpd daemon with a thread pool, JSON responses built with cJSON, and
-// errors in OpenAI's shape ({"error":{"message","type","param","code"}}).
+// server.c: the libmicrohttpd daemon: routing, bearer auth, body limits, OpenAI error bodies,
+// /v1/models, /metrics, and POST /v1/chat/completions in JSON and SSE form on top of the
+// scheduler (continuous batching), toolprompt (Tool-N1 prompt) and chat_response (reply parsing).
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -10,70 +11,721 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "chat_request.h"
+#include "chat_response.h"
+#include "scheduler.h"
+#include "tokenizer.h"
+#include "toolprompt.h"
+
+#define N_LAT_BUCKETS 10
+static const double LAT_BUCKETS[N_LAT_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+typedef struct {
+    atomic_long requests, chat_requests, status_2xx, status_4xx, status_5xx, rejected_429;
+    atomic_long lat_bucket[N_LAT_BUCKETS + 1];
+    atomic_long lat_count;
+    _Atomic double lat_sum;
+} server_metrics;
 
 struct server {
     struct MHD_Daemon *d;
     server_config cfg;
     model m;
-    atomic_int ready;   // 1 once the model is loaded
+    int model_loaded;
+    scheduler *sched;
+    atomic_int ready;  // 1 once the model is loaded
     char model_id[256];
+    char model_stem[256];
+    time_t created;
+    server_metrics met;
 };
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cJSON *j) {
-    char *body = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
+// Per-connection state, freed in the request-completed callback.
+typedef struct {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    int oom;
+} conn_state;
+
+static void count_status(server *s, unsigned status) {
+    if (status < 300) atomic_fetch_add(&s->met.status_2xx, 1);
+    else if (status < 500) atomic_fetch_add(&s->met.status_4xx, 1);
+    else atomic_fetch_add(&s->met.status_5xx, 1);
+    if (status == 429) atomic_fetch_add(&s->met.rejected_429, 1);
+}
+
+static void observe_latency(server *s, double secs) {
+    int b = 0;
+    while (b < N_LAT_BUCKETS && secs > LAT_BUCKETS[b]) b++;
+    atomic_fetch_add(&s->met.lat_bucket[b], 1);
+    atomic_fetch_add(&s->met.lat_count, 1);
+    double old = atomic_load(&s->met.lat_sum);
+    while (!atomic_compare_exchange_weak(&s->met.lat_sum, &old, old + secs)) {
+    }
+}
+
+static enum MHD_Result send_text(server *s, struct MHD_Connection *c, unsigned status, char *body,
+                                 const char *ctype) {
+    count_status(s, status);
     if (!body) return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Content-Type", ctype);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg, const char *type,
-                                  const char *code) {
-    cJSON *j = cJSON_CreateObject(), *err = cJSON_AddObjectToObject(j, "error");
-    cJSON_AddStringToObject(err, "message", msg);
-    cJSON_AddStringToObject(err, "type", type);
-    cJSON_AddNullToObject(err, "param");
-    if (code) cJSON_AddStringToObject(err, "code", code);
-    else cJSON_AddNullToObject(err, "code");
-    return send_json(c, status, j);
+static enum MHD_Result send_json(server *s, struct MHD_Connection *c, unsigned status, cJSON *j) {
+    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return send_text(s, c, status, body, "application/json");
+}
+
+static enum MHD_Result send_api_error(server *s, struct MHD_Connection *c, const api_error *err) {
+    return send_json(s, c, (unsigned)err->status, api_error_json(err));
+}
+
+static enum MHD_Result send_error(server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *param, const char *code, const char *msg) {
+    api_error err;
+    api_error_set(&err, (int)status, type, param, code, "%s", msg);
+    return send_api_error(s, c, &err);
+}
+
+// ---- /v1/models ------------------------------------------------------------------------
+
+static cJSON *model_object(server *s) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "id", s->model_id);
+    cJSON_AddStringToObject(o, "object", "model");
+    cJSON_AddNumberToObject(o, "created", (double)s->created);
+    cJSON_AddStringToObject(o, "owned_by", "toolrl");
+    return o;
+}
+
+static int model_matches(server *s, const char *id) {
+    return !strcmp(id, s->model_id) || !strcmp(id, s->model_stem);
+}
+
+// ---- /metrics ---------------------------------------------------------------------------
+
+static char *metrics_text(server *s) {
+    size_t cap = 8192;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    size_t n = 0;
+#define P(...) n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__)
+    server_metrics *m = &s->met;
+    P("# HELP toolrl_http_requests_total HTTP requests by status class.\n# TYPE toolrl_http_requests_total counter\n");
+    P("toolrl_http_requests_total{code=\"2xx\"} %ld\n", atomic_load(&m->status_2xx));
+    P("toolrl_http_requests_total{code=\"4xx\"} %ld\n", atomic_load(&m->status_4xx));
+    P("toolrl_http_requests_total{code=\"5xx\"} %ld\n", atomic_load(&m->status_5xx));
+    P("# HELP toolrl_chat_requests_total Chat completion requests received.\n# TYPE toolrl_chat_requests_total counter\n");
+    P("toolrl_chat_requests_total %ld\n", atomic_load(&m->chat_requests));
+    P("# HELP toolrl_rejected_requests_total Requests refused with 429 (queue full).\n"
+      "# TYPE toolrl_rejected_requests_total counter\ntoolrl_rejected_requests_total %ld\n",
+      atomic_load(&m->rejected_429));
+    if (s->sched) {
+        const scheduler_stats *st = scheduler_get_stats(s->sched);
+        long steps = atomic_load(&st->steps), bt = atomic_load(&st->batch_tokens);
+        P("# HELP toolrl_prompt_tokens_total Prompt tokens prefilled.\n# TYPE toolrl_prompt_tokens_total counter\n"
+          "toolrl_prompt_tokens_total %ld\n", atomic_load(&st->prompt_tokens));
+        P("# HELP toolrl_completion_tokens_total Tokens generated.\n# TYPE toolrl_completion_tokens_total counter\n"
+          "toolrl_completion_tokens_total %ld\n", atomic_load(&st->completion_tokens));
+        P("# HELP toolrl_queue_depth Requests waiting for a sequence slot.\n# TYPE toolrl_queue_depth gauge\n"
+          "toolrl_queue_depth %ld\n", atomic_load(&st->queue_depth));
+        P("# HELP toolrl_active_sequences Sequences in prefill or decode.\n# TYPE toolrl_active_sequences gauge\n"
+          "toolrl_active_sequences %ld\n", atomic_load(&st->active));
+        P("# HELP toolrl_engine_steps_total Batched forward passes.\n# TYPE toolrl_engine_steps_total counter\n"
+          "toolrl_engine_steps_total %ld\n", steps);
+        P("# HELP toolrl_batch_tokens_total Tokens over all forward passes.\n# TYPE toolrl_batch_tokens_total counter\n"
+          "toolrl_batch_tokens_total %ld\n", bt);
+        P("# HELP toolrl_batch_size Tokens in the latest forward pass.\n# TYPE toolrl_batch_size gauge\n"
+          "toolrl_batch_size %ld\n", atomic_load(&st->last_batch));
+    }
+    P("# HELP toolrl_request_duration_seconds Chat completion latency (to the last byte generated).\n"
+      "# TYPE toolrl_request_duration_seconds histogram\n");
+    long cum = 0;
+    for (int i = 0; i < N_LAT_BUCKETS; i++) {
+        cum += atomic_load(&m->lat_bucket[i]);
+        P("toolrl_request_duration_seconds_bucket{le=\"%g\"} %ld\n", LAT_BUCKETS[i], cum);
+    }
+    cum += atomic_load(&m->lat_bucket[N_LAT_BUCKETS]);
+    P("toolrl_request_duration_seconds_bucket{le=\"+Inf\"} %ld\n", cum);
+    P("toolrl_request_duration_seconds_sum %.6f\n", atomic_load(&m->lat_sum));
+    P("toolrl_request_duration_seconds_count %ld\n", atomic_load(&m->lat_count));
+#undef P
+    if (n >= cap) {  // cannot happen with the fixed set above; keep it safe anyway
+        b[cap - 1] = 0;
+    }
+    return b;
+}
+
+// ---- chat completions ------------------------------------------------------------------
+
+typedef struct {
+    server *s;
+    chat_request req;
+    sched_req **jobs;
+    int n_jobs;
+    int n_prompt;
+    char id[48];
+    time_t created;
+    double t0;
+    // streaming
+    reply_parser *parsers;
+    int *done;           // per choice: finished and finish chunk sent
+    int *n_calls;        // per choice: tool calls sent so far
+    size_t *seen;
+    int phase;           // 0 role chunks, 1 generating, 2 usage/[DONE] written, 3 end
+    char *out;
+    size_t out_len, out_cap, out_pos;
+    int cur_choice;      // choice whose events are being written
+    int oom;
+    double last_write;
+} chat_job;
+
+static void job_free(chat_job *j) {
+    if (!j) return;
+    for (int i = 0; i < j->n_jobs; i++) sched_req_release(j->jobs[i]);
+    if (j->parsers)
+        for (int i = 0; i < j->n_jobs; i++) reply_parser_free(&j->parsers[i]);
+    free(j->parsers);
+    free(j->done);
+    free(j->n_calls);
+    free(j->seen);
+    free(j->jobs);
+    free(j->out);
+    chat_request_free(&j->req);
+    free(j);
+}
+
+static const char *choice_instruction(const chat_request *r) {
+    static _Thread_local char buf[256];
+    if (r->tool_choice == TOOL_CHOICE_NAMED) {
+        snprintf(buf, sizeof(buf), "\nYou must call the function \"%.64s\" exactly once.", r->tool_choice_name);
+        return buf;
+    }
+    if (r->tool_choice == TOOL_CHOICE_REQUIRED)
+        return r->parallel_tool_calls ? "\nYou must call at least one function." : "\nYou must call exactly one function.";
+    if (!r->parallel_tool_calls) return "\nCall at most one function.";
+    return NULL;
+}
+
+// Renders and tokenizes the prompt, then queues one generation per choice.
+static int job_start(chat_job *j, api_error *err) {
+    server *s = j->s;
+    chat_request *r = &j->req;
+    int use_tools = r->n_tools && r->tool_choice != TOOL_CHOICE_NONE;
+    char *prompt = toolprompt_render_ex(use_tools ? r->tools : NULL, use_tools ? choice_instruction(r) : NULL,
+                                        s->m.chat_template, r->msgs, r->n_msgs);
+    if (!prompt) return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
+    size_t plen = strlen(prompt);
+    int need = tokenizer_encode(s->m.tok, prompt, plen, 1, NULL, 0);
+    int32_t *ids = need > 0 ? malloc(sizeof(int32_t) * (size_t)need) : NULL;
+    if (!ids) {
+        free(prompt);
+        return api_error_set(err, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
+    }
+    tokenizer_encode(s->m.tok, prompt, plen, 1, ids, need);
+    free(prompt);
+    int n_ctx = scheduler_n_ctx(s->sched);
+    if (need >= n_ctx - 1) {
+        free(ids);
+        return api_error_set(err, 400, "invalid_request_error", "messages", "context_length_exceeded",
+                             "the prompt is %d tokens; this server's context is %d tokens", need, n_ctx);
+    }
+    int max_tokens = r->max_tokens > 0 ? r->max_tokens : s->cfg.max_tokens;
+    if (max_tokens > n_ctx - 1 - need) max_tokens = n_ctx - 1 - need;
+    j->n_prompt = need;
+    j->jobs = calloc((size_t)r->n, sizeof(*j->jobs));
+    if (!j->jobs) {
+        free(ids);
+        return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    uint64_t seed = r->has_seed ? r->seed : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)j;
+    for (int i = 0; i < r->n; i++) {
+        sampler_params sp = {(float)r->temperature, 0, (float)r->top_p, seed + (uint64_t)i};
+        sched_req *q = sched_req_new(ids, need, &sp, max_tokens, r->stop, r->n_stop);
+        if (!q) {
+            free(ids);
+            return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
+        }
+        if (scheduler_submit(s->sched, q)) {
+            sched_req_release(q);
+            free(ids);
+            return api_error_set(err, 429, "rate_limit_error", NULL, "rate_limit_exceeded",
+                                 "the server is busy (request queue full); retry later");
+        }
+        j->jobs[j->n_jobs++] = q;
+    }
+    free(ids);
+    return 0;
+}
+
+static cJSON *usage_json(chat_job *j) {
+    int comp = 0;
+    for (int i = 0; i < j->n_jobs; i++) comp += sched_req_completion_tokens(j->jobs[i]);
+    cJSON *u = cJSON_CreateObject();
+    if (!u) return NULL;
+    cJSON_AddNumberToObject(u, "prompt_tokens", j->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", comp);
+    cJSON_AddNumberToObject(u, "total_tokens", j->n_prompt + comp);
+    return u;
+}
+
+static enum MHD_Result chat_blocking(server *s, struct MHD_Connection *c, chat_job *j) {
+    cJSON *resp = cJSON_CreateObject(), *choices = cJSON_CreateArray();
+    if (!resp || !choices) {
+        cJSON_Delete(resp);
+        cJSON_Delete(choices);
+        job_free(j);
+        return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    cJSON_AddStringToObject(resp, "id", j->id);
+    cJSON_AddStringToObject(resp, "object", "chat.completion");
+    cJSON_AddNumberToObject(resp, "created", (double)j->created);
+    cJSON_AddStringToObject(resp, "model", s->model_id);
+    cJSON_AddItemToObject(resp, "choices", choices);
+    const char *fail = NULL;
+    for (int i = 0; i < j->n_jobs && !fail; i++) {
+        reply_message msg = {0};
+        reply_parser p;
+        reply_parser_init(&p, &j->req, reply_message_collect, &msg);
+        size_t seen = 0;
+        for (;;) {
+            char *chunk;
+            size_t n;
+            int rc = sched_req_take(j->jobs[i], &seen, &chunk, &n, 1000);
+            if (rc < 0) {
+                fail = "out of memory";
+                break;
+            }
+            if (chunk) reply_parser_feed(&p, chunk, n, 0);
+            free(chunk);
+            if (rc == 1) break;
+        }
+        reply_parser_feed(&p, "", 0, 1);
+        if (!fail && sched_req_error(j->jobs[i])) fail = sched_req_error(j->jobs[i]);
+        if (!fail && (p.oom || msg.oom)) fail = "out of memory";
+        cJSON *ch = cJSON_CreateObject();
+        if (!fail && ch) {
+            cJSON_AddNumberToObject(ch, "index", i);
+            cJSON_AddItemToObject(ch, "message", reply_message_json(&msg));
+            cJSON_AddNullToObject(ch, "logprobs");
+            cJSON_AddStringToObject(ch, "finish_reason",
+                                    msg.tool_calls ? "tool_calls" : sched_req_finish_reason(j->jobs[i]));
+            cJSON_AddItemToArray(choices, ch);
+        } else cJSON_Delete(ch);
+        reply_parser_free(&p);
+        reply_message_free(&msg);
+    }
+    if (fail) {
+        cJSON_Delete(resp);
+        char m[300];
+        snprintf(m, sizeof(m), "generation failed: %s", fail);
+        job_free(j);
+        return send_error(s, c, 503, "server_error", NULL, NULL, m);
+    }
+    cJSON_AddItemToObject(resp, "usage", usage_json(j));
+    observe_latency(s, trl_now() - j->t0);
+    job_free(j);
+    return send_json(s, c, 200, resp);
+}
+
+// ---- streaming ---------------------------------------------------------------------------
+
+static void out_put(chat_job *j, const char *p, size_t n) {
+    if (j->oom) return;
+    if (j->out_len + n + 1 > j->out_cap) {
+        size_t cap = j->out_cap ? j->out_cap : 4096;
+        while (cap < j->out_len + n + 1) cap *= 2;
+        char *nb = realloc(j->out, cap);
+        if (!nb) {
+            j->oom = 1;
+            return;
+        }
+        j->out = nb;
+        j->out_cap = cap;
+    }
+    memcpy(j->out + j->out_len, p, n);
+    j->out_len += n;
+}
+
+static void out_event(chat_job *j, cJSON *obj) {
+    char *t = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!t) {
+        j->oom = 1;
+        return;
+    }
+    out_put(j, "data: ", 6);
+    out_put(j, t, strlen(t));
+    out_put(j, "\n\n", 2);
+    free(t);
+}
+
+// A chunk with one choice; delta is consumed (NULL = {}).
+static cJSON *chunk_new(chat_job *j, int index, cJSON *delta, const char *finish) {
+    cJSON *o = cJSON_CreateObject(), *choices = cJSON_CreateArray(), *ch = cJSON_CreateObject();
+    if (!delta) delta = cJSON_CreateObject();
+    if (!o || !choices || !ch || !delta) {
+        cJSON_Delete(o);
+        cJSON_Delete(choices);
+        cJSON_Delete(ch);
+        cJSON_Delete(delta);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject(o, "created", (double)j->created);
+    cJSON_AddStringToObject(o, "model", j->s->model_id);
+    cJSON_AddNumberToObject(ch, "index", index);
+    cJSON_AddItemToObject(ch, "delta", delta);
+    cJSON_AddNullToObject(ch, "logprobs");
+    if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(choices, ch);
+    cJSON_AddItemToObject(o, "choices", choices);
+    if (j->req.include_usage) cJSON_AddNullToObject(o, "usage");
+    return o;
+}
+
+static void stream_event(void *ud, reply_event_kind kind, const char *text, size_t len, const char *call_id,
+                         const char *name, const char *args_json) {
+    chat_job *j = ud;
+    int i = j->cur_choice;
+    cJSON *d = cJSON_CreateObject();
+    if (!d) {
+        j->oom = 1;
+        return;
+    }
+    if (kind != REPLY_TOOL_CALL) {
+        char *t = malloc(len + 1);
+        if (!t) {
+            cJSON_Delete(d);
+            j->oom = 1;
+            return;
+        }
+        memcpy(t, text, len);
+        t[len] = 0;
+        cJSON_AddStringToObject(d, kind == REPLY_CONTENT ? "content" : "reasoning_content", t);
+        free(t);
+        out_event(j, chunk_new(j, i, d, NULL));
+        return;
+    }
+    // a call: index/id/type/name once (arguments ""), then the arguments as a fragment
+    cJSON *arr = cJSON_AddArrayToObject(d, "tool_calls"), *tc = cJSON_CreateObject(), *fn = cJSON_CreateObject();
+    if (!arr || !tc || !fn) {
+        cJSON_Delete(tc);
+        cJSON_Delete(fn);
+        cJSON_Delete(d);
+        j->oom = 1;
+        return;
+    }
+    cJSON_AddNumberToObject(tc, "index", j->n_calls[i]);
+    cJSON_AddStringToObject(tc, "id", call_id);
+    cJSON_AddStringToObject(tc, "type", "function");
+    cJSON_AddStringToObject(fn, "name", name);
+    cJSON_AddStringToObject(fn, "arguments", "");
+    cJSON_AddItemToObject(tc, "function", fn);
+    cJSON_AddItemToArray(arr, tc);
+    out_event(j, chunk_new(j, i, d, NULL));
+    cJSON *d2 = cJSON_CreateObject(), *arr2 = d2 ? cJSON_AddArrayToObject(d2, "tool_calls") : NULL;
+    cJSON *tc2 = cJSON_CreateObject(), *fn2 = cJSON_CreateObject();
+    if (!arr2 || !tc2 || !fn2) {
+        cJSON_Delete(d2);
+        cJSON_Delete(tc2);
+        cJSON_Delete(fn2);
+        j->oom = 1;
+        return;
+    }
+    cJSON_AddNumberToObject(tc2, "index", j->n_calls[i]);
+    cJSON_AddStringToObject(fn2, "arguments", args_json);
+    cJSON_AddItemToObject(tc2, "function", fn2);
+    cJSON_AddItemToArray(arr2, tc2);
+    out_event(j, chunk_new(j, i, d2, NULL));
+    j->n_calls[i]++;
+}
+
+// Produces more SSE text into j->out; blocks until some is ready (or a keep-alive is due).
+static void stream_produce(chat_job *j) {
+    if (j->phase == 0) {
+        for (int i = 0; i < j->n_jobs; i++) {
+            cJSON *d = cJSON_CreateObject();
+            if (d) {
+                cJSON_AddStringToObject(d, "role", "assistant");
+                cJSON_AddStringToObject(d, "content", "");
+            }
+            out_event(j, chunk_new(j, i, d, NULL));
+        }
+        j->phase = 1;
+        return;
+    }
+    if (j->phase == 1) {
+        int all_done = 1;
+        for (int i = 0; i < j->n_jobs; i++) {
+            if (j->done[i]) continue;
+            all_done = 0;
+            char *chunk;
+            size_t n;
+            int rc = sched_req_take(j->jobs[i], &j->seen[i], &chunk, &n, j->n_jobs > 1 ? 20 : 500);
+            j->cur_choice = i;
+            if (rc < 0) j->oom = 1;
+            if (chunk) reply_parser_feed(&j->parsers[i], chunk, n, 0);
+            free(chunk);
+            if (rc == 1) {
+                reply_parser_feed(&j->parsers[i], "", 0, 1);
+                const char *err = sched_req_error(j->jobs[i]);
+                if (err) {
+                    api_error e;
+                    api_error_set(&e, 503, "server_error", NULL, NULL, "generation failed: %s", err);
+                    out_event(j, api_error_json(&e));
+                    j->phase = 2;
+                    out_put(j, "data: [DONE]\n\n", 14);
+                    return;
+                }
+                out_event(j, chunk_new(j, i, NULL,
+                                       j->n_calls[i] ? "tool_calls" : sched_req_finish_reason(j->jobs[i])));
+                j->done[i] = 1;
+            }
+        }
+        if (all_done) {
+            if (j->req.include_usage) {
+                cJSON *o = cJSON_CreateObject();
+                if (o) {
+                    cJSON_AddStringToObject(o, "id", j->id);
+                    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+                    cJSON_AddNumberToObject(o, "created", (double)j->created);
+                    cJSON_AddStringToObject(o, "model", j->s->model_id);
+                    cJSON_AddArrayToObject(o, "choices");
+                    cJSON_AddItemToObject(o, "usage", usage_json(j));
+                }
+                out_event(j, o);
+            }
+            out_put(j, "data: [DONE]\n\n", 14);
+            observe_latency(j->s, trl_now() - j->t0);
+            j->phase = 2;
+        } else if (j->out_len == j->out_pos && trl_now() - j->last_write > 10) {
+            out_put(j, ": keep-alive\n\n", 14);  // lets a dead client be noticed while waiting
+        }
+    }
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    chat_job *j = cls;
+    while (j->out_pos == j->out_len) {
+        j->out_pos = j->out_len = 0;
+        if (j->phase >= 2 || j->oom) return MHD_CONTENT_READER_END_OF_STREAM;
+        stream_produce(j);
+    }
+    if (j->oom) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = j->out_len - j->out_pos;
+    if (n > max) n = max;
+    memcpy(buf, j->out + j->out_pos, n);
+    j->out_pos += n;
+    j->last_write = trl_now();
+    return (ssize_t)n;
+}
+
+// Called by MHD when the response is done or the client went away: cancels what still runs.
+static void stream_free(void *cls) { job_free(cls); }
+
+static enum MHD_Result chat_stream(server *s, struct MHD_Connection *c, chat_job *j) {
+    int n = j->n_jobs;
+    j->parsers = calloc((size_t)n, sizeof(*j->parsers));
+    j->done = calloc((size_t)n, sizeof(int));
+    j->n_calls = calloc((size_t)n, sizeof(int));
+    j->seen = calloc((size_t)n, sizeof(size_t));
+    if (!j->parsers || !j->done || !j->n_calls || !j->seen) {
+        job_free(j);
+        return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    for (int i = 0; i < n; i++) reply_parser_init(&j->parsers[i], &j->req, stream_event, j);
+    j->last_write = trl_now();
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j, stream_free);
+    if (!r) {
+        job_free(j);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    count_status(s, 200);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result handle_chat(server *s, struct MHD_Connection *c, conn_state *cs) {
+    atomic_fetch_add(&s->met.chat_requests, 1);
+    if (!atomic_load(&s->ready))
+        return send_error(s, c, 503, "server_error", NULL, "model_loading", "the model is still loading");
+    chat_job *j = calloc(1, sizeof(*j));
+    if (!j) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    j->s = s;
+    j->t0 = trl_now();
+    j->created = time(NULL);
+    reply_completion_id(j->id);
+    api_error err;
+    if (chat_request_parse(cs->body ? cs->body : "", cs->len, &j->req, &err)) {
+        free(j);
+        return send_api_error(s, c, &err);
+    }
+    if (!model_matches(s, j->req.model)) {
+        api_error_set(&err, 404, "invalid_request_error", "model", "model_not_found",
+                      "The model `%.128s` does not exist or you do not have access to it.", j->req.model);
+        job_free(j);
+        return send_api_error(s, c, &err);
+    }
+    if (job_start(j, &err)) {
+        job_free(j);
+        return send_api_error(s, c, &err);
+    }
+    return j->req.stream ? chat_stream(s, c, j) : chat_blocking(s, c, j);
+}
+
+// ---- routing -----------------------------------------------------------------------------
+
+static int authorized(server *s, struct MHD_Connection *c) {
+    const char *key = s->cfg.api_key;
+    if (!key || !*key) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, key)) return 1;
+    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
+    return x && !strcmp(x, key);
+}
+
+static enum MHD_Result method_not_allowed(server *s, struct MHD_Connection *c, const char *what) {
+    char m[128];
+    snprintf(m, sizeof(m), "method not allowed; use %s", what);
+    return send_error(s, c, 405, "invalid_request_error", NULL, "method_not_allowed", m);
+}
+
+static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *url, const char *method,
+                             conn_state *cs) {
+    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!strcmp(url, "/health")) {
+        if (!get) return method_not_allowed(s, c, "GET /health");
+        cJSON *j = cJSON_CreateObject();
+        int ok = atomic_load(&s->ready);
+        cJSON_AddStringToObject(j, "status", ok ? "ok" : "loading");
+        if (ok) cJSON_AddStringToObject(j, "model", s->model_id);
+        return send_json(s, c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
+    }
+    if (!strcmp(url, "/metrics")) {
+        if (!get) return method_not_allowed(s, c, "GET /metrics");
+        return send_text(s, c, 200, metrics_text(s), "text/plain; version=0.0.4");
+    }
+    if (!strcmp(url, "/v1/models")) {
+        if (!get) return method_not_allowed(s, c, "GET /v1/models");
+        cJSON *j = cJSON_CreateObject();
+        cJSON *data = j ? cJSON_AddArrayToObject(j, "data") : NULL;
+        if (j) cJSON_AddStringToObject(j, "object", "list");
+        if (data && atomic_load(&s->ready)) cJSON_AddItemToArray(data, model_object(s));
+        return send_json(s, c, 200, j);
+    }
+    if (!strncmp(url, "/v1/models/", 11)) {
+        if (!get) return method_not_allowed(s, c, "GET /v1/models/{id}");
+        if (atomic_load(&s->ready) && model_matches(s, url + 11)) return send_json(s, c, 200, model_object(s));
+        char m[400];
+        snprintf(m, sizeof(m), "The model `%.200s` does not exist or you do not have access to it.", url + 11);
+        return send_error(s, c, 404, "invalid_request_error", "model", "model_not_found", m);
+    }
+    if (!strcmp(url, "/v1/chat/completions")) {
+        if (strcmp(method, "POST") != 0) return method_not_allowed(s, c, "POST /v1/chat/completions");
+        if (cs->too_big) {
+            char m[128];
+            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
+            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
+        }
+        if (cs->oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+        return handle_chat(s, c, cs);
+    }
+    return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **req) {
     (void)version;
-    (void)upload;
     server *s = cls;
     if (*req == NULL) {  // first call: headers only
-        *req = (void *)1;
+        conn_state *cs = calloc(1, sizeof(*cs));
+        if (!cs) return MHD_NO;
+        *req = cs;
+        atomic_fetch_add(&s->met.requests, 1);
+        if (strcmp(url, "/health") != 0 && !authorized(s, c)) {
+            cs->too_big = -1;  // answered already
+            return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key",
+                              "Incorrect or missing API key (send Authorization: Bearer <key>).");
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+            cs->too_big = -1;
+            char m[128];
+            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
+            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
+        }
         return MHD_YES;
     }
-    if (*upload_size) {  // no endpoint takes a body yet: drain it
+    conn_state *cs = *req;
+    if (*upload_size) {
+        size_t n = *upload_size;
         *upload_size = 0;
+        if (cs->too_big) return MHD_YES;
+        if (cs->len + n > s->cfg.max_body) {
+            cs->too_big = 1;
+            return MHD_YES;
+        }
+        if (cs->len + n + 1 > cs->cap) {
+            size_t cap = cs->cap ? cs->cap : 4096;
+            while (cap < cs->len + n + 1) cap *= 2;
+            char *nb = realloc(cs->body, cap);
+            if (!nb) {
+                cs->oom = 1;
+                return MHD_YES;
+            }
+            cs->body = nb;
+            cs->cap = cap;
+        }
+        memcpy(cs->body + cs->len, upload, n);
+        cs->len += n;
+        cs->body[cs->len] = 0;
         return MHD_YES;
     }
-    if (!strcmp(url, "/health")) {
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET /health", "invalid_request_error", NULL);
-        cJSON *j = cJSON_CreateObject();
-        int ok = atomic_load(&s->ready);
-        cJSON_AddStringToObject(j, "status", ok ? "ok" : "loading");
-        if (ok) cJSON_AddStringToObject(j, "model", s->model_id);
-        return send_json(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
-    }
-    return send_error(c, MHD_HTTP_NOT_FOUND, "unknown endpoint", "invalid_request_error", "not_found");
+    if (cs->too_big < 0) return MHD_YES;  // a response is already queued
+    return route(s, c, url, method, cs);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    conn_state *cs = *req;
+    if (!cs) return;
+    free(cs->body);
+    free(cs);
+    *req = NULL;
 }
 
 int server_start(server **out, const server_config *cfg, trl_err *e) {
     server *s = calloc(1, sizeof(*s));
     if (!s) return trl_errf(e, "out of memory");
     s->cfg = *cfg;
+    if (s->cfg.n_slots <= 0) s->cfg.n_slots = 8;
+    if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = 2048;
+    if (s->cfg.max_queue <= 0) s->cfg.max_queue = 64;
+    if (s->cfg.max_tokens <= 0) s->cfg.max_tokens = 512;
+    if (s->cfg.max_body == 0) s->cfg.max_body = 4u << 20;
+    s->created = time(NULL);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
@@ -82,10 +734,11 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
         free(s);
         return trl_errf(e, "bad --host address '%s' (IPv4 expected)", cfg->host);
     }
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handle, s,
-                            MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)(cfg->threads > 0 ? cfg->threads : 4), MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)60, MHD_OPTION_END);
+    unsigned limit = (unsigned)(cfg->threads > 0 ? cfg->threads * 64 : 256);
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL,
+                            NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                            MHD_OPTION_END);
     if (!s->d) {
         free(s);
         return trl_errf(e, "cannot listen on %s:%u (port in use?)", cfg->host ? cfg->host : "127.0.0.1", cfg->port);
@@ -96,8 +749,15 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
 
 int server_load_model(server *s, trl_err *e) {
     if (model_load(&s->m, s->cfg.model_path, e)) return TRL_ERR;
+    s->model_loaded = 1;
+    scheduler_config sc = {s->cfg.n_slots, s->cfg.n_ctx, 512, s->cfg.max_queue, s->cfg.compute_threads};
+    if (sc.n_ctx > s->m.cfg.n_ctx && s->m.cfg.n_ctx > 0) sc.n_ctx = s->m.cfg.n_ctx;
+    if (scheduler_init(&s->sched, &s->m, &sc, e)) return TRL_ERR;
     const char *base = strrchr(s->cfg.model_path, '/');
     snprintf(s->model_id, sizeof(s->model_id), "%s", base ? base + 1 : s->cfg.model_path);
+    snprintf(s->model_stem, sizeof(s->model_stem), "%s", s->model_id);
+    char *dot = strstr(s->model_stem, ".gguf");
+    if (dot) *dot = 0;
     atomic_store(&s->ready, 1);
     return TRL_OK;
 }
@@ -109,7 +769,11 @@ uint16_t server_port(const server *s) {
 
 void server_stop(server *s) {
     if (!s) return;
-    MHD_stop_daemon(s->d);
-    model_free(&s->m);
+    atomic_store(&s->ready, 0);
+    scheduler_shutdown(s->sched);  // every waiting request ends with an error; submits fail
+    MHD_stop_daemon(s->d);         // joins the connection threads
+    scheduler_free(s->sched);
+    s->sched = NULL;
+    if (s->model_loaded) model_free(&s->m);
     free(s);
 }

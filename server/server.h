@@ -1,8 +1,11 @@
-// server.h: the HTTP server (libmicrohttpd). For now it serves GET /health: 503 while the
-// model loads, 200 once it can answer. The OpenAI-compatible endpoints build on this.
+// server.h: the HTTP server (libmicrohttpd, one thread per connection). Endpoints:
+//   GET /health (public; 503 while the model loads), GET /v1/models, GET /v1/models/{id},
+//   POST /v1/chat/completions (JSON or SSE; OpenAI-compatible, Tool-N1 tool calling),
+//   GET /metrics (Prometheus text). Errors use OpenAI's {"error":{…}} body.
 #ifndef TOOLRL_SERVER_H
 #define TOOLRL_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model.h"
@@ -11,10 +14,17 @@
 typedef struct server server;
 
 typedef struct {
-    const char *host;   // bind address, default 127.0.0.1
-    uint16_t port;      // 0 picks a free port (see server_port)
-    int threads;        // HTTP worker threads
+    const char *host;        // bind address, default 127.0.0.1
+    uint16_t port;           // 0 picks a free port (see server_port)
+    int threads;             // most concurrent HTTP connections / 64 (0 = default)
     const char *model_path;
+    const char *api_key;     // NULL or "" = no auth; else Bearer key for all but /health
+    int n_slots;             // sequences decoded together (default 8)
+    int n_ctx;               // context per sequence (default 2048)
+    int max_queue;           // waiting requests before 429 (default 64)
+    int max_tokens;          // default completion limit (default 512)
+    size_t max_body;         // request body limit in bytes (default 4 MiB)
+    int compute_threads;     // OpenMP threads of the engine (0 = OpenMP default)
 } server_config;
 
 // Starts listening at once; the model is loaded afterwards by server_load_model so that

@@ -1,7 +1,13 @@
 // test_quant.c: fp16/bf16 conversions, the reference dequantizers (hand-built blocks of every
 // type), the reference quantizers (error bounds), the activation quantizer (llama.cpp's
-// rounding), and the fast matmul kernels: bit-exact against the scalar exact-numerics oracle
-// and within a derived error bound of the dequantize-and-dot oracle.
+// rounding), and the fast matmul kernels.
+// Matmul tolerances: (1) against matmul_forward_qref, the scalar oracle that quantizes the
+// activations and accumulates exactly as documented in matmul.h, the result must be equal bit
+// for bit (integer block dots are exact; the float operations are the same, in the same
+// order). (2) Against matmul_forward_ref (dequantized weights, fp32 activations, double
+// accumulation) the only differences are the 8-bit activation rounding, the fp16 rounding of
+// Q4_1's s = d·Σq, and float accumulation; each output must lie within the bound derived in
+// check_shape (Cauchy–Schwarz on the measured activation error, ≤ 2.5% of ‖w‖‖x‖ a priori).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -422,10 +428,11 @@ static double check_shape(uint32_t type, int64_t N, int64_t K, int64_t B, int re
     float *x = make_acts(B, K);
     size_t yn = (size_t)(N * B);
     float *y = malloc(sizeof(float) * yn), *yq = malloc(sizeof(float) * yn), *yr = malloc(sizeof(float) * yn);
+    // Scratch at an odd address: matmul_scratch_bytes includes the slack to align it.
     size_t sbytes = matmul_scratch_bytes(type, K, B);
-    void *scratch = malloc(sbytes ? sbytes : 1);
+    char *scratch = malloc(sbytes + 1);
     for (size_t i = 0; i < yn; i++) y[i] = NAN;
-    matmul_forward(type, w, N, K, x, y, B, scratch);
+    matmul_forward(type, w, N, K, x, y, B, scratch + 1);
     double worst = 0;
     if (type != QTYPE_F32) {
         matmul_forward_qref(type, w, N, K, x, yq, B);
@@ -443,21 +450,32 @@ static double check_shape(uint32_t type, int64_t N, int64_t K, int64_t B, int re
         int64_t nb = K / 32;
         size_t rb = qtype_row_bytes(type, K);
         matmul_act_block *a = malloc(sizeof(matmul_act_block) * (size_t)(nb > 0 ? nb : 1));
-        float *wrow = malloc(sizeof(float) * (size_t)K);
+        float *wd = malloc(sizeof(float) * (size_t)(N * K));  // (N, K) dequantized
+        double *wn = malloc(sizeof(double) * (size_t)N);     // ‖w_n‖₂
+        for (int64_t n = 0; n < N; n++) {
+            dequantize_row(type, (const uint8_t *)w + n * rb, wd + n * K, K);
+            double w2 = 0;
+            for (int64_t k = 0; k < K; k++) w2 += (double)wd[n * K + k] * wd[n * K + k];
+            wn[n] = sqrt(w2);
+        }
         for (int64_t b = 0; b < B; b++) {
             const float *xb = x + b * K;
-            double e2 = 0;
+            double e2 = 0, x2 = 0;
             if (type != QTYPE_F32) {
                 matmul_quantize_act(xb, a, K);
                 for (int64_t k = 0; k < K; k++) {
                     double e = (double)xb[k] - (double)a[k / 32].d * a[k / 32].qs[k % 32];
-                    e2 += e * e;
+                    e2 += e * e, x2 += (double)xb[k] * xb[k];
                 }
+                // A priori: |e_k| ≤ d·(1/2 + 127·2^-11) with d = amax/127 ≤ ‖x_block‖/127, so
+                // ‖e‖ ≤ sqrt(32)·0.5621/127·‖x‖ = 0.02504·‖x‖: relative to ‖w‖‖x‖ the activation
+                // rounding moves a dot product by at most 2.5%.
+                if (sqrt(e2) > 0.02504 * sqrt(x2)) fail_msg("activation error %g > 0.02504 * %g", sqrt(e2), sqrt(x2));
             }
             for (int64_t n = 0; n < N; n++) {
-                dequantize_row(type, (const uint8_t *)w + n * rb, wrow, K);
-                double w2 = 0, abs = 0, ms = 0;
-                for (int64_t k = 0; k < K; k++) w2 += (double)wrow[k] * wrow[k], abs += fabs((double)wrow[k] * xb[k]);
+                const float *wrow = wd + n * K;
+                double abs = 0, ms = 0;
+                for (int64_t k = 0; k < K; k++) abs += fabs((double)wrow[k] * xb[k]);
                 if (type == QTYPE_Q4_1)
                     for (int64_t kb = 0; kb < nb; kb++) {
                         uint16_t mh;
@@ -465,7 +483,7 @@ static double check_shape(uint32_t type, int64_t N, int64_t K, int64_t B, int re
                         double m = fabs(fp16_to_fp32(mh));
                         ms += m * (fabs(a[kb].s) / 2048 + fabs((double)a[kb].sum) * a[kb].d / 1024);
                     }
-                double bound = sqrt(w2) * sqrt(e2) + ms + 1e-5 * abs + 1e-30;
+                double bound = wn[n] * sqrt(e2) + ms + 1e-5 * abs + 1e-30;
                 double err = fabs((double)y[b * N + n] - yr[b * N + n]);
                 if (err > bound)
                     fail_msg("%s N=%lld K=%lld B=%lld: y[%lld,%lld] = %g, ref %g, |err| %g > bound %g", qtype_name(type),
@@ -474,7 +492,7 @@ static double check_shape(uint32_t type, int64_t N, int64_t K, int64_t B, int re
                 if (err / bound > worst) worst = err / bound;
             }
         }
-        free(a), free(wrow);
+        free(a), free(wd), free(wn);
     }
     free(wf), free(w), free(x), free(y), free(yq), free(yr), free(scratch);
     return worst;
@@ -484,7 +502,8 @@ static void test_matmul_shapes(void **state) {
     (void)state;
     uint32_t types[] = {QTYPE_Q4_1, QTYPE_Q4_0, QTYPE_Q8_0, QTYPE_F32};
     // SmolLM2-135M: q/o (576,576), k/v (192,576), gate/up (1536,576), down (576,1536); odd N
-    // and short K exercise the tails (rows not a multiple of 8 or 4, one-block rows).
+    // and short K exercise the tails (N not a multiple of the row path's 8 rows or the panel
+    // tile's 3, one-block rows).
     struct { int64_t N, K; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {37, 64}, {13, 32}, {9, 96}};
     // B ≤ 5 takes the row path, larger B the panel path: 8-column panels, two per register
     // tile plus an odd last one (7: one panel, 9: a pair, 24: a pair and a single).
@@ -494,10 +513,10 @@ static void test_matmul_shapes(void **state) {
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
             for (size_t i = 0; i < sizeof(Bs) / sizeof(Bs[0]); i++) {
                 int64_t N = shapes[s].N, K = shapes[s].K, B = Bs[i];
-                int big = N * K >= 500000;
-                if (big && B == 64 && s != 2) continue;  // keep the suite fast: one big B=64 shape
-                if (N * K > 400000 && (B == 2 || B == 5 || B == 6 || B == 9 || B == 24)) continue;
-                double r = check_shape(types[t], N, K, B, !(big && B == 64));
+                // Keep the suite fast (it also runs under ASan): the two large shapes only at
+                // B = 1, 3, 7.
+                if (N * K > 400000 && B != 1 && B != 3 && B != 7) continue;
+                double r = check_shape(types[t], N, K, B, 1);
                 if (r > worst) worst = r;
             }
         print_message("%s: worst error / bound vs the dequantize oracle = %.3f\n", qtype_name(types[t]), worst);
@@ -508,10 +527,10 @@ static void test_matmul_shapes(void **state) {
 // boundary (more than 128 columns) on a small N.
 static void test_matmul_head_and_groups(void **state) {
     (void)state;
-    check_shape(QTYPE_Q8_0, 49152, 576, 1, 0);
+    check_shape(QTYPE_Q8_0, 49152, 576, 1, 0);  // exact check only (the bound check is slow here)
     check_shape(QTYPE_Q4_1, 20, 64, 150, 1);
     check_shape(QTYPE_Q4_0, 11, 2112, 9, 1);  // K over one 2048-input chunk
-    check_shape(QTYPE_Q8_0, 6, 2112, 5, 1);
+    check_shape(QTYPE_Q8_0, 7, 2112, 6, 1);
 }
 
 // Types without a kernel fall back to dequantized rows and match the oracle.

@@ -1,0 +1,435 @@
+"""OpenAI-SDK integration tests for `toolrl serve` (tests/api/run.sh runs them).
+
+The default model is tiny and its tool calls are often wrong, so tool tests assert the
+server's guarantees (only well-formed calls to known tools, exact wire shapes, streamed ==
+non-streamed) rather than what the model decides."""
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import spawn_server, stop_server
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+SEARCH = {
+    "type": "function",
+    "function": {
+        "name": "web_search",
+        "description": "Search the web",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+}
+TOOLS = [WEATHER, SEARCH]
+ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
+
+
+def raw(base_url, path, body=None, method=None, headers=None):
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(base_url + path, data=data, method=method or ("POST" if data is not None else "GET"))
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def announce_big_body(base_url, n):
+    """Announces an n-byte body and reads the answer the server gives before taking it."""
+    host, port = base_url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n" % n).encode())
+        s.sendall(b"{" * 65536)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10 or not data.rstrip().endswith(b"}"):
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    head, body = data.split(b"\r\n\r\n", 1)
+    return int(head.split()[1]), body.decode()
+
+
+def assert_error_shape(text, param=None, code=None, type_="invalid_request_error"):
+    body = json.loads(text)
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) >= {"message", "type", "param", "code"}
+    assert isinstance(err["message"], str) and err["message"]
+    assert err["type"] == type_
+    assert err["param"] == param
+    assert err["code"] == code
+    return err
+
+
+def check_message(msg, tool_names=(), finish=None):
+    """The server's guarantees on one returned message."""
+    assert msg.role == "assistant"
+    if msg.content is not None:
+        assert "<think>" not in msg.content and "</think>" not in msg.content
+        assert "<tool_call>" not in msg.content
+    calls = msg.tool_calls or []
+    ids = set()
+    for c in calls:
+        assert c.type == "function"
+        assert c.id.startswith("call_") and len(c.id) >= 9 and c.id not in ids
+        ids.add(c.id)
+        assert c.function.name in tool_names
+        assert isinstance(c.function.arguments, str)
+        assert isinstance(json.loads(c.function.arguments), dict)
+        assert c.function.arguments == json.dumps(json.loads(c.function.arguments), separators=(",", ":"),
+                                                  ensure_ascii=False)
+    if calls:
+        assert msg.content is None or msg.content.strip()
+        if finish is not None:
+            assert finish == "tool_calls"
+    elif finish is not None:
+        assert finish in ("stop", "length")
+    return calls
+
+
+def collect_stream(stream):
+    """Reassembles a stream exactly as the wire-format rules demand; returns per-choice results."""
+    chunks = list(stream)
+    assert chunks, "empty stream"
+    cid = chunks[0].id
+    created = chunks[0].created
+    out = {}
+    usage = None
+    for ch in chunks:
+        assert ch.id == cid and ch.created == created and ch.object == "chat.completion.chunk"
+        if not ch.choices:
+            assert ch.usage is not None
+            usage = ch.usage
+            continue
+        assert len(ch.choices) == 1
+        c = ch.choices[0]
+        st = out.setdefault(c.index, {"role": 0, "content": "", "reasoning": "", "calls": {}, "finish": []})
+        d = c.delta
+        if d.role is not None:
+            assert d.role == "assistant"
+            assert st["role"] == 0 and st["content"] == "" and not st["calls"], "role must come first, once"
+            st["role"] += 1
+        else:
+            assert st["role"] == 1, "first chunk must carry the role"
+        if d.content:
+            st["content"] += d.content
+        extra = getattr(d, "model_extra", None) or {}
+        if extra.get("reasoning_content"):
+            st["reasoning"] += extra["reasoning_content"]
+        for tc in d.tool_calls or []:
+            assert isinstance(tc.index, int)
+            if tc.index not in st["calls"]:
+                assert tc.id and tc.type == "function" and tc.function.name, "new call: id/type/name at once"
+                st["calls"][tc.index] = {"id": tc.id, "name": tc.function.name, "args": tc.function.arguments or ""}
+            else:
+                assert tc.id is None and tc.type is None and tc.function.name is None, "id/type/name sent once"
+                st["calls"][tc.index]["args"] += tc.function.arguments or ""
+        if c.finish_reason is not None:
+            assert d.content is None and not d.tool_calls
+            st["finish"].append(c.finish_reason)
+    for st in out.values():
+        assert len(st["finish"]) == 1, "exactly one finish chunk per choice"
+    return out, usage
+
+
+# ---------------------------------------------------------------- models / health / metrics
+
+def test_health_and_models(client, base_url, model_id):
+    status, body = raw(base_url, "/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    models = client.models.list()
+    assert [m.id for m in models.data] == [model_id]
+    assert client.models.retrieve(model_id).id == model_id
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("gpt-nope")
+    assert e.value.body["code"] == "model_not_found"
+
+
+def test_metrics(client, base_url, model_id):
+    client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+    status, text = raw(base_url, "/metrics")
+    assert status == 200
+    for name in ("toolrl_chat_requests_total", "toolrl_prompt_tokens_total", "toolrl_completion_tokens_total",
+                 "toolrl_queue_depth", "toolrl_batch_size", "toolrl_request_duration_seconds_bucket"):
+        assert name in text
+
+
+# ---------------------------------------------------------------- plain chat
+
+def test_plain_completion(client, model_id):
+    r = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Say hello."}],
+                                       max_tokens=24, temperature=0)
+    assert "chatcmpl" in r.id and r.object == "chat.completion" and r.model == model_id
+    assert len(r.choices) == 1 and r.choices[0].index == 0
+    msg = r.choices[0].message
+    assert isinstance(msg.content, str) and msg.content
+    assert msg.tool_calls is None
+    assert r.choices[0].finish_reason in ("stop", "length")
+    u = r.usage
+    assert u.prompt_tokens > 0 and 0 < u.completion_tokens <= 24
+    assert u.total_tokens == u.prompt_tokens + u.completion_tokens
+
+
+def test_max_tokens_gives_length(client, model_id):
+    r = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Tell a long story."}],
+                                       max_completion_tokens=3, temperature=0)
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 3
+
+
+def test_stop_sequence(client, model_id):
+    base = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Count: 1, 2, 3"}],
+                                          max_tokens=30, temperature=0).choices[0].message.content
+    word = base.split()[1] if len(base.split()) > 1 else base[-1]
+    r = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Count: 1, 2, 3"}],
+                                       max_tokens=30, temperature=0, stop=[word])
+    assert word not in r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop"
+    assert base.startswith(r.choices[0].message.content.rstrip())
+
+
+def test_n_and_seed(client, model_id):
+    kw = dict(model=model_id, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=8,
+              temperature=1.0, seed=1234)
+    a = client.chat.completions.create(n=2, **kw)
+    assert [c.index for c in a.choices] == [0, 1]
+    b = client.chat.completions.create(n=2, **kw)
+    assert [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
+
+
+def test_stream_plain_matches_non_stream(client, model_id):
+    kw = dict(model=model_id, messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=20, temperature=0)
+    full = client.chat.completions.create(**kw)
+    out, usage = collect_stream(client.chat.completions.create(stream=True, stream_options={"include_usage": True},
+                                                               **kw))
+    assert set(out) == {0}
+    assert out[0]["content"] == full.choices[0].message.content
+    assert out[0]["finish"] == [full.choices[0].finish_reason]
+    assert usage.completion_tokens == full.usage.completion_tokens
+    assert usage.prompt_tokens == full.usage.prompt_tokens
+
+
+def test_stream_without_usage_has_no_usage_chunk(client, model_id):
+    chunks = list(client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Hi"}],
+                                                 max_tokens=4, stream=True))
+    assert all(c.choices for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+
+
+def test_raw_sse_framing(base_url, model_id):
+    status, body = raw(base_url, "/v1/chat/completions", json.dumps(
+        {"model": model_id, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "stream": True,
+         "stream_options": {"include_usage": True}}))
+    assert status == 200
+    events = [e for e in body.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    assert events[-1] == "data: [DONE]"
+    last = json.loads(events[-2][6:])
+    assert last["choices"] == [] and last["usage"]["completion_tokens"] >= 1
+    first = json.loads(events[0][6:])
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert first["usage"] is None
+
+
+# ---------------------------------------------------------------- tools
+
+@pytest.mark.parametrize("tool_choice", [None, "auto", "required", "none",
+                                         {"type": "function", "function": {"name": "get_weather"}}])
+def test_tools_non_stream(client, model_id, tool_choice):
+    kw = {} if tool_choice is None else {"tool_choice": tool_choice}
+    r = client.chat.completions.create(model=model_id, messages=ASK, tools=TOOLS, max_tokens=48, temperature=0, **kw)
+    ch = r.choices[0]
+    names = ("get_weather", "web_search")
+    if tool_choice == "none":
+        names = ()
+    elif isinstance(tool_choice, dict):
+        names = ("get_weather",)
+    check_message(ch.message, names, ch.finish_reason)
+
+
+def test_tools_parallel_false(client, model_id):
+    r = client.chat.completions.create(model=model_id, messages=ASK, tools=TOOLS, parallel_tool_calls=False,
+                                       tool_choice="required", max_tokens=48, temperature=0)
+    calls = check_message(r.choices[0].message, ("get_weather", "web_search"), r.choices[0].finish_reason)
+    assert len(calls) <= 1
+
+
+def test_tools_stream_matches_non_stream(client, model_id):
+    kw = dict(model=model_id, messages=ASK, tools=TOOLS, max_tokens=64, temperature=0)
+    full = client.chat.completions.create(**kw)
+    msg = full.choices[0].message
+    check_message(msg, ("get_weather", "web_search"), full.choices[0].finish_reason)
+    out, _ = collect_stream(client.chat.completions.create(stream=True, **kw))
+    st = out[0]
+    assert st["content"] == (msg.content or "")
+    assert st["reasoning"] == ((msg.model_extra or {}).get("reasoning_content") or "")
+    assert st["finish"] == [full.choices[0].finish_reason]
+    streamed = [(c["name"], json.loads(c["args"])) for _, c in sorted(st["calls"].items())]
+    assert streamed == [(c.function.name, json.loads(c.function.arguments)) for c in (msg.tool_calls or [])]
+
+
+def test_history_with_tool_results(client, model_id):
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_abc123", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_abc123", "name": "get_weather", "content": "18 C and sunny"},
+    ]
+    r = client.chat.completions.create(model=model_id, messages=messages, tools=TOOLS, max_tokens=40, temperature=0)
+    check_message(r.choices[0].message, ("get_weather", "web_search"), r.choices[0].finish_reason)
+    # the same history without tools renders as plain ChatML and still answers
+    r2 = client.chat.completions.create(model=model_id, messages=messages, max_tokens=16, temperature=0)
+    assert r2.choices[0].message.tool_calls is None
+
+
+# ---------------------------------------------------------------- errors
+
+def bad(client, model_id, param, code=None, **kw):
+    args = dict(model=model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    args.update(kw)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(**args)
+    err = e.value.body
+    assert err["type"] == "invalid_request_error"
+    assert err["param"] == param
+    assert err["code"] == code
+    assert err["message"]
+    return err
+
+
+def test_errors_validation(client, model_id):
+    bad(client, model_id, "tools", tools=[])
+    bad(client, model_id, "tool_choice", tool_choice="required")
+    bad(client, model_id, "tool_choice.function.name", tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "nope"}})
+    bad(client, model_id, "messages[0].role", messages=[{"role": "tool", "tool_call_id": "x", "content": "r"}])
+    bad(client, model_id, "messages[1].tool_calls[0].function.arguments", messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{"}}]}])
+    bad(client, model_id, "messages[2].tool_call_id", messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c9", "content": "r"}])
+    bad(client, model_id, "messages", messages=[])
+    bad(client, model_id, "temperature", temperature=5)
+    bad(client, model_id, "n", n=0)
+    bad(client, model_id, "messages[0].content", messages=[{"role": "user", "content": 3}])
+    bad(client, model_id, "tools[0].function.name",
+        tools=[{"type": "function", "function": {"name": "has space"}}])
+
+
+def test_error_model_not_found(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.body["code"] == "model_not_found" and e.value.body["param"] == "model"
+
+
+def test_error_raw_bodies(base_url, model_id):
+    status, body = raw(base_url, "/v1/chat/completions", "{\"model\": ")
+    assert status == 400
+    assert_error_shape(body)
+    status, body = raw(base_url, "/v1/chat/completions", "[1, 2]")
+    assert status == 400
+    assert_error_shape(body)
+    status, body = raw(base_url, "/v1/chat/completions", b"\xff\xfe garbage")
+    assert status == 400
+    assert_error_shape(body)
+    status, body = announce_big_body(base_url, 5 << 20)
+    assert status == 413
+    assert_error_shape(body, code="request_too_large")
+    status, body = raw(base_url, "/v1/nothing-here")
+    assert status == 404
+    assert_error_shape(body, code="not_found")
+    status, body = raw(base_url, "/v1/chat/completions")
+    assert status == 405
+    # still alive after all that
+    status, _ = raw(base_url, "/health")
+    assert status == 200
+
+
+def test_client_disconnect_frees_sequence(base_url, model_id):
+    req = urllib.request.Request(base_url + "/v1/chat/completions", data=json.dumps(
+        {"model": model_id, "messages": [{"role": "user", "content": "Write a very long essay."}],
+         "max_tokens": 1500, "stream": True}).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    r = urllib.request.urlopen(req, timeout=120)
+    r.readline()
+    r.close()
+    deadline = time.time() + 60
+    active = None
+    while time.time() < deadline:
+        _, text = raw(base_url, "/metrics")
+        active = [ln for ln in text.splitlines() if ln.startswith("toolrl_active_sequences ")][0]
+        if active.endswith(" 0"):
+            break
+        time.sleep(0.5)
+    assert active.endswith(" 0"), active
+
+
+# ---------------------------------------------------------------- a second server: auth and 429
+
+@pytest.fixture(scope="module")
+def small_server():
+    proc, base = spawn_server("--api-key", "sekrit", "--slots", "1", "--max-queue", "1", "--ctx", "1024")
+    yield base
+    stop_server(proc)
+
+
+def test_auth(small_server, model_id):
+    status, _ = raw(small_server, "/health")
+    assert status == 200
+    status, body = raw(small_server, "/v1/models")
+    assert status == 401
+    assert_error_shape(body, code="invalid_api_key", type_="authentication_error")
+    wrong = openai.OpenAI(base_url=small_server + "/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    good = openai.OpenAI(base_url=small_server + "/v1", api_key="sekrit", max_retries=0)
+    r = good.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    assert r.choices[0].message.content is not None
+
+
+def test_queue_full_gives_429(small_server, model_id):
+    c = openai.OpenAI(base_url=small_server + "/v1", api_key="sekrit", max_retries=0, timeout=300)
+    results = []
+
+    def one():
+        try:
+            c.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Write a long story."}],
+                                      max_tokens=200)
+            results.append("ok")
+        except openai.RateLimitError as e:
+            assert e.body["type"] == "rate_limit_error"
+            results.append(429)
+        except Exception as e:  # noqa: BLE001
+            results.append(repr(e))
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert results.count(429) >= 1, results
+    assert results.count("ok") >= 1, results
+    assert all(r in ("ok", 429) for r in results), results

@@ -1,0 +1,181 @@
+// test_server_sched.c: the continuous-batching scheduler on a tiny random model: many requests
+// over few slots with chunked prefill all finish with their limits honoured, identical greedy
+// requests batched together give identical text, stop strings cut the text, a full queue
+// refuses, and cancelled requests free their slots.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "model.h"
+#include "quant.h"
+#include "scheduler.h"
+#include "tests/support/tiny_model.h"
+#include "tokenizer.h"
+
+static model g_model;
+static char g_dir[256];
+
+static int setup(void **state) {
+    (void)state;
+    tiny_model_spec s = tiny_model_default(MODEL_ARCH_LLAMA);
+    trl_err e = {{0}};
+    char path[300];
+    if (tiny_model_tempdir(g_dir, sizeof(g_dir))) return -1;
+    snprintf(path, sizeof(path), "%s/tiny.gguf", g_dir);
+    if (tiny_model_write_gguf(&s, QTYPE_F32, path, &e) || model_load(&g_model, path, &e)) {
+        fprintf(stderr, "setup: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    model_free(&g_model);
+    return 0;
+}
+
+static int32_t *encode(const char *text, int *n) {
+    int need = tokenizer_encode(g_model.tok, text, strlen(text), 1, NULL, 0);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)need);
+    assert_non_null(ids);
+    *n = tokenizer_encode(g_model.tok, text, strlen(text), 1, ids, need);
+    return ids;
+}
+
+// Waits for the whole text of r (malloc'd).
+static char *drain(sched_req *r) {
+    char *all = calloc(1, 1);
+    size_t len = 0, seen = 0;
+    for (;;) {
+        char *chunk;
+        size_t n;
+        int rc = sched_req_take(r, &seen, &chunk, &n, 1000);
+        assert_true(rc >= 0);
+        if (chunk) {
+            all = realloc(all, len + n + 1);
+            memcpy(all + len, chunk, n);
+            len += n;
+            all[len] = 0;
+            free(chunk);
+        }
+        if (rc == 1) break;
+    }
+    return all;
+}
+
+static void test_many_requests_few_slots(void **state) {
+    (void)state;
+    scheduler *s;
+    trl_err e = {{0}};
+    scheduler_config cfg = {3, 128, 8, 16, 0};  // 3 slots, prefill in chunks of at most 8 tokens
+    assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
+    const char *prompts[] = {"hello world, this is a prompt", "abc", "the quick brown fox jumps over", "x y z",
+                             "hello world, this is a prompt", "some more words here"};
+    enum { N = 6 };
+    sched_req *r[N];
+    sampler_params greedy = {0, 0, 1, 1};
+    for (int i = 0; i < N; i++) {
+        int n;
+        int32_t *ids = encode(prompts[i], &n);
+        r[i] = sched_req_new(ids, n, &greedy, 5 + i, NULL, 0);
+        free(ids);
+        assert_non_null(r[i]);
+        assert_int_equal(scheduler_submit(s, r[i]), 0);
+    }
+    char *text[N];
+    for (int i = 0; i < N; i++) {
+        text[i] = drain(r[i]);
+        assert_null(sched_req_error(r[i]));
+        int got = sched_req_completion_tokens(r[i]);
+        const char *fr = sched_req_finish_reason(r[i]);
+        if (!strcmp(fr, "length")) assert_int_equal(got, 5 + i);
+        else assert_true(got < 5 + i);
+    }
+    // the same prompt, greedy: the same text up to the shorter limit
+    assert_int_equal(strncmp(text[0], text[4], strlen(text[0])), 0);
+    const scheduler_stats *st = scheduler_get_stats(s);
+    assert_true(atomic_load(&st->steps) > 0);
+    assert_int_equal(atomic_load(&st->active), 0);
+    for (int i = 0; i < N; i++) {
+        free(text[i]);
+        sched_req_release(r[i]);
+    }
+    scheduler_free(s);
+}
+
+static void test_stop_string(void **state) {
+    (void)state;
+    scheduler *s;
+    trl_err e = {{0}};
+    scheduler_config cfg = {2, 128, 64, 4, 0};
+    assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
+    int n;
+    int32_t *ids = encode("hello there", &n);
+    sampler_params greedy = {0, 0, 1, 1};
+    sched_req *a = sched_req_new(ids, n, &greedy, 20, NULL, 0);
+    assert_int_equal(scheduler_submit(s, a), 0);
+    char *full = drain(a);
+    if (strlen(full) >= 4) {  // stop at the text's 3rd..4th bytes
+        char stop[3] = {full[2], full[3], 0};
+        const char *stops[] = {stop};
+        sched_req *b = sched_req_new(ids, n, &greedy, 20, stops, 1);
+        assert_int_equal(scheduler_submit(s, b), 0);
+        char *cut = drain(b);
+        assert_string_equal(sched_req_finish_reason(b), "stop");
+        assert_null(strstr(cut, stop));
+        assert_int_equal(strncmp(cut, full, strlen(cut)), 0);
+        free(cut);
+        sched_req_release(b);
+    }
+    free(full);
+    free(ids);
+    sched_req_release(a);
+    scheduler_free(s);
+}
+
+static void test_queue_full_and_cancel(void **state) {
+    (void)state;
+    scheduler *s;
+    trl_err e = {{0}};
+    scheduler_config cfg = {1, 128, 16, 2, 0};
+    assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
+    int n;
+    int32_t *ids = encode("a long enough prompt", &n);
+    sampler_params sp = {1.0f, 0, 1, 7};
+    enum { N = 8 };
+    sched_req *r[N];
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        r[i] = sched_req_new(ids, n, &sp, 100, NULL, 0);
+        if (scheduler_submit(s, r[i]) == 0) accepted++;
+        else refused++;
+    }
+    assert_true(refused >= 1);
+    assert_true(accepted >= 2);
+    for (int i = 0; i < N; i++) sched_req_release(r[i]);  // cancels whatever runs or waits
+    const scheduler_stats *st = scheduler_get_stats(s);
+    for (int k = 0; k < 1000 && (atomic_load(&st->active) || atomic_load(&st->queue_depth)); k++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(&st->active), 0);
+    assert_int_equal(atomic_load(&st->queue_depth), 0);
+    free(ids);
+    scheduler_free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_many_requests_few_slots),
+        cmocka_unit_test(test_stop_string),
+        cmocka_unit_test(test_queue_full_and_cancel),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

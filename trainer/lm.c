@@ -1,0 +1,239 @@
+// lm.c: the trainable transformer's forward and backward over the ops of ops_train.c
+// (see lm.h). The forward is model/forward.c's computation for one sequence, in fp32.
+#include "lm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_train.h"
+#include "quant.h"
+
+// Walks the tensors in buffer order: with mem == NULL only counts.
+static size_t params_layout(lm_params *p, const model_config *c, float *mem) {
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, V = (size_t)c->n_vocab, F = (size_t)c->n_ff;
+    size_t QD = (size_t)c->n_head * c->head_dim, KVD = (size_t)c->n_head_kv * c->head_dim;
+    size_t off = 0;
+#define TAKE(field, count)                          \
+    do {                                            \
+        if (mem) p->field = mem + off;              \
+        off += (count);                             \
+    } while (0)
+    TAKE(wte, V * C);
+    TAKE(attn_norm, L * C);
+    TAKE(wq, L * QD * C);
+    TAKE(wk, L * KVD * C);
+    TAKE(wv, L * KVD * C);
+    if (c->has_qkv_bias) {
+        TAKE(bq, L * QD);
+        TAKE(bk, L * KVD);
+        TAKE(bv, L * KVD);
+    }
+    TAKE(wo, L * C * QD);
+    TAKE(ffn_norm, L * C);
+    TAKE(w_gate, L * F * C);
+    TAKE(w_up, L * F * C);
+    TAKE(w_down, L * C * F);
+    TAKE(out_norm, C);
+    if (!c->tied_embeddings) TAKE(wout, V * C);
+#undef TAKE
+    if (mem && c->tied_embeddings) p->wout = p->wte;
+    return off;
+}
+
+size_t lm_params_count(const model_config *c) {
+    lm_params p;
+    return params_layout(&p, c, NULL);
+}
+
+int lm_params_alloc(lm_params *p, const model_config *c, trl_err *e) {
+    memset(p, 0, sizeof(*p));
+    if (model_config_validate(c, e)) return TRL_ERR;
+    size_t n = lm_params_count(c);
+    float *mem = calloc(n, sizeof(float));
+    if (!mem) return trl_errf(e, "lm: out of memory for %zu parameters", n);
+    params_layout(p, c, mem);
+    p->mem = mem;
+    p->n = n;
+    return TRL_OK;
+}
+
+void lm_params_free(lm_params *p) {
+    if (!p) return;
+    free(p->mem);
+    memset(p, 0, sizeof(*p));
+}
+
+static int copy_tensor(float *dst, const model_tensor *t, int64_t rows, int64_t cols, const char *name, trl_err *e) {
+    if (t->n_rows != rows || t->n_cols != cols || !t->data)
+        return trl_errf(e, "lm: tensor %s is %lldx%lld, expected %lldx%lld", name, (long long)t->n_rows,
+                        (long long)t->n_cols, (long long)rows, (long long)cols);
+    for (int64_t r = 0; r < rows; r++)
+        dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * t->row_bytes, dst + r * cols, cols);
+    return TRL_OK;
+}
+
+int lm_params_from_model(lm_params *p, const model *m, trl_err *e) {
+    const model_config *c = &m->cfg;
+    int C = c->n_embd, F = c->n_ff, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim;
+    if (!p->mem || p->n != lm_params_count(c)) return trl_errf(e, "lm: parameters not allocated for this model");
+    if (copy_tensor(p->wte, &m->tok_embd, c->n_vocab, C, "token_embd", e)) return TRL_ERR;
+    if (!c->tied_embeddings && copy_tensor(p->wout, &m->output, c->n_vocab, C, "output", e)) return TRL_ERR;
+    memcpy(p->out_norm, m->out_norm, sizeof(float) * (size_t)C);
+    for (int l = 0; l < c->n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        memcpy(p->attn_norm + (size_t)l * C, L->attn_norm, sizeof(float) * (size_t)C);
+        memcpy(p->ffn_norm + (size_t)l * C, L->ffn_norm, sizeof(float) * (size_t)C);
+        if (copy_tensor(p->wq + (size_t)l * QD * C, &L->wq, QD, C, "wq", e) ||
+            copy_tensor(p->wk + (size_t)l * KVD * C, &L->wk, KVD, C, "wk", e) ||
+            copy_tensor(p->wv + (size_t)l * KVD * C, &L->wv, KVD, C, "wv", e) ||
+            copy_tensor(p->wo + (size_t)l * C * QD, &L->wo, C, QD, "wo", e) ||
+            copy_tensor(p->w_gate + (size_t)l * F * C, &L->w_gate, F, C, "w_gate", e) ||
+            copy_tensor(p->w_up + (size_t)l * F * C, &L->w_up, F, C, "w_up", e) ||
+            copy_tensor(p->w_down + (size_t)l * C * F, &L->w_down, C, F, "w_down", e))
+            return TRL_ERR;
+        if (c->has_qkv_bias) {
+            if (!L->bq || !L->bk || !L->bv) return trl_errf(e, "lm: layer %d lacks its q/k/v biases", l);
+            memcpy(p->bq + (size_t)l * QD, L->bq, sizeof(float) * (size_t)QD);
+            memcpy(p->bk + (size_t)l * KVD, L->bk, sizeof(float) * (size_t)KVD);
+            memcpy(p->bv + (size_t)l * KVD, L->bv, sizeof(float) * (size_t)KVD);
+        }
+    }
+    return TRL_OK;
+}
+
+// ---------------------------------------------------------------------------- activations
+
+int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, trl_err *e) {
+    memset(a, 0, sizeof(*a));
+    if (model_config_validate(c, e)) return TRL_ERR;
+    if (max_T < 1) return trl_errf(e, "lm: max_T must be ≥ 1");
+    size_t T = (size_t)max_T, L = (size_t)c->n_layer, C = (size_t)c->n_embd, V = (size_t)c->n_vocab;
+    size_t F = (size_t)c->n_ff, NH = (size_t)c->n_head, QD = NH * c->head_dim, KVD = (size_t)c->n_head_kv * c->head_dim;
+    size_t sizes[] = {
+        (L + 1) * T * C, L * T * C, L * T, L * T * QD, L * T * KVD, L * T * KVD, L * T * QD, L * T * NH, L * T * C,
+        L * T * C,       L * T,     L * T * F, L * T * F, L * T * F, T * C, T, T * V, T, T,
+        T * C,           T * C,     T * C, T * QD, T * KVD, T * KVD, T * QD, T * F, T * F, T * F,
+    };
+    float **ptrs[] = {
+        &a->x,     &a->xn1,  &a->rstd1, &a->q,      &a->k,       &a->v,    &a->att, &a->lse,  &a->x_mid, &a->xn2,
+        &a->rstd2, &a->gate, &a->up,    &a->h,      &a->xf,      &a->rstdf, &a->logits, &a->lse_out, &a->logp,
+        &a->dres,  &a->dxn,  &a->dtmp,  &a->dq,     &a->dk,      &a->dv,   &a->datt, &a->dh,   &a->dgate, &a->dup,
+    };
+    size_t n = 0, k = sizeof(sizes) / sizeof(sizes[0]);
+    for (size_t i = 0; i < k; i++) n += sizes[i];
+    a->mem = calloc(n, sizeof(float));
+    a->pos = calloc(T, sizeof(int32_t));
+    if (!a->mem || !a->pos) {
+        lm_acts_free(a);
+        return trl_errf(e, "lm: out of memory for activations of %d tokens", max_T);
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < k; i++) {
+        *ptrs[i] = a->mem + off;
+        off += sizes[i];
+    }
+    for (int t = 0; t < max_T; t++) a->pos[t] = t;
+    a->max_T = max_T;
+    return TRL_OK;
+}
+
+void lm_acts_free(lm_acts *a) {
+    if (!a) return;
+    free(a->mem);
+    free(a->pos);
+    memset(a, 0, sizeof(*a));
+}
+
+// ---------------------------------------------------------------------------- forward / backward
+
+static int check_ids(const lm_acts *a, const model_config *c, const int32_t *tokens, const int32_t *targets, int T,
+                     trl_err *e) {
+    if (T < 1 || T > a->max_T) return trl_errf(e, "lm: %d tokens (activations hold %d)", T, a->max_T);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->n_vocab || targets[t] < 0 || targets[t] >= c->n_vocab)
+            return trl_errf(e, "lm: token id out of range [0, %d) at %d", c->n_vocab, t);
+    return TRL_OK;
+}
+
+int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens, const int32_t *targets,
+               int T, trl_err *e) {
+    if (check_ids(a, c, tokens, targets, T, e)) return TRL_ERR;
+    int C = c->n_embd, F = c->n_ff, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim, V = c->n_vocab;
+    int QD = NH * HS, KVD = NKV * HS;
+    size_t TC = (size_t)T * C;
+    embedding_forward(a->x, p->wte, tokens, T, C);
+    for (int l = 0; l < c->n_layer; l++) {
+        float *x = a->x + l * TC, *xn1 = a->xn1 + l * TC, *x_mid = a->x_mid + l * TC, *xn2 = a->xn2 + l * TC;
+        float *q = a->q + (size_t)l * T * QD, *k = a->k + (size_t)l * T * KVD, *v = a->v + (size_t)l * T * KVD;
+        float *att = a->att + (size_t)l * T * QD, *lse = a->lse + (size_t)l * T * NH;
+        float *gate = a->gate + (size_t)l * T * F, *up = a->up + (size_t)l * T * F, *h = a->h + (size_t)l * T * F;
+        int bias = c->has_qkv_bias;
+        rmsnorm_forward(xn1, a->rstd1 + (size_t)l * T, x, p->attn_norm + (size_t)l * C, T, C, c->rms_eps);
+        linear_forward(q, xn1, p->wq + (size_t)l * QD * C, bias ? p->bq + (size_t)l * QD : NULL, T, C, QD);
+        linear_forward(k, xn1, p->wk + (size_t)l * KVD * C, bias ? p->bk + (size_t)l * KVD : NULL, T, C, KVD);
+        linear_forward(v, xn1, p->wv + (size_t)l * KVD * C, bias ? p->bv + (size_t)l * KVD : NULL, T, C, KVD);
+        rope_forward(q, k, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
+        attention_forward(att, lse, q, k, v, T, NH, NKV, HS);
+        linear_forward(a->dtmp, att, p->wo + (size_t)l * C * QD, NULL, T, QD, C);
+        residual_forward(x_mid, x, a->dtmp, (int64_t)TC);
+        rmsnorm_forward(xn2, a->rstd2 + (size_t)l * T, x_mid, p->ffn_norm + (size_t)l * C, T, C, c->rms_eps);
+        linear_forward(gate, xn2, p->w_gate + (size_t)l * F * C, NULL, T, C, F);
+        linear_forward(up, xn2, p->w_up + (size_t)l * F * C, NULL, T, C, F);
+        swiglu_forward(h, gate, up, (int64_t)T * F);
+        linear_forward(a->dtmp, h, p->w_down + (size_t)l * C * F, NULL, T, F, C);
+        residual_forward(x + TC, x_mid, a->dtmp, (int64_t)TC);
+    }
+    rmsnorm_forward(a->xf, a->rstdf, a->x + (size_t)c->n_layer * TC, p->out_norm, T, C, c->rms_eps);
+    logprob_forward(a->logits, a->lse_out, a->logp, a->xf, p->wout, targets, T, C, V);
+    return TRL_OK;
+}
+
+int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config *c, const int32_t *tokens,
+                const int32_t *targets, const float *dlogp, int T, trl_err *e) {
+    if (check_ids(a, c, tokens, targets, T, e)) return TRL_ERR;
+    int C = c->n_embd, F = c->n_ff, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim, V = c->n_vocab;
+    int QD = NH * HS, KVD = NKV * HS, bias = c->has_qkv_bias;
+    size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD, TK = (size_t)T * KVD;
+    // head: dlogp → dxf (in dxn) → dres = ∂/∂x[L]
+    memset(a->dxn, 0, TC * sizeof(float));
+    logprob_backward(a->dxn, g->wout, a->logits, a->lse_out, a->xf, p->wout, targets, dlogp, T, C, V);
+    memset(a->dres, 0, TC * sizeof(float));
+    rmsnorm_backward(a->dres, g->out_norm, a->dxn, a->x + (size_t)c->n_layer * TC, p->out_norm, a->rstdf, T, C);
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        const float *x = a->x + l * TC, *xn1 = a->xn1 + l * TC, *x_mid = a->x_mid + l * TC, *xn2 = a->xn2 + l * TC;
+        const float *q = a->q + l * TQ, *k = a->k + l * TK, *v = a->v + l * TK, *att = a->att + l * TQ;
+        const float *lse = a->lse + (size_t)l * T * NH;
+        const float *gate = a->gate + l * TF, *up = a->up + l * TF, *h = a->h + l * TF;
+        // MLP: x[l+1] = x_mid + down(silu(gate(xn2)) · up(xn2)); dres flows on to x_mid unchanged
+        memset(a->dh, 0, TF * sizeof(float));
+        linear_backward(a->dh, g->w_down + (size_t)l * C * F, NULL, a->dres, h, p->w_down + (size_t)l * C * F, T, F, C);
+        memset(a->dgate, 0, TF * sizeof(float));
+        memset(a->dup, 0, TF * sizeof(float));
+        swiglu_backward(a->dgate, a->dup, a->dh, gate, up, (int64_t)TF);
+        memset(a->dxn, 0, TC * sizeof(float));
+        linear_backward(a->dxn, g->w_gate + (size_t)l * F * C, NULL, a->dgate, xn2, p->w_gate + (size_t)l * F * C, T,
+                        C, F);
+        linear_backward(a->dxn, g->w_up + (size_t)l * F * C, NULL, a->dup, xn2, p->w_up + (size_t)l * F * C, T, C, F);
+        rmsnorm_backward(a->dres, g->ffn_norm + (size_t)l * C, a->dxn, x_mid, p->ffn_norm + (size_t)l * C,
+                         a->rstd2 + (size_t)l * T, T, C);
+        // attention: x_mid = x + wo(attention(rope(q), rope(k), v)); dres flows on to x
+        memset(a->datt, 0, TQ * sizeof(float));
+        linear_backward(a->datt, g->wo + (size_t)l * C * QD, NULL, a->dres, att, p->wo + (size_t)l * C * QD, T, QD, C);
+        memset(a->dq, 0, TQ * sizeof(float));
+        memset(a->dk, 0, TK * sizeof(float));
+        memset(a->dv, 0, TK * sizeof(float));
+        attention_backward(a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, T, NH, NKV, HS);
+        rope_backward(a->dq, a->dk, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
+        memset(a->dxn, 0, TC * sizeof(float));
+        linear_backward(a->dxn, g->wq + (size_t)l * QD * C, bias ? g->bq + (size_t)l * QD : NULL, a->dq, xn1,
+                        p->wq + (size_t)l * QD * C, T, C, QD);
+        linear_backward(a->dxn, g->wk + (size_t)l * KVD * C, bias ? g->bk + (size_t)l * KVD : NULL, a->dk, xn1,
+                        p->wk + (size_t)l * KVD * C, T, C, KVD);
+        linear_backward(a->dxn, g->wv + (size_t)l * KVD * C, bias ? g->bv + (size_t)l * KVD : NULL, a->dv, xn1,
+                        p->wv + (size_t)l * KVD * C, T, C, KVD);
+        rmsnorm_backward(a->dres, g->attn_norm + (size_t)l * C, a->dxn, x, p->attn_norm + (size_t)l * C,
+                         a->rstd1 + (size_t)l * T, T, C);
+    }
+    embedding_backward(g->wte, a->dres, tokens, T, C);
+    return TRL_OK;
+}

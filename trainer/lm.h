@@ -1,0 +1,99 @@
+// lm.h: the trainable transformer (Llama / Qwen2, as model/forward.c runs it) in fp32,
+// composed from the training ops of ops_train.h: parameters and their gradients as one
+// flat buffer each, the activations one sequence's forward saves for its backward, and
+// lm_forward / lm_backward. One sequence of T tokens at positions 0..T-1 per call.
+//
+// The backward starts from dlogp (T) = ∂loss/∂logp of the next-token log-probs, so any
+// per-token loss (cross-entropy, the GRPO surrogate, the k3 KL) drives it; it ADDS into the
+// parameter gradients (zero them between optimizer steps, or keep them to accumulate over
+// several sequences).
+#ifndef TOOLRL_LM_H
+#define TOOLRL_LM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "util.h"
+
+// Every tensor of the model, fp32, carved out of one buffer (lm_params_alloc) in this
+// order. Layer tensors are stacked over L. The same struct holds the gradients.
+typedef struct {
+    float *wte;        // (V, C)
+    float *attn_norm;  // (L, C)
+    float *wq;         // (L, NH*HS, C)
+    float *wk;         // (L, NKV*HS, C)
+    float *wv;         // (L, NKV*HS, C)
+    float *bq;         // (L, NH*HS)   NULL unless has_qkv_bias
+    float *bk;         // (L, NKV*HS)  NULL unless has_qkv_bias
+    float *bv;         // (L, NKV*HS)  NULL unless has_qkv_bias
+    float *wo;         // (L, C, NH*HS)
+    float *ffn_norm;   // (L, C)
+    float *w_gate;     // (L, F, C)
+    float *w_up;       // (L, F, C)
+    float *w_down;     // (L, C, F)
+    float *out_norm;   // (C)
+    float *wout;       // (V, C); equals wte when tied_embeddings (then not in the buffer twice)
+    float *mem;        // the buffer (owned)
+    size_t n;          // floats in it
+} lm_params;
+
+// Floats of all parameters of configuration c.
+size_t lm_params_count(const model_config *c);
+// Allocates one zeroed buffer and points every tensor into it.
+int lm_params_alloc(lm_params *p, const model_config *c, trl_err *e);
+void lm_params_free(lm_params *p);
+// Copies (dequantizing) every weight of a loaded model into p (allocated for m->cfg).
+int lm_params_from_model(lm_params *p, const model *m, trl_err *e);
+
+// What the forward saves for the backward, plus the backward's scratch, for up to max_T
+// tokens. Per layer l the residual stream enters as x[l] and leaves as x[l+1].
+typedef struct {
+    int max_T;
+    float *x;        // (L+1, T, C) residual stream
+    float *xn1;      // (L, T, C) attention RMSNorm output
+    float *rstd1;    // (L, T)
+    float *q;        // (L, T, NH*HS) after RoPE
+    float *k;        // (L, T, NKV*HS) after RoPE
+    float *v;        // (L, T, NKV*HS)
+    float *att;      // (L, T, NH*HS) attention output
+    float *lse;      // (L, T, NH) attention log-sum-exp
+    float *x_mid;    // (L, T, C) residual after attention
+    float *xn2;      // (L, T, C) MLP RMSNorm output
+    float *rstd2;    // (L, T)
+    float *gate;     // (L, T, F)
+    float *up;       // (L, T, F)
+    float *h;        // (L, T, F) silu(gate) * up
+    float *xf;       // (T, C) final RMSNorm output
+    float *rstdf;    // (T)
+    float *logits;   // (T, V) (overwritten by dlogits in the backward)
+    float *lse_out;  // (T)
+    float *logp;     // (T) log p(targets[t] | tokens[0..t])
+    int32_t *pos;    // (T) 0..T-1
+    // backward scratch
+    float *dres;     // (T, C) gradient of the residual stream
+    float *dxn;      // (T, C)
+    float *dtmp;     // (T, C) also the forward's projection output
+    float *dq;       // (T, NH*HS)
+    float *dk;       // (T, NKV*HS)
+    float *dv;       // (T, NKV*HS)
+    float *datt;     // (T, NH*HS)
+    float *dh;       // (T, F)
+    float *dgate;    // (T, F)
+    float *dup;      // (T, F)
+    float *mem;      // owned
+} lm_acts;
+
+int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, trl_err *e);
+void lm_acts_free(lm_acts *a);
+
+// Forward of tokens (T) with next-token targets (T) (targets[t] is scored after
+// tokens[0..t]): fills a (a->logp (T) the per-token log-probs). 1 ≤ T ≤ a->max_T; ids in
+// [0, V).
+int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens, const int32_t *targets,
+               int T, trl_err *e);
+// Backward of the last lm_forward (same tokens, targets, T) from dlogp (T): g += ∂loss/∂p.
+int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config *c, const int32_t *tokens,
+                const int32_t *targets, const float *dlogp, int T, trl_err *e);
+
+#endif

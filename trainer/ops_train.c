@@ -1,0 +1,272 @@
+// ops_train.c: forward (with cache) and backward of every training op, fp32, plain C with
+// OpenMP pragmas and OpenBLAS sgemm for the matmuls. See ops_train.h for the conventions
+// (every backward accumulates with +=, except rope_backward which is in place).
+#include "ops_train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------- embedding
+
+void embedding_forward(float *out, const float *wte, const int32_t *ids, int T, int C) {
+    for (int t = 0; t < T; t++) memcpy(out + (int64_t)t * C, wte + (int64_t)ids[t] * C, sizeof(float) * (size_t)C);
+}
+
+void embedding_backward(float *dwte, const float *dout, const int32_t *ids, int T, int C) {
+    // serial over t: two tokens with the same id write the same row
+    for (int t = 0; t < T; t++) {
+        float *d = dwte + (int64_t)ids[t] * C;
+        const float *g = dout + (int64_t)t * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+}
+
+// ---------------------------------------------------------------------------- rmsnorm
+
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int T, int C, float eps) {
+#pragma omp parallel for schedule(static) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * C;
+        double ss = 0;  // as ops_ref: sum of squares in double, scale rounded to float
+        for (int c = 0; c < C; c++) ss += (double)xt[c] * xt[c];
+        float s = (float)(1.0 / sqrt(ss / C + eps));
+        rstd[t] = s;
+        float *o = out + (int64_t)t * C;
+        for (int c = 0; c < C; c++) o[c] = xt[c] * s * w[c];
+    }
+}
+
+// y_c = x_c r w_c, r = (Σx²/C + eps)^-1/2, ∂r/∂x_i = -r³ x_i / C:
+//   dx_i = r w_i dy_i - r³/C x_i Σ_c w_c dy_c x_c;   dw_c = Σ_t dy_c x_c r.
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int T, int C) {
+#pragma omp parallel for schedule(static) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * C, *gt = dout + (int64_t)t * C;
+        float *dxt = dx + (int64_t)t * C;
+        float r = rstd[t];
+        double dot = 0;
+        for (int c = 0; c < C; c++) dot += (double)w[c] * gt[c] * xt[c];
+        float k = (float)(dot * r * r * r / C);
+        for (int c = 0; c < C; c++) dxt[c] += r * w[c] * gt[c] - k * xt[c];
+    }
+#pragma omp parallel for schedule(static) if ((int64_t)T * C > 65536)
+    for (int c = 0; c < C; c++) {
+        float acc = 0;
+        for (int t = 0; t < T; t++) acc += dout[(int64_t)t * C + c] * x[(int64_t)t * C + c] * rstd[t];
+        dw[c] += acc;
+    }
+}
+
+// ---------------------------------------------------------------------------- rope
+
+// Rotation by +θ (sign 1) or -θ (sign -1); cos/sin computed exactly as ops_ref does.
+static void rope_rotate(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                        rope_style style, float sign) {
+    int half = HS / 2;
+#pragma omp parallel for schedule(static) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            double ang = pos[t] * pow((double)theta, -2.0 * i / HS);
+            float c = (float)cos(ang), s = sign * (float)sin(ang);
+            int a = style == ROPE_NORM ? 2 * i : i;
+            int b = style == ROPE_NORM ? 2 * i + 1 : i + half;
+            for (int h = 0; h < NH + NKV; h++) {
+                float *v = h < NH ? q + ((int64_t)t * NH + h) * HS : k + ((int64_t)t * NKV + (h - NH)) * HS;
+                float x0 = v[a], x1 = v[b];
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void rope_forward(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                  rope_style style) {
+    rope_rotate(q, k, pos, T, NH, NKV, HS, theta, style, 1.0f);
+}
+
+void rope_backward(float *dq, float *dk, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                   rope_style style) {
+    rope_rotate(dq, dk, pos, T, NH, NKV, HS, theta, style, -1.0f);
+}
+
+// ---------------------------------------------------------------------------- linear
+
+void linear_forward(float *y, const float *x, const float *w, const float *b, int T, int K, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    if (b)
+        for (int t = 0; t < T; t++)
+            for (int n = 0; n < N; n++) y[(int64_t)t * N + n] += b[n];
+}
+
+void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int T, int K,
+                     int N) {
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, N, 1.0f, dy, N, w, K, 1.0f, dx, K);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    if (db)
+        for (int t = 0; t < T; t++)
+            for (int n = 0; n < N; n++) db[n] += dy[(int64_t)t * N + n];
+}
+
+// ---------------------------------------------------------------------------- attention
+
+static float dotf(const float *a, const float *b, int n) {
+    float d = 0;
+#pragma omp simd reduction(+ : d)
+    for (int i = 0; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+// One pass of online softmax per (t, h): no score buffer.
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH, int NKV,
+                       int HS) {
+    int group = NH / NKV, kvd = NKV * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for schedule(dynamic, 1) if (T * NH > 1)
+    for (int th = 0; th < T * NH; th++) {
+        int t = th / NH, h = th % NH, kvh = h / group;
+        const float *qh = q + (int64_t)th * HS;
+        float *oh = out + (int64_t)th * HS;
+        float mx = -INFINITY, sum = 0;
+        for (int i = 0; i < HS; i++) oh[i] = 0;
+        for (int s = 0; s <= t; s++) {
+            const float *ks = k + (int64_t)s * kvd + (int64_t)kvh * HS;
+            const float *vs = v + (int64_t)s * kvd + (int64_t)kvh * HS;
+            float sc = dotf(qh, ks, HS) * scale;
+            if (sc > mx) {  // rescale what was accumulated under the old maximum
+                float r = expf(mx - sc);
+                sum *= r;
+                for (int i = 0; i < HS; i++) oh[i] *= r;
+                mx = sc;
+            }
+            float p = expf(sc - mx);
+            sum += p;
+            for (int i = 0; i < HS; i++) oh[i] += p * vs[i];
+        }
+        for (int i = 0; i < HS; i++) oh[i] /= sum;
+        lse[th] = mx + logf(sum);
+    }
+}
+
+// With p_s = exp(q·k_s·scale - lse), o = Σ p_s v_s, and D = Σ_s p_s (do·v_s) = do·o:
+//   ds_s = p_s (do·v_s - D);  dq += scale Σ_s ds_s k_s;  dk_s += scale ds_s q;  dv_s += p_s do.
+// Two sweeps so that each writes disjoint rows (no atomics): dq over (t, h), then dk/dv over
+// (s, kv head) gathering the query heads of its group and the tokens t ≥ s.
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS) {
+    int group = NH / NKV, kvd = NKV * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for schedule(dynamic, 1) if (T * NH > 1)
+    for (int th = 0; th < T * NH; th++) {
+        int t = th / NH, h = th % NH, kvh = h / group;
+        const float *qh = q + (int64_t)th * HS, *doh = dout + (int64_t)th * HS;
+        float *dqh = dq + (int64_t)th * HS;
+        float D = dotf(doh, out + (int64_t)th * HS, HS);
+        for (int s = 0; s <= t; s++) {
+            const float *ks = k + (int64_t)s * kvd + (int64_t)kvh * HS;
+            const float *vs = v + (int64_t)s * kvd + (int64_t)kvh * HS;
+            float p = expf(dotf(qh, ks, HS) * scale - lse[th]);
+            float ds = p * (dotf(doh, vs, HS) - D) * scale;
+            for (int i = 0; i < HS; i++) dqh[i] += ds * ks[i];
+        }
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (T * NKV > 1)
+    for (int sk = 0; sk < T * NKV; sk++) {
+        int s = sk / NKV, kvh = sk % NKV;
+        const float *ks = k + (int64_t)sk * HS, *vs = v + (int64_t)sk * HS;
+        float *dks = dk + (int64_t)sk * HS, *dvs = dv + (int64_t)sk * HS;
+        for (int t = s; t < T; t++) {
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                int64_t th = (int64_t)t * NH + h;
+                const float *qh = q + th * HS, *doh = dout + th * HS;
+                float D = dotf(doh, out + th * HS, HS);
+                float p = expf(dotf(qh, ks, HS) * scale - lse[th]);
+                float ds = p * (dotf(doh, vs, HS) - D) * scale;
+                for (int i = 0; i < HS; i++) {
+                    dks[i] += ds * qh[i];
+                    dvs[i] += p * doh[i];
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- swiglu
+
+void swiglu_forward(float *out, const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// silu'(g) = σ(g) (1 + g (1 - σ(g)))
+void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i]));
+        dg[i] += dout[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+        du[i] += dout[i] * g[i] * sg;
+    }
+}
+
+// ---------------------------------------------------------------------------- residual
+
+void residual_forward(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void residual_backward(float *da, float *db, const float *dout, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+// ---------------------------------------------------------------------------- output head
+
+void logprob_forward(float *logits, float *lse, float *logp, const float *x, const float *w, const int32_t *targets,
+                     int T, int C, int V) {
+    linear_forward(logits, x, w, NULL, T, C, V);
+#pragma omp parallel for schedule(static) if (T > 1)
+    for (int t = 0; t < T; t++) {
+        const float *lt = logits + (int64_t)t * V;
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = lt[i] > mx ? lt[i] : mx;
+        double sum = 0;
+        for (int i = 0; i < V; i++) sum += exp((double)(lt[i] - mx));
+        lse[t] = mx + (float)log(sum);
+        logp[t] = lt[targets[t]] - lse[t];
+    }
+}
+
+float crossentropy_forward(float *logits, float *lse, float *logp, const float *x, const float *w,
+                           const int32_t *targets, const float *weight, const uint8_t *mask, int T, int C, int V) {
+    logprob_forward(logits, lse, logp, x, w, targets, T, C, V);
+    double loss = 0;
+    for (int t = 0; t < T; t++)
+        if (!mask || mask[t]) loss -= (double)(weight ? weight[t] : 1.0f) * logp[t];
+    return (float)loss;
+}
+
+void crossentropy_dlogp(float *dlogp, const float *weight, const uint8_t *mask, int T) {
+    for (int t = 0; t < T; t++) dlogp[t] = (!mask || mask[t]) ? -(weight ? weight[t] : 1.0f) : 0.0f;
+}
+
+void logprob_backward(float *dx, float *dw, float *logits, const float *lse, const float *x, const float *w,
+                      const int32_t *targets, const float *dlogp, int T, int C, int V) {
+#pragma omp parallel for schedule(static) if (T > 1)
+    for (int t = 0; t < T; t++) {
+        float *lt = logits + (int64_t)t * V;
+        float g = dlogp[t];
+        if (g == 0.0f) {
+            memset(lt, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        for (int i = 0; i < V; i++) lt[i] = -g * expf(lt[i] - lse[t]);
+        lt[targets[t]] += g;
+    }
+    linear_backward(dx, dw, NULL, logits, x, w, T, C, V);
+}
