@@ -4,6 +4,7 @@
 //   toolrl tokenize --model PATH --text TEXT [--special]      print token ids
 //   toolrl info     --model PATH                              print the model's configuration
 //   toolrl serve    --model PATH [--port N]                   HTTP server
+//   toolrl eval --model M --suite bfcl|apibank                 benchmark scores
 //   toolrl data convert --format F --in FILE --out FILE        training data in the unified format
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ static void usage(FILE *f) {
             "  tokenize  --model PATH --text TEXT [--special]\n"
             "  info      --model PATH\n"
             "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
+            "  eval      --model M --suite bfcl|apibank [--categories a,b] [--limit N] [--report F]\n"
             "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n");
 }
 
@@ -36,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     fprintf(stderr, "toolrl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
