@@ -1,7 +1,8 @@
 // bench.c: `toolrl bench`: prefill and decode tokens/s of the engine on one model, printed
 // as one JSON line in the same shape as bench/peer_llamacpp.py so bench/run.sh can compare.
-// Prefill: one forward over P prompt tokens into an empty cache (best of R). Decode: N
-// tokens generated one at a time after a short prompt, greedy (best of R).
+// Prefill: one forward over P prompt tokens into an empty cache (best of R). Decode: after
+// that prompt, N tokens generated one at a time at positions P..P+N-1, greedy (best of R),
+// the same protocol as bench/peer_llamacpp.py.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,6 @@ int cli_bench(int argc, char **argv) {
         if (engine_feed(&en, 0, toks, P, logits, &e)) rc = 1;
         double t1 = trl_now();
         if (r > 0 && t1 - t0 < best_pp) best_pp = t1 - t0;
-        // Decode after a short prompt, as an interactive request would.
-        engine_seq_reset(&en, 0);
-        if (!rc && engine_feed(&en, 0, toks, 8, logits, &e)) rc = 1;
         double t2 = trl_now();
         for (int i = 0; i < N && !rc; i++) {
             int32_t tok = sampler_argmax(logits, m.cfg.n_vocab);
