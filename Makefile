@@ -1,6 +1,7 @@
 # toolrl: one binary (`toolrl`) and a cmocka test suite.
 #   make run    install what is missing, fetch the default model, build, start the server
-#   make test   the same set-up, then every test, then every test again under ASan+UBSan
+#   make test   the same set-up, then every test, the OpenAI-SDK tests against a live server,
+#               then every C test again under ASan+UBSan
 #   make        just build
 CC      ?= gcc
 BUILD   ?= build
@@ -27,7 +28,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-asan deps model clean bench
+.PHONY: all run test check check-api check-asan deps model clean bench
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -65,8 +66,13 @@ check: $(BUILD)/toolrl $(TEST_BIN)
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS="$(SAN)" check
 
+# The OpenAI-SDK integration tests against a real `toolrl serve` on loopback.
+check-api: $(BUILD)/toolrl
+	bash tests/api/run.sh
+
 test: deps model
 	$(MAKE) check
+	$(MAKE) check-api
 	$(MAKE) check-asan
 
 bench: deps model all
