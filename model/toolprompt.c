@@ -7,38 +7,7 @@
 #include <string.h>
 
 #include "chat.h"
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} tbuf;
-
-static void tb_put(tbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *np = realloc(b->p, c);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void tb_puts(tbuf *b, const char *s) { tb_put(b, s, strlen(s)); }
-static char *tb_done(tbuf *b) {
-    if (b->oom || !b->p) {
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
-}
+#include "data/strbuf.h"
 
 static const char *SYS_HEAD =
     "You are an expert in composing functions. You are given a question and a set of possible functions. Based on "
@@ -61,26 +30,26 @@ static const char *SYS_TAIL =
     "\"banana\"}}]</tool_call>. \n"
     "Please make sure the type of the arguments is correct. ";
 
-static void py_string(tbuf *b, const char *s) {
-    tb_puts(b, "\"");
+static void py_string(strbuf *b, const char *s) {
+    strbuf_adds(b, "\"");
     const unsigned char *u = (const unsigned char *)s;
     while (*u) {
         unsigned c = *u;
         char esc[16];
-        if (c == '"') tb_puts(b, "\\\"");
-        else if (c == '\\') tb_puts(b, "\\\\");
-        else if (c == '\n') tb_puts(b, "\\n");
-        else if (c == '\r') tb_puts(b, "\\r");
-        else if (c == '\t') tb_puts(b, "\\t");
-        else if (c == '\b') tb_puts(b, "\\b");
-        else if (c == '\f') tb_puts(b, "\\f");
+        if (c == '"') strbuf_adds(b, "\\\"");
+        else if (c == '\\') strbuf_adds(b, "\\\\");
+        else if (c == '\n') strbuf_adds(b, "\\n");
+        else if (c == '\r') strbuf_adds(b, "\\r");
+        else if (c == '\t') strbuf_adds(b, "\\t");
+        else if (c == '\b') strbuf_adds(b, "\\b");
+        else if (c == '\f') strbuf_adds(b, "\\f");
         else if (c < 0x20 || c == 0x7f) {
-            if (c == 0x7f) tb_put(b, (const char *)u, 1);
+            if (c == 0x7f) strbuf_add(b, (const char *)u, 1);
             else {
                 snprintf(esc, sizeof(esc), "\\u%04x", c);
-                tb_puts(b, esc);
+                strbuf_adds(b, esc);
             }
-        } else if (c < 0x80) tb_put(b, (const char *)u, 1);
+        } else if (c < 0x80) strbuf_add(b, (const char *)u, 1);
         else {  // decode UTF-8; invalid bytes are escaped as themselves (U+00XX)
             unsigned cp = 0;
             int len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
@@ -98,85 +67,85 @@ static void py_string(tbuf *b, const char *s) {
                 unsigned v = cp - 0x10000;
                 snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
             } else snprintf(esc, sizeof(esc), "\\u%04x", cp);
-            tb_puts(b, esc);
+            strbuf_adds(b, esc);
             u += len;
             continue;
         }
         u++;
     }
-    tb_puts(b, "\"");
+    strbuf_adds(b, "\"");
 }
 
-static void py_dump(tbuf *b, const cJSON *v) {
+static void py_dump(strbuf *b, const cJSON *v) {
     char num[64];
-    if (cJSON_IsNull(v) || !v) tb_puts(b, "null");
-    else if (cJSON_IsTrue(v)) tb_puts(b, "true");
-    else if (cJSON_IsFalse(v)) tb_puts(b, "false");
-    else if (cJSON_IsRaw(v)) tb_puts(b, v->valuestring ? v->valuestring : "null");
+    if (cJSON_IsNull(v) || !v) strbuf_adds(b, "null");
+    else if (cJSON_IsTrue(v)) strbuf_adds(b, "true");
+    else if (cJSON_IsFalse(v)) strbuf_adds(b, "false");
+    else if (cJSON_IsRaw(v)) strbuf_adds(b, v->valuestring ? v->valuestring : "null");
     else if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
         if (isfinite(d) && d == floor(d) && fabs(d) < 1e15) snprintf(num, sizeof(num), "%.0f", d);
         else if (!isfinite(d)) snprintf(num, sizeof(num), "%s", isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
         else snprintf(num, sizeof(num), "%.17g", d);
-        tb_puts(b, num);
+        strbuf_adds(b, num);
     } else if (cJSON_IsString(v)) py_string(b, v->valuestring);
     else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
         int obj = cJSON_IsObject(v);
-        tb_puts(b, obj ? "{" : "[");
+        strbuf_adds(b, obj ? "{" : "[");
         int first = 1;
         for (const cJSON *c = v->child; c; c = c->next) {
-            if (!first) tb_puts(b, ", ");
+            if (!first) strbuf_adds(b, ", ");
             first = 0;
             if (obj) {
                 py_string(b, c->string ? c->string : "");
-                tb_puts(b, ": ");
+                strbuf_adds(b, ": ");
             }
             py_dump(b, c);
         }
-        tb_puts(b, obj ? "}" : "]");
+        strbuf_adds(b, obj ? "}" : "]");
     }
 }
 
 char *toolprompt_pydumps(const cJSON *v) {
-    tbuf b = {0};
-    tb_puts(&b, "");
+    strbuf b = {0};
+    strbuf_adds(&b, "");
     py_dump(&b, v);
-    return tb_done(&b);
+    return strbuf_take(&b);
 }
 
 static char *system_text(const cJSON *tools, const char *user_system, const char *instruction) {
-    tbuf b = {0};
-    tb_puts(&b, "");
+    strbuf b = {0};
+    strbuf_adds(&b, "");
     if (user_system && *user_system) {
-        tb_puts(&b, user_system);
-        tb_puts(&b, "\n\n");
+        strbuf_adds(&b, user_system);
+        strbuf_adds(&b, "\n\n");
     }
-    tb_puts(&b, SYS_HEAD);
+    strbuf_adds(&b, SYS_HEAD);
     int first = 1;
     for (const cJSON *t = tools ? tools->child : NULL; t; t = t->next) {
-        if (!first) tb_puts(&b, "\n");
+        if (!first) strbuf_adds(&b, "\n");
         first = 0;
         py_dump(&b, t);
     }
-    tb_puts(&b, SYS_TAIL);
-    if (instruction && *instruction) tb_puts(&b, instruction);
-    return tb_done(&b);
+    strbuf_adds(&b, SYS_TAIL);
+    if (instruction && *instruction) strbuf_adds(&b, instruction);
+    return strbuf_take(&b);
 }
 
 char *toolprompt_system(const cJSON *tools, const char *user_system) { return system_text(tools, user_system, NULL); }
 
 // An assistant turn: its text, then its calls as one <tool_call>[…]</tool_call> block.
 static char *assistant_text(const toolprompt_msg *m) {
-    tbuf b = {0};
-    tb_puts(&b, "");
-    if (m->content) tb_puts(&b, m->content);
+    strbuf b = {0};
+    strbuf_adds(&b, "");
+    if (m->content) strbuf_adds(&b, m->content);
     if (m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
-        if (m->content && *m->content) tb_puts(&b, " ");
-        tb_puts(&b, "<tool_call>");
+        if (m->content && *m->content) strbuf_adds(&b, " ");
+        strbuf_adds(&b, "<tool_call>");
         py_dump(&b, m->tool_calls);
-        tb_puts(&b, "</tool_call>");
+        strbuf_adds(&b, "</tool_call>");
     }
-    return tb_done(&b);
+    return strbuf_take(&b);
 }
 
 char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
@@ -203,17 +172,17 @@ char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const ch
     for (int i = start; ok && i < n; i++) {
         const toolprompt_msg *m = &msgs[i];
         if (!strcmp(m->role, "tool")) {  // merge consecutive results into one user turn
-            tbuf b = {0};
-            tb_puts(&b, "");
+            strbuf b = {0};
+            strbuf_adds(&b, "");
             int j = i;
             for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
-                if (j > i) tb_puts(&b, "\n");
-                tb_puts(&b, "<tool_response>\n");
-                tb_puts(&b, msgs[j].content ? msgs[j].content : "");
-                tb_puts(&b, "\n</tool_response>");
+                if (j > i) strbuf_adds(&b, "\n");
+                strbuf_adds(&b, "<tool_response>\n");
+                strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
+                strbuf_adds(&b, "\n</tool_response>");
             }
             i = j - 1;
-            owned[no] = tb_done(&b);
+            owned[no] = strbuf_take(&b);
             ok = owned[no] != NULL;
             cm[k++] = (chat_msg){"user", owned[no++]};
         } else if (!strcmp(m->role, "assistant")) {
