@@ -10,7 +10,7 @@ SANFLAGS ?=
 NATIVE  := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
 CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
-           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Imodel -Iserver -Icli -Istore -Idata -Ieval \
+           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined

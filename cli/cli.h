@@ -9,6 +9,7 @@ int cli_info(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_data(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_train(int argc, char **argv);
 
 // Option parsing: "--name VALUE" pairs. Returns the value or def; exits with a usage
 // message on a missing value (CLI code only).

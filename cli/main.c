@@ -6,6 +6,7 @@
 //   toolrl serve    --model PATH [--port N]                   HTTP server
 //   toolrl eval --model M --suite bfcl|apibank                 benchmark scores
 //   toolrl data convert --format F --in FILE --out FILE        training data in the unified format
+//   toolrl train --model M --data F.jsonl --method M           one SFT / GRPO run, no job store
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static void usage(FILE *f) {
             "  info      --model PATH\n"
             "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
             "  eval      --model M --suite bfcl|apibank [--categories a,b] [--limit N] [--report F]\n"
-            "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n");
+            "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n"
+            "  train     --model M --data F.jsonl [--method reinforcement|supervised] [--hyper JSON]\n");
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +41,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     fprintf(stderr, "toolrl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,244 @@
+// test_train.c: the training loop. GRPO's advantages and per-token gradients against the
+// formulas of tool-n1.md §4 and against finite differences; the data order; and whole runs
+// on a tiny random model: SFT memorises a reply until greedy decoding of the trained weights
+// (the engine reading them through the policy view) earns the reward, and GRPO then keeps it.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "grpo.h"
+#include "model.h"
+#include "task.h"
+#include "tests/support/tiny_model.h"
+#include "train.h"
+
+static void test_advantages_worked_example(void **state) {
+    (void)state;
+    // tool-n1.md §4: n = 5, binary rewards, k successes
+    const double want_pos[] = {0, 1.789, 1.095, 0.730, 0.447}, want_neg[] = {0, -0.447, -0.730, -1.095, -1.789};
+    for (int k = 1; k <= 4; k++) {
+        double r[5];
+        float a[5];
+        for (int i = 0; i < 5; i++) r[i] = i < k;
+        grpo_advantages(r, 5, 1, a);
+        assert_true(fabs(a[0] - want_pos[k]) < 1e-3);
+        assert_true(fabs(a[4] - want_neg[k]) < 1e-3);
+    }
+    double same[5] = {1, 1, 1, 1, 1}, one[1] = {0.5};
+    float a[5];
+    grpo_advantages(same, 5, 1, a);
+    for (int i = 0; i < 5; i++) assert_true(a[i] == 0.0f);
+    grpo_advantages(one, 1, 1, a);  // group of one: mean 0, std 1
+    assert_true(a[0] == 0.5f);
+    double r2[4] = {1, 0, 0, 0};
+    grpo_advantages(r2, 4, 0, a);  // Dr. GRPO: no std division
+    assert_true(fabs(a[0] - 0.75) < 1e-6 && fabs(a[1] + 0.25) < 1e-6);
+}
+
+// The loss of one token as grpo.h defines it, in double, for finite differences.
+static double token_loss(double logp, double old, double ref, double adv, double eps, double beta) {
+    double ratio = exp(logp - old), rc = fmin(fmax(ratio, 1 - eps), 1 + eps);
+    double pg = fmax(-adv * ratio, -adv * rc);
+    double d = ref - logp, k3 = exp(d) - d - 1;
+    k3 = fmin(fmax(k3, -10), 10);
+    return pg + beta * k3;
+}
+
+static void test_token_grads_finite_differences(void **state) {
+    (void)state;
+    grpo_loss_params p = {0.2f, 0.05f};
+    // ratios inside and outside the clip range, both signs of A, a KL big enough to clamp
+    const float lp[] = {-1.0f, -1.0f, -2.0f, -0.5f, -3.0f, -1.2f, -0.1f, -15.0f};
+    const float old[] = {-1.05f, -1.5f, -1.7f, -0.5f, -2.0f, -1.3f, -0.4f, -15.0f};
+    const float ref[] = {-1.1f, -0.9f, -2.5f, -0.6f, -3.3f, -1.0f, -0.2f, -1.0f};
+    const float adv[] = {1.0f, 1.0f, -1.0f, 0.7f, -1.5f, -0.5f, 2.0f, 0.3f};
+    int n = 8;
+    for (int i = 0; i < n; i++) {
+        float d;
+        grpo_stats st = {0};
+        grpo_token_grads(&lp[i], &old[i], &ref[i], adv[i], 1, 0.5f, &p, &d, &st);
+        double h = 1e-4;
+        double num = (token_loss(lp[i] + h, old[i], ref[i], adv[i], 0.2, 0.05) -
+                      token_loss(lp[i] - h, old[i], ref[i], adv[i], 0.2, 0.05)) / (2 * h);
+        assert_true(fabs(d - 0.5 * num) < 1e-3);
+        assert_true(fabs(st.loss - token_loss(lp[i], old[i], ref[i], adv[i], 0.2, 0.05)) < 1e-6);
+        assert_int_equal(st.n, 1);
+    }
+    // clip accounting: ρ = e^0.5 > 1.2 with A > 0 is clipped (zero gradient from the surrogate)
+    float l = -1.0f, o = -1.5f, d;
+    grpo_loss_params nokl = {0.2f, 0.0f};
+    grpo_stats st = {0};
+    grpo_token_grads(&l, &o, NULL, 1.0f, 1, 1.0f, &nokl, &d, &st);
+    assert_true(st.clipped == 1 && d == 0.0f);
+    // on-policy (ρ = 1) the gradient is −A, the policy-gradient estimator
+    memset(&st, 0, sizeof(st));
+    grpo_token_grads(&l, &l, NULL, 0.8f, 1, 1.0f, &nokl, &d, &st);
+    assert_true(fabs(d + 0.8f) < 1e-6 && st.clipped == 0);
+}
+
+static void test_task_order(void **state) {
+    (void)state;
+    int a[50], b[50], c[50], seen[50] = {0};
+    task_order(a, 50, 7, 0);
+    task_order(b, 50, 7, 0);
+    task_order(c, 50, 7, 1);
+    assert_memory_equal(a, b, sizeof(a));
+    assert_true(memcmp(a, c, sizeof(a)) != 0);
+    for (int i = 0; i < 50; i++) seen[a[i]]++;
+    for (int i = 0; i < 50; i++) assert_int_equal(seen[i], 1);
+}
+
+// ---- whole runs on a tiny model --------------------------------------------------------------
+
+static const char *TOOLS =
+    "[{\"type\": \"function\", \"function\": {\"name\": \"add\", \"description\": \"Add.\", \"parameters\": "
+    "{\"type\": \"dict\", \"properties\": {\"a\": {\"type\": \"integer\"}}, \"required\": [\"a\"]}}}]";
+
+typedef struct {
+    char dir[256];
+    char model_path[300];
+    char data_path[300];
+    model m;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    trl_err e = {{0}};
+    if (tiny_model_tempdir(f->dir, sizeof(f->dir))) return -1;
+    tiny_model_spec s = tiny_model_default(0);
+    s.n_ctx = 4096;
+    snprintf(f->model_path, sizeof(f->model_path), "%s/tiny.gguf", f->dir);
+    if (tiny_model_write_gguf(&s, 0 /* F32 */, f->model_path, &e)) return fprintf(stderr, "%s\n", e.msg), -1;
+    if (model_load(&f->m, f->model_path, &e)) return fprintf(stderr, "%s\n", e.msg), -1;
+    snprintf(f->data_path, sizeof(f->data_path), "%s/train.jsonl", f->dir);
+    FILE *o = fopen(f->data_path, "w");
+    // six copies of one example: two held out, four trained on; every one has the same answer
+    for (int i = 0; i < 6; i++)
+        fprintf(o,
+                "{\"id\": \"t%d\", \"source\": \"test\", \"messages\": [{\"role\": \"user\", \"content\": \"add 7\"}], "
+                "\"tools\": %s, \"answer\": [{\"name\": \"add\", \"arguments\": {\"a\": 7}}]}\n",
+                i, TOOLS);
+    fclose(o);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    model_free(&f->m);
+    tiny_model_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    assert_non_null(v);
+    return v->valuedouble;
+}
+
+static void test_sft_then_grpo_tiny(void **state) {
+    fixture *f = *state;
+    trl_err e = {{0}};
+    task_set ts;
+    assert_int_equal(task_set_load(&ts, f->data_path, &f->m, 3000, &e), TRL_OK);
+    assert_int_equal(ts.n, 6);
+    train_config c;
+    cJSON *h = cJSON_Parse("{\"batch_size\": 2, \"learning_rate\": 0.005, \"max_steps\": 30, \"eval_examples\": 2,"
+                           " \"max_seq_tokens\": 3000, \"warmup_steps\": 0, \"weight_decay\": 0}");
+    assert_int_equal(train_config_from_json(&c, "supervised", h, NULL, &e), TRL_OK);
+    cJSON_Delete(h);
+    trainer t;
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    assert_int_equal(t.n_held, 1);  // at most a fifth of 6
+    cJSON *mx = cJSON_CreateObject();
+    assert_int_equal(trainer_eval(&t, mx, &e), TRL_OK);
+    assert_true(num(mx, "eval_exact_match") == 0.0);  // random weights do not call tools
+    cJSON_Delete(mx);
+    double first = 0, last = 0;
+    while (!trainer_done(&t)) {
+        mx = cJSON_CreateObject();
+        assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+        if (t.step == 1) first = num(mx, "loss");
+        last = num(mx, "loss");
+        cJSON_Delete(mx);
+    }
+    assert_true(last < 0.05 * first);
+    // the engine, reading the trained fp32 weights, now writes the reply: reward 1
+    mx = cJSON_CreateObject();
+    assert_int_equal(trainer_eval(&t, mx, &e), TRL_OK);
+    assert_true(num(mx, "eval_exact_match") == 1.0);
+    assert_true(num(mx, "eval_format_valid") == 1.0);
+    cJSON_Delete(mx);
+    // GRPO from the trained weights: a step samples, scores and updates; rewards stay high
+    lm_params keep = t.p;
+    t.p = (lm_params){0};
+    trainer_free(&t);
+    h = cJSON_Parse("{\"batch_size\": 2, \"group_size\": 3, \"mini_batches\": 2, \"max_steps\": 2,"
+                    " \"max_new_tokens\": 160, \"eval_examples\": 2, \"max_seq_tokens\": 3000, \"kl_coef\": 0.01, \"temperature\": 0.3}");
+    assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
+    cJSON_Delete(h);
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    memcpy(t.p.mem, keep.mem, sizeof(float) * keep.n);
+    memcpy(t.ref.mem, keep.mem, sizeof(float) * keep.n);
+    lm_params_free(&keep);
+    float w0 = t.p.wq[5];
+    mx = cJSON_CreateObject();
+    assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+    double rm = num(mx, "reward_mean");
+    assert_true(rm > 0.5 && rm <= 1.0);
+    assert_true(num(mx, "format_valid") >= rm);
+    assert_true(num(mx, "kl") >= 0 && num(mx, "kl") < 1e-3);  // first update: policy == reference
+    assert_true(num(mx, "zero_std_frac") >= 0 && num(mx, "zero_std_frac") <= 1);
+    assert_true(num(mx, "response_len") > 10);
+    assert_true(num(mx, "entropy") >= 0);
+    cJSON_Delete(mx);
+    mx = cJSON_CreateObject();
+    assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+    cJSON_Delete(mx);
+    assert_true(trainer_done(&t));
+    (void)w0;
+    trainer_free(&t);
+    task_set_free(&ts);
+}
+
+static void test_config_errors(void **state) {
+    (void)state;
+    train_config c;
+    trl_err e = {{0}};
+    const char *bad[] = {"{\"batch_size\": \"x\"}", "{\"batch_size\": 0}", "{\"learning_rate\": -1}",
+                         "{\"nope\": 1}", "{\"batch_size\": 2.5}", "{\"normalize_advantage_std\": 1}",
+                         "{\"max_new_tokens\": 900, \"max_seq_tokens\": 800}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cJSON *h = cJSON_Parse(bad[i]);
+        assert_int_equal(train_config_from_json(&c, "reinforcement", h, NULL, &e), TRL_ERR);
+        assert_non_null(strstr(e.msg, "hyperparameters."));
+        cJSON_Delete(h);
+    }
+    assert_int_equal(train_config_from_json(&c, "dpo", NULL, NULL, &e), TRL_ERR);
+    assert_int_equal(train_config_from_json(&c, "reinforcement", NULL, "nonsense", &e), TRL_ERR);
+    cJSON *h = cJSON_Parse("{\"batch_size\": \"auto\", \"learning_rate_multiplier\": 2, \"group_size\": 8}");
+    assert_int_equal(train_config_from_json(&c, "reinforcement", h, "partial", &e), TRL_OK);
+    cJSON_Delete(h);
+    assert_int_equal(c.group_size, 8);
+    assert_int_equal(c.batch_size, 4);
+    assert_true(fabsf(c.lr - 2e-5f) < 1e-9f);
+    assert_int_equal(c.reward, REWARD_PARTIAL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_advantages_worked_example),
+        cmocka_unit_test(test_token_grads_finite_differences),
+        cmocka_unit_test(test_task_order),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,493 @@
+// train.c: the SFT and GRPO training steps over the fp32 model (see train.h).
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+
+// ---------------------------------------------------------------------------- configuration
+
+void train_config_defaults(train_config *c, train_method method) {
+    memset(c, 0, sizeof(*c));
+    c->method = method;
+    c->reward = REWARD_BINARY;
+    c->schedule = LR_CONSTANT;
+    c->weight_decay = 0.01f;
+    c->grad_clip = 1.0f;
+    c->max_seq_tokens = 768;
+    c->n_epochs = 1;
+    c->eval_examples = 32;
+    c->seed = 42;
+    if (method == TRAIN_GRPO) {
+        c->batch_size = 4;      // paper: 1024 prompts/step
+        c->group_size = 5;      // paper: n = 5
+        c->mini_batches = 2;    // paper: 4 (1024 / 256)
+        c->lr = 1e-5f;          // paper: 1e-6 for 3B/7B over ~400 steps
+        c->kl_coef = 1e-3f;
+        c->clip_eps = 0.2f;
+        c->temperature = 0.7f;
+        c->norm_adv_std = 1;
+        c->max_new_tokens = 128;  // paper: 8192
+        c->max_steps = 0;
+        c->eval_interval = 10;
+        c->checkpoint_interval = 10;
+    } else {
+        c->batch_size = 8;
+        c->group_size = 1;
+        c->mini_batches = 1;
+        c->lr = 5e-5f;
+        c->warmup_steps = 2;
+        c->max_new_tokens = 128;
+        c->eval_interval = 0;
+        c->checkpoint_interval = 50;
+    }
+}
+
+typedef enum { K_INT, K_FLOAT, K_BOOL } key_type;
+typedef struct {
+    const char *name;
+    key_type type;
+    size_t off;
+    double lo, hi;
+} hkey;
+
+#define HK(n, t, f, lo, hi) {n, t, offsetof(train_config, f), lo, hi}
+static const hkey HKEYS[] = {
+    HK("batch_size", K_INT, batch_size, 1, 256),
+    HK("group_size", K_INT, group_size, 1, 64),
+    HK("mini_batches", K_INT, mini_batches, 1, 64),
+    HK("learning_rate", K_FLOAT, lr, 0, 1),
+    HK("warmup_steps", K_INT, warmup_steps, 0, 1e6),
+    HK("weight_decay", K_FLOAT, weight_decay, 0, 1),
+    HK("grad_clip", K_FLOAT, grad_clip, 0, 1e6),
+    HK("kl_coef", K_FLOAT, kl_coef, 0, 10),
+    HK("clip_ratio", K_FLOAT, clip_eps, 0, 10),
+    HK("temperature", K_FLOAT, temperature, 0, 10),
+    HK("normalize_advantage_std", K_BOOL, norm_adv_std, 0, 1),
+    HK("max_new_tokens", K_INT, max_new_tokens, 1, 8192),
+    HK("max_seq_tokens", K_INT, max_seq_tokens, 16, 32768),
+    HK("n_epochs", K_INT, n_epochs, 1, 1000),
+    HK("max_steps", K_INT, max_steps, 0, 1e7),
+    HK("eval_interval", K_INT, eval_interval, 0, 1e6),
+    HK("eval_examples", K_INT, eval_examples, 0, 1e5),
+    HK("checkpoint_interval", K_INT, checkpoint_interval, 0, 1e6),
+    HK("seed", K_INT, seed, 0, 2147483647),
+};
+#undef HK
+
+int train_config_from_json(train_config *c, const char *method, const cJSON *hyper, const char *grader,
+                           trl_err *e) {
+    train_method m;
+    if (!strcmp(method, "supervised")) m = TRAIN_SFT;
+    else if (!strcmp(method, "reinforcement")) m = TRAIN_GRPO;
+    else return trl_errf(e, "method: '%s' is not supervised or reinforcement", method);
+    train_config_defaults(c, m);
+    if (grader && reward_kind_parse(grader, &c->reward, e)) return TRL_ERR;
+    if (hyper && !cJSON_IsObject(hyper) && !cJSON_IsNull(hyper)) return trl_errf(e, "hyperparameters: not an object");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, hyper) {
+        const char *k = it->string;
+        if (!strcmp(k, "lr_schedule")) {
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) continue;
+            if (!cJSON_IsString(it)) return trl_errf(e, "hyperparameters.lr_schedule: not a string");
+            if (!strcmp(it->valuestring, "constant")) c->schedule = LR_CONSTANT;
+            else if (!strcmp(it->valuestring, "linear")) c->schedule = LR_LINEAR;
+            else if (!strcmp(it->valuestring, "cosine")) c->schedule = LR_COSINE;
+            else return trl_errf(e, "hyperparameters.lr_schedule: constant, linear or cosine");
+            continue;
+        }
+        const hkey *h = NULL;
+        for (size_t i = 0; i < sizeof(HKEYS) / sizeof(HKEYS[0]); i++)
+            if (!strcmp(HKEYS[i].name, k)) h = &HKEYS[i];
+        if (!h && !strcmp(k, "learning_rate_multiplier")) {  // OpenAI's knob: a multiple of the default
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) continue;
+            if (!cJSON_IsNumber(it) || it->valuedouble <= 0 || it->valuedouble > 1000)
+                return trl_errf(e, "hyperparameters.learning_rate_multiplier: a number in (0, 1000]");
+            c->lr *= (float)it->valuedouble;
+            continue;
+        }
+        if (!h) return trl_errf(e, "hyperparameters.%s: unknown hyperparameter", k);
+        if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) continue;
+        char *dst = (char *)c + h->off;
+        if (h->type == K_BOOL) {
+            if (!cJSON_IsBool(it)) return trl_errf(e, "hyperparameters.%s: not a boolean", k);
+            *(int *)dst = cJSON_IsTrue(it);
+            continue;
+        }
+        if (!cJSON_IsNumber(it)) return trl_errf(e, "hyperparameters.%s: not a number or \"auto\"", k);
+        double v = it->valuedouble;
+        if (!(v >= h->lo && v <= h->hi)) return trl_errf(e, "hyperparameters.%s: %g outside [%g, %g]", k, v, h->lo, h->hi);
+        if (h->type == K_INT) {
+            if (v != floor(v)) return trl_errf(e, "hyperparameters.%s: not an integer", k);
+            if (!strcmp(k, "seed")) c->seed = (uint64_t)v;
+            else *(int *)dst = (int)v;
+        } else {
+            *(float *)dst = (float)v;
+        }
+    }
+    if (c->max_new_tokens >= c->max_seq_tokens)
+        return trl_errf(e, "hyperparameters.max_new_tokens: must be below max_seq_tokens (%d)", c->max_seq_tokens);
+    if (c->mini_batches > c->batch_size * c->group_size)
+        return trl_errf(e, "hyperparameters.mini_batches: more than the %d samples of a step", c->batch_size * c->group_size);
+    return TRL_OK;
+}
+
+cJSON *train_config_to_json(const train_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof(HKEYS) / sizeof(HKEYS[0]); i++) {
+        const char *p = (const char *)c + HKEYS[i].off;
+        if (!strcmp(HKEYS[i].name, "seed")) cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+        else if (HKEYS[i].type == K_BOOL) cJSON_AddBoolToObject(o, HKEYS[i].name, *(const int *)p);
+        else if (HKEYS[i].type == K_INT) cJSON_AddNumberToObject(o, HKEYS[i].name, *(const int *)p);
+        else cJSON_AddNumberToObject(o, HKEYS[i].name, *(const float *)p);
+    }
+    static const char *sched[] = {"constant", "linear", "cosine"};
+    cJSON_AddStringToObject(o, "lr_schedule", sched[c->schedule]);
+    cJSON_AddStringToObject(o, "method", c->method == TRAIN_GRPO ? "reinforcement" : "supervised");
+    if (c->method == TRAIN_GRPO) cJSON_AddStringToObject(o, "grader", reward_kind_name(c->reward));
+    return o;
+}
+
+// ---------------------------------------------------------------------------- set-up
+
+static int lm_params_dup(lm_params *dst, const lm_params *src, const model_config *c, trl_err *e) {
+    if (lm_params_alloc(dst, c, e)) return TRL_ERR;
+    memcpy(dst->mem, src->mem, sizeof(float) * src->n);
+    return TRL_OK;
+}
+
+int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e) {
+    memset(t, 0, sizeof(*t));
+    t->cfg = *cfg;
+    t->base = base;
+    t->mc = base->cfg;
+    t->tasks = tasks;
+    const model_config *c = &t->mc;
+    int S = cfg->method == TRAIN_GRPO ? cfg->batch_size * cfg->group_size : cfg->batch_size;
+    int T = cfg->max_seq_tokens;
+    // Split: a seeded permutation; its last eval_examples (at most a fifth) are held back.
+    int n = tasks->n, n_held = cfg->eval_examples < n / 5 ? cfg->eval_examples : n / 5;
+    t->train_idx = malloc(sizeof(int) * (size_t)n);
+    t->held_idx = malloc(sizeof(int) * (size_t)(n_held ? n_held : 1));
+    t->order = malloc(sizeof(int) * (size_t)n);
+    t->logp = malloc(sizeof(float) * (size_t)T);
+    t->old_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
+    t->ref_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
+    t->dlogp = malloc(sizeof(float) * (size_t)T);
+    t->seq_tok = malloc(sizeof(int32_t) * (size_t)(T + 1));
+    t->rewards = malloc(sizeof(double) * (size_t)S);
+    t->adv = malloc(sizeof(float) * (size_t)S);
+    t->perm = malloc(sizeof(int) * (size_t)S);
+    if (!t->train_idx || !t->held_idx || !t->order || !t->logp || !t->old_logp || !t->ref_logp || !t->dlogp ||
+        !t->seq_tok || !t->rewards || !t->adv || !t->perm) {
+        trainer_free(t);
+        return trl_errf(e, "trainer: out of memory");
+    }
+    task_order(t->order, n, cfg->seed, -1);
+    t->n_held = n_held;
+    t->n_train = n - n_held;
+    for (int i = 0; i < t->n_train; i++) t->train_idx[i] = t->order[i];
+    for (int i = 0; i < n_held; i++) t->held_idx[i] = t->order[t->n_train + i];
+    t->order_epoch = -1;
+    t->steps_per_epoch = t->n_train / cfg->batch_size;
+    if (t->steps_per_epoch < 1) t->steps_per_epoch = 1;
+    t->total_steps = cfg->max_steps > 0 ? cfg->max_steps : cfg->n_epochs * t->steps_per_epoch;
+    if (lm_params_alloc(&t->p, c, e) || lm_params_from_model(&t->p, base, e) || lm_params_alloc(&t->g, c, e) ||
+        lm_params_alloc(&t->m, c, e) || lm_params_alloc(&t->v, c, e) || lm_acts_alloc(&t->acts, c, T, e)) {
+        trainer_free(t);
+        return TRL_ERR;
+    }
+    if (cfg->method == TRAIN_GRPO && cfg->kl_coef > 0 && lm_params_dup(&t->ref, &t->p, c, e)) {
+        trainer_free(t);
+        return TRL_ERR;
+    }
+    int ro_seqs = S > t->n_held ? S : (t->n_held > 0 ? t->n_held : 1);
+    if (ro_seqs > 32) ro_seqs = 32;
+    if (ro_seqs < S) ro_seqs = S;
+    if (policy_view_init(&t->view, &t->p, base, e) || rollout_init(&t->ro, &t->view, ro_seqs, T, cfg->max_new_tokens, e)) {
+        trainer_free(t);
+        return TRL_ERR;
+    }
+    return TRL_OK;
+}
+
+void trainer_free(trainer *t) {
+    rollout_free(&t->ro);
+    policy_view_free(&t->view);
+    lm_params_free(&t->p);
+    lm_params_free(&t->g);
+    lm_params_free(&t->m);
+    lm_params_free(&t->v);
+    lm_params_free(&t->ref);
+    lm_acts_free(&t->acts);
+    free(t->train_idx), free(t->held_idx), free(t->order);
+    free(t->logp), free(t->old_logp), free(t->ref_logp), free(t->dlogp), free(t->seq_tok);
+    free(t->rewards), free(t->adv), free(t->perm);
+    memset(t, 0, sizeof(*t));
+}
+
+int trainer_done(const trainer *t) { return t->step >= t->total_steps; }
+
+// The task index of slot i of step `step`: epochs walk a fresh seeded order of the training
+// tasks, so a run resumed at step s sees exactly the examples it would have seen.
+static int task_at(trainer *t, int step, int i) {
+    long k = (long)step * t->cfg.batch_size + i;
+    int epoch = (int)(k / t->n_train), off = (int)(k % t->n_train);
+    if (epoch != t->order_epoch) {
+        task_order(t->order, t->n_train, t->cfg.seed, epoch);
+        t->order_epoch = epoch;
+    }
+    return t->train_idx[t->order[off]];
+}
+
+static float current_lr(const trainer *t) {
+    lr_schedule s = {t->cfg.schedule, t->cfg.lr, t->cfg.lr_min, t->cfg.warmup_steps, t->total_steps};
+    return lr_schedule_at(&s, t->step);
+}
+
+// Clip, AdamW, zero the gradients. Returns the norm before clipping.
+static double optimizer_step(trainer *t, float lr, int update_no) {
+    float *g = t->g.mem;
+    int64_t n = (int64_t)t->g.n;
+    double norm = t->cfg.grad_clip > 0 ? grad_clip_global_norm(&g, &n, 1, t->cfg.grad_clip) : grad_global_norm(&g, &n, 1);
+    adamw_params ap = {0.9f, 0.999f, 1e-8f, t->cfg.weight_decay};
+    adamw_update(t->p.mem, g, t->m.mem, t->v.mem, n, lr, &ap, update_no);
+    memset(g, 0, sizeof(float) * t->g.n);
+    return norm;
+}
+
+// Sequence = prompt ++ reply; the model reads tokens[0..T-1] and is scored on targets
+// tokens[1..T]; the reply's n_reply tokens are the last n_reply targets.
+static int build_seq(trainer *t, const int32_t *prompt, int n_prompt, const int32_t *reply, int n_reply, trl_err *e) {
+    if (n_prompt + n_reply > t->cfg.max_seq_tokens + 1)
+        return trl_errf(e, "trainer: sequence of %d tokens over max_seq_tokens", n_prompt + n_reply);
+    memcpy(t->seq_tok, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    memcpy(t->seq_tok + n_prompt, reply, sizeof(int32_t) * (size_t)n_reply);
+    return n_prompt + n_reply - 1;  // T
+}
+
+// Mean entropy (nats) of the model's next-token distribution over the last n positions of
+// the forward just run (its logits and log-sum-exps are still in the activations).
+static double entropy_tail(const trainer *t, int T, int n) {
+    int V = t->mc.n_vocab;
+    double h = 0;
+    for (int i = T - n; i < T; i++) {
+        const float *lg = t->acts.logits + (size_t)i * V;
+        double lse = t->acts.lse_out[i], s = 0;
+        for (int j = 0; j < V; j++) {
+            double lp = lg[j] - lse;
+            s += exp(lp) * lp;
+        }
+        h -= s;
+    }
+    return h;
+}
+
+// ---------------------------------------------------------------------------- SFT
+
+static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
+    double t0 = trl_now();
+    int B = t->cfg.batch_size;
+    long n_tok = 0, seq_tokens = 0;
+    for (int i = 0; i < B; i++) n_tok += t->tasks->v[task_at(t, t->step, i)].n_target;
+    double loss = 0;
+    int correct = 0;
+    for (int i = 0; i < B; i++) {
+        const task *k = &t->tasks->v[task_at(t, t->step, i)];
+        int T = build_seq(t, k->prompt, k->n_prompt, k->target, k->n_target, e);
+        if (T < 0) return TRL_ERR;
+        if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+        int V = t->mc.n_vocab;
+        for (int j = 0; j < T; j++) t->dlogp[j] = 0;
+        for (int j = T - k->n_target; j < T; j++) {
+            loss -= t->acts.logp[j];
+            t->dlogp[j] = -1.0f / (float)n_tok;
+            const float *lg = t->acts.logits + (size_t)j * V;
+            int am = 0;
+            for (int v = 1; v < V; v++)
+                if (lg[v] > lg[am]) am = v;
+            correct += am == t->seq_tok[j + 1];
+        }
+        if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, t->dlogp, T, e)) return TRL_ERR;
+        t->trained_tokens += T;
+        seq_tokens += T;
+    }
+    float lr = current_lr(t);
+    double norm = optimizer_step(t, lr, t->step + 1);
+    double dt = trl_now() - t0;
+    cJSON_AddNumberToObject(mx, "loss", loss / (double)n_tok);
+    cJSON_AddNumberToObject(mx, "token_accuracy", (double)correct / (double)n_tok);
+    cJSON_AddNumberToObject(mx, "target_tokens", (double)n_tok);
+    cJSON_AddNumberToObject(mx, "tokens", (double)seq_tokens);
+    cJSON_AddNumberToObject(mx, "lr", lr);
+    cJSON_AddNumberToObject(mx, "grad_norm", norm);
+    cJSON_AddNumberToObject(mx, "time_update", dt);
+    return TRL_OK;
+}
+
+// ---------------------------------------------------------------------------- GRPO
+
+static void score_sample(const trainer *t, const char *text, const char *gold, double *reward, int *exact, int *fmt) {
+    reward_detail d = {0};
+    double r = 0, bin = 0;
+    trl_err e = {{0}};
+    if (reward_score_text(t->cfg.reward, text, strlen(text), gold, &r, &d, &e)) r = 0;
+    reward_detail d2 = {0};
+    if (reward_score_text(REWARD_BINARY, text, strlen(text), gold, &bin, &d2, &e)) bin = 0;
+    *reward = r;
+    *exact = bin == 1.0;
+    *fmt = d2.has_think && d2.found_block && d2.parsed && d2.format_ok;
+}
+
+static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
+    const train_config *cf = &t->cfg;
+    int B = cf->batch_size, G = cf->group_size, S = B * G, T_max = cf->max_seq_tokens;
+    double t0 = trl_now();
+    // 1. rollout
+    const int32_t *prompts[256];
+    int n_prompt[256];
+    if (B > 256) return trl_errf(e, "trainer: batch_size over 256");
+    for (int i = 0; i < B; i++) {
+        const task *k = &t->tasks->v[task_at(t, t->step, i)];
+        prompts[i] = k->prompt;
+        n_prompt[i] = k->n_prompt;
+    }
+    uint64_t seed = cf->seed * 1000003ull + (uint64_t)t->step * 7919ull;
+    if (rollout_run(&t->ro, prompts, n_prompt, B, G, cf->temperature, seed, e)) return TRL_ERR;
+    double t1 = trl_now();
+    // 2. rewards and advantages
+    int n_exact = 0, n_fmt = 0, zero_std = 0;
+    double r_sum = 0, len_sum = 0;
+    for (int s = 0; s < S; s++) {
+        const task *k = &t->tasks->v[task_at(t, t->step, s / G)];
+        int ex, fm;
+        score_sample(t, t->ro.out[s].text, k->gold, &t->rewards[s], &ex, &fm);
+        n_exact += ex, n_fmt += fm;
+        r_sum += t->rewards[s];
+        len_sum += t->ro.out[s].n_tok;
+    }
+    for (int i = 0; i < B; i++) {
+        grpo_advantages(t->rewards + i * G, G, cf->norm_adv_std, t->adv + i * G);
+        int same = 1;
+        for (int j = 1; j < G; j++) same &= t->rewards[i * G + j] == t->rewards[i * G];
+        zero_std += same;
+    }
+    // 3. reference and old log-probs of every response token
+    int need_old = cf->mini_batches > 1;
+    for (int s = 0; s < S; s++) {
+        rollout_seq *o = &t->ro.out[s];
+        if (!need_old && !(cf->kl_coef > 0)) break;
+        int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
+        if (T < 0) return TRL_ERR;
+        if (cf->kl_coef > 0) {
+            if (lm_forward(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            memcpy(t->ref_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
+        }
+        if (need_old) {
+            if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            memcpy(t->old_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
+        }
+    }
+    double t2 = trl_now();
+    // 4. updates: the samples shuffled (seeded) into mini_batches parts
+    task_order(t->perm, S, seed, 1);
+    grpo_loss_params lp = {cf->clip_eps, cf->kl_coef};
+    grpo_stats st = {0};
+    double ent = 0, norm_sum = 0;
+    float lr = current_lr(t);
+    int ent_n = 0;
+    for (int mb = 0; mb < cf->mini_batches; mb++) {
+        int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
+        long n_tok = 0;
+        for (int i = lo; i < hi; i++) n_tok += t->ro.out[t->perm[i]].n_tok;
+        for (int i = lo; i < hi; i++) {
+            int s = t->perm[i];
+            rollout_seq *o = &t->ro.out[s];
+            int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
+            if (T < 0) return TRL_ERR;
+            if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            const float *lp_now = t->acts.logp + T - o->n_tok;
+            const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
+            if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)o->n_tok), old = t->logp;
+            if (mb == 0 || need_old) {
+                ent += entropy_tail(t, T, o->n_tok);
+                ent_n += o->n_tok;
+            }
+            for (int j = 0; j < T; j++) t->dlogp[j] = 0;
+            grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s],
+                             o->n_tok, 1.0f / (float)n_tok, &lp, t->dlogp + T - o->n_tok, &st);
+            if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, t->dlogp, T, e))
+                return TRL_ERR;
+            t->trained_tokens += T;
+        }
+        norm_sum += optimizer_step(t, lr, t->step * cf->mini_batches + mb + 1);
+    }
+    double t3 = trl_now();
+    long tokens = 0;
+    for (int s = 0; s < S; s++) tokens += n_prompt[s / G] + t->ro.out[s].n_tok;
+    cJSON_AddNumberToObject(mx, "reward_mean", r_sum / S);
+    cJSON_AddNumberToObject(mx, "exact_match", (double)n_exact / S);
+    cJSON_AddNumberToObject(mx, "format_valid", (double)n_fmt / S);
+    cJSON_AddNumberToObject(mx, "kl", st.n ? st.kl / st.n : 0);
+    cJSON_AddNumberToObject(mx, "entropy", ent_n ? ent / ent_n : 0);
+    cJSON_AddNumberToObject(mx, "clip_frac", st.n ? st.clipped / st.n : 0);
+    cJSON_AddNumberToObject(mx, "ratio_mean", st.n ? st.ratio / st.n : 0);
+    cJSON_AddNumberToObject(mx, "loss", st.n ? st.loss / st.n : 0);
+    cJSON_AddNumberToObject(mx, "response_len", len_sum / S);
+    cJSON_AddNumberToObject(mx, "zero_std_frac", (double)zero_std / B);
+    cJSON_AddNumberToObject(mx, "lr", lr);
+    cJSON_AddNumberToObject(mx, "grad_norm", norm_sum / cf->mini_batches);
+    cJSON_AddNumberToObject(mx, "time_rollout", t1 - t0);
+    cJSON_AddNumberToObject(mx, "time_reference", t2 - t1);
+    cJSON_AddNumberToObject(mx, "time_update", t3 - t2);
+    cJSON_AddNumberToObject(mx, "tokens", (double)tokens);
+    return TRL_OK;
+}
+
+int trainer_step(trainer *t, cJSON *mx, trl_err *e) {
+    if (trainer_done(t)) return trl_errf(e, "trainer: all %d steps done", t->total_steps);
+    double t0 = trl_now();
+    int rc = t->cfg.method == TRAIN_GRPO ? step_grpo(t, mx, e) : step_sft(t, mx, e);
+    if (rc) return rc;
+    t->step++;
+    double dt = trl_now() - t0;
+    const cJSON *tok = cJSON_GetObjectItem(mx, "tokens");
+    cJSON_AddNumberToObject(mx, "step", t->step);
+    cJSON_AddNumberToObject(mx, "total_steps", t->total_steps);
+    cJSON_AddNumberToObject(mx, "epoch", (double)((long)(t->step - 1) * t->cfg.batch_size / t->n_train) + 1);
+    cJSON_AddNumberToObject(mx, "step_time", dt);
+    if (tok) cJSON_AddNumberToObject(mx, "tokens_per_s", tok->valuedouble / dt);
+    return TRL_OK;
+}
+
+int trainer_eval(trainer *t, cJSON *mx, trl_err *e) {
+    int n = t->n_held, done = 0, n_exact = 0, n_fmt = 0;
+    double r_sum = 0;
+    while (done < n) {
+        int k = n - done < t->ro.max_seqs ? n - done : t->ro.max_seqs;
+        const int32_t *prompts[64];
+        int n_prompt[64];
+        if (k > 64) k = 64;
+        for (int i = 0; i < k; i++) {
+            const task *tk = &t->tasks->v[t->held_idx[done + i]];
+            prompts[i] = tk->prompt;
+            n_prompt[i] = tk->n_prompt;
+        }
+        if (rollout_run(&t->ro, prompts, n_prompt, k, 1, 0.0f, 0, e)) return TRL_ERR;
+        for (int i = 0; i < k; i++) {
+            double r;
+            int ex, fm;
+            score_sample(t, t->ro.out[i].text, t->tasks->v[t->held_idx[done + i]].gold, &r, &ex, &fm);
+            r_sum += r, n_exact += ex, n_fmt += fm;
+        }
+        done += k;
+    }
+    cJSON_AddNumberToObject(mx, "eval_reward_mean", n ? r_sum / n : 0);
+    cJSON_AddNumberToObject(mx, "eval_exact_match", n ? (double)n_exact / n : 0);
+    cJSON_AddNumberToObject(mx, "eval_format_valid", n ? (double)n_fmt / n : 0);
+    cJSON_AddNumberToObject(mx, "eval_n", n);
+    return TRL_OK;
+}

@@ -1,0 +1,111 @@
+// train.h: a training run, step by step: supervised fine-tuning (cross-entropy on the reply
+// tokens) or GRPO with the Tool-N1 reward, over a task_set, on the fp32 trainable model, with
+// AdamW. The caller (the worker, `toolrl train`) drives trainer_step until trainer_done and
+// decides when to evaluate, checkpoint or stop; nothing here touches the store or prints.
+//
+// One GRPO step (tool-n1.md §4, scaled down):
+//   1. rollout: batch_size prompts × group_size samples at `temperature`, decoded together by
+//      the inference engine reading the current fp32 weights (policy.h);
+//   2. reward of every sample (eval/reward.h, the job's variant), group-normalised advantages;
+//   3. log-probs under the frozen reference (when kl_coef > 0) and, when there is more than one
+//      mini-batch, under the rollout policy ("old"); with one mini-batch old == current and the
+//      extra forward is skipped;
+//   4. mini_batches AdamW updates over the shuffled samples, each minimising the token-mean of
+//      the clipped surrogate + β·k3 over the mini-batch's response tokens.
+// Samples of a zero-variance group have A = 0 (only the KL acts on them), as in verl.
+#ifndef TOOLRL_TRAIN_H
+#define TOOLRL_TRAIN_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "adamw.h"
+#include "grpo.h"
+#include "lm.h"
+#include "model.h"
+#include "policy.h"
+#include "reward.h"
+#include "rollout.h"
+#include "task.h"
+
+typedef enum { TRAIN_SFT = 0, TRAIN_GRPO = 1 } train_method;
+
+typedef struct {
+    train_method method;
+    reward_kind reward;     // GRPO grader
+    int batch_size;         // prompts per step (GRPO) / examples per step (SFT)
+    int group_size;         // samples per prompt (GRPO)
+    int mini_batches;       // optimizer updates per rollout batch (GRPO)
+    float lr;
+    lr_kind schedule;
+    int warmup_steps;
+    float lr_min;
+    float weight_decay;
+    float grad_clip;        // global norm; 0 = off
+    float kl_coef;          // β
+    float clip_eps;         // ε
+    float temperature;      // rollout sampling temperature
+    int norm_adv_std;       // 1 GRPO (verl), 0 Dr. GRPO
+    int max_new_tokens;     // response length limit
+    int max_seq_tokens;     // prompt + response limit (longer examples are dropped at load)
+    int n_epochs;
+    int max_steps;          // > 0 overrides n_epochs
+    int eval_interval;      // steps between held-out evaluations (0 = none)
+    int eval_examples;      // held-back examples (taken out of the training file)
+    int checkpoint_interval;
+    uint64_t seed;
+} train_config;
+
+// The defaults for a method: the paper's settings (lr 1e-6, ε 0.2, β 1e-3, T 0.7, n 5, four
+// mini-batches per step, AdamW (0.9, 0.999) wd 0.01, clip 1.0) scaled for a 2-core CPU and a
+// 135M model (fewer prompts per step, shorter responses, a higher learning rate).
+void train_config_defaults(train_config *c, train_method method);
+// Reads OpenAI-style hyperparameters ({"batch_size": 4 | "auto", "learning_rate": …, …}, key
+// names in docs/api.md) over the defaults. Unknown keys and wrong types are errors naming the
+// key. method is "supervised" or "reinforcement"; grader may be NULL (binary).
+int train_config_from_json(train_config *c, const char *method, const cJSON *hyper, const char *grader,
+                           trl_err *e);
+// The resolved configuration as JSON (for events and checkpoints). Caller frees.
+cJSON *train_config_to_json(const train_config *c);
+
+typedef struct {
+    train_config cfg;
+    const model *base;
+    model_config mc;
+    lm_params p;         // the policy (fp32 master weights)
+    lm_params g;         // gradients
+    lm_params m, v;      // AdamW moments
+    lm_params ref;       // frozen reference (GRPO with kl_coef > 0)
+    lm_acts acts;
+    model view;          // engine view of p
+    rollout ro;
+    const task_set *tasks;
+    int *train_idx, n_train;  // tasks trained on
+    int *held_idx, n_held;    // tasks held back for evaluation
+    int *order;               // (n_train) this epoch's order
+    int order_epoch;
+    int step;                 // steps done
+    int total_steps;
+    int steps_per_epoch;
+    int64_t trained_tokens;
+    // per-step scratch
+    float *logp, *old_logp, *ref_logp, *dlogp;  // (max_seq_tokens)
+    int32_t *seq_tok;                           // (max_seq_tokens + 1)
+    double *rewards;
+    float *adv;
+    int *perm;
+} trainer;
+
+// Loads the base model's weights into fp32 parameters, splits held-back examples off the
+// tasks (deterministically from the seed), allocates everything a step needs. tasks and base
+// must outlive the trainer.
+int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e);
+void trainer_free(trainer *t);
+int trainer_done(const trainer *t);
+// One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).
+int trainer_step(trainer *t, cJSON *metrics, trl_err *e);
+// Greedy decoding of the held-back examples: eval_reward_mean, eval_exact_match,
+// eval_format_valid, eval_n into metrics.
+int trainer_eval(trainer *t, cJSON *metrics, trl_err *e);
+
+#endif
