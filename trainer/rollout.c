@@ -86,6 +86,10 @@ int rollout_run(rollout *r, const int32_t *const *prompts, const int *n_prompt, 
         else next[s] = sampler_sample(&smp[s], r->logits), live[s] = 1;
     }
     while (rc == TRL_OK) {
+        if (r->abort && *r->abort) {
+            rc = trl_errf(e, "rollout: aborted");
+            break;
+        }
         int nb = 0;
         for (int s = 0; s < S; s++) {
             if (!live[s]) continue;

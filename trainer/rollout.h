@@ -27,6 +27,7 @@ typedef struct {
     int8_t *want;
     int *who;
     rollout_seq *out;  // (max_seqs) results of the last rollout_run
+    const volatile int *abort;  // optional: nonzero stops rollout_run (it returns TRL_ERR)
 } rollout;
 
 // An engine for up to max_seqs sequences of n_ctx tokens over model m (a policy view or a

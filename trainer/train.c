@@ -288,6 +288,8 @@ static double entropy_tail(const trainer *t, int T, int n) {
 
 // ---------------------------------------------------------------------------- SFT
 
+static int aborted(const trainer *t) { return t->abort && *t->abort; }
+
 static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
     double t0 = trl_now();
     int B = t->cfg.batch_size;
@@ -296,6 +298,7 @@ static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
     double loss = 0;
     int correct = 0;
     for (int i = 0; i < B; i++) {
+        if (aborted(t)) return TRL_ERR;
         const task *k = &t->tasks->v[task_at(t, t->step, i)];
         int T = build_seq(t, k->prompt, k->n_prompt, k->target, k->n_target, e);
         if (T < 0) return TRL_ERR;
@@ -380,6 +383,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
     for (int s = 0; s < S; s++) {
         rollout_seq *o = &t->ro.out[s];
         if (!need_old && !(cf->kl_coef > 0)) break;
+        if (aborted(t)) return TRL_ERR;
         int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
         if (T < 0) return TRL_ERR;
         if (cf->kl_coef > 0) {
@@ -404,6 +408,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         long n_tok = 0;
         for (int i = lo; i < hi; i++) n_tok += t->ro.out[t->perm[i]].n_tok;
         for (int i = lo; i < hi; i++) {
+            if (aborted(t)) return TRL_ERR;
             int s = t->perm[i];
             rollout_seq *o = &t->ro.out[s];
             int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
@@ -450,7 +455,9 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
 int trainer_step(trainer *t, cJSON *mx, trl_err *e) {
     if (trainer_done(t)) return trl_errf(e, "trainer: all %d steps done", t->total_steps);
     double t0 = trl_now();
+    t->ro.abort = t->abort;
     int rc = t->cfg.method == TRAIN_GRPO ? step_grpo(t, mx, e) : step_sft(t, mx, e);
+    if (rc && aborted(t)) return trl_errf(e, "trainer: step %d stopped", t->step + 1), TRAIN_ABORTED;
     if (rc) return rc;
     t->step++;
     double dt = trl_now() - t0;
@@ -465,6 +472,7 @@ int trainer_step(trainer *t, cJSON *mx, trl_err *e) {
 
 int trainer_eval(trainer *t, cJSON *mx, trl_err *e) {
     int n = t->n_held, done = 0, n_exact = 0, n_fmt = 0;
+    t->ro.abort = t->abort;
     double r_sum = 0;
     while (done < n) {
         int k = n - done < t->ro.max_seqs ? n - done : t->ro.max_seqs;
@@ -476,7 +484,7 @@ int trainer_eval(trainer *t, cJSON *mx, trl_err *e) {
             prompts[i] = tk->prompt;
             n_prompt[i] = tk->n_prompt;
         }
-        if (rollout_run(&t->ro, prompts, n_prompt, k, 1, 0.0f, 0, e)) return TRL_ERR;
+        if (rollout_run(&t->ro, prompts, n_prompt, k, 1, 0.0f, 0, e)) return aborted(t) ? TRAIN_ABORTED : TRL_ERR;
         for (int i = 0; i < k; i++) {
             double r;
             int ex, fm;

@@ -80,6 +80,7 @@ typedef struct {
     model view;          // engine view of p
     rollout ro;
     const task_set *tasks;
+    const volatile int *abort;  // optional: nonzero makes the current step stop early (TRAIN_ABORTED)
     int *train_idx, n_train;  // tasks trained on
     int *held_idx, n_held;    // tasks held back for evaluation
     int *order;               // (n_train) this epoch's order
@@ -102,6 +103,8 @@ typedef struct {
 int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e);
 void trainer_free(trainer *t);
 int trainer_done(const trainer *t);
+#define TRAIN_ABORTED 4  // trainer_step / trainer_eval stopped because *abort was set
+
 // One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).
 int trainer_step(trainer *t, cJSON *metrics, trl_err *e);
 // Greedy decoding of the held-back examples: eval_reward_mean, eval_exact_match,
