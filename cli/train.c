@@ -21,34 +21,106 @@ static void emit(FILE *f, cJSON *o) {
     free(s);
 }
 
+// Writes the fp32 parameters as raw little-endian floats (the flat lm_params buffer) so a run
+// can be turned into a checkpoint afterwards (`toolrl train` with --save-raw); atomic rename.
+static int save_raw(const char *path, const lm_params *p) {
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(p->mem, sizeof(float), p->n, f);
+    if (fclose(f) || w != p->n) return -1;
+    return rename(tmp, path);
+}
+
+// One phase (SFT or GRPO) of a run: init from `init` when given, returns the final weights in
+// *keep (the caller frees) when keep is not NULL.
+static int run_phase(const train_config *cfg, const model *m, const task_set *ts, const lm_params *init,
+                     lm_params *keep, FILE *mf, int eval_first, const char *raw_path) {
+    trl_err e = {{0}};
+    trainer t;
+    if (trainer_init(&t, cfg, m, ts, &e)) {
+        fprintf(stderr, "toolrl train: %s\n", e.msg);
+        return 1;
+    }
+    if (init) {
+        memcpy(t.p.mem, init->mem, sizeof(float) * init->n);
+        if (t.ref.mem) memcpy(t.ref.mem, init->mem, sizeof(float) * init->n);
+    }
+    cJSON *c = train_config_to_json(cfg);
+    cJSON_AddNumberToObject(c, "total_steps", t.total_steps);
+    cJSON_AddNumberToObject(c, "train_examples", t.n_train);
+    cJSON_AddNumberToObject(c, "held_out_examples", t.n_held);
+    fprintf(stderr, "toolrl train: %s, %d steps, %d training / %d held-out examples\n",
+            cfg->method == TRAIN_GRPO ? "GRPO" : "SFT", t.total_steps, t.n_train, t.n_held);
+    emit(mf, c);
+    cJSON_Delete(c);
+    int rc = 0;
+    if (eval_first && t.n_held) {
+        cJSON *mx = cJSON_CreateObject();
+        cJSON_AddNumberToObject(mx, "step", 0);
+        if (trainer_eval(&t, mx, &e)) rc = 1;
+        else emit(mf, mx);
+        cJSON_Delete(mx);
+    }
+    while (!rc && !trainer_done(&t)) {
+        cJSON *mx = cJSON_CreateObject();
+        if (trainer_step(&t, mx, &e)) rc = 1;
+        else if (cfg->eval_interval > 0 && t.n_held && (t.step % cfg->eval_interval == 0 || trainer_done(&t)) &&
+                 trainer_eval(&t, mx, &e))
+            rc = 1;
+        if (!rc) emit(mf, mx);
+        cJSON_Delete(mx);
+        if (!rc && raw_path && cfg->checkpoint_interval > 0 &&
+            (t.step % cfg->checkpoint_interval == 0 || trainer_done(&t)) && save_raw(raw_path, &t.p))
+            fprintf(stderr, "toolrl train: cannot write %s\n", raw_path);
+    }
+    if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
+    if (!rc && keep) {
+        *keep = t.p;
+        t.p = (lm_params){0};
+        policy_view_free(&t.view);  // it points into the kept buffer; trainer_free must not use it
+    }
+    trainer_free(&t);
+    return rc;
+}
+
+static int parse_config(train_config *cfg, const char *method, const char *hyper_s, const char *grader) {
+    trl_err e = {{0}};
+    cJSON *hyper = cJSON_Parse(hyper_s);
+    if (!hyper) {
+        fprintf(stderr, "toolrl train: hyperparameters are not JSON: %s\n", hyper_s);
+        return 2;
+    }
+    int rc = train_config_from_json(cfg, method, hyper, grader, &e);
+    cJSON_Delete(hyper);
+    if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
+    return rc ? 2 : 0;
+}
+
 int cli_train(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--data", "--method", "--hyper", "--grader", "--metrics",
-                                        "--threads", "--eval-first!", NULL};
+    static const char *const known[] = {"--model",    "--data",     "--method",      "--hyper",
+                                        "--grader",   "--metrics",  "--threads",     "--eval-first!",
+                                        "--sft-hyper", "--save-raw", NULL};
     cli_check_opts(argc, argv, known);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *data = cli_opt(argc, argv, "--data", NULL);
     const char *method = cli_opt(argc, argv, "--method", "reinforcement");
     const char *hyper_s = cli_opt(argc, argv, "--hyper", "{}"), *grader = cli_opt(argc, argv, "--grader", NULL);
+    const char *sft_s = cli_opt(argc, argv, "--sft-hyper", NULL), *raw = cli_opt(argc, argv, "--save-raw", NULL);
     const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
     if (!model_path || !data) {
         fprintf(stderr, "usage: toolrl train --model M --data F.jsonl [--method reinforcement|supervised]\n"
-                        "                    [--hyper JSON] [--grader binary|...] [--metrics OUT.jsonl] [--eval-first]\n");
+                        "         [--hyper JSON] [--grader binary|...] [--sft-hyper JSON (an SFT warm start first)]\n"
+                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--eval-first]\n");
         return 2;
     }
     cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
+    train_config cfg, sft;
+    if (parse_config(&cfg, method, hyper_s, grader) || (sft_s && parse_config(&sft, "supervised", sft_s, NULL)))
+        return 2;
+    if (sft_s) sft.max_seq_tokens = cfg.max_seq_tokens, sft.seed = cfg.seed;  // same examples, same split
     trl_err e = {{0}};
-    cJSON *hyper = cJSON_Parse(hyper_s);
-    if (!hyper) {
-        fprintf(stderr, "toolrl train: --hyper is not JSON\n");
-        return 2;
-    }
-    train_config cfg;
-    if (train_config_from_json(&cfg, method, hyper, grader, &e)) {
-        fprintf(stderr, "toolrl train: %s\n", e.msg);
-        cJSON_Delete(hyper);
-        return 2;
-    }
-    cJSON_Delete(hyper);
     model m;
     if (model_load(&m, model_path, &e)) {
         fprintf(stderr, "toolrl train: %s\n", e.msg);
@@ -60,48 +132,20 @@ int cli_train(int argc, char **argv) {
         model_free(&m);
         return 1;
     }
-    fprintf(stderr, "toolrl train: %d examples from %s (%d invalid, %d too long)\n", ts.n, data, ts.n_invalid,
-            ts.n_too_long);
+    fprintf(stderr, "toolrl train: %d examples from %s (%d invalid, %d longer than %d tokens)\n", ts.n, data,
+            ts.n_invalid, ts.n_too_long, cfg.max_seq_tokens);
     FILE *mf = metrics_path ? fopen(metrics_path, "w") : stdout;
+    int rc = 0;
     if (!mf) {
         fprintf(stderr, "toolrl train: cannot write %s\n", metrics_path);
-        task_set_free(&ts), model_free(&m);
-        return 1;
-    }
-    trainer t;
-    int rc = 0;
-    if (trainer_init(&t, &cfg, &m, &ts, &e)) {
-        fprintf(stderr, "toolrl train: %s\n", e.msg);
         rc = 1;
-    } else {
-        cJSON *c = train_config_to_json(&cfg);
-        cJSON_AddNumberToObject(c, "total_steps", t.total_steps);
-        cJSON_AddNumberToObject(c, "train_examples", t.n_train);
-        cJSON_AddNumberToObject(c, "held_out_examples", t.n_held);
-        fprintf(stderr, "toolrl train: %d steps, %d training / %d held-out examples\n", t.total_steps, t.n_train,
-                t.n_held);
-        emit(mf, c);
-        cJSON_Delete(c);
-        if (cli_flag(argc, argv, "--eval-first") && t.n_held) {
-            cJSON *mx = cJSON_CreateObject();
-            cJSON_AddNumberToObject(mx, "step", 0);
-            if (trainer_eval(&t, mx, &e)) rc = 1;
-            else emit(mf, mx);
-            cJSON_Delete(mx);
-        }
-        while (!rc && !trainer_done(&t)) {
-            cJSON *mx = cJSON_CreateObject();
-            if (trainer_step(&t, mx, &e)) rc = 1;
-            else if (cfg.eval_interval > 0 && t.n_held &&
-                     (t.step % cfg.eval_interval == 0 || trainer_done(&t)) && trainer_eval(&t, mx, &e))
-                rc = 1;
-            if (!rc) emit(mf, mx);
-            cJSON_Delete(mx);
-        }
-        if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
-        trainer_free(&t);
     }
-    if (mf != stdout) fclose(mf);
+    lm_params warm = {0};
+    int eval_first = cli_flag(argc, argv, "--eval-first");
+    if (!rc && sft_s) rc = run_phase(&sft, &m, &ts, NULL, &warm, mf, eval_first, raw), eval_first = 0;
+    if (!rc) rc = run_phase(&cfg, &m, &ts, sft_s ? &warm : NULL, NULL, mf, eval_first, raw);
+    lm_params_free(&warm);
+    if (mf && mf != stdout) fclose(mf);
     task_set_free(&ts);
     model_free(&m);
     return rc;
