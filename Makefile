@@ -28,7 +28,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan deps model clean bench
+.PHONY: all run test check check-api check-asan deps model clean bench data
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -47,11 +47,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB_OBJ)
 store/migrations.c: $(wildcard migrations/*.sql) scripts/embed-migrations.sh
 	bash scripts/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
 
+# A tiny random model for the Python integration tests (tests/tools/tiny_model.c).
+$(BUILD)/tiny-model: $(BUILD)/tests/tools/tiny_model.o $(SUP_OBJ) $(LIB_OBJ)
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 deps:
 	@bash scripts/setup.sh
+
+# The ready training set (docs/data.md): shared xLAM + ToolACE + ToolRL, converted and filtered.
+data: $(BUILD)/toolrl
+	@bash scripts/make-train-set.sh var/data/train.jsonl
 
 model:
 	@bash scripts/fetch-model.sh
