@@ -10,6 +10,7 @@ int cli_serve(int argc, char **argv);
 int cli_data(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_train(int argc, char **argv);
+int cli_worker(int argc, char **argv);
 
 // Option parsing: "--name VALUE" pairs. Returns the value or def; exits with a usage
 // message on a missing value (CLI code only).
@@ -21,5 +22,10 @@ double cli_opt_float(int argc, char **argv, const char *name, double def);
 void cli_check_opts(int argc, char **argv, const char *const *known);
 // Sets OpenMP and OpenBLAS thread counts.
 void cli_set_threads(int n);
+
+// `toolrl worker` processes started by `toolrl serve --workers N` (spawn.c).
+#include <sys/types.h>
+pid_t cli_spawn_worker(const char *db, const char *model, const char *out_dir, int threads);
+void cli_stop_worker(pid_t pid);  // SIGTERM, wait up to 30 s, then SIGKILL
 
 #endif
