@@ -208,6 +208,58 @@ static void test_sft_then_grpo_tiny(void **state) {
     task_set_free(&ts);
 }
 
+// Σ of the tempered log-probs of the last n tokens, and its gradient, against central
+// differences on a few weights of the tiny model.
+static double tempered_sum(lm_params *p, lm_acts *a, const model_config *c, const int32_t *tok, int T, int n,
+                           float tau) {
+    trl_err e = {{0}};
+    assert_int_equal(lm_forward(p, a, c, tok, tok + 1, T, &e), TRL_OK);
+    train_logp_temperature(a, tok + 1, c->n_vocab, T, n, tau);
+    double s = 0;
+    for (int i = T - n; i < T; i++) s += a->logp[i];
+    return s;
+}
+
+static void test_temperature_gradient(void **state) {
+    fixture *f = *state;
+    const model_config *c = &f->m.cfg;
+    trl_err e = {{0}};
+    lm_params p, g;
+    lm_acts a;
+    assert_int_equal(lm_params_alloc(&p, c, &e), TRL_OK);
+    assert_int_equal(lm_params_from_model(&p, &f->m, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&g, c, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, c, 16, &e), TRL_OK);
+    int32_t tok[17];
+    for (int i = 0; i < 17; i++) tok[i] = (int32_t)((i * 37 + 11) % c->n_vocab);
+    int T = 16, n = 5;
+    float tau = 0.7f;
+    double base = tempered_sum(&p, &a, c, tok, T, n, tau);
+    float dlogp[16] = {0};
+    for (int i = T - n; i < T; i++) dlogp[i] = 1.0f / tau;
+    assert_int_equal(lm_backward(&p, &g, &a, c, tok, tok + 1, dlogp, T, &e), TRL_OK);
+    // plain log-probs differ from tempered ones (the rescale did something)
+    double plain = 0;
+    assert_int_equal(lm_forward(&p, &a, c, tok, tok + 1, T, &e), TRL_OK);
+    for (int i = T - n; i < T; i++) plain += a.logp[i];
+    assert_true(fabs(plain - base) > 1e-3);
+    float *ws[] = {p.wout + 7, p.wq + 100, p.w_down + 33, p.out_norm + 2};
+    float *gs[] = {g.wout + 7, g.wq + 100, g.w_down + 33, g.out_norm + 2};
+    for (int k = 0; k < 4; k++) {
+        float keep = *ws[k], h = 1e-2f;
+        *ws[k] = keep + h;
+        double up = tempered_sum(&p, &a, c, tok, T, n, tau);
+        *ws[k] = keep - h;
+        double dn = tempered_sum(&p, &a, c, tok, T, n, tau);
+        *ws[k] = keep;
+        double num = (up - dn) / (2.0 * h);
+        assert_true(fabs(num - *gs[k]) <= 2e-3 + 2e-2 * fabs(num));
+    }
+    lm_acts_free(&a);
+    lm_params_free(&p);
+    lm_params_free(&g);
+}
+
 static void test_config_errors(void **state) {
     (void)state;
     train_config c;
@@ -238,6 +290,7 @@ int main(void) {
         cmocka_unit_test(test_token_grads_finite_differences),
         cmocka_unit_test(test_task_order),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test_setup_teardown(test_temperature_gradient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

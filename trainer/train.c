@@ -333,6 +333,32 @@ static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
 
 // ---------------------------------------------------------------------------- GRPO
 
+// verl scores old, new and reference log-probs under the rollout temperature: log-softmax of
+// logits / τ. After lm_forward, the last n positions' logits are rescaled in place, with their
+// log-sum-exps and target log-probs; lm_backward reads exactly those, so it then computes the
+// gradient with respect to logits / τ, and the caller divides dlogp by τ for the chain rule.
+void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, int n, float tau) {
+    if (tau <= 0 || tau == 1.0f) return;
+    float inv = 1.0f / tau;
+#pragma omp parallel for schedule(static)
+    for (int i = T - n; i < T; i++) {
+        float *lt = a->logits + (size_t)i * V;
+        float mx = -INFINITY;
+        for (int j = 0; j < V; j++) {
+            lt[j] *= inv;
+            mx = lt[j] > mx ? lt[j] : mx;
+        }
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp((double)(lt[j] - mx));
+        a->lse_out[i] = mx + (float)log(sum);
+        a->logp[i] = lt[targets[i]] - a->lse_out[i];
+    }
+}
+
+static void apply_temperature(trainer *t, int T, int n, float tau) {
+    train_logp_temperature(&t->acts, t->seq_tok + 1, t->mc.n_vocab, T, n, tau);
+}
+
 static void score_sample(const trainer *t, const char *text, const char *gold, double *reward, int *exact, int *fmt) {
     reward_detail d = {0};
     double r = 0, bin = 0;
@@ -388,10 +414,12 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         if (T < 0) return TRL_ERR;
         if (cf->kl_coef > 0) {
             if (lm_forward(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            apply_temperature(t, T, o->n_tok, cf->temperature);
             memcpy(t->ref_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
         }
         if (need_old) {
             if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            apply_temperature(t, T, o->n_tok, cf->temperature);
             memcpy(t->old_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
         }
     }
@@ -399,6 +427,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
     // 4. updates: the samples shuffled (seeded) into mini_batches parts
     task_order(t->perm, S, seed, 1);
     grpo_loss_params lp = {cf->clip_eps, cf->kl_coef};
+    float tau = cf->temperature > 0 ? cf->temperature : 1.0f;  // dlogp / τ: see apply_temperature
     grpo_stats st = {0};
     double ent = 0, norm_sum = 0;
     float lr = current_lr(t);
@@ -414,6 +443,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
             int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
             if (T < 0) return TRL_ERR;
             if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+            apply_temperature(t, T, o->n_tok, cf->temperature);
             const float *lp_now = t->acts.logp + T - o->n_tok;
             const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
             if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)o->n_tok), old = t->logp;
@@ -423,7 +453,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
             }
             for (int j = 0; j < T; j++) t->dlogp[j] = 0;
             grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s],
-                             o->n_tok, 1.0f / (float)n_tok, &lp, t->dlogp + T - o->n_tok, &st);
+                             o->n_tok, 1.0f / ((float)n_tok * tau), &lp, t->dlogp + T - o->n_tok, &st);
             if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, t->dlogp, T, e))
                 return TRL_ERR;
             t->trained_tokens += T;

@@ -103,6 +103,12 @@ typedef struct {
 int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e);
 void trainer_free(trainer *t);
 int trainer_done(const trainer *t);
+// After lm_forward over T tokens: turns the last n positions' log-probs into those of the
+// distribution at temperature tau (log-softmax of logits / tau), rewriting the logits and
+// log-sum-exps lm_backward reads; a backward from dlogp / tau then gives the exact gradient
+// of the tempered log-probs. tau 1 (or ≤ 0) changes nothing.
+void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, int n, float tau);
+
 #define TRAIN_ABORTED 4  // trainer_step / trainer_eval stopped because *abort was set
 
 // One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).
