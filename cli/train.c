@@ -33,6 +33,16 @@ static int save_raw(const char *path, const lm_params *p) {
     return rename(tmp, path);
 }
 
+// Reads what save_raw wrote into p (allocated for the model); the size must match exactly.
+static int load_raw(const char *path, lm_params *p) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t r = fread(p->mem, sizeof(float), p->n, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    return r == p->n && !extra ? 0 : -1;
+}
+
 // One phase (SFT or GRPO) of a run: init from `init` when given, returns the final weights in
 // *keep (the caller frees) when keep is not NULL.
 static int run_phase(const train_config *cfg, const model *m, const task_set *ts, const lm_params *init,
@@ -101,7 +111,7 @@ static int parse_config(train_config *cfg, const char *method, const char *hyper
 int cli_train(int argc, char **argv) {
     static const char *const known[] = {"--model",    "--data",     "--method",      "--hyper",
                                         "--grader",   "--metrics",  "--threads",     "--eval-first!",
-                                        "--sft-hyper", "--save-raw", NULL};
+                                        "--sft-hyper", "--save-raw", "--init-raw", NULL};
     cli_check_opts(argc, argv, known);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *data = cli_opt(argc, argv, "--data", NULL);
@@ -112,7 +122,7 @@ int cli_train(int argc, char **argv) {
     if (!model_path || !data) {
         fprintf(stderr, "usage: toolrl train --model M --data F.jsonl [--method reinforcement|supervised]\n"
                         "         [--hyper JSON] [--grader binary|...] [--sft-hyper JSON (an SFT warm start first)]\n"
-                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--eval-first]\n");
+                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--init-raw PARAMS.f32] [--eval-first]\n");
         return 2;
     }
     cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
@@ -141,9 +151,21 @@ int cli_train(int argc, char **argv) {
         rc = 1;
     }
     lm_params warm = {0};
+    const char *init_raw = cli_opt(argc, argv, "--init-raw", NULL);
+    if (!rc && init_raw) {
+        if (lm_params_alloc(&warm, &m.cfg, &e) || load_raw(init_raw, &warm)) {
+            fprintf(stderr, "toolrl train: %s is not a parameter snapshot of this model\n", init_raw);
+            rc = 1;
+        }
+    }
     int eval_first = cli_flag(argc, argv, "--eval-first");
-    if (!rc && sft_s) rc = run_phase(&sft, &m, &ts, NULL, &warm, mf, eval_first, raw), eval_first = 0;
-    if (!rc) rc = run_phase(&cfg, &m, &ts, sft_s ? &warm : NULL, NULL, mf, eval_first, raw);
+    if (!rc && sft_s) {
+        lm_params init = warm;
+        warm = (lm_params){0};
+        rc = run_phase(&sft, &m, &ts, init.mem ? &init : NULL, &warm, mf, eval_first, raw), eval_first = 0;
+        lm_params_free(&init);
+    }
+    if (!rc) rc = run_phase(&cfg, &m, &ts, warm.mem ? &warm : NULL, NULL, mf, eval_first, raw);
     lm_params_free(&warm);
     if (mf && mf != stdout) fclose(mf);
     task_set_free(&ts);
