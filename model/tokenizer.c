@@ -12,8 +12,10 @@
 
 #include <cjson/cJSON.h>
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { PRE_GPT2, PRE_SMOLLM, PRE_QWEN2, PRE_LLAMA3 };
 static const char *const pre_names[] = {"gpt2", "smollm", "qwen2", "llama3"};
@@ -1151,3 +1153,153 @@ int32_t tokenizer_find(const tokenizer *t, const char *s) {
 }
 
 const char *tokenizer_pre_name(const tokenizer *t) { return pre_names[t->pre]; }
+
+// ---- writing tokenizer.json ----
+
+typedef struct {
+    int32_t rank, a, b;
+} merge_rec;
+
+static int cmp_merge_rank(const void *x, const void *y) {
+    const merge_rec *p = x, *q = y;
+    return (p->rank > q->rank) - (p->rank < q->rank);
+}
+
+static cJSON *byte_level(int use_regex) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "ByteLevel");
+    cJSON_AddBoolToObject(o, "add_prefix_space", 0);
+    cJSON_AddBoolToObject(o, "trim_offsets", 1);
+    cJSON_AddBoolToObject(o, "use_regex", use_regex);
+    return o;
+}
+
+
+int tokenizer_write_json(const tokenizer *t, const char *path, trl_err *e) {
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", "1.0");
+    cJSON_AddNullToObject(root, "truncation");
+    cJSON_AddNullToObject(root, "padding");
+    cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
+    char *buf = NULL;
+    merge_rec *mr = NULL;
+    int rc = TRL_ERR;
+    for (int i = 0; i < t->n_vocab; i++) {
+        int ty = t->type[i];
+        if (!t->len[i] || (ty != TOKEN_CONTROL && ty != TOKEN_USER_DEFINED && ty != TOKEN_UNKNOWN)) continue;
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", i);
+        char *s = strndup(t->text + t->off[i], t->len[i]);
+        if (!s) goto done;
+        cJSON_AddStringToObject(a, "content", s);
+        free(s);
+        cJSON_AddBoolToObject(a, "single_word", 0);
+        cJSON_AddBoolToObject(a, "lstrip", (t->attr[i] & ATTR_LSTRIP) != 0);
+        cJSON_AddBoolToObject(a, "rstrip", (t->attr[i] & ATTR_RSTRIP) != 0);
+        cJSON_AddBoolToObject(a, "normalized", 0);
+        cJSON_AddBoolToObject(a, "special", ty == TOKEN_CONTROL);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON_AddNullToObject(root, "normalizer");
+    cJSON *pre;
+    switch (t->pre) {
+        case PRE_SMOLLM: {
+            pre = cJSON_CreateObject();
+            cJSON_AddStringToObject(pre, "type", "Sequence");
+            cJSON *l = cJSON_AddArrayToObject(pre, "pretokenizers");
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "type", "Digits");
+            cJSON_AddBoolToObject(d, "individual_digits", 1);
+            cJSON_AddItemToArray(l, d);
+            cJSON_AddItemToArray(l, byte_level(1));
+            break;
+        }
+        case PRE_QWEN2:
+        case PRE_LLAMA3: {
+            pre = cJSON_CreateObject();
+            cJSON_AddStringToObject(pre, "type", "Sequence");
+            cJSON *l = cJSON_AddArrayToObject(pre, "pretokenizers");
+            cJSON *sp = cJSON_CreateObject();
+            cJSON_AddStringToObject(sp, "type", "Split");
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(sp, "pattern"), "Regex",
+                                    t->pre == PRE_QWEN2 ? HF_QWEN2 : HF_LLAMA3);
+            cJSON_AddStringToObject(sp, "behavior", "Isolated");
+            cJSON_AddBoolToObject(sp, "invert", 0);
+            cJSON_AddItemToArray(l, sp);
+            cJSON_AddItemToArray(l, byte_level(0));
+            break;
+        }
+        default: pre = byte_level(1);
+    }
+    cJSON_AddItemToObject(root, "pre_tokenizer", pre);
+    cJSON_AddNullToObject(root, "post_processor");
+    cJSON *dec = cJSON_CreateObject();
+    cJSON_AddStringToObject(dec, "type", "ByteLevel");
+    cJSON_AddBoolToObject(dec, "add_prefix_space", 1);
+    cJSON_AddBoolToObject(dec, "trim_offsets", 1);
+    cJSON_AddBoolToObject(dec, "use_regex", 1);
+    cJSON_AddItemToObject(root, "decoder", dec);
+    cJSON *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddNullToObject(model, "dropout");
+    cJSON_AddNullToObject(model, "unk_token");
+    cJSON_AddNullToObject(model, "continuing_subword_prefix");
+    cJSON_AddNullToObject(model, "end_of_word_suffix");
+    cJSON_AddBoolToObject(model, "fuse_unk", 0);
+    cJSON_AddBoolToObject(model, "byte_fallback", 0);
+    cJSON_AddBoolToObject(model, "ignore_merges", t->ignore_merges);
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    for (int i = 0; i < t->n_vocab; i++) {
+        if (!t->len[i] || t->type[i] == TOKEN_UNUSED) continue;
+        char *s = strndup(t->text + t->off[i], t->len[i]);
+        if (!s) goto done;
+        cJSON_AddItemToObject(vocab, s, cJSON_CreateNumber(i));
+        free(s);
+    }
+    // merges in rank order, as [left, right] pairs (the form that allows spaces in tokens)
+    size_t n_m = 0;
+    for (uint32_t i = 0; t->mkey && i <= t->mmask; i++)
+        if (t->mkey[i] != UINT64_MAX) n_m++;
+    mr = malloc(sizeof(merge_rec) * (n_m ? n_m : 1));
+    if (!mr) goto done;
+    n_m = 0;
+    for (uint32_t i = 0; t->mkey && i <= t->mmask; i++)
+        if (t->mkey[i] != UINT64_MAX)
+            mr[n_m++] = (merge_rec){t->mrank[i], (int32_t)(t->mkey[i] >> 32), (int32_t)(t->mkey[i] & 0xffffffffu)};
+    qsort(mr, n_m, sizeof(merge_rec), cmp_merge_rank);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    for (size_t i = 0; i < n_m; i++) {
+        cJSON *pair = cJSON_CreateArray();
+        char *a = strndup(t->text + t->off[mr[i].a], t->len[mr[i].a]);
+        char *b = strndup(t->text + t->off[mr[i].b], t->len[mr[i].b]);
+        if (!a || !b) {
+            free(a), free(b), cJSON_Delete(pair);
+            goto done;
+        }
+        cJSON_AddItemToArray(pair, cJSON_CreateString(a));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(b));
+        cJSON_AddItemToArray(merges, pair);
+        free(a), free(b);
+    }
+    buf = cJSON_PrintUnformatted(root);
+    if (!buf) goto done;
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        trl_errf(e, "%s: cannot write", path);
+        goto out;
+    }
+    size_t n = strlen(buf);
+    int ok = fwrite(buf, 1, n, f) == n;
+    ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    rc = ok ? TRL_OK : trl_errf(e, "%s: write failed", path);
+    goto out;
+done:
+    trl_errf(e, "tokenizer: out of memory");
+out:
+    free(buf);
+    free(mr);
+    cJSON_Delete(root);
+    return rc;
+}

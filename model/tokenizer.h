@@ -51,5 +51,9 @@ int tokenizer_is_eog(const tokenizer *t, int32_t id);
 int32_t tokenizer_find(const tokenizer *t, const char *s);
 // The pre-tokenizer in use: "gpt2", "smollm", "qwen2" or "llama3".
 const char *tokenizer_pre_name(const tokenizer *t);
+// Writes the tokenizer as a Hugging Face tokenizer.json (BPE vocab, merges in rank order,
+// special tokens as added_tokens, the pre-tokenizer this tokenizer splits with), fsync'd.
+// tokenizer_init_json of the file gives the same ids for every text.
+int tokenizer_write_json(const tokenizer *t, const char *path, trl_err *e);
 
 #endif
