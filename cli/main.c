@@ -7,6 +7,7 @@
 //   toolrl eval --model M --suite bfcl|apibank                 benchmark scores
 //   toolrl data convert --format F --in FILE --out FILE        training data in the unified format
 //   toolrl train --model M --data F.jsonl --method M           one SFT / GRPO run, no job store
+//   toolrl worker --db var/toolrl.db --model M                 trains jobs submitted over REST
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ static void usage(FILE *f) {
             "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
             "  eval      --model M --suite bfcl|apibank [--categories a,b] [--limit N] [--report F]\n"
             "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n"
-            "  train     --model M --data F.jsonl [--method reinforcement|supervised] [--hyper JSON]\n");
+            "  train     --model M --data F.jsonl [--method reinforcement|supervised] [--hyper JSON]\n"
+            "  worker    --db var/toolrl.db --model M [--out var/checkpoints] [--max-jobs N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -42,6 +44,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "data")) return cli_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "worker")) return cli_worker(argc - 1, argv + 1);
     fprintf(stderr, "toolrl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
