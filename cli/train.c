@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "model.h"
 #include "task.h"
@@ -46,7 +47,7 @@ static int load_raw(const char *path, lm_params *p) {
 // One phase (SFT or GRPO) of a run: init from `init` when given, returns the final weights in
 // *keep (the caller frees) when keep is not NULL.
 static int run_phase(const train_config *cfg, const model *m, const task_set *ts, const lm_params *init,
-                     lm_params *keep, FILE *mf, int eval_first, const char *raw_path) {
+                     lm_params *keep, FILE *mf, int eval_first, const char *raw_path, const char *save_dir) {
     trl_err e = {{0}};
     trainer t;
     if (trainer_init(&t, cfg, m, ts, &e)) {
@@ -81,9 +82,12 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
             rc = 1;
         if (!rc) emit(mf, mx);
         cJSON_Delete(mx);
-        if (!rc && raw_path && cfg->checkpoint_interval > 0 &&
-            (t.step % cfg->checkpoint_interval == 0 || trainer_done(&t)) && save_raw(raw_path, &t.p))
-            fprintf(stderr, "toolrl train: cannot write %s\n", raw_path);
+        int ckpt = cfg->checkpoint_interval > 0 && (t.step % cfg->checkpoint_interval == 0 || trainer_done(&t));
+        if (!rc && ckpt && raw_path && save_raw(raw_path, &t.p)) fprintf(stderr, "toolrl train: cannot write %s\n", raw_path);
+        if (!rc && ckpt && save_dir) {
+            checkpoint_state st = {t.step, t.trained_tokens, cfg->seed, NULL, NULL};
+            if (checkpoint_save(save_dir, m, &t.p, &t.m, &t.v, &st, &e)) fprintf(stderr, "toolrl train: %s\n", e.msg);
+        }
     }
     if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
     if (!rc && keep) {
@@ -111,7 +115,7 @@ static int parse_config(train_config *cfg, const char *method, const char *hyper
 int cli_train(int argc, char **argv) {
     static const char *const known[] = {"--model",    "--data",     "--method",      "--hyper",
                                         "--grader",   "--metrics",  "--threads",     "--eval-first!",
-                                        "--sft-hyper", "--save-raw", "--init-raw", NULL};
+                                        "--sft-hyper", "--save-raw", "--init-raw", "--save", NULL};
     cli_check_opts(argc, argv, known);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *data = cli_opt(argc, argv, "--data", NULL);
@@ -122,7 +126,8 @@ int cli_train(int argc, char **argv) {
     if (!model_path || !data) {
         fprintf(stderr, "usage: toolrl train --model M --data F.jsonl [--method reinforcement|supervised]\n"
                         "         [--hyper JSON] [--grader binary|...] [--sft-hyper JSON (an SFT warm start first)]\n"
-                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--init-raw PARAMS.f32] [--eval-first]\n");
+                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--init-raw PARAMS.f32]\n"
+                        "         [--save CKPT_DIR (a Hugging Face checkpoint of the last phase)] [--eval-first]\n");
         return 2;
     }
     cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
@@ -162,10 +167,11 @@ int cli_train(int argc, char **argv) {
     if (!rc && sft_s) {
         lm_params init = warm;
         warm = (lm_params){0};
-        rc = run_phase(&sft, &m, &ts, init.mem ? &init : NULL, &warm, mf, eval_first, raw), eval_first = 0;
+        rc = run_phase(&sft, &m, &ts, init.mem ? &init : NULL, &warm, mf, eval_first, raw, NULL), eval_first = 0;
         lm_params_free(&init);
     }
-    if (!rc) rc = run_phase(&cfg, &m, &ts, warm.mem ? &warm : NULL, NULL, mf, eval_first, raw);
+    const char *save_dir = cli_opt(argc, argv, "--save", NULL);
+    if (!rc) rc = run_phase(&cfg, &m, &ts, warm.mem ? &warm : NULL, NULL, mf, eval_first, raw, save_dir);
     lm_params_free(&warm);
     if (mf && mf != stdout) fclose(mf);
     task_set_free(&ts);
