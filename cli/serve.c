@@ -16,7 +16,8 @@ static void on_signal(int sig) {
 int cli_serve(int argc, char **argv) {
     static const char *const known[] = {"--model",   "--host",      "--port",      "--threads",  "--api-key",
                                         "--slots",   "--ctx",       "--max-queue", "--max-tokens", "--max-body",
-                                        "--compute-threads", NULL};
+                                        "--compute-threads", "--db", "--data-dir", "--max-upload", "--workers",
+                                        "--out", "--no-db!", NULL};
     cli_check_opts(argc, argv, known);
     server_config cfg = {0};
     cfg.host = cli_opt(argc, argv, "--host", "127.0.0.1");
@@ -34,6 +35,15 @@ int cli_serve(int argc, char **argv) {
         return 2;
     }
     cfg.compute_threads = (int)cli_opt_int(argc, argv, "--compute-threads", 2);
+    cfg.db_path = cli_flag(argc, argv, "--no-db") ? NULL : cli_opt(argc, argv, "--db", "var/toolrl.db");
+    cfg.data_dir = cli_opt(argc, argv, "--data-dir", "var/files");
+    cfg.max_upload = (size_t)cli_opt_int(argc, argv, "--max-upload", 256L << 20);
+    int n_workers = (int)cli_opt_int(argc, argv, "--workers", 0);
+    const char *out_dir = cli_opt(argc, argv, "--out", "var/checkpoints");
+    if (n_workers > 0 && !cfg.db_path) {
+        fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
+        return 2;
+    }
     cli_set_threads(cfg.compute_threads);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -51,8 +61,16 @@ int cli_serve(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "toolrl serve: ready%s\n", cfg.api_key && *cfg.api_key ? " (API key required)" : "");
+    pid_t workers[16];
+    if (n_workers > 16) n_workers = 16;
+    for (int i = 0; i < n_workers; i++) {
+        workers[i] = cli_spawn_worker(cfg.db_path, cfg.model_path, out_dir, cfg.compute_threads);
+        if (workers[i] < 0) fprintf(stderr, "toolrl serve: cannot start worker %d\n", i);
+        else fprintf(stderr, "toolrl serve: worker %d is process %d\n", i, (int)workers[i]);
+    }
     while (!g_stop) pause();
     fprintf(stderr, "toolrl serve: stopping\n");
+    for (int i = 0; i < n_workers; i++) cli_stop_worker(workers[i]);
     server_stop(s);
     return 0;
 }

@@ -120,6 +120,13 @@ void registry_free(registry *r) {
 
 served_model *registry_base(registry *r) { return r->list; }
 
+void registry_shutdown(registry *r) {
+    atomic_store(&r->quit, 1);
+    pthread_mutex_lock(&r->mu);
+    for (served_model *sm = r->list; sm; sm = sm->next) scheduler_shutdown(sm->sched);
+    pthread_mutex_unlock(&r->mu);
+}
+
 long registry_swaps(const registry *r) { return atomic_load(&r->swaps); }
 
 static served_model *find(registry *r, const char *id) {

@@ -39,6 +39,9 @@ typedef struct {
 int registry_init(registry **out, const registry_config *cfg, model *base, const char *base_id, const char *alias,
                   trl_err *e);
 void registry_free(registry *r);  // shuts every scheduler down first
+// Ends every waiting or running request with an error and refuses new ones (before stopping
+// the HTTP server, so its connection threads finish).
+void registry_shutdown(registry *r);
 
 // The current weights for a model id, with a reference the caller must release. NULL with
 // *status 404 (no such model) or 500/503 (it exists but cannot be loaded), and a message.

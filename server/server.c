@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "api.h"
 #include "chat_request.h"
 #include "chat_response.h"
+#include "registry.h"
 #include "scheduler.h"
 #include "tokenizer.h"
 #include "toolprompt.h"
@@ -32,9 +36,8 @@ typedef struct {
 struct server {
     struct MHD_Daemon *d;
     server_config cfg;
-    model m;
-    int model_loaded;
-    scheduler *sched;
+    registry *reg;     // the base model and the fine-tuned ones, hot-swapped (registry.h)
+    api *api;          // the training REST API over the job store (api.h); NULL without --db
     atomic_int ready;  // 1 once the model is loaded
     char model_id[256];
     char model_stem[256];
@@ -48,6 +51,10 @@ typedef struct {
     size_t len, cap;
     int too_big;
     int oom;
+    // POST /v1/files: the multipart body streams through pp into up
+    struct MHD_PostProcessor *pp;
+    api_upload *up;
+    int pp_failed;
 } conn_state;
 
 static void count_status(server *s, unsigned status) {
@@ -99,6 +106,35 @@ static enum MHD_Result send_error(server *s, struct MHD_Connection *c, unsigned 
     return send_api_error(s, c, &err);
 }
 
+// ---- the training API (api.h) ------------------------------------------------------------
+
+static const char *query_arg(void *ctx, const char *name) {
+    return MHD_lookup_connection_value((struct MHD_Connection *)ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result send_api_reply(server *s, struct MHD_Connection *c, api_reply *r) {
+    if (r->fd < 0) return send_json(s, c, (unsigned)r->status, r->json);
+    count_status(s, (unsigned)r->status);
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)r->size, r->fd);  // closes fd
+    if (!resp) {
+        close(r->fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result upload_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                    const char *content_type, const char *transfer_encoding, const char *data,
+                                    uint64_t off, size_t size) {
+    (void)kind, (void)content_type, (void)transfer_encoding, (void)off;
+    conn_state *cs = cls;
+    if (cs->up && key) api_upload_data(cs->up, key, filename, data, size);
+    return MHD_YES;
+}
+
 // ---- /v1/models ------------------------------------------------------------------------
 
 static cJSON *model_object(server *s) {
@@ -133,8 +169,8 @@ static char *metrics_text(server *s) {
     P("# HELP toolrl_rejected_requests_total Requests refused with 429 (queue full).\n"
       "# TYPE toolrl_rejected_requests_total counter\ntoolrl_rejected_requests_total %ld\n",
       atomic_load(&m->rejected_429));
-    if (s->sched) {
-        const scheduler_stats *st = scheduler_get_stats(s->sched);
+    if (s->reg) {
+        const scheduler_stats *st = scheduler_get_stats(registry_base(s->reg)->sched);
         long steps = atomic_load(&st->steps), bt = atomic_load(&st->batch_tokens);
         P("# HELP toolrl_prompt_tokens_total Prompt tokens prefilled.\n# TYPE toolrl_prompt_tokens_total counter\n"
           "toolrl_prompt_tokens_total %ld\n", atomic_load(&st->prompt_tokens));
@@ -162,6 +198,9 @@ static char *metrics_text(server *s) {
     P("toolrl_request_duration_seconds_bucket{le=\"+Inf\"} %ld\n", cum);
     P("toolrl_request_duration_seconds_sum %.6f\n", atomic_load(&m->lat_sum));
     P("toolrl_request_duration_seconds_count %ld\n", atomic_load(&m->lat_count));
+    if (s->reg)
+        P("# HELP toolrl_model_swaps_total Newer checkpoints swapped in without a restart.\n"
+          "# TYPE toolrl_model_swaps_total counter\ntoolrl_model_swaps_total %ld\n", registry_swaps(s->reg));
 #undef P
     if (n >= cap) {  // cannot happen with the fixed set above; keep it safe anyway
         b[cap - 1] = 0;
@@ -173,6 +212,7 @@ static char *metrics_text(server *s) {
 
 typedef struct {
     server *s;
+    served_model *sm;    // the weights answering (a reference, released in job_free)
     chat_request req;
     sched_req **jobs;
     int n_jobs;
@@ -205,6 +245,7 @@ static void job_free(chat_job *j) {
     free(j->jobs);
     free(j->out);
     chat_request_free(&j->req);
+    if (j->sm) registry_release(j->s->reg, j->sm);
     free(j);
 }
 
@@ -226,18 +267,18 @@ static int job_start(chat_job *j, api_error *err) {
     chat_request *r = &j->req;
     int use_tools = r->n_tools && r->tool_choice != TOOL_CHOICE_NONE;
     char *prompt = toolprompt_render_ex(use_tools ? r->tools : NULL, use_tools ? choice_instruction(r) : NULL,
-                                        s->m.chat_template, r->msgs, r->n_msgs);
+                                        j->sm->m.chat_template, r->msgs, r->n_msgs);
     if (!prompt) return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     size_t plen = strlen(prompt);
-    int need = tokenizer_encode(s->m.tok, prompt, plen, 1, NULL, 0);
+    int need = tokenizer_encode(j->sm->m.tok, prompt, plen, 1, NULL, 0);
     int32_t *ids = need > 0 ? malloc(sizeof(int32_t) * (size_t)need) : NULL;
     if (!ids) {
         free(prompt);
         return api_error_set(err, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
     }
-    tokenizer_encode(s->m.tok, prompt, plen, 1, ids, need);
+    tokenizer_encode(j->sm->m.tok, prompt, plen, 1, ids, need);
     free(prompt);
-    int n_ctx = scheduler_n_ctx(s->sched);
+    int n_ctx = scheduler_n_ctx(j->sm->sched);
     if (need >= n_ctx - 1) {
         free(ids);
         return api_error_set(err, 400, "invalid_request_error", "messages", "context_length_exceeded",
@@ -259,7 +300,7 @@ static int job_start(chat_job *j, api_error *err) {
             free(ids);
             return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
         }
-        if (scheduler_submit(s->sched, q)) {
+        if (scheduler_submit(j->sm->sched, q)) {
             sched_req_release(q);
             free(ids);
             return api_error_set(err, 429, "rate_limit_error", NULL, "rate_limit_exceeded",
@@ -293,7 +334,7 @@ static enum MHD_Result chat_blocking(server *s, struct MHD_Connection *c, chat_j
     cJSON_AddStringToObject(resp, "id", j->id);
     cJSON_AddStringToObject(resp, "object", "chat.completion");
     cJSON_AddNumberToObject(resp, "created", (double)j->created);
-    cJSON_AddStringToObject(resp, "model", s->model_id);
+    cJSON_AddStringToObject(resp, "model", j->sm->id);
     cJSON_AddItemToObject(resp, "choices", choices);
     const char *fail = NULL;
     for (int i = 0; i < j->n_jobs && !fail; i++) {
@@ -387,7 +428,7 @@ static cJSON *chunk_new(chat_job *j, int index, cJSON *delta, const char *finish
     cJSON_AddStringToObject(o, "id", j->id);
     cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
     cJSON_AddNumberToObject(o, "created", (double)j->created);
-    cJSON_AddStringToObject(o, "model", j->s->model_id);
+    cJSON_AddStringToObject(o, "model", j->sm->id);
     cJSON_AddNumberToObject(ch, "index", index);
     cJSON_AddItemToObject(ch, "delta", delta);
     cJSON_AddNullToObject(ch, "logprobs");
@@ -505,7 +546,7 @@ static void stream_produce(chat_job *j) {
                     cJSON_AddStringToObject(o, "id", j->id);
                     cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
                     cJSON_AddNumberToObject(o, "created", (double)j->created);
-                    cJSON_AddStringToObject(o, "model", j->s->model_id);
+                    cJSON_AddStringToObject(o, "model", j->sm->id);
                     cJSON_AddArrayToObject(o, "choices");
                     cJSON_AddItemToObject(o, "usage", usage_json(j));
                 }
@@ -580,9 +621,15 @@ static enum MHD_Result handle_chat(server *s, struct MHD_Connection *c, conn_sta
         free(j);
         return send_api_error(s, c, &err);
     }
-    if (!model_matches(s, j->req.model)) {
-        api_error_set(&err, 404, "invalid_request_error", "model", "model_not_found",
-                      "The model `%.128s` does not exist or you do not have access to it.", j->req.model);
+    int status = 404;
+    trl_err e = {{0}};
+    const char *want = model_matches(s, j->req.model) ? s->model_id : j->req.model;
+    j->sm = registry_acquire(s->reg, want, &status, &e);
+    if (!j->sm) {
+        if (status == 404)
+            api_error_set(&err, 404, "invalid_request_error", "model", "model_not_found",
+                          "The model `%.128s` does not exist or you do not have access to it.", j->req.model);
+        else api_error_set(&err, status, "server_error", "model", "model_unavailable", "%.400s", e.msg);
         job_free(j);
         return send_api_error(s, c, &err);
     }
@@ -631,11 +678,14 @@ static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *ur
         cJSON *data = j ? cJSON_AddArrayToObject(j, "data") : NULL;
         if (j) cJSON_AddStringToObject(j, "object", "list");
         if (data && atomic_load(&s->ready)) cJSON_AddItemToArray(data, model_object(s));
+        if (data && s->api) api_models_append(s->api, data);
         return send_json(s, c, 200, j);
     }
     if (!strncmp(url, "/v1/models/", 11)) {
         if (!get) return method_not_allowed(s, c, "GET /v1/models/{id}");
         if (atomic_load(&s->ready) && model_matches(s, url + 11)) return send_json(s, c, 200, model_object(s));
+        cJSON *fm = s->api ? api_model_object(s->api, url + 11) : NULL;
+        if (fm) return send_json(s, c, 200, fm);
         char m[400];
         snprintf(m, sizeof(m), "The model `%.200s` does not exist or you do not have access to it.", url + 11);
         return send_error(s, c, 404, "invalid_request_error", "model", "model_not_found", m);
@@ -649,6 +699,32 @@ static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *ur
         }
         if (cs->oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
         return handle_chat(s, c, cs);
+    }
+    if (!strcmp(url, "/v1/files") && !strcmp(method, "POST")) {
+        api_reply r = {0};
+        if (!cs->up) {
+            if (cs->pp_failed)
+                return send_error(s, c, 500, "server_error", NULL, NULL, "cannot store the upload (disk?)");
+            return send_error(s, c, 400, "invalid_request_error", "file", "invalid_content_type",
+                              "POST /v1/files takes multipart/form-data with 'file' and 'purpose' fields");
+        }
+        int complete = MHD_destroy_post_processor(cs->pp) == MHD_YES && !cs->pp_failed;
+        cs->pp = NULL;
+        api_upload_finish(cs->up, complete, &r);
+        cs->up = NULL;
+        return send_api_reply(s, c, &r);
+    }
+    if (s->api) {
+        if (cs->too_big && strcmp(method, "GET")) {
+            char m[128];
+            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
+            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
+        }
+        api_reply r = {0};
+        if (api_handle(s->api, method, url, cs->body, cs->len, query_arg, c, &r)) return send_api_reply(s, c, &r);
+    } else if (!strncmp(url, "/v1/files", 9) || !strncmp(url, "/v1/fine_tuning", 15)) {
+        return send_error(s, c, 404, "invalid_request_error", NULL, "not_found",
+                          "this server runs without a job store (start it with --db PATH)");
     }
     return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
 }
@@ -668,6 +744,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               "Incorrect or missing API key (send Authorization: Bearer <key>).");
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (s->api && !strcmp(url, "/v1/files") && !strcmp(method, "POST")) {
+            const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+            if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+                cs->pp = MHD_create_post_processor(c, 64 * 1024, upload_field, cs);
+                cs->up = cs->pp ? api_upload_begin(s->api) : NULL;
+                if (!cs->up) {
+                    if (cs->pp) MHD_destroy_post_processor(cs->pp);
+                    cs->pp = NULL;
+                    cs->pp_failed = 1;
+                }
+            }
+            return MHD_YES;  // the size limit is the upload limit, enforced as bytes arrive
+        }
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
             cs->too_big = -1;
             char m[128];
@@ -677,6 +766,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     conn_state *cs = *req;
+    if (*upload_size && cs->pp) {
+        if (MHD_post_process(cs->pp, upload, *upload_size) != MHD_YES) cs->pp_failed = 1;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size && (cs->up || cs->pp_failed || (s->api && !strcmp(url, "/v1/files")))) {
+        *upload_size = 0;  // a non-multipart upload: ignored, answered with 400 at the end
+        return MHD_YES;
+    }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -711,6 +809,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_
     (void)toe;
     conn_state *cs = *req;
     if (!cs) return;
+    if (cs->pp) MHD_destroy_post_processor(cs->pp);
+    api_upload_abort(cs->up);  // a cut upload leaves nothing behind
     free(cs->body);
     free(cs);
     *req = NULL;
@@ -726,6 +826,10 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
     if (s->cfg.max_tokens <= 0) s->cfg.max_tokens = 512;
     if (s->cfg.max_body == 0) s->cfg.max_body = 4u << 20;
     s->created = time(NULL);
+    if (cfg->db_path && api_init(&s->api, cfg->db_path, cfg->data_dir ? cfg->data_dir : "var/files", cfg->max_upload, e)) {
+        free(s);
+        return TRL_ERR;
+    }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
@@ -740,6 +844,7 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_END);
     if (!s->d) {
+        api_free(s->api);
         free(s);
         return trl_errf(e, "cannot listen on %s:%u (port in use?)", cfg->host ? cfg->host : "127.0.0.1", cfg->port);
     }
@@ -748,16 +853,20 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
 }
 
 int server_load_model(server *s, trl_err *e) {
-    if (model_load(&s->m, s->cfg.model_path, e)) return TRL_ERR;
-    s->model_loaded = 1;
-    scheduler_config sc = {s->cfg.n_slots, s->cfg.n_ctx, 512, s->cfg.max_queue, s->cfg.compute_threads};
-    if (sc.n_ctx > s->m.cfg.n_ctx && s->m.cfg.n_ctx > 0) sc.n_ctx = s->m.cfg.n_ctx;
-    if (scheduler_init(&s->sched, &s->m, &sc, e)) return TRL_ERR;
+    model m;
+    if (model_load(&m, s->cfg.model_path, e)) return TRL_ERR;
     const char *base = strrchr(s->cfg.model_path, '/');
     snprintf(s->model_id, sizeof(s->model_id), "%s", base ? base + 1 : s->cfg.model_path);
     snprintf(s->model_stem, sizeof(s->model_stem), "%s", s->model_id);
     char *dot = strstr(s->model_stem, ".gguf");
     if (dot) *dot = 0;
+    registry_config rc = {s->cfg.db_path, {s->cfg.n_slots, s->cfg.n_ctx, 512, s->cfg.max_queue, s->cfg.compute_threads},
+                          NULL, 1000, 2};
+    if (registry_init(&s->reg, &rc, &m, s->model_id, s->model_stem, e)) {
+        model_free(&m);
+        return TRL_ERR;
+    }
+    if (s->api) api_set_base_model(s->api, s->model_id, s->model_stem, s->cfg.model_path);
     atomic_store(&s->ready, 1);
     return TRL_OK;
 }
@@ -770,10 +879,9 @@ uint16_t server_port(const server *s) {
 void server_stop(server *s) {
     if (!s) return;
     atomic_store(&s->ready, 0);
-    scheduler_shutdown(s->sched);  // every waiting request ends with an error; submits fail
-    MHD_stop_daemon(s->d);         // joins the connection threads
-    scheduler_free(s->sched);
-    s->sched = NULL;
-    if (s->model_loaded) model_free(&s->m);
+    if (s->reg) registry_shutdown(s->reg);  // every waiting request ends with an error; submits fail
+    MHD_stop_daemon(s->d);                 // joins the connection threads
+    registry_free(s->reg);
+    api_free(s->api);
     free(s);
 }

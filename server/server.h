@@ -25,6 +25,9 @@ typedef struct {
     int max_tokens;          // default completion limit (default 512)
     size_t max_body;         // request body limit in bytes (default 4 MiB)
     int compute_threads;     // OpenMP threads of the engine (0 = OpenMP default)
+    const char *db_path;     // the job store: enables /v1/files, /v1/fine_tuning and fine-tuned models
+    const char *data_dir;    // uploaded files (default var/files)
+    size_t max_upload;       // upload size limit in bytes (default 256 MiB)
 } server_config;
 
 // Starts listening at once; the model is loaded afterwards by server_load_model so that

@@ -135,6 +135,13 @@ int train_config_from_json(train_config *c, const char *method, const cJSON *hyp
     return TRL_OK;
 }
 
+// A float as the shortest decimal that reads back to it (1e-05, not 9.99999974737875e-06).
+static double f2d(float x) {
+    char b[32];
+    snprintf(b, sizeof(b), "%.7g", (double)x);
+    return strtod(b, NULL);
+}
+
 cJSON *train_config_to_json(const train_config *c) {
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof(HKEYS) / sizeof(HKEYS[0]); i++) {
@@ -142,7 +149,7 @@ cJSON *train_config_to_json(const train_config *c) {
         if (!strcmp(HKEYS[i].name, "seed")) cJSON_AddNumberToObject(o, "seed", (double)c->seed);
         else if (HKEYS[i].type == K_BOOL) cJSON_AddBoolToObject(o, HKEYS[i].name, *(const int *)p);
         else if (HKEYS[i].type == K_INT) cJSON_AddNumberToObject(o, HKEYS[i].name, *(const int *)p);
-        else cJSON_AddNumberToObject(o, HKEYS[i].name, *(const float *)p);
+        else cJSON_AddNumberToObject(o, HKEYS[i].name, f2d(*(const float *)p));
     }
     static const char *sched[] = {"constant", "linear", "cosine"};
     cJSON_AddStringToObject(o, "lr_schedule", sched[c->schedule]);

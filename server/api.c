@@ -1,0 +1,180 @@
+// api.c: the training API's shared pieces: set-up, routing, replies, lists, and the
+// fine-tuned models of /v1/models (see api.h).
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+int api_init(api **out, const char *db_path, const char *data_dir, size_t max_upload, trl_err *e) {
+    api *a = calloc(1, sizeof(*a));
+    if (!a) return trl_errf(e, "out of memory");
+    snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
+    a->max_upload = max_upload ? max_upload : (size_t)256 << 20;
+    if (mkdirs(a->data_dir)) {
+        free(a);
+        return trl_errf(e, "cannot create the data folder %s: %s", data_dir, strerror(errno));
+    }
+    char dbdir[1024];
+    snprintf(dbdir, sizeof(dbdir), "%s", db_path);
+    char *slash = strrchr(dbdir, '/');
+    if (slash && slash != dbdir) {
+        *slash = 0;
+        if (mkdirs(dbdir)) {
+            free(a);
+            return trl_errf(e, "cannot create the folder of %s: %s", db_path, strerror(errno));
+        }
+    }
+    if (store_open(&a->db, db_path, e)) {
+        free(a);
+        return TRL_ERR;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    *out = a;
+    return TRL_OK;
+}
+
+void api_free(api *a) {
+    if (!a) return;
+    store_close(a->db);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+void api_set_base_model(api *a, const char *id, const char *alias, const char *path) {
+    snprintf(a->base_id, sizeof(a->base_id), "%s", id);
+    snprintf(a->base_alias, sizeof(a->base_alias), "%s", alias ? alias : "");
+    snprintf(a->base_path, sizeof(a->base_path), "%s", path ? path : "");
+    // The base model is a row too, so workers find its path by name.
+    trl_err e = {{0}};
+    store_model_new mn = {id, "base", NULL, NULL, a->base_path};
+    pthread_mutex_lock(&a->mu);
+    if (path && store_model_upsert(a->db, &mn, &e) != TRL_OK) fprintf(stderr, "toolrl serve: %s\n", e.msg);
+    pthread_mutex_unlock(&a->mu);
+}
+
+void api_reply_json(api_reply *r, int status, cJSON *j) {
+    r->status = status;
+    r->json = j;
+    r->fd = -1;
+}
+
+void api_reply_error(api_reply *r, int status, const char *type, const char *param, const char *code, const char *fmt,
+                     ...) {
+    api_error err;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api_error_set(&err, status, type, param, code, "%s", msg);
+    api_reply_json(r, status, api_error_json(&err));
+}
+
+void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id) {
+    if (rc == STORE_NOT_FOUND)
+        api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No %s with id '%.100s'", what, id);
+    else if (rc == STORE_CONFLICT)
+        api_reply_error(r, 409, "invalid_request_error", NULL, "conflict", "%s", e->msg);
+    else api_reply_error(r, 500, "server_error", NULL, NULL, "store: %s", e->msg);
+}
+
+int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r) {
+    memset(pg, 0, sizeof(*pg));
+    const char *after = arg(ctx, "after"), *limit = arg(ctx, "limit");
+    pg->after = after && *after ? after : NULL;
+    pg->limit = 20;
+    if (limit) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (*limit == 0 || *end || v < 1 || v > 100) {
+            api_reply_error(r, 400, "invalid_request_error", "limit", "invalid_value",
+                            "limit must be an integer from 1 to 100");
+            return -1;
+        }
+        pg->limit = (int)v;
+    }
+    return 0;
+}
+
+cJSON *api_list(cJSON *data, int has_more) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON_AddItemToObject(o, "data", data);
+    cJSON_AddBoolToObject(o, "has_more", has_more);
+    int n = cJSON_GetArraySize(data);
+    const cJSON *first = n ? cJSON_GetObjectItem(cJSON_GetArrayItem(data, 0), "id") : NULL;
+    const cJSON *last = n ? cJSON_GetObjectItem(cJSON_GetArrayItem(data, n - 1), "id") : NULL;
+    if (first) cJSON_AddStringToObject(o, "first_id", first->valuestring);
+    else cJSON_AddNullToObject(o, "first_id");
+    if (last) cJSON_AddStringToObject(o, "last_id", last->valuestring);
+    else cJSON_AddNullToObject(o, "last_id");
+    return o;
+}
+
+static cJSON *model_json(const store_model *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->id);
+    cJSON_AddStringToObject(o, "object", "model");
+    cJSON_AddNumberToObject(o, "created", (double)m->created_at);
+    cJSON_AddStringToObject(o, "owned_by", m->kind && !strcmp(m->kind, "fine-tuned") ? "user" : "toolrl");
+    if (m->base_model) cJSON_AddStringToObject(o, "parent", m->base_model);
+    if (m->job_id) cJSON_AddStringToObject(o, "fine_tuning_job", m->job_id);
+    cJSON_AddStringToObject(o, "kind", m->kind);
+    cJSON_AddBoolToObject(o, "served", m->served);
+    return o;
+}
+
+void api_models_append(api *a, cJSON *data) {
+    store_models l = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_model_list(a->db, &l, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) return;
+    for (int i = 0; i < l.n; i++)
+        if (!strcmp(l.items[i].kind, "fine-tuned")) cJSON_AddItemToArray(data, model_json(&l.items[i]));
+    store_models_free(&l);
+}
+
+cJSON *api_model_object(api *a, const char *id) {
+    store_model m = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_model_get(a->db, id, &m, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) return NULL;
+    cJSON *o = !strcmp(m.kind, "fine-tuned") ? model_json(&m) : NULL;
+    store_model_clear(&m);
+    return o;
+}
+
+int api_handle(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
+               void *arg_ctx, api_reply *r) {
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+    if (!strcmp(url, "/v1/files") || !strncmp(url, "/v1/files/", 10)) {
+        api_files_route(a, method, url, arg, arg_ctx, r);
+        return 1;
+    }
+    if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21)) {
+        api_jobs_route(a, method, url, body, len, arg, arg_ctx, r);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,30 @@
+// api_internal.h: what api.c, api_files.c and api_jobs.c share (not for other modules).
+#ifndef TOOLRL_API_INTERNAL_H
+#define TOOLRL_API_INTERNAL_H
+
+#include <pthread.h>
+
+#include "api.h"
+#include "store.h"
+
+struct api {
+    store *db;              // one handle, used under mu (SQLite serialized mode)
+    pthread_mutex_t mu;
+    char data_dir[1024];
+    size_t max_upload;
+    char base_id[256], base_alias[256], base_path[1024];
+};
+
+// Parses ?after=&limit= into a store page (limit 1..100, default 20). -1 with r filled on error.
+int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r);
+// The list object {"object":"list","data":[…],"has_more":…,"first_id","last_id"}.
+cJSON *api_list(cJSON *data, int has_more);
+void api_reply_json(api_reply *r, int status, cJSON *j);
+// An error from the store: 404 for STORE_NOT_FOUND (naming what), 409 for a conflict, else 500.
+void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id);
+
+int api_files_route(api *a, const char *method, const char *url, api_arg_fn arg, void *ctx, api_reply *r);
+int api_jobs_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
+                   void *ctx, api_reply *r);
+
+#endif
