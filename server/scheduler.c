@@ -27,6 +27,7 @@ struct sched_req {
     pthread_cond_t cv;
     char *text;
     size_t len, cap, safe;
+    size_t utf8_ok;  // text[0..utf8_ok) is checked, valid UTF-8
     int done;
     const char *finish;
     char error[256];
@@ -166,6 +167,67 @@ int scheduler_submit(scheduler *s, sched_req *r) {
 }
 
 // Ends a request: publishes everything, frees its slot, drops the scheduler's reference.
+// Length of the valid UTF-8 sequence at p (n bytes available): 1..4; 0 if it is incomplete
+// (a prefix of a valid sequence running past n); -1 if invalid.
+static int utf8_seq(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int need;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 2;
+    else if (c >= 0xe0 && c <= 0xef) need = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4) need = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else return -1;
+    for (int k = 1; k < need; k++) {
+        if ((size_t)k >= n) return 0;
+        unsigned b = p[k];
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xc0) != 0x80) return -1;
+    }
+    return need;
+}
+
+// Replaces each invalid byte after utf8_ok with U+FFFD, so replies are valid UTF-8 JSON even
+// when a model emits stray byte tokens. An incomplete sequence at the end waits for the next
+// token unless final. Called with r->mu held. -1 when out of memory.
+static int utf8_repair(sched_req *r, int final) {
+    size_t i = r->utf8_ok, bad = 0;
+    for (size_t k = i; k < r->len;) {
+        int m = utf8_seq((const unsigned char *)r->text + k, r->len - k);
+        if (m > 0) k += (size_t)m;
+        else if (m == 0 && !final) break;
+        else bad++, k++;
+    }
+    if (bad) {
+        size_t cap = r->len + 2 * bad + 1;
+        char *nt = malloc(cap > r->cap ? cap : r->cap);
+        if (!nt) return -1;
+        memcpy(nt, r->text, i);
+        size_t o = i, k = i;
+        while (k < r->len) {
+            int m = utf8_seq((const unsigned char *)r->text + k, r->len - k);
+            if (m > 0) memcpy(nt + o, r->text + k, (size_t)m), o += (size_t)m, k += (size_t)m;
+            else if (m == 0 && !final) {
+                memcpy(nt + o, r->text + k, r->len - k), o += r->len - k;
+                break;
+            } else memcpy(nt + o, "\xef\xbf\xbd", 3), o += 3, k++;
+        }
+        nt[o] = 0;
+        free(r->text);
+        r->text = nt;
+        r->cap = cap > r->cap ? cap : r->cap;
+        r->len = o;
+    }
+    // advance the checked prefix over complete sequences
+    size_t k = r->utf8_ok;
+    while (k < r->len) {
+        int m = utf8_seq((const unsigned char *)r->text + k, r->len - k);
+        if (m <= 0) break;
+        k += (size_t)m;
+    }
+    r->utf8_ok = k;
+    return 0;
+}
+
 static void req_finish(scheduler *s, sched_req *r, const char *reason, const char *error) {
     if (r->slot >= 0) {  // free the slot first, so that stats agree once the consumer sees `done`
         engine_seq_reset(&s->en, r->slot);
@@ -174,6 +236,7 @@ static void req_finish(scheduler *s, sched_req *r, const char *reason, const cha
         r->slot = -1;
     }
     pthread_mutex_lock(&r->mu);
+    if (r->text) utf8_repair(r, 1);
     r->finish = reason;
     if (error) snprintf(r->error, sizeof(r->error), "%s", error);
     r->safe = r->len;
@@ -235,6 +298,11 @@ static void req_accept(scheduler *s, sched_req *r, int32_t tok) {
     memcpy(r->text + r->len, piece, (size_t)n);
     r->len += (size_t)n;
     r->text[r->len] = 0;
+    if (utf8_repair(r, 0)) {
+        pthread_mutex_unlock(&r->mu);
+        req_finish(s, r, "stop", "out of memory");
+        return;
+    }
     int stopped = 0;
     size_t from = old > r->max_stop ? old - r->max_stop : 0;
     size_t cut = r->len;

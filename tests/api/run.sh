@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest
     "$VENV/bin/pip" install -q openai pytest
 fi
 [ -f "$MODEL" ] || { echo "run.sh: model $MODEL missing (make model)" >&2; exit 1; }
-make -s build/toolrl
+make -s build/toolrl build/tiny-model
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LOG=$(mktemp)
 ./build/toolrl serve --model "$MODEL" --port "$PORT" >"$LOG" 2>&1 &
