@@ -28,7 +28,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan deps model clean bench data
+.PHONY: all run test check check-api check-asan check-web deps model clean bench data
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -78,9 +78,14 @@ check-asan:
 check-api: $(BUILD)/toolrl
 	bash tests/api/run.sh
 
+# The dashboard in headless Chromium against a real server.
+check-web: $(BUILD)/toolrl
+	bash tests/web/run.sh
+
 test: deps model
 	$(MAKE) check
 	$(MAKE) check-api
+	$(MAKE) check-web
 	$(MAKE) check-asan
 
 bench: deps model all

@@ -17,7 +17,7 @@ int cli_serve(int argc, char **argv) {
     static const char *const known[] = {"--model",   "--host",      "--port",      "--threads",  "--api-key",
                                         "--slots",   "--ctx",       "--max-queue", "--max-tokens", "--max-body",
                                         "--compute-threads", "--db", "--data-dir", "--max-upload", "--workers",
-                                        "--out", "--no-db!", NULL};
+                                        "--out", "--no-db!", "--web-dir", NULL};
     cli_check_opts(argc, argv, known);
     server_config cfg = {0};
     cfg.host = cli_opt(argc, argv, "--host", "127.0.0.1");
@@ -37,6 +37,7 @@ int cli_serve(int argc, char **argv) {
     cfg.compute_threads = (int)cli_opt_int(argc, argv, "--compute-threads", 2);
     cfg.db_path = cli_flag(argc, argv, "--no-db") ? NULL : cli_opt(argc, argv, "--db", "var/toolrl.db");
     cfg.data_dir = cli_opt(argc, argv, "--data-dir", "var/files");
+    cfg.web_dir = cli_opt(argc, argv, "--web-dir", "web");
     cfg.max_upload = (size_t)cli_opt_int(argc, argv, "--max-upload", 256L << 20);
     int n_workers = (int)cli_opt_int(argc, argv, "--workers", 0);
     const char *out_dir = cli_opt(argc, argv, "--out", "var/checkpoints");

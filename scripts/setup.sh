@@ -2,7 +2,7 @@
 # setup.sh: installs the Debian packages toolrl builds and tests with, only those missing.
 set -euo pipefail
 PKGS=(gcc make libc6-dev libopenblas-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libcjson-dev
-      libsqlite3-dev libssl-dev python3 python3-pip python3-venv ca-certificates curl)
+      libsqlite3-dev libssl-dev chromium chromium-driver libjs-dygraphs python3 python3-pip python3-venv ca-certificates curl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

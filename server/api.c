@@ -172,7 +172,8 @@ int api_handle(api *a, const char *method, const char *url, const char *body, si
         api_files_route(a, method, url, arg, arg_ctx, r);
         return 1;
     }
-    if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21)) {
+    if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21) ||
+        !strcmp(url, "/v1/fine_tuning/hyperparameters")) {
         api_jobs_route(a, method, url, body, len, arg, arg_ctx, r);
         return 1;
     }

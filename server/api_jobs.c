@@ -295,11 +295,44 @@ out:
     cJSON_Delete(root);
 }
 
+// POST …/jobs/{id}/checkpoints/{ckpt}/serve: the checkpoint becomes a model of its own (named
+// by its fine_tuned_model_checkpoint) and the served one; /v1/chat/completions answers with it.
+static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, api_reply *r) {
+    trl_err e = {{0}};
+    store_checkpoints l = {0};
+    store_page pg = {NULL, 10000, 1};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_checkpoint_list(a->db, job_id, &pg, &l, &e);
+    const store_checkpoint *ck = NULL;
+    for (int i = 0; rc == TRL_OK && i < l.n; i++)
+        if (!strcmp(l.items[i].id, ckpt_id)) ck = &l.items[i];
+    store_job j = {0};
+    if (ck && ck->model_name && store_job_get(a->db, job_id, &j, &e) == TRL_OK) {
+        store_model_new mn = {ck->model_name, "fine-tuned", j.model, job_id, ck->path};
+        rc = store_model_upsert(a->db, &mn, &e);
+        if (rc == TRL_OK) rc = store_model_set_served(a->db, ck->model_name, &e);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (!ck) api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No checkpoint '%.60s' in job %.60s",
+                             ckpt_id, job_id);
+    else if (rc) api_reply_error(r, 500, "server_error", NULL, NULL, "store: %s", e.msg);
+    else api_reply_json(r, 200, api_model_object(a, ck->model_name));
+    store_job_clear(&j);
+    store_checkpoints_free(&l);
+}
+
 int api_jobs_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
                    void *ctx, api_reply *r) {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     trl_err e = {{0}};
     store_page pg;
+    if (!strcmp(url, "/v1/fine_tuning/hyperparameters") && get) {  // the defaults, for forms
+        const char *m = arg(ctx, "method");
+        train_config c;
+        train_config_defaults(&c, m && !strcmp(m, "supervised") ? TRAIN_SFT : TRAIN_GRPO);
+        api_reply_json(r, 200, train_config_to_json(&c));
+        return 1;
+    }
     if (!strcmp(url, "/v1/fine_tuning/jobs")) {
         if (post) return create_job(a, body, len, r), 1;
         if (!get) {
@@ -345,6 +378,14 @@ int api_jobs_route(api *a, const char *method, const char *url, const char *body
                             "The job %s has already finished and cannot be cancelled", id);
         else if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
         else api_reply_json(r, 200, job_json(&j));
+    } else if (!strncmp(tail, "/checkpoints/", 13) && post && strlen(tail) > 19 &&
+               !strcmp(tail + strlen(tail) - 6, "/serve")) {
+        char ck[STORE_ID_MAX];
+        size_t m = strlen(tail + 13) - 6;
+        if (m >= sizeof(ck)) m = sizeof(ck) - 1;
+        memcpy(ck, tail + 13, m);
+        ck[m] = 0;
+        serve_checkpoint(a, id, ck, r);
     } else if ((!strcmp(tail, "/events") || !strcmp(tail, "/checkpoints")) && get) {
         if (api_page(arg, ctx, &pg, r)) return 1;
         pthread_mutex_lock(&a->mu);

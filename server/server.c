@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "chat_response.h"
 #include "registry.h"
 #include "scheduler.h"
+#include "static.h"
 #include "tokenizer.h"
 #include "toolprompt.h"
 
@@ -657,9 +660,36 @@ static enum MHD_Result method_not_allowed(server *s, struct MHD_Connection *c, c
     return send_error(s, c, 405, "invalid_request_error", NULL, "method_not_allowed", m);
 }
 
+static enum MHD_Result send_file(server *s, struct MHD_Connection *c, const char *path, const char *ctype) {
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        if (fd >= 0) close(fd);
+        return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "no such file");
+    }
+    count_status(s, 200);
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *url, const char *method,
                              conn_state *cs) {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (get) {  // the dashboard (public: its API calls carry the key)
+        char path[1200];
+        const char *ctype = NULL;
+        int st = static_resolve(s->cfg.web_dir ? s->cfg.web_dir : "web", url, path, sizeof(path), &ctype);
+        if (st > 0) return send_file(s, c, path, ctype);
+        if (st < 0) return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "no such file");
+    }
     if (!strcmp(url, "/health")) {
         if (!get) return method_not_allowed(s, c, "GET /health");
         cJSON *j = cJSON_CreateObject();
@@ -738,7 +768,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!cs) return MHD_NO;
         *req = cs;
         atomic_fetch_add(&s->met.requests, 1);
-        if (strcmp(url, "/health") != 0 && !authorized(s, c)) {
+        int is_static = !strcmp(url, "/") || !strncmp(url, "/web/", 5) || !strncmp(url, "/vendor/", 8) ||
+                        !strcmp(url, "/index.html");
+        if (strcmp(url, "/health") != 0 && !is_static && !authorized(s, c)) {
             cs->too_big = -1;  // answered already
             return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key",
                               "Incorrect or missing API key (send Authorization: Bearer <key>).");

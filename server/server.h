@@ -28,6 +28,7 @@ typedef struct {
     const char *db_path;     // the job store: enables /v1/files, /v1/fine_tuning and fine-tuned models
     const char *data_dir;    // uploaded files (default var/files)
     size_t max_upload;       // upload size limit in bytes (default 256 MiB)
+    const char *web_dir;     // the dashboard's files (default "web", relative to the working folder)
 } server_config;
 
 // Starts listening at once; the model is loaded afterwards by server_load_model so that
