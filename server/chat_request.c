@@ -424,8 +424,10 @@ static int parse_all(chat_request *r, api_error *err) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
         if (!cJSON_IsObject(rf) || !cJSON_IsString(t))
             return BAD("response_format", "'response_format' must be an object with a 'type'");
-        if (strcmp(t->valuestring, "text") != 0)
-            return BAD("response_format.type", "'response_format.type' \"%.32s\" is not supported (only \"text\")",
+        if (!strcmp(t->valuestring, "json_object")) r->json_object = 1;
+        else if (strcmp(t->valuestring, "text") != 0)
+            return BAD("response_format.type",
+                       "'response_format.type' \"%.32s\" is not supported (\"text\" or \"json_object\")",
                        t->valuestring);
     }
     return 0;

@@ -40,6 +40,7 @@ typedef struct {
     int has_seed;
     uint64_t seed;
     int stream, include_usage;
+    int json_object;           // response_format {"type": "json_object"}: the reply is one JSON object
     char **owned;              // strings built from content-part arrays
     int n_owned;
 } chat_request;

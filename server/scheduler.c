@@ -39,6 +39,9 @@ struct sched_req {
     int32_t next_tok;
     sampler smp;
     int has_smp;
+    constrain_spec cs;   // constrained decoding (has_cs)
+    constrain_state cst;
+    int has_cs;
     sched_req *next;
 };
 
@@ -59,6 +62,8 @@ struct scheduler {
     int8_t *want;
     float *logits;
     sched_req **row_req;
+    constrain_vocab voc;  // token bytes for constrained requests, built on first use
+    int has_voc;
     scheduler_stats st;
 };
 
@@ -70,10 +75,21 @@ static void req_unref(sched_req *r) {
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     if (r->has_smp) sampler_free(&r->smp);
+    if (r->has_cs) constrain_spec_free(&r->cs);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->prompt);
     free(r->text);
     free(r);
+}
+
+int sched_req_constrain(sched_req *r, const constrain_spec *spec) {
+    r->cs = *spec;
+    for (int i = 0; i < spec->n_names; i++) r->cs.names[i] = NULL;
+    for (int i = 0; i < spec->n_names; i++)
+        if (!(r->cs.names[i] = strdup(spec->names[i]))) return constrain_spec_free(&r->cs), -1;
+    constrain_start(&r->cs, &r->cst);
+    r->has_cs = 1;
+    return 0;
 }
 
 sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_params *sp, int max_tokens,
@@ -413,7 +429,17 @@ static void step(scheduler *s) {
     size_t V = (size_t)s->m->cfg.n_vocab;
     for (int k = 0; k < rows; k++) {
         sched_req *r = s->row_req[k];
-        req_accept(s, r, sampler_sample(&r->smp, s->logits + (size_t)k * V));
+        float *row = s->logits + (size_t)k * V;
+        if (r->has_cs) {
+            if (!s->has_voc && constrain_vocab_init(&s->voc, s->m->tok, &e) == TRL_OK) s->has_voc = 1;
+            if (!s->has_voc || constrain_mask(&r->cs, &r->cst, &s->voc, row) == 0) {
+                req_finish(s, r, "stop", s->has_voc ? "no token satisfies the output constraint" : e.msg);
+                continue;
+            }
+        }
+        int32_t tok = sampler_sample(&r->smp, row);
+        if (r->has_cs && !s->voc.is_eog[tok]) constrain_feed(&r->cs, &r->cst, s->voc.bytes + s->voc.off[tok], s->voc.len[tok]);
+        req_accept(s, r, tok);
     }
 }
 
@@ -507,6 +533,7 @@ void scheduler_free(scheduler *s) {
     free(s->pos);
     free(s->want);
     free(s->logits);
+    if (s->has_voc) constrain_vocab_free(&s->voc);
     free(s);
 }
 

@@ -295,10 +295,30 @@ static int job_start(chat_job *j, api_error *err) {
         free(ids);
         return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     }
+    // tool_choice required / named, and response_format json_object, are enforced by a token
+    // mask (model/constrain.h), not by the prompt alone
+    constrain_spec spec = {0};
+    int constrained = 0;
+    if (use_tools && (r->tool_choice == TOOL_CHOICE_REQUIRED || r->tool_choice == TOOL_CHOICE_NAMED)) {
+        spec.mode = CONSTRAIN_TOOL_CALL;
+        spec.max_calls = r->parallel_tool_calls ? 0 : 1;
+        spec.think_budget = 200;  // bytes of reasoning before "</think>" is forced, leaving room for the call
+        if (r->tool_choice == TOOL_CHOICE_NAMED) spec.names[spec.n_names++] = (char *)r->tool_choice_name;
+        else
+            for (int i = 0; i < r->n_tools && i < CONSTRAIN_MAX_NAMES; i++) spec.names[spec.n_names++] = (char *)r->tool_names[i];
+        constrained = 1;
+    } else if (r->json_object && !use_tools) {
+        spec.mode = CONSTRAIN_JSON_OBJECT;
+        constrained = 1;
+    }
     uint64_t seed = r->has_seed ? r->seed : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)j;
     for (int i = 0; i < r->n; i++) {
         sampler_params sp = {(float)r->temperature, 0, (float)r->top_p, seed + (uint64_t)i};
         sched_req *q = sched_req_new(ids, need, &sp, max_tokens, r->stop, r->n_stop);
+        if (q && constrained && sched_req_constrain(q, &spec)) {
+            sched_req_release(q);
+            q = NULL;
+        }
         if (!q) {
             free(ids);
             return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");

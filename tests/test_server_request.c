@@ -182,7 +182,7 @@ static void test_errors(void **state) {
                  "{\"include_usage\":true}}",
                  400, "stream_options", NULL);
     expect_error("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"response_format\":"
-                 "{\"type\":\"json_object\"}}",
+                 "{\"type\":\"json_schema\"}}",
                  400, "response_format.type", NULL);
 }
 

@@ -203,7 +203,7 @@ async function viewPlayground(el) {
     $("#out").innerHTML = `<p class="muted">Generating…</p>`;
     try {
       const r = await api("/v1/chat/completions", { method: "POST", json: {
-        model: $("#pm").value, max_tokens: 160, temperature: 0,
+        model: $("#pm").value, max_tokens: 400, temperature: 0,
         messages: [{ role: "user", content: $("#msg").value }],
         tools: [{ type: "function", function: { name: $("#tn").value, description: "", parameters: schema } }],
         tool_choice: $("#tc").value } });

@@ -433,3 +433,30 @@ def test_queue_full_gives_429(small_server, model_id):
     assert results.count(429) >= 1, results
     assert results.count("ok") >= 1, results
     assert all(r in ("ok", 429) for r in results), results
+
+
+# ---------------------------------------------------------------- constrained decoding
+
+def test_required_and_named_are_enforced(client, model_id):
+    """The untrained model writes no call by itself; under the token mask it must."""
+    for choice, allowed in (("required", {"get_weather", "web_search"}),
+                            ({"type": "function", "function": {"name": "web_search"}}, {"web_search"})):
+        r = client.chat.completions.create(model=model_id, messages=ASK, tools=TOOLS, tool_choice=choice,
+                                           parallel_tool_calls=False, max_tokens=400, temperature=0)
+        ch = r.choices[0]
+        assert ch.finish_reason == "tool_calls", (choice, ch)
+        assert len(ch.message.tool_calls) == 1
+        call = ch.message.tool_calls[0]
+        assert call.function.name in allowed
+        assert isinstance(json.loads(call.function.arguments), dict)
+
+
+def test_response_format_json_object(client, model_id):
+    r = client.chat.completions.create(model=model_id, max_tokens=300, temperature=0,
+                                       messages=[{"role": "user", "content": "Describe a cat as JSON."}],
+                                       response_format={"type": "json_object"})
+    ch = r.choices[0]
+    text = ch.message.content
+    assert text.lstrip().startswith("{")
+    if ch.finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
