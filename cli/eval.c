@@ -18,6 +18,7 @@
 #include "sampler.h"
 #include "tokenizer.h"
 #include "toolcall_parse.h"
+#include "store.h"
 #include "toolprompt.h"
 
 // One example: its prompt, and what the checker needs to score a reply.
@@ -340,9 +341,34 @@ static int write_report(const char *path, const char *model_path, const char *su
     return ok ? TRL_OK : trl_errf(e, "cannot write %s", path);
 }
 
+// Records every category's score (and the summary lines) in the job store's eval_results,
+// under the model's name, so the dashboard and GET /v1/evals show them.
+static int store_results(const char *db, const char *model_id, const char *suite, const bfcl_category_result *res,
+                         size_t nres, const bfcl_summary *sum, const char *report, trl_err *e) {
+    store *s;
+    if (store_open(&s, db, e)) return TRL_ERR;
+    int rc = TRL_OK;
+    for (size_t c = 0; c < nres && rc == TRL_OK; c++) {
+        store_eval_new in = {model_id, suite, res[c].category, (double)res[c].correct / (double)res[c].total,
+                             res[c].total, report};
+        rc = store_eval_add(s, &in, NULL, e);
+    }
+    if (sum) {
+        const char *names[3] = {"non_live", "live", "overall"};
+        double v[3] = {sum->non_live, sum->live, sum->overall};
+        for (int k = 0; k < 3 && rc == TRL_OK; k++)
+            if (v[k] >= 0) {
+                store_eval_new in = {model_id, suite, names[k], v[k], 0, report};
+                rc = store_eval_add(s, &in, NULL, e);
+            }
+    }
+    store_close(s);
+    return rc;
+}
+
 int cli_eval(int argc, char **argv) {
     static const char *const known[] = {"--model", "--suite", "--categories", "--limit", "--report", "--batch",
-                                        "--max-tokens", "--ctx", "--threads", NULL};
+                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", NULL};
     cli_check_opts(argc, argv, known);
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *suite = cli_opt(argc, argv, "--suite", "bfcl");
     const char *report = cli_opt(argc, argv, "--report", NULL);
@@ -399,6 +425,17 @@ int cli_eval(int argc, char **argv) {
     if (report && write_report(report, model_path, suite, &it, is_bfcl ? &sum : NULL, &e)) {
         fprintf(stderr, "toolrl eval: %s\n", e.msg);
         rc = 1;
+    }
+    const char *db = cli_opt(argc, argv, "--db", NULL);
+    if (!rc && db) {
+        const char *base = strrchr(model_path, '/');
+        const char *mid = cli_opt(argc, argv, "--model-id", base && base[1] ? base + 1 : model_path);
+        if (store_results(db, mid, suite, res, nres, is_bfcl ? &sum : NULL, report, &e)) {
+            fprintf(stderr, "toolrl eval: %s\n", e.msg);
+            rc = 1;
+        } else {
+            fprintf(stderr, "toolrl eval: results stored in %s as model %s\n", db, mid);
+        }
     }
 done:
     for (int i = 0; i < it.n; i++) {

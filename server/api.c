@@ -172,6 +172,37 @@ int api_handle(api *a, const char *method, const char *url, const char *body, si
         api_files_route(a, method, url, arg, arg_ctx, r);
         return 1;
     }
+    if (!strcmp(url, "/v1/evals")) {  // stored evaluation results (toolrl eval --db)
+        if (strcmp(method, "GET")) {
+            api_reply_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "use GET /v1/evals");
+            return 1;
+        }
+        store_page pg;
+        if (api_page(arg, arg_ctx, &pg, r)) return 1;
+        const char *model = arg(arg_ctx, "model"), *suite = arg(arg_ctx, "suite");
+        store_evals l = {0};
+        trl_err e = {{0}};
+        pthread_mutex_lock(&a->mu);
+        int rc = store_eval_list(a->db, model, suite, &pg, &l, &e);
+        pthread_mutex_unlock(&a->mu);
+        if (rc) return api_reply_store_error(r, rc, &e, "eval result", pg.after ? pg.after : ""), 1;
+        cJSON *data = cJSON_CreateArray();
+        for (int i = 0; i < l.n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", l.items[i].id);
+            cJSON_AddStringToObject(o, "object", "eval.result");
+            cJSON_AddStringToObject(o, "model", l.items[i].model);
+            cJSON_AddStringToObject(o, "suite", l.items[i].suite);
+            cJSON_AddStringToObject(o, "category", l.items[i].category);
+            cJSON_AddNumberToObject(o, "score", l.items[i].score);
+            cJSON_AddNumberToObject(o, "n_cases", (double)l.items[i].n_cases);
+            cJSON_AddNumberToObject(o, "created_at", (double)l.items[i].created_at);
+            cJSON_AddItemToArray(data, o);
+        }
+        api_reply_json(r, 200, api_list(data, l.has_more));
+        store_evals_free(&l);
+        return 1;
+    }
     if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21) ||
         !strcmp(url, "/v1/fine_tuning/hyperparameters")) {
         api_jobs_route(a, method, url, body, len, arg, arg_ctx, r);

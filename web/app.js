@@ -117,9 +117,24 @@ async function viewRun(el, id) {
         sessionStorage.setItem("toolrl.playModel", m.id);
       });
     const last = runs[0].metrics.filter(m => typeof m.eval_exact_match === "number");
-    $("#evals").innerHTML = last.length
+    const held = last.length
       ? `<p>Held-out (greedy) exact match: first ${num(last[0].eval_exact_match)} at step ${last[0].step}, latest ${num(last[last.length - 1].eval_exact_match)} at step ${last[last.length - 1].step}.</p>`
-      : `<p class="muted">No evaluation results yet (held-out evaluations appear every eval_interval steps; BFCL reports come from <code>toolrl eval</code>).</p>`;
+      : `<p class="muted">No held-out evaluation yet (every eval_interval steps).</p>`;
+    // BFCL per category, before (the base model) and after (the fine-tuned model), as stored by `toolrl eval --db`
+    const byCat = async m => {
+      const out = new Map();
+      if (!m) return out;
+      for (const r of await listAll(`/v1/evals?suite=bfcl&model=${encodeURIComponent(m)}`, 500))
+        if (!out.has(r.category)) out.set(r.category, r);  // newest first
+      return out;
+    };
+    const before = await byCat(j.model), after = await byCat(j.fine_tuned_model);
+    const cats = [...new Set([...before.keys(), ...after.keys()])];
+    const pct = r => r ? `${(100 * r.score).toFixed(1)}%${r.n_cases ? ` <span class="muted">(n=${r.n_cases})</span>` : ""}` : "—";
+    $("#evals").innerHTML = held + (cats.length
+      ? `<div class="table-wrap"><table id="bfcl"><thead><tr><th>BFCL category</th><th>before (${esc(j.model)})</th><th>after</th></tr></thead>
+         <tbody>${cats.map(c => `<tr><td>${esc(c)}</td><td>${pct(before.get(c))}</td><td>${pct(after.get(c))}</td></tr>`).join("")}</tbody></table></div>`
+      : `<p class="muted">No BFCL results stored for these models (run <code>toolrl eval --suite bfcl --db var/toolrl.db --model-id NAME</code>).</p>`);
     const ev = await listAll(`/v1/fine_tuning/jobs/${id}/events`, 300);
     $("#events tbody").innerHTML = ev.map(e => `<tr><td>${fmtTime(e.created_at)}</td><td>${esc(e.level)}</td><td class="wrap">${esc(e.message)}</td></tr>`).join("");
     refreshEvery(["queued", "running", "validating_files"].includes(j.status) ? 2000 : 20000, load);

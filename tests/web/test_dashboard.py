@@ -134,7 +134,13 @@ def test_new_run_through_the_form(server, browser):
         wait(browser, lambda drv: drv.find_element(By.ID, "charts").get_attribute("data-points") == str(step), 20)
         n = browser.execute_script("const g = window.__toolrlCharts.get('chart-reward_mean'); return g ? g.numRows() : 0;")
         assert n == step
+    # BFCL results stored for the base model (as `toolrl eval --db` writes them) show per category
+    con.execute("INSERT INTO eval_results (id, model, suite, category, score, n_cases, created_at) VALUES "
+                "('eval-t1', 'SmolLM2-135M-Instruct.Q4_1.gguf', 'bfcl', 'simple_python', 0.25, 20, ?)", (int(time.time()),))
+    con.commit()
     con.close()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "evals"), "simple_python"), 30)
+    assert "25.0%" in browser.find_element(By.ID, "bfcl").text
     browser.save_screenshot(os.path.join(SHOTS, "run.png"))
     assert console_errors(browser) == []
 
