@@ -163,6 +163,21 @@ def test_many_runs_render(server, browser):
     assert console_errors(browser) == []
 
 
+def test_phone_width(server, browser):
+    """Readable on a phone: no horizontal page scroll outside the scrollable tables."""
+    browser.set_window_size(390, 844)
+    try:
+        for page in ("#/runs", "#/new", "#/playground", "#/models"):
+            browser.get(server[0] + "/" + page)
+            wait(browser, lambda d: "Loading" not in d.find_element(By.ID, "view").text)
+            over = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+            assert over <= 1, (page, over)
+        browser.save_screenshot(os.path.join(SHOTS, "phone-runs.png"))
+        assert console_errors(browser) == []
+    finally:
+        browser.set_window_size(1280, 1000)
+
+
 def test_playground_shows_the_reply(server, browser):
     browser.get(server[0] + "/#/playground")
     wait(browser, EC.presence_of_element_located((By.ID, "send")))
