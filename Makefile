@@ -28,7 +28,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan check-web deps model clean bench data
+.PHONY: all run test check check-api check-asan check-web deps model clean bench data fuzz fuzz-smoke
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -53,6 +53,33 @@ $(BUILD)/tiny-model: $(BUILD)/tests/tools/tiny_model.o $(SUP_OBJ) $(LIB_OBJ)
 
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# Fuzzing (libFuzzer, clang): fuzz/fuzz_*.c over the request, reply, constraint and training-
+# line parsers. `make fuzz` runs each target FUZZ_SECONDS (new inputs go to build-fuzz/, the
+# committed seeds stay as they are); `make fuzz-smoke` replays the committed corpus only.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -std=c11 \
+                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Imodel -Iserver -Idata -Ieval -Itrainer \
+                -Istore $(if $(BLAS_INC),-I$(BLAS_INC))
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(wildcard model/*.c data/*.c eval/*.c) server/chat_request.c \
+                server/chat_response.c)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	@clang $(FUZZ_CFLAGS) -c $< -o $@
+
+build-fuzz/fuzz_%: build-fuzz/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	@clang -fsanitize=fuzzer,address,undefined $^ -o $@ -lopenblas -lpcre2-8 -lcjson -lm
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
+	@for t in $(FUZZ_TARGETS); do mkdir -p build-fuzz/corpus/$$t; echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  ./build-fuzz/$$t build-fuzz/corpus/$$t fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  > build-fuzz/$$t.log 2>&1; rc=$$?; tail -4 build-fuzz/$$t.log; [ $$rc -eq 0 ] || exit 1; done
+
+fuzz-smoke: $(FUZZ_TARGETS:%=build-fuzz/%)
+	@for t in $(FUZZ_TARGETS); do ./build-fuzz/$$t fuzz/corpus/$$t -runs=0 > build-fuzz/$$t.smoke.log 2>&1 \
+	  || { tail -30 build-fuzz/$$t.smoke.log; exit 1; }; echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) inputs replayed"; done
 
 deps:
 	@bash scripts/setup.sh
@@ -86,6 +113,7 @@ test: deps model
 	$(MAKE) check
 	$(MAKE) check-api
 	$(MAKE) check-web
+	$(MAKE) fuzz-smoke
 	$(MAKE) check-asan
 
 bench: deps model all

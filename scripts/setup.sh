@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages toolrl builds and tests with, only those missing.
 set -euo pipefail
-PKGS=(gcc make libc6-dev libopenblas-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libcjson-dev
+PKGS=(gcc clang make libc6-dev libopenblas-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libcjson-dev
       libsqlite3-dev libssl-dev chromium chromium-driver libjs-dygraphs python3 python3-pip python3-venv ca-certificates curl)
 missing=()
 for p in "${PKGS[@]}"; do
