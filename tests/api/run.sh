@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${TOOLRL_TEST_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 VENV=.venv-test
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest, langchain_openai, agents' 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q openai pytest
+    "$VENV/bin/pip" install -q openai==3.54.0 pytest==9.2.0 langchain-openai==1.7.3 openai-agents==0.24.0
 fi
 [ -f "$MODEL" ] || { echo "run.sh: model $MODEL missing (make model)" >&2; exit 1; }
 make -s build/toolrl build/tiny-model
