@@ -418,7 +418,15 @@ static int parse_all(chat_request *r, api_error *err) {
     }
     int lp = 0;
     if (get_bool(root, "logprobs", &lp, err)) return -1;
-    if (lp) return BAD("logprobs", "'logprobs' is not supported by this server");
+    r->logprobs = lp;
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+    if (tl && !cJSON_IsNull(tl)) {
+        if (!cJSON_IsNumber(tl) || tl->valuedouble != (double)(int)tl->valuedouble || tl->valuedouble < 0 ||
+            tl->valuedouble > 20)
+            return BAD("top_logprobs", "'top_logprobs' must be an integer from 0 to 20");
+        if (!lp) return BAD("top_logprobs", "'top_logprobs' requires 'logprobs': true");
+        r->top_logprobs = tl->valueint;
+    }
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "response_format");
     if (rf && !cJSON_IsNull(rf)) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");

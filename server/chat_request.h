@@ -40,6 +40,8 @@ typedef struct {
     int has_seed;
     uint64_t seed;
     int stream, include_usage;
+    int logprobs;              // report each generated token's log-probability
+    int top_logprobs;          // and this many alternatives (0..20)
     int json_object;           // response_format {"type": "json_object"}: the reply is one JSON object
     char **owned;              // strings built from content-part arrays
     int n_owned;

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,9 @@ struct sched_req {
     int32_t next_tok;
     sampler smp;
     int has_smp;
+    int lp_on, lp_top;   // logprobs requested, alternatives
+    sched_logprob *lp;   // (n_lp) under mu
+    int n_lp, cap_lp;
     constrain_spec cs;   // constrained decoding (has_cs)
     constrain_state cst;
     int has_cs;
@@ -64,6 +68,7 @@ struct scheduler {
     sched_req **row_req;
     constrain_vocab voc;  // token bytes for constrained requests, built on first use
     int has_voc;
+    float *lp_row;        // (V) a row's logits before the mask, for logprobs
     scheduler_stats st;
 };
 
@@ -76,10 +81,47 @@ static void req_unref(sched_req *r) {
     pthread_cond_destroy(&r->cv);
     if (r->has_smp) sampler_free(&r->smp);
     if (r->has_cs) constrain_spec_free(&r->cs);
+    free(r->lp);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->prompt);
     free(r->text);
     free(r);
+}
+
+void sched_req_want_logprobs(sched_req *r, int top) {
+    r->lp_on = 1;
+    r->lp_top = top < 0 ? 0 : top > SCHED_MAX_TOP ? SCHED_MAX_TOP : top;
+}
+
+int sched_req_logprobs(sched_req *r, int from, sched_logprob **out) {
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    int n = r->n_lp - from;
+    if (n > 0 && (*out = malloc(sizeof(sched_logprob) * (size_t)n)))
+        memcpy(*out, r->lp + from, sizeof(sched_logprob) * (size_t)n);
+    pthread_mutex_unlock(&r->mu);
+    return *out ? n : 0;
+}
+
+// The log-sum-exp and top alternatives of a raw logits row, and the sampled token's record.
+static void record_logprob(sched_req *r, const float *row, int V, int32_t tok, float lse) {
+    sched_logprob rec = {tok, row[tok] - lse, 0, {0}, {0}};
+    for (int i = 0; i < V; i++) {  // insertion into a short sorted list
+        float v = row[i];
+        if (rec.n_top == r->lp_top && (rec.n_top == 0 || v <= rec.top_lp[rec.n_top - 1])) continue;
+        int k = rec.n_top < r->lp_top ? rec.n_top++ : rec.n_top - 1;
+        while (k > 0 && rec.top_lp[k - 1] < v) rec.top_lp[k] = rec.top_lp[k - 1], rec.top_tok[k] = rec.top_tok[k - 1], k--;
+        rec.top_lp[k] = v, rec.top_tok[k] = i;
+    }
+    for (int k = 0; k < rec.n_top; k++) rec.top_lp[k] -= lse;
+    pthread_mutex_lock(&r->mu);
+    if (r->n_lp == r->cap_lp) {
+        int cap = r->cap_lp ? 2 * r->cap_lp : 64;
+        sched_logprob *nl = realloc(r->lp, sizeof(sched_logprob) * (size_t)cap);
+        if (nl) r->lp = nl, r->cap_lp = cap;
+    }
+    if (r->n_lp < r->cap_lp) r->lp[r->n_lp++] = rec;
+    pthread_mutex_unlock(&r->mu);
 }
 
 int sched_req_constrain(sched_req *r, const constrain_spec *spec) {
@@ -430,6 +472,16 @@ static void step(scheduler *s) {
     for (int k = 0; k < rows; k++) {
         sched_req *r = s->row_req[k];
         float *row = s->logits + (size_t)k * V;
+        float lse = 0;
+        if (r->lp_on) {  // on the model's own distribution, before any mask
+            float mx = -INFINITY;
+            for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+            double sum = 0;
+            for (size_t i = 0; i < V; i++) sum += exp((double)(row[i] - mx));
+            lse = mx + (float)log(sum);
+        }
+        float *raw = r->lp_on && r->has_cs ? s->lp_row : row;
+        if (r->lp_on && r->has_cs) memcpy(raw, row, sizeof(float) * V);
         if (r->has_cs) {
             if (!s->has_voc && constrain_vocab_init(&s->voc, s->m->tok, &e) == TRL_OK) s->has_voc = 1;
             if (!s->has_voc || constrain_mask(&r->cs, &r->cst, &s->voc, row) == 0) {
@@ -438,6 +490,7 @@ static void step(scheduler *s) {
             }
         }
         int32_t tok = sampler_sample(&r->smp, row);
+        if (r->lp_on) record_logprob(r, raw, (int)V, tok, lse);
         if (r->has_cs && !s->voc.is_eog[tok]) constrain_feed(&r->cs, &r->cst, s->voc.bytes + s->voc.off[tok], s->voc.len[tok]);
         req_accept(s, r, tok);
     }
@@ -498,9 +551,10 @@ int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg,
     s->pos = malloc(sizeof(int32_t) * (size_t)mb);
     s->want = malloc((size_t)mb);
     s->logits = malloc(sizeof(float) * (size_t)ns * (size_t)m->cfg.n_vocab);
+    s->lp_row = malloc(sizeof(float) * (size_t)m->cfg.n_vocab);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->slots || !s->row_req || !s->tok || !s->seq || !s->pos || !s->want || !s->logits ||
+    if (!s->slots || !s->row_req || !s->tok || !s->seq || !s->pos || !s->want || !s->logits || !s->lp_row ||
         pthread_create(&s->thread, NULL, loop, s)) {
         scheduler_free(s);
         return trl_errf(e, "out of memory");
@@ -534,6 +588,7 @@ void scheduler_free(scheduler *s) {
     free(s->want);
     free(s->logits);
     if (s->has_voc) constrain_vocab_free(&s->voc);
+    free(s->lp_row);
     free(s);
 }
 

@@ -44,6 +44,21 @@ sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_para
 // spec is copied. Returns -1 when out of memory.
 #include "constrain.h"
 int sched_req_constrain(sched_req *r, const constrain_spec *spec);
+
+// Log-probabilities of generated tokens: the model's log-softmax at temperature 1, before
+// any constraint mask, with the top alternatives.
+#define SCHED_MAX_TOP 20
+typedef struct {
+    int32_t tok;
+    float logprob;
+    int n_top;
+    int32_t top_tok[SCHED_MAX_TOP];
+    float top_lp[SCHED_MAX_TOP];
+} sched_logprob;
+void sched_req_want_logprobs(sched_req *r, int top);  // before scheduler_submit
+// Copies records [from, …) made so far into a malloc'd array (*out; NULL when none); returns
+// their count.
+int sched_req_logprobs(sched_req *r, int from, sched_logprob **out);
 // Queues r; returns 0, or -1 when the queue is full (r stays the caller's).
 int scheduler_submit(scheduler *s, sched_req *r);
 // Waits up to timeout_ms for new text. *out gets the new bytes (malloc'd, may be NULL when

@@ -232,9 +232,12 @@ typedef struct {
     char *out;
     size_t out_len, out_cap, out_pos;
     int cur_choice;      // choice whose events are being written
+    int lp_sent[128];    // per choice: logprob records already sent (streaming)
     int oom;
     double last_write;
 } chat_job;
+
+static cJSON *logprobs_json(chat_job *j, int i, int *from, int need_new);
 
 static void job_free(chat_job *j) {
     if (!j) return;
@@ -315,6 +318,7 @@ static int job_start(chat_job *j, api_error *err) {
     for (int i = 0; i < r->n; i++) {
         sampler_params sp = {(float)r->temperature, 0, (float)r->top_p, seed + (uint64_t)i};
         sched_req *q = sched_req_new(ids, need, &sp, max_tokens, r->stop, r->n_stop);
+        if (q && r->logprobs) sched_req_want_logprobs(q, r->top_logprobs);
         if (q && constrained && sched_req_constrain(q, &spec)) {
             sched_req_release(q);
             q = NULL;
@@ -384,7 +388,10 @@ static enum MHD_Result chat_blocking(server *s, struct MHD_Connection *c, chat_j
         if (!fail && ch) {
             cJSON_AddNumberToObject(ch, "index", i);
             cJSON_AddItemToObject(ch, "message", reply_message_json(&msg));
-            cJSON_AddNullToObject(ch, "logprobs");
+            int from = 0;
+            cJSON *lp = logprobs_json(j, i, &from, 0);
+            if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+            else cJSON_AddNullToObject(ch, "logprobs");
             cJSON_AddStringToObject(ch, "finish_reason",
                                     msg.tool_calls ? "tool_calls" : sched_req_finish_reason(j->jobs[i]));
             cJSON_AddItemToArray(choices, ch);
@@ -437,6 +444,50 @@ static void out_event(chat_job *j, cJSON *obj) {
     free(t);
 }
 
+// A token's text for the logprobs objects: its bytes, with invalid UTF-8 shown as U+FFFD
+// (the exact bytes go in "bytes").
+static cJSON *token_entry(const tokenizer *t, int32_t tok, float lp) {
+    char buf[256], txt[768];
+    int n = tokenizer_decode(t, tok, 1, buf, sizeof(buf));
+    if (n < 0 || n > (int)sizeof(buf)) n = 0;
+    size_t o = 0;
+    for (int i = 0; i < n;) {
+        unsigned char c = (unsigned char)buf[i];
+        int k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = k > 0 && i + k <= n;
+        for (int m = 1; ok && m < k; m++) ok = ((unsigned char)buf[i + m] & 0xc0) == 0x80;
+        if (ok) memcpy(txt + o, buf + i, (size_t)k), o += (size_t)k, i += k;
+        else memcpy(txt + o, "\xef\xbf\xbd", 3), o += 3, i++;
+    }
+    txt[o] = 0;
+    cJSON *e = cJSON_CreateObject(), *bytes = cJSON_CreateArray();
+    cJSON_AddStringToObject(e, "token", txt);
+    cJSON_AddNumberToObject(e, "logprob", lp);
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)buf[i]));
+    cJSON_AddItemToObject(e, "bytes", bytes);
+    return e;
+}
+
+// {"content": [...], "refusal": null} for the records of choice i from *from on, or NULL when
+// logprobs were not asked for (or, streaming, when there is nothing new).
+static cJSON *logprobs_json(chat_job *j, int i, int *from, int need_new) {
+    if (!j->req.logprobs) return NULL;
+    sched_logprob *recs;
+    int n = sched_req_logprobs(j->jobs[i], *from, &recs);
+    if (n == 0 && need_new) return NULL;
+    cJSON *o = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(o, "content");
+    const tokenizer *t = j->sm->m.tok;
+    for (int k = 0; k < n; k++) {
+        cJSON *e = token_entry(t, recs[k].tok, recs[k].logprob), *top = cJSON_AddArrayToObject(e, "top_logprobs");
+        for (int m = 0; m < recs[k].n_top; m++) cJSON_AddItemToArray(top, token_entry(t, recs[k].top_tok[m], recs[k].top_lp[m]));
+        cJSON_AddItemToArray(content, e);
+    }
+    cJSON_AddNullToObject(o, "refusal");
+    *from += n;
+    free(recs);
+    return o;
+}
+
 // A chunk with one choice; delta is consumed (NULL = {}).
 static cJSON *chunk_new(chat_job *j, int index, cJSON *delta, const char *finish) {
     cJSON *o = cJSON_CreateObject(), *choices = cJSON_CreateArray(), *ch = cJSON_CreateObject();
@@ -454,7 +505,9 @@ static cJSON *chunk_new(chat_job *j, int index, cJSON *delta, const char *finish
     cJSON_AddStringToObject(o, "model", j->sm->id);
     cJSON_AddNumberToObject(ch, "index", index);
     cJSON_AddItemToObject(ch, "delta", delta);
-    cJSON_AddNullToObject(ch, "logprobs");
+    cJSON *lp = index < j->n_jobs && index < 128 ? logprobs_json(j, index, &j->lp_sent[index], 1) : NULL;
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
     else cJSON_AddNullToObject(ch, "finish_reason");
     cJSON_AddItemToArray(choices, ch);

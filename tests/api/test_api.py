@@ -460,3 +460,35 @@ def test_response_format_json_object(client, model_id):
     assert text.lstrip().startswith("{")
     if ch.finish_reason == "stop":
         assert isinstance(json.loads(text), dict)
+
+
+# ---------------------------------------------------------------- logprobs
+
+def test_logprobs_non_stream_and_stream(client, model_id):
+    kw = dict(model=model_id, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3,
+              messages=[{"role": "user", "content": "Say hello."}])
+    r = client.chat.completions.create(**kw)
+    lp = r.choices[0].logprobs.content
+    assert len(lp) == r.usage.completion_tokens
+    for t in lp:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 3
+        assert t.top_logprobs[0].token == t.token  # greedy picks the most likely token
+        assert abs(t.top_logprobs[0].logprob - t.logprob) < 1e-6
+        assert t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
+        assert bytes(t.bytes).decode("utf-8", "replace") == t.token or "\ufffd" in t.token
+    streamed = []
+    for ch in client.chat.completions.create(stream=True, **kw):
+        for c in ch.choices:
+            if c.logprobs and c.logprobs.content:
+                streamed.extend(c.logprobs.content)
+    assert [t.token for t in streamed] == [t.token for t in lp]
+    assert [round(t.logprob, 5) for t in streamed] == [round(t.logprob, 5) for t in lp]
+
+
+def test_logprobs_validation(client, model_id):
+    msgs = [{"role": "user", "content": "a"}]
+    for extra, param in (({"top_logprobs": 2}, "top_logprobs"), ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+                         ({"logprobs": "yes"}, "logprobs")):
+        with pytest.raises(openai.BadRequestError) as ei:
+            client.chat.completions.create(model=model_id, messages=msgs, max_tokens=2, **extra)
+        assert ei.value.body["param"] == param
