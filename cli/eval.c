@@ -18,6 +18,7 @@
 #include "sampler.h"
 #include "tokenizer.h"
 #include "toolcall_parse.h"
+#include "quant.h"
 #include "store.h"
 #include "toolprompt.h"
 
@@ -368,7 +369,7 @@ static int store_results(const char *db, const char *model_id, const char *suite
 
 int cli_eval(int argc, char **argv) {
     static const char *const known[] = {"--model", "--suite", "--categories", "--limit", "--report", "--batch",
-                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", NULL};
+                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", NULL};
     cli_check_opts(argc, argv, known);
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *suite = cli_opt(argc, argv, "--suite", "bfcl");
     const char *report = cli_opt(argc, argv, "--report", NULL);
@@ -385,6 +386,15 @@ int cli_eval(int argc, char **argv) {
     if (model_load(&m, model_path, &e)) {
         fprintf(stderr, "toolrl eval: %s\n", e.msg);
         return 1;
+    }
+    const char *qn = cli_opt(argc, argv, "--quantize", NULL);
+    if (qn) {
+        uint32_t qt = !strcmp(qn, "q8_0") ? QTYPE_Q8_0 : !strcmp(qn, "q4_0") ? QTYPE_Q4_0 : !strcmp(qn, "q4_1") ? QTYPE_Q4_1 : QTYPE_F32;
+        if (qt == QTYPE_F32 || model_quantize(&m, qt, &e)) {
+            fprintf(stderr, "toolrl eval: --quantize %s: %s\n", qn, qt == QTYPE_F32 ? "use q8_0, q4_0 or q4_1" : e.msg);
+            model_free(&m);
+            return 2;
+        }
     }
     eval_items it = {0};
     bfcl_dataset *dss = NULL;

@@ -47,6 +47,39 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
     return TRL_OK;
 }
 
+// One F32 weight re-encoded in `type` into an owned buffer (the F32 data stays where it was).
+static int quantize_tensor(model *m, model_tensor *t, uint32_t type, trl_err *e) {
+    if (t->type != QTYPE_F32) return TRL_OK;
+    size_t rb = qtype_row_bytes(type, t->n_cols);
+    if (rb == 0) return TRL_OK;  // columns do not fit the blocks: keep F32
+    uint8_t *q = malloc(rb * (size_t)t->n_rows);
+    if (!q || own(m, q)) {
+        free(q);
+        return trl_errf(e, "quantize: out of memory");
+    }
+    for (int64_t r = 0; r < t->n_rows; r++)
+        quantize_row(type, (const float *)t->data + (size_t)r * (size_t)t->n_cols, q + (size_t)r * rb, t->n_cols);
+    *t = (model_tensor){type, t->n_rows, t->n_cols, rb, q};
+    return TRL_OK;
+}
+
+int model_quantize(model *m, uint32_t type, trl_err *e) {
+    if (type == QTYPE_F32) return TRL_OK;
+    if (!qtype_can_quantize(type) || !matmul_has_kernel(type))
+        return trl_errf(e, "quantize: %s is not a type the engine can run from quantized weights", qtype_name(type));
+    int tied = m->output.data == m->tok_embd.data;
+    if (quantize_tensor(m, &m->tok_embd, type, e)) return TRL_ERR;
+    if (tied) m->output = m->tok_embd;
+    else if (quantize_tensor(m, &m->output, type, e)) return TRL_ERR;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        model_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < 7; k++)
+            if (quantize_tensor(m, ts[k], type, e)) return TRL_ERR;
+    }
+    return TRL_OK;
+}
+
 int model_vector_adopt(model *m, const float **out, uint32_t type, int64_t n, const void *data, const char *name,
                        trl_err *e) {
     if (type == QTYPE_F32) {

@@ -87,6 +87,10 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
 // A 1-D F32 view; converts F16/BF16 into an owned buffer.
 int model_vector_adopt(model *m, const float **out, uint32_t type, int64_t n, const void *data,
                        const char *name, trl_err *e);
+// Re-encodes every F32 matrix (embeddings, projections) in `type` (Q8_0, Q4_0 or Q4_1), as
+// llama.cpp's quantize would: a checkpoint saved in F32 then decodes at the quantized speed.
+// Matrices already quantized are kept; 1-D weights stay F32.
+int model_quantize(model *m, uint32_t type, trl_err *e);
 // Checks the configuration for values the engine can run; fills e otherwise.
 int model_config_validate(const model_config *c, trl_err *e);
 

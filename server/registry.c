@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "quant.h"
 #include "store.h"
 
 struct registry {
@@ -39,6 +40,12 @@ static served_model *sm_load(registry *r, const char *id, const char *path, trl_
     snprintf(sm->id, sizeof(sm->id), "%s", id);
     snprintf(sm->path, sizeof(sm->path), "%s", path);
     if (model_load(&sm->m, path, e)) {
+        free(sm);
+        return NULL;
+    }
+    // checkpoints are F32; serve them at the quantized speed (Q8_0 keeps them closest)
+    if (r->cfg.quantize && !strcmp(r->cfg.quantize, "q8_0") && model_quantize(&sm->m, QTYPE_Q8_0, e)) {
+        model_free(&sm->m);
         free(sm);
         return NULL;
     }

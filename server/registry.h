@@ -30,7 +30,7 @@ typedef struct registry registry;
 typedef struct {
     const char *db_path;        // the job store (NULL: only the base model is served)
     scheduler_config sched;     // for every model's scheduler
-    const char *quantize;       // NULL, or a type name fine-tuned F32 weights are quantized to at load (e.g. q8_0)
+    const char *quantize;       // NULL, or "q8_0": fine-tuned (F32) weights are quantized at load
     int poll_ms;                // watcher period (0: 1000)
     int max_resident;           // fine-tuned models kept loaded at once (0: 2)
 } registry_config;

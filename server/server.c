@@ -966,7 +966,7 @@ int server_load_model(server *s, trl_err *e) {
     char *dot = strstr(s->model_stem, ".gguf");
     if (dot) *dot = 0;
     registry_config rc = {s->cfg.db_path, {s->cfg.n_slots, s->cfg.n_ctx, 512, s->cfg.max_queue, s->cfg.compute_threads},
-                          NULL, 1000, 2};
+                          "q8_0", 1000, 2};
     if (registry_init(&s->reg, &rc, &m, s->model_id, s->model_stem, e)) {
         model_free(&m);
         return TRL_ERR;

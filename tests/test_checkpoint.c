@@ -20,6 +20,7 @@
 #include "forward.h"
 #include "lm.h"
 #include "model.h"
+#include "quant.h"
 #include "tests/support/tiny_model.h"
 #include "tokenizer.h"
 
@@ -78,6 +79,21 @@ static void roundtrip(int arch) {
     double md = 0;
     for (int i = 0; i < c->n_vocab; i++) md = fmax(md, fabs(lg[i] - a.logits[(size_t)(n - 1) * c->n_vocab + i]));
     assert_true(md < 1e-4);
+    // Quantized to Q8_0 for serving: every matrix re-encoded, logits within Q8_0 error.
+    engine_free(&en);
+    assert_int_equal(model_quantize(&served, QTYPE_Q8_0, &e), TRL_OK);
+    assert_int_equal(served.layers[0].wq.type, QTYPE_Q8_0);
+    assert_int_equal(served.tok_embd.type, QTYPE_Q8_0);
+    assert_int_equal(engine_init(&en, &served, &ops_cpu, 1, 64, 16, &e), TRL_OK);
+    assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
+    double mq = 0, scale = 0;
+    for (int i = 0; i < c->n_vocab; i++) {
+        double ref = a.logits[(size_t)(n - 1) * c->n_vocab + i];
+        mq = fmax(mq, fabs(lg[i] - ref));
+        scale = fmax(scale, fabs(ref));
+    }
+    assert_true(mq > 0 && mq < 0.05 * scale + 1e-3);
+    assert_int_equal(model_quantize(&served, QTYPE_Q4_K, &e), TRL_ERR);
     free(lg);
     engine_free(&en);
     lm_acts_free(&a);
