@@ -247,17 +247,18 @@ async function viewModels(el) {
 
 async function route() {
   clearInterval(timer);
+  showError(null);
   const [, page = "runs", arg] = location.hash.replace(/^#/, "").split("/");
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === page);
   const el = $("#view");
   el.innerHTML = "";
-  await guarded(async () => {
+  try {  // the views report their own errors; this catches what escapes them (and never clears one)
     if (page === "run" && arg) await viewRun(el, decodeURIComponent(arg));
     else if (page === "new") await viewNew(el);
     else if (page === "playground") await viewPlayground(el);
     else if (page === "models") await viewModels(el);
     else await viewRuns(el);
-  });
+  } catch (e) { showError(e); }
 }
 
 const key = $("#api-key");

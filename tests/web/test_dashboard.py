@@ -178,6 +178,37 @@ def test_phone_width(server, browser):
         browser.set_window_size(1280, 1000)
 
 
+def test_api_key_and_errors_are_shown(browser):
+    """With --api-key: the page is public, the API answers 401 until the key is entered, and
+    the error is shown; the key entered is kept by the browser across reloads."""
+    d = tempfile.mkdtemp(prefix="toolrl-web-key-")
+    port = free_port()
+    proc = subprocess.Popen([BINARY, "serve", "--model", MODEL_PATH, "--port", str(port), "--db", os.path.join(d, "t.db"),
+                             "--data-dir", os.path.join(d, "files"), "--web-dir", os.path.join(ROOT, "web"),
+                             "--api-key", "sekret"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        wait_ready(base, proc)
+        browser.get(base + "/#/runs")
+        browser.execute_script("localStorage.clear()")
+        browser.get(base + "/#/models")
+        wait(browser, lambda drv: drv.find_element(By.ID, "error").get_attribute("hidden") is None)
+        assert "401" in browser.find_element(By.ID, "error").text
+        browser.find_element(By.CSS_SELECTOR, "details.key summary").click()
+        key = browser.find_element(By.ID, "api-key")
+        key.send_keys("sekret")
+        browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        wait(browser, EC.text_to_be_present_in_element((By.ID, "view"), "SmolLM2"))
+        assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+        browser.refresh()
+        wait(browser, EC.text_to_be_present_in_element((By.ID, "view"), "SmolLM2"))
+        browser.execute_script("localStorage.clear()")
+        browser.get_log("browser")  # the expected 401s are not part of the other tests
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def test_playground_shows_the_reply(server, browser):
     browser.get(server[0] + "/#/playground")
     wait(browser, EC.presence_of_element_located((By.ID, "send")))
