@@ -51,6 +51,10 @@ store/migrations.c: $(wildcard migrations/*.sql) scripts/embed-migrations.sh
 $(BUILD)/tiny-model: $(BUILD)/tests/tools/tiny_model.o $(SUP_OBJ) $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# Training throughput of the fp32 trainer (bench/bench_train.c).
+$(BUILD)/bench_train: bench/bench_train.c $(BUILD)/cli/opts.o $(LIB_OBJ)
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
