@@ -13,12 +13,24 @@
 //                         closing quote is forced, and past a byte budget an object may only
 //                         close (strings end, numbers end, no new members, null for a pending
 //                         value, no whitespace), so a rambling model still ends its call.
-//   CONSTRAIN_JSON_OBJECT ws OBJ ws   (response_format json_object)
+//   CONSTRAIN_JSON_OBJECT ws OBJ ws   (response_format json_object / json_schema)
 // JSON is checked fully (strings with escapes and \u, numbers, true/false/null, nesting up to
-// 32 levels); argument values are not checked against the tool's schema.
+// 32 levels).
+//
+// Schemas. A tool's `parameters` (and response_format's json_schema) compile into a table of
+// nodes, and the recognizer walks it alongside the JSON: a value must have one of the node's
+// types (object, array, string, integer, number, boolean, null; BFCL's dict/float/tuple are
+// read as object/number/array), an `enum`/`const` value must be one of the listed values
+// written as compact JSON, an object's keys must be declared properties (unless
+// additionalProperties is true or a schema), each at most once, and it closes only when every
+// `required` property is present; array elements follow `items`, between minItems and maxItems. Other keywords (anyOf, $ref,
+// pattern, minimum, ...) are not enforced: such a node accepts any value. Past the byte
+// budget the schema gives way to the closing rule above, so a rambling model still ends
+// (and the output may then miss required properties).
 #ifndef TOOLRL_CONSTRAIN_H
 #define TOOLRL_CONSTRAIN_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,13 +44,36 @@ typedef enum { CONSTRAIN_TOOL_CALL = 1, CONSTRAIN_JSON_OBJECT = 2 } constrain_mo
 #define CONSTRAIN_MAX_STRING 256
 #define CONSTRAIN_ARGS_BUDGET 384    // bytes of a call's arguments before only closing is allowed
 #define CONSTRAIN_OBJECT_BUDGET 4096 // the same for response_format json_object
+#define CONSTRAIN_MAX_PROPS 64       // properties (and enum values) a node can track
+
+enum { CT_OBJECT = 1, CT_ARRAY = 2, CT_STRING = 4, CT_INTEGER = 8, CT_NUMBER = 16, CT_BOOLEAN = 32, CT_NULL = 64 };
+
+// One schema node. Node 0 is "any value". Strings and child lists live in the spec's arrays,
+// referenced by offset, so a spec copies with three memcpys.
+typedef struct {
+    uint8_t types;      // CT_* bits allowed; 0 = any type
+    uint8_t closed;     // object: no keys beyond the declared properties
+    uint16_t items;     // array: node of every element
+    uint16_t min_items, max_items;  // array: element count bounds (max 0 = none)
+    uint16_t n_props;   // object: declared properties, refs[props + 2i] = name offset, [+1] = node
+    uint16_t n_enum;    // enum/const: refs[enums + i] = offset of a value's compact JSON text
+    uint32_t props, enums;
+    uint64_t required;  // bit i: property i must be present
+} constrain_node;
 
 typedef struct {
     constrain_mode mode;
     char *names[CONSTRAIN_MAX_NAMES];  // owned copies (TOOL_CALL)
+    uint16_t name_node[CONSTRAIN_MAX_NAMES];  // schema of each tool's arguments (0 = any object)
+    uint16_t root;     // JSON_OBJECT: schema of the object (0 = any)
     int n_names;
     int max_calls;     // 0: any number ≥ 1
     int think_budget;  // bytes of reasoning before "</think>" is forced (default 512)
+    constrain_node *nodes;  // n_nodes (node 0 = any), empty when no schema was given
+    uint32_t *refs;         // n_refs
+    char *strs;             // n_strs bytes of NUL-terminated strings
+    int n_nodes, cap_nodes, n_refs, cap_refs;
+    size_t n_strs, cap_strs;
 } constrain_spec;
 
 // The recognizer's whole state: a small value, copied freely.
@@ -58,8 +93,22 @@ typedef struct {
     uint64_t name_set;   // allowed names still matching the name being written (bit i = names[i])
     uint16_t calls;
     uint8_t done, dead;
+    uint8_t tool;        // index of the tool whose call is being written
+    uint8_t num_int;     // the number being written must be an integer
+    uint16_t val_node;   // schema node of the value about to be written
+    uint16_t cand_pos;   // bytes of the key / enum value matched so far
+    uint64_t cand;       // properties (J_KEY) or enum values (J_ENUM) still matching
+    uint16_t node[CONSTRAIN_MAX_DEPTH];  // schema node of each open container
+    uint64_t seen[CONSTRAIN_MAX_DEPTH];  // object: declared properties already written; array: elements
 } constrain_state;
 
+// Compiles a JSON schema into s's node table; returns its node (0 = any value), -1 when out
+// of memory. Compile each tool's parameters once and store the node in name_node[].
+int constrain_schema_add(constrain_spec *s, const cJSON *schema);
+// Appends an allowed tool name with its parameters schema (NULL: any object). 0 or -1.
+int constrain_spec_add_tool(constrain_spec *s, const char *name, const cJSON *parameters);
+// Deep copy (dst is overwritten). 0 or -1 when out of memory (dst is then empty).
+int constrain_spec_copy(constrain_spec *dst, const constrain_spec *src);
 void constrain_spec_free(constrain_spec *s);
 void constrain_start(const constrain_spec *s, constrain_state *st);
 // Feeds n bytes; returns 0 while alive, -1 once a byte is rejected (st is then dead).

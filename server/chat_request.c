@@ -433,9 +433,26 @@ static int parse_all(chat_request *r, api_error *err) {
         if (!cJSON_IsObject(rf) || !cJSON_IsString(t))
             return BAD("response_format", "'response_format' must be an object with a 'type'");
         if (!strcmp(t->valuestring, "json_object")) r->json_object = 1;
-        else if (strcmp(t->valuestring, "text") != 0)
+        else if (!strcmp(t->valuestring, "json_schema")) {
+            const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+            if (!cJSON_IsObject(js))
+                return BAD("response_format.json_schema", "'response_format.json_schema' must be an object with a 'name'");
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(js, "name");
+            if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) > 64)
+                return BAD("response_format.json_schema.name",
+                           "'response_format.json_schema.name' must be a string of 1 to 64 characters");
+            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(js, "schema");
+            if (sc && !cJSON_IsObject(sc))
+                return BAD("response_format.json_schema.schema", "'response_format.json_schema.schema' must be an object");
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(sc, "type");
+            if (ty && !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "object")))
+                return BAD("response_format.json_schema.schema.type",
+                           "the schema's root must be of type \"object\"");
+            r->json_object = 1;
+            r->json_schema = sc;  // NULL: any object
+        } else if (strcmp(t->valuestring, "text") != 0)
             return BAD("response_format.type",
-                       "'response_format.type' \"%.32s\" is not supported (\"text\" or \"json_object\")",
+                       "'response_format.type' \"%.32s\" is not supported (\"text\", \"json_object\" or \"json_schema\")",
                        t->valuestring);
     }
     return 0;

@@ -43,6 +43,7 @@ typedef struct {
     int logprobs;              // report each generated token's log-probability
     int top_logprobs;          // and this many alternatives (0..20)
     int json_object;           // response_format {"type": "json_object"}: the reply is one JSON object
+    const cJSON *json_schema;  // response_format {"type": "json_schema"}: the object's schema (in root), or NULL
     char **owned;              // strings built from content-part arrays
     int n_owned;
 } chat_request;

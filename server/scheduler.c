@@ -125,10 +125,7 @@ static void record_logprob(sched_req *r, const float *row, int V, int32_t tok, f
 }
 
 int sched_req_constrain(sched_req *r, const constrain_spec *spec) {
-    r->cs = *spec;
-    for (int i = 0; i < spec->n_names; i++) r->cs.names[i] = NULL;
-    for (int i = 0; i < spec->n_names; i++)
-        if (!(r->cs.names[i] = strdup(spec->names[i]))) return constrain_spec_free(&r->cs), -1;
+    if (constrain_spec_copy(&r->cs, spec)) return -1;
     constrain_start(&r->cs, &r->cst);
     r->has_cs = 1;
     return 0;

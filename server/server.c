@@ -306,12 +306,26 @@ static int job_start(chat_job *j, api_error *err) {
         spec.mode = CONSTRAIN_TOOL_CALL;
         spec.max_calls = r->parallel_tool_calls ? 0 : 1;
         spec.think_budget = 200;  // bytes of reasoning before "</think>" is forced, leaving room for the call
-        if (r->tool_choice == TOOL_CHOICE_NAMED) spec.names[spec.n_names++] = (char *)r->tool_choice_name;
-        else
-            for (int i = 0; i < r->n_tools && i < CONSTRAIN_MAX_NAMES; i++) spec.names[spec.n_names++] = (char *)r->tool_names[i];
+        // each allowed tool with its parameters schema: argument names, types and enums hold
+        for (int i = 0; i < r->n_tools && spec.n_names < CONSTRAIN_MAX_NAMES; i++) {
+            if (r->tool_choice == TOOL_CHOICE_NAMED && strcmp(r->tool_names[i], r->tool_choice_name)) continue;
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->tools, i), "function");
+            if (constrain_spec_add_tool(&spec, r->tool_names[i], cJSON_GetObjectItemCaseSensitive(fn, "parameters"))) {
+                constrain_spec_free(&spec);
+                free(ids);
+                return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
+            }
+        }
         constrained = 1;
-    } else if (r->json_object && !use_tools) {
+    } else if ((r->json_object || r->json_schema) && !use_tools) {
         spec.mode = CONSTRAIN_JSON_OBJECT;
+        int root = r->json_schema ? constrain_schema_add(&spec, r->json_schema) : 0;
+        if (root < 0) {
+            constrain_spec_free(&spec);
+            free(ids);
+            return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
+        }
+        spec.root = (uint16_t)root;
         constrained = 1;
     }
     uint64_t seed = r->has_seed ? r->seed : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)j;
@@ -325,17 +339,20 @@ static int job_start(chat_job *j, api_error *err) {
         }
         if (!q) {
             free(ids);
+            constrain_spec_free(&spec);
             return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
         }
         if (scheduler_submit(j->sm->sched, q)) {
             sched_req_release(q);
             free(ids);
+            constrain_spec_free(&spec);
             return api_error_set(err, 429, "rate_limit_error", NULL, "rate_limit_exceeded",
                                  "the server is busy (request queue full); retry later");
         }
         j->jobs[j->n_jobs++] = q;
     }
     free(ids);
+    constrain_spec_free(&spec);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 // test_constrain.c: constrained decoding. The recognizer accepts exactly the tool-call frame
-// with allowed names and valid JSON arguments; the token mask equals a brute-force walk of
-// every vocabulary token; and greedy decoding of the default model under the mask writes a
-// call to an allowed tool that the reply parser accepts (the untrained model writes none by
-// itself).
+// with allowed names and valid JSON arguments, and arguments that follow the tool's schema;
+// the token mask equals a brute-force walk of every vocabulary token; and greedy decoding of
+// the default model under the mask writes a call to an allowed tool, with schema-valid
+// arguments, that the reply parser accepts (the untrained model writes none by itself).
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,6 +114,113 @@ static void test_json_object_grammar(void **state) {
     assert_int_equal(run(&s, deep, NULL), -1);
 }
 
+// Tool arguments under the tool's parameters schema: types, enums, integer vs number,
+// declared keys only (each once), required keys before the object may close, array items.
+static const char *WEATHER_SCHEMA =
+    "{\"type\": \"object\", \"properties\": {"
+    "\"city\": {\"type\": \"string\"}, "
+    "\"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}, "
+    "\"days\": {\"type\": \"integer\"}, "
+    "\"lat\": {\"type\": \"number\"}, "
+    "\"hourly\": {\"type\": \"boolean\"}, "
+    "\"tags\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}, \"minItems\": 1, \"maxItems\": 2}, "
+    "\"opts\": {\"type\": \"dict\", \"properties\": {\"lang\": {\"type\": \"string\"}}, \"required\": [\"lang\"]}, "
+    "\"note\": {\"type\": [\"string\", \"null\"]}, "
+    "\"level\": {\"enum\": [1, 10, 2.5, true, null]}, "
+    "\"anything\": {}}, "
+    "\"required\": [\"city\", \"unit\"]}";
+
+static int run_args(const constrain_spec *s, const char *args, int *complete) {
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "<think></think><tool_call>[{\"name\": \"get_weather\", \"arguments\": %s}]</tool_call>", args);
+    return run(s, buf, complete);
+}
+
+static void test_schema_arguments(void **state) {
+    (void)state;
+    constrain_spec s = {0};
+    s.mode = CONSTRAIN_TOOL_CALL;
+    s.think_budget = 64;
+    cJSON *sch = cJSON_Parse(WEATHER_SCHEMA), *other = cJSON_Parse("{\"type\": \"object\", \"properties\": {}}");
+    assert_int_equal(constrain_spec_add_tool(&s, "get_weather", sch), 0);
+    assert_int_equal(constrain_spec_add_tool(&s, "get_time", other), 0);
+    int done;
+    const char *good[] = {
+        "{\"city\": \"Paris\", \"unit\": \"celsius\"}",
+        "{\"unit\": \"fahrenheit\", \"city\": \"Oslo\", \"days\": 3, \"lat\": -1.5e2, \"hourly\": false}",
+        "{\"city\": \"x\", \"unit\": \"celsius\", \"tags\": [\"a\", \"b\"], \"opts\": {\"lang\": \"fr\"}, \"note\": null}",
+        "{\"city\": \"x\", \"unit\": \"celsius\", \"note\": \"hi\", \"level\": 10, \"anything\": [1, {\"k\": null}]}",
+        "{\"city\": \"x\", \"unit\": \"celsius\", \"level\": 2.5}",
+        "{\"city\": \"x\", \"unit\": \"celsius\", \"level\": 1, \"days\": 0}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(run_args(&s, good[i], &done), 0);
+        assert_true(done);
+    }
+    const char *bad[] = {
+        "{\"city\": \"Paris\"}",                                      // required unit missing
+        "{}",                                                        // required missing
+        "{\"city\": \"Paris\", \"unit\": \"kelvin\"}",                // not in the enum
+        "{\"city\": \"Paris\", \"unit\": \"celsiu\"}",                // a prefix of an enum value
+        "{\"city\": 3, \"unit\": \"celsius\"}",                       // string expected
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"days\": 2.5}",    // integer expected
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"days\": 1e3}",
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"hourly\": \"yes\"}",
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"country\": \"FR\"}",  // undeclared key
+        "{\"city\": \"P\", \"city\": \"Q\", \"unit\": \"celsius\"}",      // a key twice
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"tags\": [\"a\", 1]}",  // items
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"tags\": []}",         // minItems
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"tags\": [\"a\", \"b\", \"c\"]}",  // maxItems
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"opts\": {}}",         // nested required
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"note\": 5}",
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"level\": 3}",
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"level\": 100}",
+        "{\"city\": \"P\", \"unit\": \"celsius\", \"level\": false}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) assert_int_equal(run_args(&s, bad[i], NULL), -1);
+    // the other tool takes no arguments at all
+    assert_int_equal(run(&s, "<think></think><tool_call>[{\"name\": \"get_time\", \"arguments\": {}}]</tool_call>", &done), 0);
+    assert_true(done);
+    assert_int_equal(run(&s, "<think></think><tool_call>[{\"name\": \"get_time\", \"arguments\": {\"", NULL), -1);
+    // a copy behaves the same and owns its memory
+    constrain_spec c;
+    assert_int_equal(constrain_spec_copy(&c, &s), 0);
+    constrain_spec_free(&s);
+    assert_int_equal(run_args(&c, good[2], &done), 0);
+    assert_true(done);
+    assert_int_equal(run_args(&c, bad[2], NULL), -1);
+    constrain_spec_free(&c);
+    cJSON_Delete(sch), cJSON_Delete(other);
+}
+
+// response_format json_schema: the same rules on a top-level object; open objects allow any key.
+static void test_schema_json_object(void **state) {
+    (void)state;
+    constrain_spec s = {0};
+    s.mode = CONSTRAIN_JSON_OBJECT;
+    cJSON *sch = cJSON_Parse("{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\"}, \"age\": "
+                             "{\"type\": \"integer\"}}, \"required\": [\"name\", \"age\"], \"additionalProperties\": true}");
+    int root = constrain_schema_add(&s, sch);
+    assert_true(root > 0);
+    s.root = (uint16_t)root;
+    int done;
+    assert_int_equal(run(&s, "{\"name\": \"Ada\", \"age\": 36}", &done), 0);
+    assert_true(done);
+    assert_int_equal(run(&s, "{\"age\": 36, \"name\": \"Ada\", \"extra\": [1]}", &done), 0);
+    assert_true(done);
+    assert_int_equal(run(&s, "{\"name\": \"Ada\"}", NULL), -1);
+    assert_int_equal(run(&s, "{\"name\": \"Ada\", \"age\": \"36\"}", NULL), -1);
+    // unknown keywords are not enforced: such a node takes any value
+    cJSON *loose = cJSON_Parse("{\"type\": \"object\", \"properties\": {\"v\": {\"anyOf\": [{\"type\": \"string\"}]}}}");
+    constrain_spec l = {0};
+    l.mode = CONSTRAIN_JSON_OBJECT;
+    l.root = (uint16_t)constrain_schema_add(&l, loose);
+    assert_int_equal(run(&l, "{\"v\": [true]}", &done), 0);
+    assert_true(done);
+    constrain_spec_free(&s), constrain_spec_free(&l);
+    cJSON_Delete(sch), cJSON_Delete(loose);
+}
+
 // ---- with the default model --------------------------------------------------------------
 
 static const char *MODEL = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -129,13 +236,21 @@ static void test_mask_equals_brute_force(void **state) {
     assert_int_equal(model_load(&m, MODEL, &e), TRL_OK);
     constrain_vocab v;
     assert_int_equal(constrain_vocab_init(&v, m.tok, &e), TRL_OK);
+    float *lg = malloc(sizeof(float) * (size_t)v.n);
+    for (int with_schema = 0; with_schema < 2; with_schema++) {
     constrain_spec s;
     spec_tools(&s, 0);
+    if (with_schema) {
+        cJSON *sch = cJSON_Parse(WEATHER_SCHEMA);
+        constrain_spec_free(&s);
+        s.mode = CONSTRAIN_TOOL_CALL;
+        assert_int_equal(constrain_spec_add_tool(&s, "get_weather", sch), 0);
+        cJSON_Delete(sch);
+    }
     const char *text = "<think>It asks for weather.</think>\n<tool_call>[{\"name\": \"get_weather\", \"arguments\": "
-                       "{\"city\": \"Paris\", \"days\": 3}}]</tool_call>";
-    float *lg = malloc(sizeof(float) * (size_t)v.n);
+                       "{\"city\": \"Paris\", \"days\": 3, \"unit\": \"celsius\", \"level\": 10}}]</tool_call>";
     size_t n = strlen(text);
-    for (size_t cut = 0; cut <= n; cut += (cut < 20 ? 1 : 7)) {  // many states along the way
+    for (size_t cut = 0; cut <= n; cut += (cut < 20 ? 1 : cut > 100 ? 3 : 7)) {  // many states along the way
         constrain_state st;
         constrain_start(&s, &st);
         assert_int_equal(constrain_feed(&s, &st, text, cut), 0);
@@ -156,8 +271,9 @@ static void test_mask_equals_brute_force(void **state) {
         assert_int_equal(allowed, brute);
         assert_true(allowed >= 1);
     }
-    free(lg);
     constrain_spec_free(&s);
+    }
+    free(lg);
     constrain_vocab_free(&v);
     model_free(&m);
 }
@@ -182,6 +298,13 @@ static void test_no_dead_ends(void **state) {
         constrain_spec s;
         spec_tools(&s, 2);
         if (walk % 3 == 2) constrain_spec_free(&s), s.mode = CONSTRAIN_JSON_OBJECT;
+        if (walk % 3 == 1) {  // under a schema: required keys, enums, nested objects
+            constrain_spec_free(&s);
+            s.mode = CONSTRAIN_TOOL_CALL, s.max_calls = 2, s.think_budget = 64;
+            cJSON *sch = cJSON_Parse(WEATHER_SCHEMA);
+            assert_int_equal(constrain_spec_add_tool(&s, "get_weather", sch), 0);
+            cJSON_Delete(sch);
+        }
         constrain_state st;
         constrain_start(&s, &st);
         int steps = 0, ended = 0;
@@ -230,8 +353,14 @@ static void test_default_model_writes_a_call_under_the_mask(void **state) {
     assert_int_equal(engine_init(&en, &m, &ops_cpu, 1, 2048, 512, &e), TRL_OK);
     float *lg = malloc(sizeof(float) * (size_t)m.cfg.n_vocab);
     assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
-    constrain_spec s;
-    spec_tools(&s, 1);
+    constrain_spec s = {0};  // both tools, each with its parameters schema, one call
+    s.mode = CONSTRAIN_TOOL_CALL, s.max_calls = 1, s.think_budget = 64;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools) {
+        const cJSON *fn = cJSON_GetObjectItem(t, "function");
+        assert_int_equal(constrain_spec_add_tool(&s, cJSON_GetObjectItem(fn, "name")->valuestring,
+                                                 cJSON_GetObjectItem(fn, "parameters")), 0);
+    }
     constrain_state st;
     constrain_start(&s, &st);
     char out[4096] = "";
@@ -266,8 +395,16 @@ static void test_default_model_writes_a_call_under_the_mask(void **state) {
     assert_non_null(calls);
     assert_int_equal(cJSON_GetArraySize(calls), 1);
     const cJSON *name = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 0), "name");
-    assert_true(!strcmp(name->valuestring, "get_weather") || !strcmp(name->valuestring, "get_time"));
-    assert_true(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 0), "arguments")));
+    const cJSON *args = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 0), "arguments");
+    assert_true(cJSON_IsObject(args));
+    // and the arguments follow that tool's schema: get_weather needs a string city, get_time nothing
+    if (!strcmp(name->valuestring, "get_weather")) {
+        assert_int_equal(cJSON_GetArraySize(args), 1);
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(args, "city")));
+    } else {
+        assert_string_equal(name->valuestring, "get_time");
+        assert_int_equal(cJSON_GetArraySize(args), 0);
+    }
     cJSON_Delete(calls);
     free(lg), free(prompt);
     cJSON_Delete(tools);
@@ -281,6 +418,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tool_call_grammar),
         cmocka_unit_test(test_json_object_grammar),
+        cmocka_unit_test(test_schema_arguments),
+        cmocka_unit_test(test_schema_json_object),
         cmocka_unit_test(test_mask_equals_brute_force),
         cmocka_unit_test(test_no_dead_ends),
         cmocka_unit_test(test_default_model_writes_a_call_under_the_mask),

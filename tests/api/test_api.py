@@ -462,6 +462,98 @@ def test_response_format_json_object(client, model_id):
         assert isinstance(json.loads(text), dict)
 
 
+BOOKING = {
+    "type": "function",
+    "function": {
+        "name": "book_table",
+        "description": "Book a restaurant table",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "restaurant": {"type": "string"},
+                "people": {"type": "integer"},
+                "time": {"type": "string", "enum": ["18:00", "19:00", "20:00"]},
+                "outdoor": {"type": "boolean"},
+            },
+            "required": ["restaurant", "people", "time"],
+        },
+    },
+}
+
+
+def check_booking(args):
+    props = BOOKING["function"]["parameters"]["properties"]
+    assert set(args) <= set(props), args  # only declared arguments
+    assert {"restaurant", "people", "time"} <= set(args), args  # every required one
+    assert isinstance(args["restaurant"], str)
+    assert isinstance(args["people"], int) and not isinstance(args["people"], bool)
+    assert args["time"] in props["time"]["enum"]
+    if "outdoor" in args:
+        assert isinstance(args["outdoor"], bool)
+
+
+def test_arguments_follow_the_tool_schema(client, model_id):
+    """Under tool_choice the mask also holds the arguments to the tool's parameters schema:
+    declared names only, required ones present, integer/boolean/enum values; streamed too."""
+    msgs = [{"role": "user", "content": "Book a table for four at Chez Anna at 7 pm."}]
+    choice = {"type": "function", "function": {"name": "book_table"}}
+    r = client.chat.completions.create(model=model_id, messages=msgs, tools=[WEATHER, BOOKING], tool_choice=choice,
+                                       max_tokens=400, temperature=0)
+    ch = r.choices[0]
+    assert ch.finish_reason == "tool_calls", ch
+    for call in ch.message.tool_calls:
+        assert call.function.name == "book_table"
+        check_booking(json.loads(call.function.arguments))
+    out, _ = collect_stream(client.chat.completions.create(
+        model=model_id, messages=msgs, tools=[WEATHER, BOOKING], tool_choice=choice, max_tokens=400,
+        temperature=0, stream=True))
+    calls = out[0]["calls"]
+    assert [c["args"] for c in calls.values()] == [c.function.arguments for c in ch.message.tool_calls]
+
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+        "pets": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        "role": {"enum": ["admin", "user"]},
+    },
+    "required": ["name", "age", "role"],
+    "additionalProperties": False,
+}
+
+
+def test_response_format_json_schema(client, model_id):
+    r = client.chat.completions.create(
+        model=model_id, max_tokens=300, temperature=0,
+        messages=[{"role": "user", "content": "Describe the user Ada, 36 years old, as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}})
+    ch = r.choices[0]
+    assert ch.finish_reason == "stop", ch
+    obj = json.loads(ch.message.content)
+    assert set(obj) <= set(PERSON["properties"]) and {"name", "age", "role"} <= set(obj), obj
+    assert isinstance(obj["name"], str) and isinstance(obj["age"], int) and obj["role"] in ("admin", "user")
+    assert all(isinstance(p, str) for p in obj.get("pets", [])) and len(obj.get("pets", [])) <= 3
+    # without a schema: any object
+    r = client.chat.completions.create(
+        model=model_id, max_tokens=200, temperature=0, messages=[{"role": "user", "content": "A cat as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "any"}})
+    assert r.choices[0].message.content.lstrip().startswith("{")
+
+
+def test_response_format_json_schema_errors(client, model_id):
+    msgs = [{"role": "user", "content": "hi"}]
+    bad(client, model_id, "response_format.json_schema", messages=msgs, response_format={"type": "json_schema"})
+    bad(client, model_id, "response_format.json_schema.name", messages=msgs,
+        response_format={"type": "json_schema", "json_schema": {"schema": PERSON}})
+    bad(client, model_id, "response_format.json_schema.schema", messages=msgs,
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": [1]}})
+    bad(client, model_id, "response_format.json_schema.schema.type", messages=msgs,
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "array"}}})
+    bad(client, model_id, "response_format.type", messages=msgs, response_format={"type": "yaml"})
+
+
 # ---------------------------------------------------------------- logprobs
 
 def test_logprobs_non_stream_and_stream(client, model_id):
