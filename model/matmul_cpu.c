@@ -184,7 +184,13 @@ static void act_quant_panel(const float *x, int64_t K, int64_t B, int64_t p, int
 // ---------------------------------------------------------------------------------------------
 // Scalar reference kernel: one weight row · one quantized activation row. Every path's
 // numerics are defined by this loop.
-
+//
+// Kept scalar: GCC 12 with AVX-VNNI (-march=native on Sapphire Rapids) vectorizes the Q8_0
+// signed·signed byte products into vpdpbusd, which multiplies unsigned by signed bytes, and
+// gets the sums wrong (tests/test_quant.c caught it).
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
 static float row_dot_scalar(uint32_t type, const uint8_t *w, int64_t nb, const matmul_act_block *a) {
     float acc = 0;
     for (int64_t kb = 0; kb < nb; kb++) {
