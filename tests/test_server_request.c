@@ -183,6 +183,12 @@ static void test_errors(void **state) {
                  400, "stream_options", NULL);
     expect_error("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"response_format\":"
                  "{\"type\":\"json_schema\"}}",
+                 400, "response_format.json_schema", NULL);
+    expect_error("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"response_format\":"
+                 "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"string\"}}}}",
+                 400, "response_format.json_schema.schema.type", NULL);
+    expect_error("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"response_format\":"
+                 "{\"type\":\"xml\"}}",
                  400, "response_format.type", NULL);
 }
 
