@@ -66,7 +66,7 @@ FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -std=c11 \
                 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Imodel -Iserver -Idata -Ieval -Itrainer \
                 -Istore $(if $(BLAS_INC),-I$(BLAS_INC))
-FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(wildcard model/*.c data/*.c eval/*.c) server/chat_request.c \
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard model/*.c data/*.c eval/*.c)) server/chat_request.c \
                 server/chat_response.c)
 
 build-fuzz/%.o: %.c

@@ -197,10 +197,16 @@ int api_handle(api *a, const char *method, const char *url, const char *body, si
             cJSON_AddNumberToObject(o, "score", l.items[i].score);
             cJSON_AddNumberToObject(o, "n_cases", (double)l.items[i].n_cases);
             cJSON_AddNumberToObject(o, "created_at", (double)l.items[i].created_at);
+            if (l.items[i].job_id) cJSON_AddStringToObject(o, "run_id", l.items[i].job_id);
+            else cJSON_AddNullToObject(o, "run_id");
             cJSON_AddItemToArray(data, o);
         }
         api_reply_json(r, 200, api_list(data, l.has_more));
         store_evals_free(&l);
+        return 1;
+    }
+    if (!strncmp(url, "/v1/evals/", 10)) {  // evaluation runs (server/api_evals.c)
+        api_evals_route(a, method, url, body, len, arg, arg_ctx, r);
         return 1;
     }
     if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21) ||

@@ -1,4 +1,4 @@
-// api_internal.h: what api.c, api_files.c and api_jobs.c share (not for other modules).
+// api_internal.h: what api.c, api_files.c, api_jobs.c and api_evals.c share (not for other modules).
 #ifndef TOOLRL_API_INTERNAL_H
 #define TOOLRL_API_INTERNAL_H
 
@@ -26,5 +26,7 @@ void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *w
 int api_files_route(api *a, const char *method, const char *url, api_arg_fn arg, void *ctx, api_reply *r);
 int api_jobs_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
                    void *ctx, api_reply *r);
+int api_evals_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
+                    void *ctx, api_reply *r);
 
 #endif

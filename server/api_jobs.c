@@ -367,6 +367,7 @@ int api_jobs_route(api *a, const char *method, const char *url, const char *body
         pthread_mutex_lock(&a->mu);
         rc = store_job_get(a->db, id, &j, &e);
         pthread_mutex_unlock(&a->mu);
+        if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = STORE_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
         if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
         else api_reply_json(r, 200, job_json(&j));
     } else if (!strcmp(tail, "/cancel") && post) {

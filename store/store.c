@@ -372,8 +372,18 @@ static int migrate(store *s, const char *path, const store_migration *m, int n, 
             return TRL_ERR;
         }
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(s->db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+            trl_errf(e, "store: migration %04d_%s breaks a foreign key in table %s (database left at version %d)",
+                     m[k].version, m[k].name, (const char *)sqlite3_column_text(st, 0), version);
+            sqlite3_finalize(st);
+            store_tx_rollback(s);
+            return TRL_ERR;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = sqlite3_prepare_v2(s->db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_int(st, 1, m[k].version);
             sqlite3_bind_text(st, 2, m[k].name, -1, SQLITE_TRANSIENT);
@@ -437,8 +447,11 @@ int store_open_migrations(store **out, const char *path, const store_migration *
         }
     }
     if (pragma(s, "PRAGMA synchronous = FULL", NULL, 0, e) != TRL_OK) goto fail;
-    if (pragma(s, "PRAGMA foreign_keys = ON", NULL, 0, e) != TRL_OK) goto fail;
+    // Migrations run with foreign keys off (a table rebuild must not cascade its DROP into the
+    // tables that reference it) and end with a foreign_key_check; then they are on for good.
+    if (pragma(s, "PRAGMA foreign_keys = OFF", NULL, 0, e) != TRL_OK) goto fail;
     if (migrate(s, path, m, n, e) != TRL_OK) goto fail;
+    if (pragma(s, "PRAGMA foreign_keys = ON", NULL, 0, e) != TRL_OK) goto fail;
     *out = s;
     return TRL_OK;
 fail:

@@ -115,9 +115,9 @@ void store_files_free(store_files *l);
 // ---- jobs and the queue ----------------------------------------------------------------
 
 typedef struct {
-    char *id;               // ftjob-…
+    char *id;               // ftjob-… (evalrun-… for method eval)
     char *model;            // base model
-    char *method;           // reinforcement | supervised
+    char *method;           // reinforcement | supervised | eval
     char *method_config;    // the request's whole "method" object (JSON) or NULL
     char *hyperparameters;  // JSON object
     char *training_file;
@@ -172,7 +172,10 @@ typedef struct {
 // Creates a job (status queued, or validating_files if in->validate) and its first event.
 int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err *e);  // out may be NULL
 int store_job_get(store *s, const char *id, store_job *out, trl_err *e);
-int store_job_list(store *s, const store_page *page, store_jobs *out, trl_err *e);
+int store_job_list(store *s, const store_page *page, store_jobs *out, trl_err *e);  // fine-tuning jobs
+// evals 1: the evaluation runs (method eval, their suite in training_file; suite NULL: any);
+// 0: every other job (store_job_list).
+int store_job_list_kind(store *s, int evals, const char *suite, const store_page *page, store_jobs *out, trl_err *e);
 // validating_files → queued (error_json NULL) or failed with that error.
 // STORE_CONFLICT if the job is not validating_files.
 int store_job_validated(store *s, const char *id, const char *error_json, trl_err *e);
@@ -316,6 +319,7 @@ typedef struct {
     int64_t n_cases;
     char *report_path;  // or NULL
     int64_t created_at;
+    char *job_id;       // the evaluation run, or NULL
 } store_eval;
 
 typedef struct {
@@ -325,6 +329,7 @@ typedef struct {
     double score;
     int64_t n_cases;
     const char *report_path;  // may be NULL
+    const char *job_id;       // may be NULL
 } store_eval_new;
 
 typedef struct {
@@ -337,6 +342,8 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
 // model and/or suite NULL: no filter on it.
 int store_eval_list(store *s, const char *model, const char *suite, const store_page *page, store_evals *out,
                     trl_err *e);
+// Every result of one evaluation run, oldest first.
+int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err *e);
 void store_eval_clear(store_eval *r);
 void store_evals_free(store_evals *l);
 

@@ -283,7 +283,7 @@ int store_model_set_served(store *s, const char *id, trl_err *e) {
 
 // ---- eval results ---------------------------------------------------------------------
 
-#define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at"
+#define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at, job_id"
 
 static int eval_row(sqlite3_stmt *st, void *item) {
     store_eval *r = item;
@@ -296,6 +296,7 @@ static int eval_row(sqlite3_stmt *st, void *item) {
     r->n_cases = store_col_i64(st, 5);
     r->report_path = store_col_dup(st, 6, &oom);
     r->created_at = store_col_i64(st, 7);
+    r->job_id = store_col_dup(st, 8, &oom);
     return oom ? TRL_ERR : TRL_OK;
 }
 
@@ -306,6 +307,7 @@ void store_eval_clear(store_eval *r) {
     free(r->suite);
     free(r->category);
     free(r->report_path);
+    free(r->job_id);
     memset(r, 0, sizeof *r);
 }
 
@@ -328,7 +330,7 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
     if (store_id_new("eval", id, e) != TRL_OK) return TRL_ERR;
     sqlite3_stmt *st = store_stmt(s,
                                   "INSERT INTO eval_results (id, model, suite, category, score, n_cases, report_path,"
-                                  " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                  " created_at, job_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                                   e);
     if (!st) return TRL_ERR;
     if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
@@ -340,6 +342,7 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
     sqlite3_bind_int64(st, 6, in->n_cases);
     store_bind_text(st, 7, in->report_path);
     sqlite3_bind_int64(st, 8, store_now(s));
+    store_bind_text(st, 9, in->job_id);
     int rc = store_step_done(s, st, "add eval result", e);
     if (rc == TRL_OK && out) {
         sqlite3_stmt *g = store_stmt(s, "SELECT " EVAL_COLS " FROM eval_results WHERE id = ?1", e);
@@ -378,5 +381,19 @@ int store_eval_list(store *s, const char *model, const char *suite, const store_
     if (model) store_bind_text(st, sqlite3_bind_parameter_index(st, ":model"), model);
     if (suite) store_bind_text(st, sqlite3_bind_parameter_index(st, ":suite"), suite);
     return store_list_run(s, st, limit, sizeof(store_eval), eval_row, eval_clear_v, (void **)&out->items, &out->n,
+                          &out->has_more, "list eval results", e);
+}
+
+int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err *e) {
+    memset(out, 0, sizeof *out);
+    store_page page = {NULL, 100, 1};
+    char sql[512];
+    int rc = store_list_sql(s, sql, sizeof sql, EVAL_COLS, "eval_results", "job_id = :job", &page, e);
+    if (rc != TRL_OK) return rc;
+    sqlite3_stmt *st = store_stmt(s, sql, e);
+    if (!st) return TRL_ERR;
+    store_list_bind(st, &page, 100);
+    store_bind_text(st, sqlite3_bind_parameter_index(st, ":job"), job_id);
+    return store_list_run(s, st, 100, sizeof(store_eval), eval_row, eval_clear_v, (void **)&out->items, &out->n,
                           &out->has_more, "list eval results", e);
 }

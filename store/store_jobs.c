@@ -254,14 +254,20 @@ int store_job_get(store *s, const char *id, store_job *out, trl_err *e) {
 }
 
 int store_job_list(store *s, const store_page *page, store_jobs *out, trl_err *e) {
+    return store_job_list_kind(s, 0, NULL, page, out, e);
+}
+
+int store_job_list_kind(store *s, int evals, const char *suite, const store_page *page, store_jobs *out, trl_err *e) {
     memset(out, 0, sizeof *out);
     char sql[1024];
-    int rc = store_list_sql(s, sql, sizeof sql, JOB_COLS, "jobs", NULL, page, e);
+    const char *where = !evals ? "method <> 'eval'" : suite ? "method = 'eval' AND training_file = :suite" : "method = 'eval'";
+    int rc = store_list_sql(s, sql, sizeof sql, JOB_COLS, "jobs", where, page, e);
     if (rc != TRL_OK) return rc;
     sqlite3_stmt *st = store_stmt(s, sql, e);
     if (!st) return TRL_ERR;
     int limit = store_page_limit(page);
     store_list_bind(st, page, limit);
+    if (evals && suite) store_bind_text(st, sqlite3_bind_parameter_index(st, ":suite"), suite);
     return store_list_run(s, st, limit, sizeof(store_job), job_row, job_clear_v, (void **)&out->items, &out->n,
                           &out->has_more, "list jobs", e);
 }
@@ -270,13 +276,13 @@ int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err 
     if (out) memset(out, 0, sizeof *out);
     if (!in->model || !in->training_file || !in->method)
         return trl_errf(e, "store: a job needs a model, a method and a training file");
-    if (strcmp(in->method, "reinforcement") && strcmp(in->method, "supervised"))
-        return trl_errf(e, "store: job method must be reinforcement or supervised, not '%s'", in->method);
+    if (strcmp(in->method, "reinforcement") && strcmp(in->method, "supervised") && strcmp(in->method, "eval"))
+        return trl_errf(e, "store: job method must be reinforcement, supervised or eval, not '%s'", in->method);
     if (in->max_attempts < 0) return trl_errf(e, "store: max_attempts must not be negative");
     if (in->id && strlen(in->id) >= STORE_ID_MAX) return trl_errf(e, "store: job id '%.60s…' too long", in->id);
     char id[STORE_ID_MAX];
     if (in->id) snprintf(id, sizeof id, "%s", in->id);
-    else if (store_id_new("ftjob", id, e) != TRL_OK) return TRL_ERR;
+    else if (store_id_new(strcmp(in->method, "eval") ? "ftjob" : "evalrun", id, e) != TRL_OK) return TRL_ERR;
     if (valid_json_or_null(s, in->hyperparameters, "hyperparameters", e) != TRL_OK ||
         valid_json_or_null(s, in->method_config, "method", e) != TRL_OK ||
         valid_json_or_null(s, in->metadata, "metadata", e) != TRL_OK)

@@ -196,6 +196,58 @@ static void test_migration_failure_rolls_back(void **state) {
     assert_non_null(strstr(e.msg, "newer"));
 }
 
+// 0002 rebuilds the jobs table: a database filled at version 1 keeps every job, event and
+// checkpoint (the DROP must not cascade), the sequence goes on, and eval runs can be queued.
+static void test_migration_2_keeps_rows(void **state) {
+    fx *f = *state;
+    trl_err e = {{0}};
+    char path[160];
+    snprintf(path, sizeof path, "%s/v1.db", f->dir);
+    store *s = NULL;
+    assert_int_equal(store_open_migrations(&s, path, store_migrations, 1, &e), TRL_OK);
+    store_job j, x;
+    make_job(s, "m", &j);
+    assert_int_equal(store_job_claim(s, "w1", 60, &x, &e), TRL_OK);
+    store_job_clear(&x);
+    for (int i = 0; i < 3; i++) {
+        store_event_new ev = {.message = "hello"};
+        assert_int_equal(store_event_append(s, j.id, "w1", &ev, NULL, &e), TRL_OK);
+    }
+    store_checkpoint_new ck = {.step = 5, .path = "p"};
+    assert_int_equal(store_checkpoint_add(s, j.id, "w1", &ck, NULL, &e), TRL_OK);
+    store_close(s);
+    int64_t events = raw_i64(path, "SELECT count(*) FROM job_events"), seq = raw_i64(path, "SELECT seq FROM jobs");
+    assert_true(events >= 3);
+    assert_int_equal(store_open(&s, path, &e), TRL_OK);  // migrates to the latest version
+    assert_int_equal(raw_i64(path, "SELECT count(*) FROM job_events"), events);
+    assert_int_equal(raw_i64(path, "SELECT count(*) FROM checkpoints"), 1);
+    store_job g;
+    assert_int_equal(store_job_get(s, j.id, &g, &e), TRL_OK);
+    assert_string_equal(g.status, "running");
+    assert_string_equal(g.worker_id, "w1");
+    store_job_clear(&g);
+    store_job_new ev = {.model = "m", .method = "eval", .training_file = "bfcl"};
+    assert_int_equal(store_job_create(s, &ev, &g, &e), TRL_OK);
+    assert_memory_equal(g.id, "evalrun-", 8);
+    assert_int_equal(raw_i64(path, "SELECT max(seq) FROM jobs"), seq + 1);
+    store_jobs l;
+    assert_int_equal(store_job_list(s, NULL, &l, &e), TRL_OK);  // fine-tuning jobs only
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].id, j.id);
+    store_jobs_free(&l);
+    assert_int_equal(store_job_list_kind(s, 1, "bfcl", NULL, &l, &e), TRL_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].id, g.id);
+    store_jobs_free(&l);
+    assert_int_equal(store_job_list_kind(s, 1, "apibank", NULL, &l, &e), TRL_OK);
+    assert_int_equal(l.n, 0);
+    store_jobs_free(&l);
+    store_job_clear(&g);
+    store_job_clear(&j);
+    assert_int_equal(store_integrity_check(s, &e), TRL_OK);
+    store_close(s);
+}
+
 // The compiled-in migrations are exactly migrations/NNNN_name.sql (run from the repo root).
 static void test_embedded_matches_files(void **state) {
     (void)state;
@@ -1059,6 +1111,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_reopen_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_failure_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_2_keeps_rows, setup, teardown),
         cmocka_unit_test(test_embedded_matches_files),
         cmocka_unit_test(test_ids),
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),

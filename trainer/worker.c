@@ -14,6 +14,8 @@
 
 #include "checkpoint.h"
 #include "model.h"
+#include "quant.h"
+#include "runner.h"
 #include "store.h"
 #include "task.h"
 #include "train.h"
@@ -192,7 +194,130 @@ static int save_checkpoint(job_ctx *c, trainer *t, const model *base, const cJSO
     return store_model_upsert(c->s, &mn, e);
 }
 
+// ---- an evaluation run ----------------------------------------------------------------------
+
+typedef struct {
+    job_ctx *c;
+    job_watch *w;
+    double t0, last_event;
+} eval_progress;
+
+// Progress of an evaluation: the job's step/total (sent by the heartbeat) and, every 30 s, an
+// event with the rate.
+static void eval_on_progress(void *ctx, int done, int total) {
+    eval_progress *p = ctx;
+    atomic_store(&p->w->step, done);
+    atomic_store(&p->w->total, total);
+    double now = trl_now();
+    if (done == 0) p->t0 = p->last_event = now;
+    if (done > 0 && (now - p->last_event >= 30 || done == total)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Evaluated %d/%d examples (%.2f examples/s)", done, total,
+                 now > p->t0 ? done / (now - p->t0) : 0.0);
+        event(p->c, "info", "message", msg, NULL);
+        p->last_event = now;
+    }
+}
+
+// method eval: method_config {"suite", "categories" (array or null), "limit", "max_tokens"}
+// (validated by the API). The model is the one named by the job, quantized to Q8_0 when its
+// weights are fp32, as the server serves fine-tuned models. Results go to eval_results with the
+// job's id, the report to <out_dir>/<job id>/report.json. A cancel or a lost lease stops it
+// within one decoding step; a run cut by a stopping worker starts over when requeued.
+static void run_eval_job(job_ctx *c) {
+    trl_err e = {{0}};
+    store_job *j = c->j;
+    char model_path[1024], cats[1024] = "", msg[1024];
+    snprintf(c->job_dir, sizeof(c->job_dir), "%s/%s", c->cfg->out_dir, j->id);
+    if (resolve_model(c, model_path, sizeof(model_path))) {
+        snprintf(msg, sizeof(msg), "The model `%.300s` does not exist", j->model);
+        fail(c, "model_not_found", msg, "model");
+        return;
+    }
+    cJSON *mc = j->method_config ? cJSON_Parse(j->method_config) : NULL;
+    const cJSON *suite = cJSON_GetObjectItem(mc, "suite"), *cl = cJSON_GetObjectItem(mc, "categories");
+    const cJSON *lim = cJSON_GetObjectItem(mc, "limit"), *mt = cJSON_GetObjectItem(mc, "max_tokens");
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cl) {
+        if (!cJSON_IsString(x)) continue;
+        size_t n = strlen(cats);
+        snprintf(cats + n, sizeof(cats) - n, "%s%s", n ? "," : "", x->valuestring);
+    }
+    eval_opts o = {cJSON_IsString(suite) ? suite->valuestring : "bfcl", cats[0] ? cats : NULL,
+                   cJSON_IsNumber(lim) ? lim->valueint : 0, 8, cJSON_IsNumber(mt) ? mt->valueint : 256, 4096,
+                   NULL, NULL, eval_on_progress, NULL};
+    model m;
+    if (model_load(&m, model_path, &e)) {
+        cJSON_Delete(mc);
+        fail(c, "model_load_failed", e.msg, "model");
+        return;
+    }
+    if (m.layers[0].wq.type == QTYPE_F32 && model_quantize(&m, QTYPE_Q8_0, &e)) {
+        cJSON_Delete(mc), model_free(&m);
+        fail(c, "model_load_failed", e.msg, "model");
+        return;
+    }
+    if (mkdirs(c->job_dir)) {
+        cJSON_Delete(mc), model_free(&m);
+        fail(c, "eval_error", "cannot create the job's directory", NULL);
+        return;
+    }
+    job_watch w = {0};
+    w.cfg = c->cfg;
+    w.worker_id = c->worker_id;
+    snprintf(w.job_id, sizeof(w.job_id), "%s", j->id);
+    eval_progress ep = {c, &w, 0, 0};
+    o.abort = &w.abort;
+    o.ctx = &ep;
+    snprintf(msg, sizeof(msg), "Evaluation started: %s on %s%s%s", o.suite, j->model, o.categories ? ", categories " : "",
+             o.categories ? o.categories : "");
+    event(c, "info", "message", msg, mc);
+    pthread_create(&w.th, NULL, heartbeat_main, &w);
+    eval_run r;
+    int rc = eval_run_all(&r, &m, &o, &e);
+    atomic_store(&w.quit, 1);
+    pthread_join(w.th, NULL);
+    char report[1100];
+    snprintf(report, sizeof(report), "%s/report.json", c->job_dir);
+    if (rc == TRL_OK && !atomic_load(&w.lost) && !atomic_load(&w.cancel)) {
+        if (eval_run_report(&r, report, j->model, &e) || eval_run_store(&r, c->s, j->model, report, j->id, &e)) {
+            fail(c, "eval_error", e.msg, NULL);
+        } else {
+            cJSON *res = cJSON_CreateObject();
+            for (size_t k = 0; k < r.nres; k++)
+                cJSON_AddNumberToObject(res, r.res[k].category, (double)r.res[k].correct / (double)r.res[k].total);
+            if (r.is_bfcl && r.sum.overall >= 0) cJSON_AddNumberToObject(res, "overall", r.sum.overall);
+            snprintf(msg, sizeof(msg), "Evaluation finished: %d examples", eval_run_count(&r));
+            event(c, "info", "metrics", msg, res);
+            cJSON_Delete(res);
+            store_progress p = {eval_run_count(&r), eval_run_count(&r), -1};
+            int cancel = 0;
+            store_job_heartbeat(c->s, j->id, c->worker_id, 60, &p, &cancel, &e);
+            if (store_job_finish(c->s, j->id, c->worker_id, "succeeded", NULL, NULL, &e) != TRL_OK)
+                fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
+            else fprintf(stderr, "toolrl worker: %s succeeded\n", j->id);
+        }
+    } else if (atomic_load(&w.lost)) {
+        fprintf(stderr, "toolrl worker: %s: lease lost; stopped\n", j->id);
+    } else if (atomic_load(&w.cancel)) {
+        event(c, "info", "message", "The evaluation was cancelled", NULL);
+        if (store_job_finish(c->s, j->id, c->worker_id, "cancelled", NULL, NULL, &e) != TRL_OK)
+            fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
+    } else if (rc == EVAL_ABORTED) {
+        fprintf(stderr, "toolrl worker: %s: stopping; the evaluation starts over when requeued\n", j->id);
+    } else {
+        fail(c, "eval_error", e.msg, NULL);
+    }
+    eval_run_free(&r);
+    cJSON_Delete(mc);
+    model_free(&m);
+}
+
 static void run_job(job_ctx *c) {
+    if (!strcmp(c->j->method, "eval")) {
+        run_eval_job(c);
+        return;
+    }
     trl_err e = {{0}};
     store_job *j = c->j;
     char model_path[1024];

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import openai
@@ -65,6 +66,54 @@ def post_raw(url, body, ctype="application/json"):
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def get_raw(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_eval_runs_api(tc, train_server):
+    """Evaluation runs over REST: validation, queueing, listing, cancel (no worker here)."""
+    url = train_server[0]
+    cases = [
+        ("/v1/evals/mmlu/runs", {"model": MODEL_ID}, 404, None),
+        ("/v1/evals/bfcl/runs", {}, 400, "model"),
+        ("/v1/evals/bfcl/runs", {"model": 3}, 400, "model"),
+        ("/v1/evals/bfcl/runs", {"model": MODEL_ID, "categories": ["simple_python", "nope"]}, 400, "categories[1]"),
+        ("/v1/evals/bfcl/runs", {"model": MODEL_ID, "categories": []}, 400, "categories"),
+        ("/v1/evals/apibank/runs", {"model": MODEL_ID, "categories": ["simple_python"]}, 400, "categories"),
+        ("/v1/evals/bfcl/runs", {"model": MODEL_ID, "limit": 0}, 400, "limit"),
+        ("/v1/evals/bfcl/runs", {"model": MODEL_ID, "limit": 1.5}, 400, "limit"),
+        ("/v1/evals/bfcl/runs", {"model": MODEL_ID, "max_tokens": 99999}, 400, "max_tokens"),
+        ("/v1/evals/bfcl/runs", {"model": "no-such-model"}, 404, "model"),
+    ]
+    for path, body, status, param in cases:
+        st, err = post_raw(url + path, json.dumps(body).encode())
+        assert st == status, (path, body, err)
+        assert err["error"]["param"] == param and err["error"]["message"], err
+    st, err = post_raw(url + "/v1/evals/bfcl/runs", b"{not json")
+    assert st == 400 and err["error"]["code"] == "invalid_json"
+    st, run = post_raw(url + "/v1/evals/bfcl/runs", json.dumps({"model": MODEL_ID, "limit": 3}).encode())
+    assert st == 200 and run["status"] == "queued" and run["data_source"]["limit"] == 3, run
+    assert run["result_counts"] is None and run["per_category_results"] == []
+    st, one = get_raw(url + "/v1/evals/bfcl/runs/" + run["id"])
+    assert st == 200 and one["id"] == run["id"]
+    st, lst = get_raw(url + "/v1/evals/bfcl/runs")
+    assert run["id"] in [x["id"] for x in lst["data"]]
+    st, lst = get_raw(url + "/v1/evals/apibank/runs")
+    assert run["id"] not in [x["id"] for x in lst["data"]]  # a run of the other eval
+    assert get_raw(url + "/v1/evals/apibank/runs/" + run["id"])[0] == 404
+    assert run["id"] not in [j.id for j in tc.fine_tuning.jobs.list(limit=100).data]  # not a fine-tuning job
+    assert get_raw(url + "/v1/fine_tuning/jobs/" + run["id"])[0] == 404
+    st, c = post_raw(url + "/v1/evals/bfcl/runs/" + run["id"], b"")
+    assert st == 200 and c["status"] == "canceled"
+    st, err = post_raw(url + "/v1/evals/bfcl/runs/" + run["id"], b"")
+    assert st == 400 and err["error"]["code"] == "run_finished"
+    assert get_raw(url + "/v1/evals/bfcl/runs/evalrun-nope")[0] == 404
 
 
 def test_upload_validates_and_hashes(tc, good_file):
@@ -251,5 +300,43 @@ def test_grpo_job_end_to_end():
         r = c.chat.completions.create(model=job.fine_tuned_model, max_tokens=4,
                                       messages=[{"role": "user", "content": "hi"}])
         assert r.model == job.fine_tuned_model and r.choices[0].finish_reason in ("stop", "length")
+
+        # the fine-tuned model evaluated on BFCL by a worker, submitted over REST
+        st, run = post_raw(base + "/v1/evals/bfcl/runs", json.dumps({
+            "model": job.fine_tuned_model, "categories": ["simple_python", "irrelevance"], "limit": 2,
+            "max_tokens": 8}).encode())
+        assert st == 200 and run["object"] == "eval.run" and run["id"].startswith("evalrun-"), run
+        assert run["status"] == "queued" and run["data_source"]["suite"] == "bfcl"
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            st, run = get_raw(base + "/v1/evals/bfcl/runs/" + run["id"])
+            if run["status"] in ("completed", "failed", "canceled"):
+                break
+            time.sleep(0.5)
+        assert run["status"] == "completed", (run, open(os.path.join(d, "log")).read()[-2000:])
+        cats = {x["category"]: x for x in run["per_category_results"]}
+        assert set(cats) == {"simple_python", "irrelevance"} and all(x["n_cases"] == 2 for x in cats.values())
+        assert run["result_counts"]["total"] == 4
+        assert run["result_counts"]["passed"] == sum(x["passed"] for x in cats.values())
+        assert "overall" in run["summary"] and run["progress"] == {"done": 4, "total": 4}
+        assert os.path.exists(run["report_path"])
+        rows = json.load(open(run["report_path"]))["rows"]
+        assert len(rows) == 4 and all("output" in x and "verdict" in x for x in rows)
+        st, ev = get_raw(base + "/v1/evals/bfcl/runs/%s/events?limit=100" % run["id"])
+        assert any(e["message"].startswith("Evaluation finished") for e in ev["data"])
+        st, stored = get_raw(base + "/v1/evals?model=" + urllib.parse.quote(job.fine_tuned_model))
+        assert {x["category"] for x in stored["data"] if x["run_id"] == run["id"]} >= {"simple_python", "irrelevance"}
+        # a whole-suite run, canceled while it runs
+        st, big = post_raw(base + "/v1/evals/bfcl/runs", json.dumps({"model": "tiny.gguf"}).encode())
+        while big["status"] == "queued" and time.time() < deadline:
+            time.sleep(0.2)
+            st, big = get_raw(base + "/v1/evals/bfcl/runs/" + big["id"])
+        st, big = post_raw(base + "/v1/evals/bfcl/runs/" + big["id"], b"")
+        assert st == 200
+        t0 = time.time()
+        while big["status"] != "canceled" and time.time() - t0 < 30:
+            time.sleep(0.2)
+            st, big = get_raw(base + "/v1/evals/bfcl/runs/" + big["id"])
+        assert big["status"] == "canceled", big
     finally:
         stop_server(proc)

@@ -1,0 +1,456 @@
+// runner.c: one evaluation run (see runner.h): examples → Tool-N1 prompts → batched greedy
+// generation → the benchmark's checker → per-category tallies and a JSON report.
+#include "runner.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apibank.h"
+#include "store.h"
+#include "forward.h"
+#include "sampler.h"
+#include "tokenizer.h"
+#include "toolcall_parse.h"
+#include "toolprompt.h"
+
+// One example: its prompt, and what the checker needs to score a reply.
+typedef struct {
+    char *category;
+    char *id;
+    char *prompt;
+    const cJSON *functions;    // BFCL: the entry's function list (borrowed)
+    const cJSON *truth;        // BFCL: possible answers; API-Bank: unused
+    char *expected;            // API-Bank: "API-Request: [...]"
+    char *output;              // the model's reply
+    int n_prompt, n_out;
+    int correct;
+    char verdict[600];
+} eval_item;
+
+struct eval_items {
+    eval_item *v;
+    int n, cap;
+};
+
+static int items_push(eval_items *it, eval_item x) {
+    if (it->n == it->cap) {
+        int nc = it->cap ? 2 * it->cap : 256;
+        eval_item *nv = realloc(it->v, sizeof(eval_item) * (size_t)nc);
+        if (!nv) return TRL_ERR;
+        it->v = nv;
+        it->cap = nc;
+    }
+    it->v[it->n++] = x;
+    return TRL_OK;
+}
+
+static const char *shared_dir_of(const eval_opts *o) {
+    const char *s = o->shared_dir && *o->shared_dir ? o->shared_dir : getenv("TOOLRL_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+// Wraps BFCL/Hammer function schemas as {"type":"function","function":f} tool entries.
+static cJSON *tools_of(const cJSON *functions) {
+    cJSON *tools = cJSON_CreateArray();
+    const cJSON *f;
+    cJSON_ArrayForEach(f, functions) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "type", "function");
+        cJSON_AddItemToObject(t, "function", cJSON_Duplicate(f, 1));
+        cJSON_AddItemToArray(tools, t);
+    }
+    return tools;
+}
+
+static char *render(const cJSON *functions, const cJSON *messages) {
+    int n = cJSON_GetArraySize(messages), k = 0;
+    toolprompt_msg *msgs = calloc((size_t)(n ? n : 1), sizeof(*msgs));
+    if (!msgs) return NULL;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages) {
+        const cJSON *r = cJSON_GetObjectItem(m, "role"), *c = cJSON_GetObjectItem(m, "content");
+        if (!cJSON_IsString(r) || !cJSON_IsString(c)) continue;
+        const char *role = r->valuestring;
+        if (!strcmp(role, "agent")) role = "assistant";  // API-Bank (Hammer) dialogue roles
+        msgs[k++] = (toolprompt_msg){role, c->valuestring, NULL};
+    }
+    cJSON *tools = tools_of(functions);
+    char *p = toolprompt_render(tools, msgs, k);
+    cJSON_Delete(tools);
+    free(msgs);
+    return p;
+}
+
+static const char *const BFCL_ALL[] = {"simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance",
+                                       "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
+                                       "live_irrelevance", "live_relevance"};
+
+int eval_bfcl_category_known(const char *category) {
+    for (size_t i = 0; i < sizeof(BFCL_ALL) / sizeof(BFCL_ALL[0]); i++)
+        if (!strcmp(category, BFCL_ALL[i])) return 1;
+    return 0;
+}
+
+static int load_bfcl(const eval_opts *o, const char *cats, int limit, bfcl_dataset **dss, int *n_ds, eval_items *it,
+                     trl_err *e) {
+    const char *const *all = BFCL_ALL;
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/data/bfcl", shared_dir_of(o));
+    char *list = strdup(cats ? cats : "");
+    int n_all = (int)(sizeof(BFCL_ALL) / sizeof(BFCL_ALL[0]));
+    *dss = calloc((size_t)n_all + 16, sizeof(bfcl_dataset));
+    if (!list || !*dss) return trl_errf(e, "out of memory");
+    *n_ds = 0;
+    char *save = NULL, *tok = cats ? strtok_r(list, ",", &save) : NULL;
+    for (int i = 0; cats ? tok != NULL : i < n_all; i++) {
+        const char *cat = cats ? tok : all[i];
+        if (*n_ds >= n_all + 16) break;
+        bfcl_dataset *ds = &(*dss)[*n_ds];
+        if (bfcl_dataset_load(dir, cat, ds, e)) {
+            free(list);
+            return TRL_ERR;
+        }
+        (*n_ds)++;
+        for (size_t j = 0; j < ds->n && (limit <= 0 || (int)j < limit); j++) {
+            const bfcl_entry *en = &ds->entries[j];
+            char *p = render(en->functions, bfcl_entry_messages(en));
+            eval_item x = {strdup(cat), strdup(en->id), p, en->functions, en->ground_truth, NULL, NULL, 0, 0, 0, ""};
+            if (!p || !x.category || !x.id || items_push(it, x)) {
+                free(list);
+                return trl_errf(e, "out of memory");
+            }
+        }
+        if (cats) tok = strtok_r(NULL, ",", &save);
+    }
+    free(list);
+    return TRL_OK;
+}
+
+// API-Bank level-1: the Hammer-format copy gives the dialogue and tools as JSON; the original
+// file gives expected_output (same rows, same order; see the data's PROVENANCE.md).
+static int load_apibank(const eval_opts *opt, int limit, cJSON **keep, eval_items *it, trl_err *e) {
+    char p1[1024], p2[1024];
+    snprintf(p1, sizeof(p1), "%s/data/apibank/hammer/apibank_l1.json", shared_dir_of(opt));
+    snprintf(p2, sizeof(p2), "%s/data/apibank/level-1-api.json", shared_dir_of(opt));
+    char *t1 = trl_read_file(p1, NULL, e), *t2 = t1 ? trl_read_file(p2, NULL, e) : NULL;
+    cJSON *h = t1 ? cJSON_Parse(t1) : NULL, *o = t2 ? cJSON_Parse(t2) : NULL;
+    free(t1);
+    free(t2);
+    if (!h || !o || cJSON_GetArraySize(h) != cJSON_GetArraySize(o)) {
+        cJSON_Delete(h);
+        cJSON_Delete(o);
+        return e && e->msg[0] ? TRL_ERR : trl_errf(e, "API-Bank files unreadable or of different lengths");
+    }
+    keep[0] = h;
+    keep[1] = o;
+    int n = cJSON_GetArraySize(h);
+    for (int i = 0; i < n && (limit <= 0 || i < limit); i++) {
+        const cJSON *row = cJSON_GetArrayItem(h, i), *orig = cJSON_GetArrayItem(o, i);
+        const cJSON *exp = cJSON_GetObjectItem(orig, "expected_output");
+        char id[64];
+        snprintf(id, sizeof(id), "apibank_l1_%d", i);
+        char *p = render(cJSON_GetObjectItem(row, "tools"), cJSON_GetObjectItem(row, "query"));
+        eval_item x = {strdup("apibank_l1"), strdup(id), p, NULL, NULL,
+                       strdup(cJSON_IsString(exp) ? exp->valuestring : ""), NULL, 0, 0, 0, ""};
+        if (!p || !x.category || !x.id || !x.expected || items_push(it, x)) return trl_errf(e, "out of memory");
+    }
+    return TRL_OK;
+}
+
+static void score(eval_item *x) {
+    toolcall_info info;
+    cJSON *calls = toolcall_parse_bfcl(x->output, strlen(x->output), &info);
+    trl_err e = {{0}};
+    if (x->expected) {  // API-Bank: the first call must match
+        const cJSON *c = cJSON_IsArray(calls) ? cJSON_GetArrayItem(calls, 0) : NULL;
+        const cJSON *name = cJSON_GetObjectItem(c, "name"), *args = cJSON_GetObjectItem(c, "arguments");
+        int r = apibank_match(x->expected, cJSON_IsString(name) ? name->valuestring : NULL, args, &e);
+        x->correct = r == 1;
+        snprintf(x->verdict, sizeof(x->verdict), "%s", r == 1 ? "" : r == 0 ? "call does not match" : e.msg);
+    } else {
+        bfcl_verdict v;
+        memset(&v, 0, sizeof(v));
+        if (bfcl_check(x->category, x->functions, x->truth, calls, &v, &e)) {
+            x->correct = 0;
+            snprintf(x->verdict, sizeof(x->verdict), "checker: %.400s", e.msg);
+        } else {
+            x->correct = v.valid;
+            snprintf(x->verdict, sizeof(x->verdict), "%s%s%s", v.error_type, v.error[0] ? ": " : "", v.error);
+        }
+    }
+    cJSON_Delete(calls);
+}
+
+// Generation state of one slot of the batch.
+typedef struct {
+    int item;       // index into items, -1 when free
+    char *out;      // reply so far
+    size_t len, cap;
+    int n_gen;
+    int32_t next;   // token to feed next
+} slot;
+
+static int out_append(slot *s, const char *p, int n) {
+    if (s->len + (size_t)n + 1 > s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 1024;
+        while (nc < s->len + (size_t)n + 1) nc *= 2;
+        char *np = realloc(s->out, nc);
+        if (!np) return TRL_ERR;
+        s->out = np;
+        s->cap = nc;
+    }
+    memcpy(s->out + s->len, p, (size_t)n);
+    s->len += (size_t)n;
+    s->out[s->len] = 0;
+    return TRL_OK;
+}
+
+
+// Runs every item through the engine, B at a time, greedy, at most max_new tokens each.
+static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_err *e) {
+    int B = o->batch > 0 ? o->batch : 8, n_ctx = o->n_ctx > 0 ? o->n_ctx : 4096, max_new = o->max_new > 0 ? o->max_new : 256;
+    engine en;
+    if (engine_init(&en, m, &ops_cpu, B, n_ctx, 512, e)) return TRL_ERR;
+    int V = m->cfg.n_vocab, next_item = 0, done = 0, rc = TRL_OK;
+    slot *sl = calloc((size_t)B, sizeof(slot));
+    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)B);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx), *tok = malloc(sizeof(int32_t) * (size_t)B),
+            *seq = malloc(sizeof(int32_t) * (size_t)B), *pos = malloc(sizeof(int32_t) * (size_t)B);
+    int8_t *want = malloc((size_t)B);
+    int *who = malloc(sizeof(int) * (size_t)B);
+    if (!sl || !logits || !ids || !tok || !seq || !pos || !want || !who) {
+        rc = trl_errf(e, "out of memory");
+        goto out;
+    }
+    for (int s = 0; s < B; s++) sl[s].item = -1;
+    if (o->progress) o->progress(o->ctx, 0, it->n);
+    while (done < it->n && rc == TRL_OK) {
+        if (o->abort && *o->abort) {
+            rc = EVAL_ABORTED;
+            break;
+        }
+        // Refill free slots: prefill the prompt, take its first token greedily.
+        for (int s = 0; s < B && next_item < it->n; s++) {
+            if (sl[s].item >= 0) continue;
+            eval_item *x = &it->v[next_item];
+            int n = tokenizer_encode(m->tok, x->prompt, strlen(x->prompt), 1, ids, n_ctx);
+            x->n_prompt = n;
+            sl[s].len = 0;
+            sl[s].n_gen = 0;
+            if (out_append(&sl[s], "", 0)) {
+                rc = trl_errf(e, "out of memory");
+                break;
+            }
+            if (n < 0 || n + 2 > n_ctx) {  // too long for the context: scored as no reply
+                x->output = strdup("");
+                score(x);
+                snprintf(x->verdict, sizeof(x->verdict), "prompt of %d tokens exceeds the context (%d)", n, n_ctx);
+                x->correct = 0;
+                done++, next_item++, s--;
+                continue;
+            }
+            engine_seq_reset(&en, s);
+            if (engine_feed(&en, s, ids, n, logits, e)) {
+                rc = TRL_ERR;
+                break;
+            }
+            sl[s].item = next_item++;
+            sl[s].next = sampler_argmax(logits, V);
+        }
+        if (rc) break;
+        // Append each slot's pending token; finish slots at end-of-generation or limits.
+        int nb = 0;
+        for (int s = 0; s < B; s++) {
+            if (sl[s].item < 0) continue;
+            eval_item *x = &it->v[sl[s].item];
+            int32_t t = sl[s].next;
+            int fin = tokenizer_is_eog(m->tok, t) || sl[s].n_gen >= max_new || en.seq_len[s] + 1 >= n_ctx;
+            if (!fin) {
+                char piece[256];
+                int len = tokenizer_decode(m->tok, t, 0, piece, sizeof(piece));
+                if (len > 0 && len <= (int)sizeof(piece) && out_append(&sl[s], piece, len)) rc = trl_errf(e, "oom");
+                sl[s].n_gen++;
+                // The parser reads the first <tool_call> block: once it is closed, stop.
+                if (strstr(sl[s].out, "</tool_call>")) fin = 1;
+            }
+            if (fin) {
+                x->output = strdup(sl[s].out);
+                x->n_out = sl[s].n_gen;
+                if (x->output) score(x);
+                sl[s].item = -1;
+                ++done;
+                if (o->progress) o->progress(o->ctx, done, it->n);
+                continue;
+            }
+            tok[nb] = t, seq[nb] = s, pos[nb] = en.seq_len[s], want[nb] = 1, who[nb] = s;
+            nb++;
+        }
+        if (nb == 0 || rc) continue;
+        engine_batch b = {nb, tok, seq, pos, want};
+        if (engine_forward(&en, &b, logits, e)) {
+            rc = TRL_ERR;
+            break;
+        }
+        for (int i = 0; i < nb; i++) sl[who[i]].next = sampler_argmax(logits + (size_t)i * V, V);
+    }
+out:
+    for (int s = 0; sl && s < B; s++) free(sl[s].out);
+    free(sl);
+    free(logits);
+    free(ids);
+    free(tok);
+    free(seq);
+    free(pos);
+    free(want);
+    free(who);
+    engine_free(&en);
+    return rc;
+}
+
+// Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the byte starts none.
+static int utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!k || (size_t)k > n) return 0;
+    for (int i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && p[1] < 0xa0) return 0;   // overlong
+    if (c == 0xed && p[1] > 0x9f) return 0;   // surrogate
+    if (c == 0xf0 && p[1] < 0x90) return 0;   // overlong
+    if (c == 0xf4 && p[1] > 0x8f) return 0;   // above U+10FFFF
+    return k;
+}
+
+// A copy of s with every byte that is not valid UTF-8 replaced by U+FFFD (a model's reply can
+// end inside a character, or a tiny model can write any bytes), so the report is valid JSON.
+static char *utf8_clean(const char *s) {
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(3 * n + 1);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n;) {
+        int k = utf8_len((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(out + o, s + i, (size_t)k);
+            o += (size_t)k, i += (size_t)k;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3, i++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int write_report(const char *path, const char *model_path, const char *suite, const eval_items *it,
+                        const bfcl_summary *sum, trl_err *e) {
+    cJSON *r = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+    cJSON_AddStringToObject(r, "model", model_path);
+    cJSON_AddStringToObject(r, "suite", suite);
+    cJSON_AddStringToObject(r, "decoding", "greedy");
+    if (sum) {
+        cJSON *s = cJSON_AddObjectToObject(r, "summary");
+        cJSON_AddNumberToObject(s, "non_live", sum->non_live);
+        cJSON_AddNumberToObject(s, "live", sum->live);
+        cJSON_AddNumberToObject(s, "overall", sum->overall);
+    }
+    for (int i = 0; i < it->n; i++) {
+        const eval_item *x = &it->v[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "category", x->category);
+        cJSON_AddStringToObject(o, "id", x->id);
+        cJSON_AddStringToObject(o, "prompt", x->prompt);
+        char *clean = utf8_clean(x->output ? x->output : "");
+        cJSON_AddStringToObject(o, "output", clean ? clean : "");
+        free(clean);
+        cJSON_AddNumberToObject(o, "prompt_tokens", x->n_prompt);
+        cJSON_AddNumberToObject(o, "output_tokens", x->n_out);
+        cJSON_AddBoolToObject(o, "correct", x->correct);
+        clean = utf8_clean(x->verdict);
+        cJSON_AddStringToObject(o, "verdict", clean ? clean : "");
+        free(clean);
+        cJSON_AddItemToArray(rows, o);
+    }
+    cJSON_AddItemToObject(r, "rows", rows);
+    char *txt = cJSON_Print(r);
+    cJSON_Delete(r);
+    FILE *f = txt ? fopen(path, "w") : NULL;
+    int ok = f && fputs(txt, f) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    free(txt);
+    return ok ? TRL_OK : trl_errf(e, "cannot write %s", path);
+}
+
+
+int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e) {
+    memset(r, 0, sizeof(*r));
+    eval_items *it = calloc(1, sizeof(*it));
+    if (!it) return trl_errf(e, "out of memory");
+    r->items = it;
+    r->is_bfcl = !strcmp(o->suite, "bfcl");
+    if (!r->is_bfcl && strcmp(o->suite, "apibank")) return trl_errf(e, "unknown suite '%s' (bfcl or apibank)", o->suite);
+    snprintf(r->suite, sizeof(r->suite), "%s", o->suite);
+    int rc = r->is_bfcl ? load_bfcl(o, o->categories, o->limit, &r->dss, &r->n_ds, it, e)
+                        : load_apibank(o, o->limit, r->keep, it, e);
+    if (rc == TRL_OK) rc = generate_all(m, it, o, e);
+    if (rc != TRL_OK) return rc;
+    // Per-category tallies, in the order the categories were loaded.
+    for (int i = 0; i < it->n; i++) {
+        size_t c = 0;
+        while (c < r->nres && strcmp(r->res[c].category, it->v[i].category)) c++;
+        if (c == r->nres) {
+            if (r->nres == EVAL_MAX_CATEGORIES) continue;
+            r->res[r->nres++] = (bfcl_category_result){it->v[i].category, 0, 0};
+        }
+        r->res[c].total++;
+        r->res[c].correct += it->v[i].correct;
+    }
+    if (r->is_bfcl) bfcl_summarize(r->res, r->nres, &r->sum);
+    return TRL_OK;
+}
+
+int eval_run_report(const eval_run *r, const char *path, const char *model_label, trl_err *e) {
+    return write_report(path, model_label, r->suite, r->items, r->is_bfcl ? &r->sum : NULL, e);
+}
+
+int eval_run_count(const eval_run *r) { return r->items ? r->items->n : 0; }
+
+void eval_run_free(eval_run *r) {
+    eval_items *it = r->items;
+    for (int i = 0; it && i < it->n; i++) {
+        free(it->v[i].category);
+        free(it->v[i].id);
+        free(it->v[i].prompt);
+        free(it->v[i].expected);
+        free(it->v[i].output);
+    }
+    if (it) free(it->v);
+    free(it);
+    for (int i = 0; i < r->n_ds; i++) bfcl_dataset_free(&r->dss[i]);
+    free(r->dss);
+    cJSON_Delete(r->keep[0]);
+    cJSON_Delete(r->keep[1]);
+    memset(r, 0, sizeof(*r));
+}
+
+int eval_run_store(const eval_run *r, store *s, const char *model_id, const char *report, const char *job_id,
+                   trl_err *e) {
+    int rc = TRL_OK;
+    for (size_t c = 0; c < r->nres && rc == TRL_OK; c++) {
+        store_eval_new in = {model_id, r->suite, r->res[c].category,
+                             (double)r->res[c].correct / (double)r->res[c].total, r->res[c].total, report, job_id};
+        rc = store_eval_add(s, &in, NULL, e);
+    }
+    if (r->is_bfcl) {
+        const char *names[3] = {"non_live", "live", "overall"};
+        double v[3] = {r->sum.non_live, r->sum.live, r->sum.overall};
+        for (int k = 0; k < 3 && rc == TRL_OK; k++)
+            if (v[k] >= 0) {
+                store_eval_new in = {model_id, r->suite, names[k], v[k], 0, report, job_id};
+                rc = store_eval_add(s, &in, NULL, e);
+            }
+    }
+    return rc;
+}

@@ -1,0 +1,60 @@
+// runner.h: one evaluation run of a model over BFCL or API-Bank level-1, shared by
+// `toolrl eval` (cli/eval.c) and evaluation jobs run by workers (trainer/worker.c). The model
+// sees the same Tool-N1 prompt (model/toolprompt.c) and its replies go through the same parser
+// (eval/toolcall_parse.c) as the server's and the trainer's; every reply is scored by the
+// benchmark's checker. Generation is batched: up to `batch` sequences decode together, and a
+// finished sequence's slot is refilled with the next example at once. Greedy decoding.
+#ifndef TOOLRL_EVAL_RUNNER_H
+#define TOOLRL_EVAL_RUNNER_H
+
+#include <cjson/cJSON.h>
+
+#include "bfcl_checker.h"
+#include "bfcl_data.h"
+#include "model.h"
+#include "store.h"
+#include "util.h"
+
+#define EVAL_ABORTED 2  // eval_run_all stopped because *abort was set
+#define EVAL_MAX_CATEGORIES 64
+
+typedef struct {
+    const char *suite;       // "bfcl" or "apibank"
+    const char *categories;  // BFCL: comma-separated categories; NULL: all of the shared split
+    int limit;               // examples per category (0: all)
+    int batch, max_new, n_ctx;  // 0: 8, 256, 4096
+    const char *shared_dir;  // the shared data folder; NULL: $TOOLRL_SHARED, else ../shared
+    volatile int *abort;     // may be NULL; when it becomes nonzero the run stops (EVAL_ABORTED)
+    void (*progress)(void *ctx, int done, int total);  // may be NULL; called as examples finish
+    void *ctx;
+} eval_opts;
+
+typedef struct eval_items eval_items;
+
+typedef struct {
+    char suite[16];
+    int is_bfcl;
+    bfcl_category_result res[EVAL_MAX_CATEGORIES];  // per category: correct, total
+    size_t nres;
+    bfcl_summary sum;  // BFCL: Non-live, Live, Overall (negative: not measured)
+    eval_items *items;  // every example with its prompt, output and verdict
+    bfcl_dataset *dss;
+    int n_ds;
+    cJSON *keep[2];
+} eval_run;
+
+// Loads the examples, generates, scores and tallies. TRL_OK, TRL_ERR (e says why) or
+// EVAL_ABORTED. Free r with eval_run_free in every case.
+int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e);
+// The JSON report: every prompt, raw output and verdict, and the summary.
+int eval_run_report(const eval_run *r, const char *path, const char *model_label, trl_err *e);
+int eval_run_count(const eval_run *r);
+// 1 when category is one of the BFCL categories of the shared split.
+int eval_bfcl_category_known(const char *category);
+// Records every category's score and the BFCL summary lines (non_live, live, overall) in the
+// job store's eval_results under model_id (job_id: the evaluation run, or NULL).
+int eval_run_store(const eval_run *r, store *s, const char *model_id, const char *report, const char *job_id,
+                   trl_err *e);
+void eval_run_free(eval_run *r);
+
+#endif
