@@ -35,6 +35,13 @@ static int omp_get_thread_num(void) { return 0; }
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define MM_AVX2 1
+#if defined(__AVXVNNI__)
+// AVX-VNNI (vpdpbusd: unsigned bytes · signed bytes, 4 products summed into each int32 lane
+// and accumulated, no int16 step). The panel kernel uses it in place of maddubs + adds +
+// madd: the integer sums are the same (no int16 saturation happens on either path), so the
+// results are bit for bit those of the scalar kernel.
+#define MM_VNNI 1
+#endif
 #endif
 
 #ifndef MM_ROW_MAX_B
@@ -438,7 +445,9 @@ static inline __m256i bcast4(const uint8_t *p) {
 static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, int two, const mm_tile *t,
                                                                   const mm_panel *P0, const mm_panel *P1,
                                                                   int64_t nkb, __m256 acc[MM_NP][MM_TILE]) {
+#ifndef MM_VNNI
     const __m256i ones = _mm256_set1_epi16(1);
+#endif
     __m256 a00 = acc[0][0], a01 = acc[0][1], a02 = acc[0][2];
     __m256 a10 = acc[1][0], a11 = acc[1][1], a12 = acc[1][2];
     for (int64_t i = 0; i < nkb; i++, P0++, P1 += two) {
@@ -452,6 +461,14 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
                 __m256i x1 = two ? _mm256_load_si256((const __m256i *)(const void *)(P1->qs + 32 * g)) : x0;
                 MM_KEEP(x0);
                 MM_KEEP(x1);
+#ifdef MM_VNNI
+#define MM_Q8G(S0, S1, W)                                                                                   \
+    do {                                                                                                    \
+        __m256i wb_ = bcast4((W) + 4 * g), aw_ = _mm256_sign_epi8(wb_, wb_);                                \
+        S0 = _mm256_dpbusd_avx_epi32(S0, aw_, _mm256_sign_epi8(x0, wb_));                                    \
+        if (two) S1 = _mm256_dpbusd_avx_epi32(S1, aw_, _mm256_sign_epi8(x1, wb_));                            \
+    } while (0)
+#else
 #define MM_Q8G(S0, S1, W)                                                                                   \
     do {                                                                                                    \
         __m256i wb_ = bcast4((W) + 4 * g), aw_ = _mm256_sign_epi8(wb_, wb_);                                \
@@ -459,6 +476,7 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
         if (two)                                                                                            \
             S1 = _mm256_add_epi32(S1, _mm256_madd_epi16(_mm256_maddubs_epi16(aw_, _mm256_sign_epi8(x1, wb_)), ones)); \
     } while (0)
+#endif
                 MM_Q8G(s00, s10, w0);
                 MM_Q8G(s01, s11, w1);
                 MM_Q8G(s02, s12, w2);
@@ -473,6 +491,25 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
                 }
             }
         } else {
+#ifdef MM_VNNI
+            s00 = s01 = s02 = s10 = s11 = s12 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)(P0->qs + 32 * g));
+                __m256i x1 = two ? _mm256_load_si256((const __m256i *)(const void *)(P1->qs + 32 * g)) : x0;
+                MM_KEEP(x0);
+                MM_KEEP(x1);
+                __m256i b0 = bcast4(w0 + 4 * g), b1 = bcast4(w1 + 4 * g), b2 = bcast4(w2 + 4 * g);
+                s00 = _mm256_dpbusd_avx_epi32(s00, b0, x0);
+                s01 = _mm256_dpbusd_avx_epi32(s01, b1, x0);
+                s02 = _mm256_dpbusd_avx_epi32(s02, b2, x0);
+                if (two) {
+                    s10 = _mm256_dpbusd_avx_epi32(s10, b0, x1);
+                    s11 = _mm256_dpbusd_avx_epi32(s11, b1, x1);
+                    s12 = _mm256_dpbusd_avx_epi32(s12, b2, x1);
+                }
+            }
+#else
             __m256i p00, p01, p02, p10 = _mm256_setzero_si256(), p11 = p10, p12 = p10;
             {
                 __m256i x0 = _mm256_load_si256((const __m256i *)(const void *)P0->qs);
@@ -513,6 +550,7 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
             }
             s00 = _mm256_madd_epi16(p00, ones), s01 = _mm256_madd_epi16(p01, ones), s02 = _mm256_madd_epi16(p02, ones);
             s10 = _mm256_madd_epi16(p10, ones), s11 = _mm256_madd_epi16(p11, ones), s12 = _mm256_madd_epi16(p12, ones);
+#endif
             if (type == QTYPE_Q4_0) {
                 __m256i c0 = _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P0->sum), 3);
                 __m256i c1 = two ? _mm256_slli_epi32(_mm256_load_si256((const __m256i *)(const void *)P1->sum), 3) : c0;
