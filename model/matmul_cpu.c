@@ -311,12 +311,108 @@ static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_ac
     rows8_q4(1, w0, rb, nb, a, y8, pf);
 }
 
+#define MM_RKC 64  // blocks per chunk of the shared-unpack row kernel (16 KiB of unpacked bytes)
+
+// The same 8 rows against B ≥ 2 activation rows: each chunk of blocks is unpacked (and its
+// scales gathered) once into ub/db/mb, then every sequence runs the dots from there. The
+// operations per output are rows8_q4's, in the same order: the same bits. acc (B vectors)
+// carries the sums across chunks; y8[b * N] receives row b's 8 outputs.
+static inline __attribute__((always_inline)) void rows8_q4_multi(int q41, const uint8_t *w0, size_t rb, int64_t nb,
+                                                                  const matmul_act_block *act, int64_t B, float *y8,
+                                                                  int64_t N, const uint8_t *pf, uint8_t *ub,
+                                                                  float *db, float *mb) {
+    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+    const int qo = q41 ? 4 : 2;
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+    __m256 acc[MM_ROW_MAX_B];
+    for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
+    for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_RKC) {
+        const int64_t nkb = nb - kb0 < MM_RKC ? nb - kb0 : MM_RKC;
+        for (int64_t i = 0; i < nkb; i++) {
+            const uint8_t *p = w0 + (kb0 + i) * bs;
+            prefetch_span(pf ? pf + (kb0 + i) * 8 * bs : NULL, 8 * bs);
+            for (int r = 0; r < 8; r++)
+                _mm256_store_si256((__m256i *)(void *)(ub + (i * 8 + r) * 32), q4_unpack(p + r * rb + qo));
+            __m256 dw, mw;
+            gather_halves(p, idx, &dw, q41 ? &mw : NULL);
+            _mm256_store_ps(db + i * 8, dw);
+            if (q41) _mm256_store_ps(mb + i * 8, mw);
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const matmul_act_block *a = act + b * nb + kb0;
+            __m256 ab = acc[b];
+            for (int64_t i = 0; i < nkb; i++) {
+                const matmul_act_block *x = a + i;
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
+                const uint8_t *u = ub + i * 8 * 32;
+#define MM_ROWDOT(r) _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(u + 32 * (r))), xq)
+                __m256i isum = reduce8_w16(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4),
+                                           MM_ROWDOT(5), MM_ROWDOT(6), MM_ROWDOT(7));
+#undef MM_ROWDOT
+                if (!q41) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x->sum));
+                ab = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(db + i * 8), _mm256_set1_ps(x->d)),
+                                     _mm256_cvtepi32_ps(isum), ab);
+                if (q41) ab = _mm256_fmadd_ps(_mm256_load_ps(mb + i * 8), _mm256_set1_ps(x->s), ab);
+            }
+            acc[b] = ab;
+        }
+    }
+    for (int64_t b = 0; b < B; b++) _mm256_storeu_ps(y8 + b * N, acc[b]);
+}
+
 // 8 int32 partial sums of 32 signed weight bytes · 32 activations: |w| times x with w's sign
 // (|w| ≤ 128, |x| ≤ 127: each int16 pair sum ≤ 32512, exact).
 static inline __m256i q8_dot(const uint8_t *w, __m256i xq, __m256i ones) {
     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)w);
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xq, v)), ones);
 }
+
+#ifdef MM_VNNI
+// Q8_0 rows against B ≥ 2 activation rows with AVX-VNNI: the signed weights are stored once
+// per chunk as unsigned w + 128, so every sequence needs one vpdpbusd per row and block:
+// Σ w·x = Σ (w + 128)·x − 128·Σx, exact in int32, the same integer as q8_dot's.
+static void rows8_q8_multi(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *act, int64_t B,
+                           float *y8, int64_t N, const uint8_t *pf, uint8_t *ub, float *db) {
+    const size_t bs = sizeof(block_q8_0);
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    __m256 acc[MM_ROW_MAX_B];
+    for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
+    for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_RKC) {
+        const int64_t nkb = nb - kb0 < MM_RKC ? nb - kb0 : MM_RKC;
+        for (int64_t i = 0; i < nkb; i++) {
+            const uint8_t *p = w0 + (kb0 + i) * bs;
+            prefetch_span(pf ? pf + (kb0 + i) * 8 * bs : NULL, 8 * bs);
+            for (int r = 0; r < 8; r++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + r * rb + 2));
+                _mm256_store_si256((__m256i *)(void *)(ub + (i * 8 + r) * 32), _mm256_xor_si256(v, bias));
+            }
+            __m256 dw;
+            gather_halves(p, idx, &dw, NULL);
+            _mm256_store_ps(db + i * 8, dw);
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const matmul_act_block *a = act + b * nb + kb0;
+            __m256 ab = acc[b];
+            for (int64_t i = 0; i < nkb; i++) {
+                const matmul_act_block *x = a + i;
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
+                const uint8_t *u = ub + i * 8 * 32;
+#define MM_ROWDOT(r) \
+    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(const void *)(u + 32 * (r))), xq)
+                __m256i isum = reduce8(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4),
+                                       MM_ROWDOT(5), MM_ROWDOT(6), MM_ROWDOT(7));
+#undef MM_ROWDOT
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(128 * x->sum));
+                ab = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(db + i * 8), _mm256_set1_ps(x->d)),
+                                     _mm256_cvtepi32_ps(isum), ab);
+            }
+            acc[b] = ab;
+        }
+    }
+    for (int64_t b = 0; b < B; b++) _mm256_storeu_ps(y8 + b * N, acc[b]);
+}
+#endif
 
 static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
                      const uint8_t *pf) {
@@ -363,6 +459,34 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
             const uint8_t *p0 = W + (size_t)g0 * 8 * rb;
             int64_t ge = g0 + ahead < full ? g0 + ahead : full;
             if (ge > g0) prefetch_span(p0, (size_t)(ge - g0) * 8 * rb);
+        }
+#endif
+#ifdef MM_AVX2
+        // B ≥ 2: unpack each group once for every sequence (rows8_q4_multi; Q8_0 with VNNI).
+        uint8_t ub[MM_RKC * 8 * 32] __attribute__((aligned(32)));
+        float db[MM_RKC * 8] __attribute__((aligned(32))), mb[MM_RKC * 8] __attribute__((aligned(32)));
+#ifdef MM_VNNI
+        const int multi = B >= 2;
+#else
+        const int multi = B >= 2 && type != QTYPE_Q8_0;
+#endif
+        if (multi) {
+            for (int64_t g = g0; g < g1 && g < full; g++) {
+                const uint8_t *w0 = W + (size_t)(g * 8) * rb;
+                const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
+#ifdef MM_VNNI
+                if (type == QTYPE_Q8_0) {
+                    rows8_q8_multi(w0, rb, nb, act, B, y + g * 8, N, pf, ub, db);
+                    continue;
+                }
+#endif
+                rows8_q4_multi(type == QTYPE_Q4_1, w0, rb, nb, act, B, y + g * 8, N, pf, ub, db, mb);
+            }
+            for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
+                        y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
+            g1 = g0;  // done: skip the loop below
         }
 #endif
         for (int64_t g = g0; g < g1; g++) {

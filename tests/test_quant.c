@@ -530,6 +530,8 @@ static void test_matmul_head_and_groups(void **state) {
     check_shape(QTYPE_Q8_0, 49152, 576, 1, 0);  // exact check only (the bound check is slow here)
     check_shape(QTYPE_Q4_1, 20, 64, 150, 1);
     check_shape(QTYPE_Q4_0, 11, 2112, 9, 1);  // K over one 2048-input chunk
+    check_shape(QTYPE_Q4_1, 19, 2112, 3, 1);  // the shared-unpack row path across chunks, a short last group
+    check_shape(QTYPE_Q8_0, 13, 2112, 3, 1);  // the same for Q8_0 (VNNI: unsigned-offset weights)
     check_shape(QTYPE_Q8_0, 7, 2112, 6, 1);
 }
 
