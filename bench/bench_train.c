@@ -11,12 +11,15 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <cblas.h>
+
 #include "trainer/adamw.h"
 #include "trainer/lm.h"
 #include "model/model.h"
 #include "model/util.h"
 
 void cli_set_threads(int n);
+void cli_blas_setup(char **argv);
 
 static const char *opt(int argc, char **argv, const char *name, const char *def) {
     for (int i = 1; i + 1 < argc; i++)
@@ -25,6 +28,7 @@ static const char *opt(int argc, char **argv, const char *name, const char *def)
 }
 
 int main(int argc, char **argv) {
+    cli_blas_setup(argv);                     // OpenBLAS's kernels for this CPU (cli/opts.c)
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     const char *path = opt(argc, argv, "--model", "models/SmolLM2-135M-Instruct.Q4_1.gguf");
     int B = atoi(opt(argc, argv, "--batch", "4")), T = atoi(opt(argc, argv, "--tokens", "256"));
@@ -71,8 +75,9 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"engine\":\"toolrl\",\"batch\":%d,\"tokens\":%d,\"threads\":%d,\"fwd_bwd_s\":%.3f,\"tokens_per_s\":%.1f,"
-           "\"gflops\":%.1f,\"adamw_s\":%.3f,\"peak_rss_mb\":%.0f}\n",
-           B, T, threads, best, tokens / best, flops / best / 1e9, best_opt, ru.ru_maxrss / 1024.0);
+           "\"gflops\":%.1f,\"adamw_s\":%.3f,\"peak_rss_mb\":%.0f,\"blas_core\":\"%s\"}\n",
+           B, T, threads, best, tokens / best, flops / best / 1e9, best_opt, ru.ru_maxrss / 1024.0,
+           openblas_get_corename());
     free(tok), free(dlogp);
     lm_acts_free(&a);
     lm_params_free(&p), lm_params_free(&g), lm_params_free(&mo), lm_params_free(&vo);

@@ -22,6 +22,9 @@ double cli_opt_float(int argc, char **argv, const char *name, double def);
 void cli_check_opts(int argc, char **argv, const char *const *known);
 // Sets OpenMP and OpenBLAS thread counts.
 void cli_set_threads(int n);
+// Re-executes the process with OPENBLAS_CORETYPE set when OpenBLAS fell back to its generic
+// kernels on a CPU it does not know (see cli/opts.c). Call first thing in main.
+void cli_blas_setup(char **argv);
 
 // `toolrl worker` processes started by `toolrl serve --workers N` (spawn.c).
 #include <sys/types.h>
