@@ -24,6 +24,12 @@ size_t matmul_scratch_bytes(uint32_t type, int64_t K, int64_t B);
 // y (B, N) = x (B, K) · W^T, W = N rows of K elements in `type`. OpenMP over the rows of W;
 // no allocation (temporaries live in scratch). Types without a kernel are dequantized one
 // row at a time into scratch (slow, single-threaded; the model loader avoids that).
+// C (M×N, ldc) = alpha·op(A)·op(B) + beta·C, row-major (op: transpose when trans_*), by
+// OpenBLAS on one thread per call, threaded with OpenMP over column slices of C. The first
+// call sets OpenBLAS to one thread for the whole process (every F32 matmul goes through here
+// or through matmul_forward, which does the same).
+void matmul_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc);
 void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
                     void *scratch);
 // The oracle: each row dequantized with dequantize_row, dotted with x in double.

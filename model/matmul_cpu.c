@@ -20,6 +20,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@
 #else
 static int omp_get_num_threads(void) { return 1; }
 static int omp_get_thread_num(void) { return 0; }
+static int omp_get_max_threads(void) { return 1; }
+static int omp_in_parallel(void) { return 0; }
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -807,16 +810,52 @@ static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K
 }
 
 // ---------------------------------------------------------------------------------------------
+// F32: OpenBLAS, one thread per call, threaded here with OpenMP over column slices of the
+// output. One thread pool (OpenMP's) instead of two: with OpenBLAS's own pthreads, every
+// switch between our OpenMP ops and a BLAS call handed the cores from one pool to the other
+// (sched_yield spinning, wake-up IPIs; a quarter of the training time in the kernel on this
+// VM, `perf record` of build/bench_train).
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_one_thread(void) { openblas_set_num_threads(1); }
+
+void matmul_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc) {
+    pthread_once(&blas_once, blas_one_thread);
+    const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    int nth = omp_get_max_threads();
+    if (nth < 2 || N < 64 || (int64_t)M * N * K < (1 << 20) || omp_in_parallel()) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel num_threads(nth)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int n0 = (int)((int64_t)N * t / n) & ~15, n1 = t == n - 1 ? N : (int)((int64_t)N * (t + 1) / n) & ~15;
+        if (n1 > n0)  // columns [n0, n1) of C need columns [n0, n1) of op(B)
+            cblas_sgemm(CblasRowMajor, ta, tb, M, n1 - n0, K, alpha, A, lda, trans_b ? B + (int64_t)n0 * ldb : B + n0,
+                        ldb, beta, C + n0, ldc);
+    }
+}
 
 void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
                     void *scratch) {
     if (N <= 0 || B <= 0) return;
     if (type == QTYPE_F32) {
-        if (B == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W, (int)K, x, 1, 0.0f, y, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)N, (int)K, 1.0f, x, (int)K, W, (int)K,
-                        0.0f, y, (int)N);
+        if (B == 1) {
+            pthread_once(&blas_once, blas_one_thread);
+            const float *w = W;
+#pragma omp parallel if (N * K >= (1 << 16) && !omp_in_parallel())
+            {
+                int t = omp_get_thread_num(), n = omp_get_num_threads();
+                int64_t n0 = N * t / n, n1 = N * (t + 1) / n;
+                if (n1 > n0)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(n1 - n0), (int)K, 1.0f, w + n0 * K, (int)K, x, 1,
+                                0.0f, y + n0, 1);
+            }
+        } else {
+            matmul_sgemm(0, 1, (int)B, (int)N, (int)K, 1.0f, x, (int)K, W, (int)K, 0.0f, y, (int)N);
+        }
         return;
     }
     if (is_q(type)) {

@@ -3,9 +3,10 @@
 // (every backward accumulates with +=, except rope_backward which is in place).
 #include "ops_train.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+#include "matmul.h"
 
 // ---------------------------------------------------------------------------- embedding
 
@@ -95,7 +96,7 @@ void rope_backward(float *dq, float *dk, const int32_t *pos, int T, int NH, int 
 // ---------------------------------------------------------------------------- linear
 
 void linear_forward(float *y, const float *x, const float *w, const float *b, int T, int K, int N) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    matmul_sgemm(0, 1, T, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
     if (b)
         for (int t = 0; t < T; t++)
             for (int n = 0; n < N; n++) y[(int64_t)t * N + n] += b[n];
@@ -103,8 +104,8 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
 
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int T, int K,
                      int N) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, N, 1.0f, dy, N, w, K, 1.0f, dx, K);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    if (dx) matmul_sgemm(0, 0, T, K, N, 1.0f, dy, N, w, K, 1.0f, dx, K);
+    if (dw) matmul_sgemm(1, 0, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
     if (db)
         for (int t = 0; t < T; t++)
             for (int n = 0; n < N; n++) db[n] += dy[(int64_t)t * N + n];
@@ -112,84 +113,72 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 
 // ---------------------------------------------------------------------------- attention
 
-static float dotf(const float *a, const float *b, int n) {
-    float d = 0;
-#pragma omp simd reduction(+ : d)
-    for (int i = 0; i < n; i++) d += a[i] * b[i];
-    return d;
+size_t attention_work_floats(int T) { return 2 * (size_t)T * (size_t)T; }
+
+// P (T, T) for one head: row t holds softmax(q_t·k_s·scale) over s ≤ t and zeros beyond. The
+// scores come from one sgemm; lse (stride NH) is written (forward) or read (backward: the
+// probabilities are recomputed from it, as the backward of FlashAttention does).
+static void head_probs(float *P, const float *qh, const float *kh, float *lse, int T, int NH, int QD, int KVD, int HS,
+                       float scale, int have_lse) {
+    matmul_sgemm(0, 1, T, T, HS, scale, qh, QD, kh, KVD, 0.0f, P, T);
+#pragma omp parallel for schedule(static) if (T > 16)
+    for (int t = 0; t < T; t++) {
+        float *row = P + (int64_t)t * T;
+        float l;
+        if (have_lse) {
+            l = lse[(int64_t)t * NH];
+        } else {
+            float mx = -INFINITY;
+            for (int s = 0; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            float sum = 0;
+            for (int s = 0; s <= t; s++) sum += expf(row[s] - mx);
+            l = mx + logf(sum);
+            lse[(int64_t)t * NH] = l;
+        }
+        for (int s = 0; s <= t; s++) row[s] = expf(row[s] - l);
+        for (int s = t + 1; s < T; s++) row[s] = 0;
+    }
 }
 
-// One pass of online softmax per (t, h): no score buffer.
+// Head by head, with the matmuls in OpenBLAS (matmul_sgemm): S = scale·Q_h K^T, P = causal
+// softmax(S), O_h = P V. The full T×T product is computed and the upper triangle zeroed.
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH, int NKV,
-                       int HS) {
-    int group = NH / NKV, kvd = NKV * HS;
-    float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(dynamic, 1) if (T * NH > 1)
-    for (int th = 0; th < T * NH; th++) {
-        int t = th / NH, h = th % NH, kvh = h / group;
-        const float *qh = q + (int64_t)th * HS;
-        float *oh = out + (int64_t)th * HS;
-        float mx = -INFINITY, sum = 0;
-        for (int i = 0; i < HS; i++) oh[i] = 0;
-        for (int s = 0; s <= t; s++) {
-            const float *ks = k + (int64_t)s * kvd + (int64_t)kvh * HS;
-            const float *vs = v + (int64_t)s * kvd + (int64_t)kvh * HS;
-            float sc = dotf(qh, ks, HS) * scale;
-            if (sc > mx) {  // rescale what was accumulated under the old maximum
-                float r = expf(mx - sc);
-                sum *= r;
-                for (int i = 0; i < HS; i++) oh[i] *= r;
-                mx = sc;
-            }
-            float p = expf(sc - mx);
-            sum += p;
-            for (int i = 0; i < HS; i++) oh[i] += p * vs[i];
-        }
-        for (int i = 0; i < HS; i++) oh[i] /= sum;
-        lse[th] = mx + logf(sum);
+                       int HS, float *work) {
+    int group = NH / NKV, QD = NH * HS, KVD = NKV * HS;
+    float scale = 1.0f / sqrtf((float)HS), *P = work;
+    for (int h = 0; h < NH; h++) {
+        int kvh = h / group;
+        head_probs(P, q + (int64_t)h * HS, k + (int64_t)kvh * HS, lse + h, T, NH, QD, KVD, HS, scale, 0);
+        matmul_sgemm(0, 0, T, HS, T, 1.0f, P, T, v + (int64_t)kvh * HS, KVD, 0.0f, out + (int64_t)h * HS, QD);
     }
 }
 
-// With p_s = exp(q·k_s·scale - lse), o = Σ p_s v_s, and D = Σ_s p_s (do·v_s) = do·o:
-//   ds_s = p_s (do·v_s - D);  dq += scale Σ_s ds_s k_s;  dk_s += scale ds_s q;  dv_s += p_s do.
-// Two sweeps so that each writes disjoint rows (no atomics): dq over (t, h), then dk/dv over
-// (s, kv head) gathering the query heads of its group and the tokens t ≥ s.
+// With P as above, O = P V and dO given: dV += Pᵀ dO; dP = dO Vᵀ; dS = P ⊙ (dP − D) with
+// D_t = dO_t·O_t (= Σ_s P_ts dP_ts); dQ += scale·dS K; dK += scale·dSᵀ Q. The query heads of a
+// GQA group add into their KV head's dK and dV.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                        const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS) {
-    int group = NH / NKV, kvd = NKV * HS;
-    float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(dynamic, 1) if (T * NH > 1)
-    for (int th = 0; th < T * NH; th++) {
-        int t = th / NH, h = th % NH, kvh = h / group;
-        const float *qh = q + (int64_t)th * HS, *doh = dout + (int64_t)th * HS;
-        float *dqh = dq + (int64_t)th * HS;
-        float D = dotf(doh, out + (int64_t)th * HS, HS);
-        for (int s = 0; s <= t; s++) {
-            const float *ks = k + (int64_t)s * kvd + (int64_t)kvh * HS;
-            const float *vs = v + (int64_t)s * kvd + (int64_t)kvh * HS;
-            float p = expf(dotf(qh, ks, HS) * scale - lse[th]);
-            float ds = p * (dotf(doh, vs, HS) - D) * scale;
-            for (int i = 0; i < HS; i++) dqh[i] += ds * ks[i];
+                        const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS,
+                        float *work) {
+    int group = NH / NKV, QD = NH * HS, KVD = NKV * HS;
+    float scale = 1.0f / sqrtf((float)HS), *P = work, *dP = work + (size_t)T * T;
+    for (int h = 0; h < NH; h++) {
+        int kvh = h / group;
+        const float *qh = q + (int64_t)h * HS, *kh = k + (int64_t)kvh * HS, *vh = v + (int64_t)kvh * HS;
+        const float *doh = dout + (int64_t)h * HS, *oh = out + (int64_t)h * HS;
+        head_probs(P, qh, kh, (float *)lse + h, T, NH, QD, KVD, HS, scale, 1);
+        matmul_sgemm(1, 0, T, HS, T, 1.0f, P, T, doh, QD, 1.0f, dv + (int64_t)kvh * HS, KVD);
+        matmul_sgemm(0, 1, T, T, HS, 1.0f, doh, QD, vh, KVD, 0.0f, dP, T);
+#pragma omp parallel for schedule(static) if (T > 16)
+        for (int t = 0; t < T; t++) {
+            const float *dot = doh + (int64_t)t * QD, *ot = oh + (int64_t)t * QD;
+            float D = 0;
+            for (int i = 0; i < HS; i++) D += dot[i] * ot[i];
+            float *pr = P + (int64_t)t * T, *dr = dP + (int64_t)t * T;
+            for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - D);
+            for (int s = t + 1; s < T; s++) dr[s] = 0;
         }
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (T * NKV > 1)
-    for (int sk = 0; sk < T * NKV; sk++) {
-        int s = sk / NKV, kvh = sk % NKV;
-        const float *ks = k + (int64_t)sk * HS, *vs = v + (int64_t)sk * HS;
-        float *dks = dk + (int64_t)sk * HS, *dvs = dv + (int64_t)sk * HS;
-        for (int t = s; t < T; t++) {
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                int64_t th = (int64_t)t * NH + h;
-                const float *qh = q + th * HS, *doh = dout + th * HS;
-                float D = dotf(doh, out + th * HS, HS);
-                float p = expf(dotf(qh, ks, HS) * scale - lse[th]);
-                float ds = p * (dotf(doh, vs, HS) - D) * scale;
-                for (int i = 0; i < HS; i++) {
-                    dks[i] += ds * qh[i];
-                    dvs[i] += p * doh[i];
-                }
-            }
-        }
+        matmul_sgemm(0, 0, T, HS, T, scale, dP, T, kh, KVD, 1.0f, dq + (int64_t)h * HS, QD);
+        matmul_sgemm(1, 0, T, HS, T, scale, dP, T, qh, QD, 1.0f, dk + (int64_t)kvh * HS, KVD);
     }
 }
 
