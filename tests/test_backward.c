@@ -323,7 +323,9 @@ static void check_attention(int nh, int nkv) {
     static double qdd[T * 8 * HS], kdd[T * 8 * HS], vdd[T * 8 * HS], rd[T * 8 * HS], od[T * 8 * HS];
     rand_fill(q, qdd, (size_t)T * qd, 2), rand_fill(k, kdd, (size_t)T * kvd, 2);
     rand_fill(v, vdd, (size_t)T * kvd, 1), rand_fill(r, rd, (size_t)T * qd, 1);
-    attention_forward(out, lse, q, k, v, T, nh, nkv, HS);
+    static float work[2 * T * T];
+    assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));
+    attention_forward(out, lse, q, k, v, T, nh, nkv, HS, work);
     // the inference op reads keys/values from a cache of one sequence at positions 0..T-1
     kv_cache kv = {k, v, 1, 1, T, kvd};
     int32_t seq[T] = {0}, pos[T];
@@ -334,7 +336,7 @@ static void check_attention(int nh, int nkv) {
     att_loss(&c);
     assert_true(rel_err_fd(out, od, (size_t)T * qd) < 1e-5);
     memset(dq, 0, sizeof(dq)), memset(dk, 0, sizeof(dk)), memset(dv, 0, sizeof(dv));
-    attention_backward(dq, dk, dv, r, q, k, v, out, lse, T, nh, nkv, HS);
+    attention_backward(dq, dk, dv, r, q, k, v, out, lse, T, nh, nkv, HS, work);
     expect_grad(OP_ATT, att_loss, &c, qdd, (size_t)T * qd, dq);
     expect_grad(OP_ATT, att_loss, &c, kdd, (size_t)T * kvd, dk);
     expect_grad(OP_ATT, att_loss, &c, vdd, (size_t)T * kvd, dv);

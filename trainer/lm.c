@@ -113,11 +113,13 @@ int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, trl_err *e) {
         (L + 1) * T * C, L * T * C, L * T, L * T * QD, L * T * KVD, L * T * KVD, L * T * QD, L * T * NH, L * T * C,
         L * T * C,       L * T,     L * T * F, L * T * F, L * T * F, T * C, T, T * V, T, T,
         T * C,           T * C,     T * C, T * QD, T * KVD, T * KVD, T * QD, T * F, T * F, T * F,
+        attention_work_floats(max_T),
     };
     float **ptrs[] = {
         &a->x,     &a->xn1,  &a->rstd1, &a->q,      &a->k,       &a->v,    &a->att, &a->lse,  &a->x_mid, &a->xn2,
         &a->rstd2, &a->gate, &a->up,    &a->h,      &a->xf,      &a->rstdf, &a->logits, &a->lse_out, &a->logp,
         &a->dres,  &a->dxn,  &a->dtmp,  &a->dq,     &a->dk,      &a->dv,   &a->datt, &a->dh,   &a->dgate, &a->dup,
+        &a->attw,
     };
     size_t n = 0, k = sizeof(sizes) / sizeof(sizes[0]);
     for (size_t i = 0; i < k; i++) n += sizes[i];
@@ -173,7 +175,7 @@ int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int3
         linear_forward(k, xn1, p->wk + (size_t)l * KVD * C, bias ? p->bk + (size_t)l * KVD : NULL, T, C, KVD);
         linear_forward(v, xn1, p->wv + (size_t)l * KVD * C, bias ? p->bv + (size_t)l * KVD : NULL, T, C, KVD);
         rope_forward(q, k, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
-        attention_forward(att, lse, q, k, v, T, NH, NKV, HS);
+        attention_forward(att, lse, q, k, v, T, NH, NKV, HS, a->attw);
         linear_forward(a->dtmp, att, p->wo + (size_t)l * C * QD, NULL, T, QD, C);
         residual_forward(x_mid, x, a->dtmp, (int64_t)TC);
         rmsnorm_forward(xn2, a->rstd2 + (size_t)l * T, x_mid, p->ffn_norm + (size_t)l * C, T, C, c->rms_eps);
@@ -222,7 +224,7 @@ int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config
         memset(a->dq, 0, TQ * sizeof(float));
         memset(a->dk, 0, TK * sizeof(float));
         memset(a->dv, 0, TK * sizeof(float));
-        attention_backward(a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, T, NH, NKV, HS);
+        attention_backward(a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, T, NH, NKV, HS, a->attw);
         rope_backward(a->dq, a->dk, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
         memset(a->dxn, 0, TC * sizeof(float));
         linear_backward(a->dxn, g->wq + (size_t)l * QD * C, bias ? g->bq + (size_t)l * QD : NULL, a->dq, xn1,

@@ -58,6 +58,7 @@ typedef struct {
     float *v;        // (L, T, NKV*HS)
     float *att;      // (L, T, NH*HS) attention output
     float *lse;      // (L, T, NH) attention log-sum-exp
+    float *attw;     // (2, T, T) attention scratch: one head's probabilities and their gradient
     float *x_mid;    // (L, T, C) residual after attention
     float *xn2;      // (L, T, C) MLP RMSNorm output
     float *rstd2;    // (L, T)

@@ -55,13 +55,17 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 // Causal grouped-query attention of one sequence: token t attends to tokens 0..t.
 // out (T, NH*HS) = softmax(q k^T / sqrt(HS)) v per head; q (T, NH*HS), k, v (T, NKV*HS).
 // lse (T, NH): cached log-sum-exp of each row of scaled scores (the probabilities are
-// recomputed in the backward: memory linear in T).
+// recomputed in the backward, so the cache stays linear in T). Head by head, the products
+// are OpenBLAS matmuls; work holds attention_work_floats(T) floats of scratch (one head's
+// T×T probabilities and their gradient).
+size_t attention_work_floats(int T);
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH, int NKV,
-                       int HS);
+                       int HS, float *work);
 // dq (T, NH*HS) +=, dk (T, NKV*HS) +=, dv (T, NKV*HS) += from dout (T, NH*HS); out and lse
 // as computed by the forward.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                        const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS);
+                        const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS,
+                        float *work);
 
 // ---------------------------------------------------------------------------- swiglu
 // out (n) = silu(g) * u = g / (1 + exp(-g)) * u; g, u (n).
