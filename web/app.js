@@ -81,11 +81,26 @@ async function viewRun(el, id) {
     <h3>Checkpoints</h3><div class="card table-wrap"><table id="ckpts"><thead><tr><th>Step</th><th>Model name</th>
       <th>Metrics</th><th>Created</th><th></th></tr></thead><tbody></tbody></table></div>
     <h3>Evaluation</h3><div class="card" id="evals"></div>
+    <div class="card"><div class="toolbar"><label for="eval-limit" style="margin:0">BFCL examples per category</label>
+      <input id="eval-limit" type="number" min="1" value="20" style="max-width:6rem">
+      <button class="secondary" id="eval-base">Evaluate base model</button>
+      <button class="secondary" id="eval-ft" disabled>Evaluate fine-tuned model</button></div>
+      <div class="table-wrap"><table id="evalruns"><thead><tr><th>Eval run</th><th>Model</th><th>Status</th><th>Progress</th>
+        <th>Overall</th><th></th></tr></thead><tbody></tbody></table></div></div>
     <h3>Events</h3><div class="card table-wrap"><table id="events"><thead><tr><th>Time</th><th>Level</th><th>Message</th></tr></thead><tbody></tbody></table></div>`;
   $("#rid").textContent = id;
   const cmp = $("#cmp");
   cmp.value = sessionStorage.getItem(`toolrl.cmp.${id}`) || "";
   $("#cancel").onclick = () => guarded(async () => { await api(`/v1/fine_tuning/jobs/${id}/cancel`, { method: "POST" }); await load(); });
+  // BFCL evaluation runs, queued for a worker (POST /v1/evals/bfcl/runs); results land in the table above
+  let models = [];
+  const evaluate = which => guarded(async () => {
+    const limit = parseInt($("#eval-limit").value, 10);
+    await api("/v1/evals/bfcl/runs", { method: "POST", json: { model: models[which], ...(limit > 0 ? { limit } : {}) } });
+    await load();
+  });
+  $("#eval-base").onclick = () => evaluate(0);
+  $("#eval-ft").onclick = () => evaluate(1);
   const load = () => guarded(async () => {
     const j = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(id)}`);
     const p = progress(j);
@@ -134,10 +149,25 @@ async function viewRun(el, id) {
     $("#evals").innerHTML = held + (cats.length
       ? `<div class="table-wrap"><table id="bfcl"><thead><tr><th>BFCL category</th><th>before (${esc(j.model)})</th><th>after</th></tr></thead>
          <tbody>${cats.map(c => `<tr><td>${esc(c)}</td><td>${pct(before.get(c))}</td><td>${pct(after.get(c))}</td></tr>`).join("")}</tbody></table></div>`
-      : `<p class="muted">No BFCL results stored for these models (run <code>toolrl eval --suite bfcl --db var/toolrl.db --model-id NAME</code>).</p>`);
+      : `<p class="muted">No BFCL results stored for these models yet: evaluate them below (a worker runs it), or run <code>toolrl eval --suite bfcl --db var/toolrl.db --model-id NAME</code>.</p>`);
+    models = [j.model, j.fine_tuned_model];
+    $("#eval-ft").disabled = !j.fine_tuned_model;
+    const eruns = (await listAll("/v1/evals/bfcl/runs", 200)).filter(r => models.includes(r.model));
+    $("#evalruns tbody").innerHTML = eruns.length ? eruns.map(r => `<tr data-run="${esc(r.id)}"><td>${esc(r.id)}</td>
+      <td>${esc(r.model)}</td><td class="status ${esc(r.status)}">${esc(r.status)}</td>
+      <td>${r.progress.total ? `${r.progress.done}/${r.progress.total}` : "—"}</td>
+      <td>${r.summary && typeof r.summary.overall === "number" ? `${(100 * r.summary.overall).toFixed(1)}%` : "—"}</td>
+      <td>${["queued", "in_progress"].includes(r.status) ? `<button class="danger" data-cancel-eval="${esc(r.id)}">Cancel</button>` : ""}</td></tr>`).join("")
+      : `<tr><td colspan="6" class="muted">No evaluation runs for these models.</td></tr>`;
+    for (const b of el.querySelectorAll("button[data-cancel-eval]"))
+      b.onclick = () => guarded(async () => {
+        await api(`/v1/evals/bfcl/runs/${encodeURIComponent(b.dataset.cancelEval)}`, { method: "POST" });
+        await load();
+      });
+    const evalActive = eruns.some(r => ["queued", "in_progress"].includes(r.status));
     const ev = await listAll(`/v1/fine_tuning/jobs/${id}/events`, 300);
     $("#events tbody").innerHTML = ev.map(e => `<tr><td>${fmtTime(e.created_at)}</td><td>${esc(e.level)}</td><td class="wrap">${esc(e.message)}</td></tr>`).join("");
-    refreshEvery(["queued", "running", "validating_files"].includes(j.status) ? 2000 : 20000, load);
+    refreshEvery(["queued", "running", "validating_files"].includes(j.status) || evalActive ? 2000 : 20000, load);
   });
   cmp.onchange = () => { sessionStorage.setItem(`toolrl.cmp.${id}`, cmp.value); load(); };
   await load();

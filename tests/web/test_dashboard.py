@@ -1,7 +1,8 @@
 """The dashboard in headless Chromium against a real server: the page loads without console
 errors; a run created through the form (upload + submit) appears in the runs list; the run's
 reward plot gains points as metrics events arrive; the playground shows the model's reply
-with its tool calls; 0 runs and 500 runs both render. Screenshots: tests/out/web/.
+with its tool calls; a BFCL evaluation run is submitted and cancelled from the run page; 0 runs
+and 500 runs both render. Screenshots: tests/out/web/.
 """
 import json
 import os
@@ -142,6 +143,21 @@ def test_new_run_through_the_form(server, browser):
     wait(browser, EC.text_to_be_present_in_element((By.ID, "evals"), "simple_python"), 30)
     assert "25.0%" in browser.find_element(By.ID, "bfcl").text
     browser.save_screenshot(os.path.join(SHOTS, "run.png"))
+    assert console_errors(browser) == []
+    # an evaluation run of the base model, submitted from the run page (no worker here: it stays
+    # queued), listed with its status, then cancelled from the same table
+    lim = browser.find_element(By.ID, "eval-limit")
+    lim.clear()
+    lim.send_keys("3")
+    browser.find_element(By.ID, "eval-base").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#evalruns tr[data-run]")))
+    row = browser.find_element(By.CSS_SELECTOR, "#evalruns tr[data-run]")
+    run_id = row.get_attribute("data-run")
+    assert run_id.startswith("evalrun-") and "queued" in row.text and "SmolLM2" in row.text
+    with urllib.request.urlopen(base + "/v1/evals/bfcl/runs/" + run_id) as r:
+        assert json.loads(r.read())["data_source"]["limit"] == 3
+    browser.find_element(By.CSS_SELECTOR, 'button[data-cancel-eval="%s"]' % run_id).click()
+    wait(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, 'tr[data-run="%s"]' % run_id), "canceled"))
     assert console_errors(browser) == []
 
 
