@@ -29,7 +29,8 @@ echo "$ours"
 # Both sides use Debian's OpenBLAS; give PyTorch the same kernels ours chose (build/bench_train
 # sets OPENBLAS_CORETYPE itself when OpenBLAS does not know the CPU, see cli/opts.c).
 core=$(.venv-torch/bin/python -c 'import json,sys; print(json.loads(sys.argv[1]).get("blas_core",""))' "$ours")
-theirs=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} .venv-torch/bin/python bench/bench_train_torch.py "${ARGS[@]}")
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
+theirs=$(.venv-torch/bin/python bench/bench_train_torch.py "${ARGS[@]}")
 echo "$theirs"
 .venv-torch/bin/python -c '
 import json, sys
