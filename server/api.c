@@ -152,6 +152,18 @@ void api_models_append(api *a, cJSON *data) {
     store_models_free(&l);
 }
 
+const char *api_model_resolve(api *a, const char *name) {
+    if (!strcmp(name, a->base_id)) return name;
+    if (a->base_alias[0] && !strcmp(name, a->base_alias)) return a->base_id;
+    store_model sm = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_model_get(a->db, name, &sm, &e);
+    pthread_mutex_unlock(&a->mu);
+    store_model_clear(&sm);
+    return rc == TRL_OK ? name : NULL;
+}
+
 cJSON *api_model_object(api *a, const char *id) {
     store_model m = {0};
     trl_err e = {{0}};

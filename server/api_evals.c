@@ -131,21 +131,14 @@ static int create_run(api *a, const char *suite, const char *body, size_t len, a
         cJSON_Delete(root);
         return 1;
     }
-    const char *m = model->valuestring;
-    int known = !strcmp(m, a->base_id) || (a->base_alias[0] && !strcmp(m, a->base_alias));
-    store_model sm = {0};
-    trl_err e = {{0}};
-    pthread_mutex_lock(&a->mu);
-    if (!known && store_model_get(a->db, m, &sm, &e) == TRL_OK) known = 1;
-    pthread_mutex_unlock(&a->mu);
-    store_model_clear(&sm);
-    if (!known) {
+    const char *m = api_model_resolve(a, model->valuestring);
+    if (!m) {
         api_reply_error(r, 404, "invalid_request_error", "model", "model_not_found",
-                        "The model `%.200s` does not exist or you do not have access to it.", m);
+                        "The model `%.200s` does not exist or you do not have access to it.", model->valuestring);
         cJSON_Delete(root);
         return 1;
     }
-    if (a->base_alias[0] && !strcmp(m, a->base_alias)) m = a->base_id;
+    trl_err e = {{0}};
     cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "type", "toolrl.suite");
     cJSON_AddStringToObject(cfg, "suite", suite);

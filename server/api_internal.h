@@ -17,6 +17,9 @@ struct api {
 
 // Parses ?after=&limit= into a store page (limit 1..100, default 20). -1 with r filled on error.
 int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r);
+// A model a job may name: the base model (by id or alias, returned as its id) or a model in
+// the store (returned as given); NULL when there is none.
+const char *api_model_resolve(api *a, const char *name);
 // The list object {"object":"list","data":[…],"has_more":…,"first_id","last_id"}.
 cJSON *api_list(cJSON *data, int has_more);
 void api_reply_json(api_reply *r, int status, cJSON *j);

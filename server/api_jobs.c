@@ -224,18 +224,13 @@ static void create_job(api *a, const char *body, size_t len, api_reply *r) {
         goto out;
     }
     // the model: the base model or a fine-tuned one in the store
-    int known = !strcmp(model, a->base_id) || (a->base_alias[0] && !strcmp(model, a->base_alias));
-    store_model sm = {0};
-    pthread_mutex_lock(&a->mu);
-    if (!known && store_model_get(a->db, model, &sm, &e) == TRL_OK) known = 1;
-    pthread_mutex_unlock(&a->mu);
-    store_model_clear(&sm);
+    const char *known = api_model_resolve(a, model);
     if (!known) {
         api_reply_error(r, 404, "invalid_request_error", "model", "model_not_found",
                         "The model `%.200s` does not exist or you do not have access to it.", model);
         goto out;
     }
-    if (!strcmp(model, a->base_alias)) model = a->base_id;
+    model = known;
     // the files: present, for fine-tuning, and valid
     const char *files[2] = {tf, vf}, *params[2] = {"training_file", "validation_file"};
     for (int k = 0; k < 2; k++) {

@@ -292,7 +292,8 @@ static void run_eval_job(job_ctx *c) {
             cJSON_Delete(res);
             store_progress p = {eval_run_count(&r), eval_run_count(&r), -1};
             int cancel = 0;
-            store_job_heartbeat(c->s, j->id, c->worker_id, 60, &p, &cancel, &e);
+            store_job_heartbeat(c->s, j->id, c->worker_id, c->cfg->lease_seconds > 0 ? c->cfg->lease_seconds : 60, &p,
+                                &cancel, &e);
             if (store_job_finish(c->s, j->id, c->worker_id, "succeeded", NULL, NULL, &e) != TRL_OK)
                 fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
             else fprintf(stderr, "toolrl worker: %s succeeded\n", j->id);
