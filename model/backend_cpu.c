@@ -76,7 +76,6 @@ static void cpu_add(float *x, const float *y, int64_t n) {
 
 #define ATT_CHUNK 128
 
-// Online softmax over chunks of cache positions: no score buffer proportional to n_ctx.
 // A prefill chunk: T ≥ 16 consecutive positions p0..p0+T-1 of one sequence. Head by head, the
 // scores against keys 0..p0+T-1 are one OpenBLAS matmul into kv->work, the causal softmax runs
 // row by row, and the output is a second matmul with the values. Long prompts spend most of
@@ -111,6 +110,7 @@ static int attention_prefill(float *out, const float *q, const kv_cache *kv, int
 
 #define ATT_MAXG 16  // query heads per KV head handled together (GQA group); larger groups split
 
+// Online softmax over chunks of cache positions: no score buffer proportional to n_ctx.
 // One (token, KV head) item: the G query heads that share the KV head walk its keys and values
 // once (read from memory once, not G times: decode over long contexts is bound by these
 // reads), each with its own online softmax, chunk by chunk.

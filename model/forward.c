@@ -22,7 +22,8 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd;
     en->kv.k = xcalloc(kvn, sizeof(float));
     en->kv.v = xcalloc(kvn, sizeof(float));
-    // one head's scores of a prefill chunk against the whole context (backend_cpu.c)
+    // one head's scores of a prefill chunk against the whole context (backend_cpu.c); if the
+    // allocation fails, attention takes its per-token path
     en->kv.work_floats = (size_t)max_batch * (size_t)n_ctx;
     en->kv.work = malloc(sizeof(float) * en->kv.work_floats);
     en->seq_len = xcalloc((size_t)n_seq, sizeof(int));
