@@ -1,9 +1,9 @@
 // backend_cpu.c: the fast CPU backend. Matmuls go to matmul_cpu.c (quantized weights stay
 // quantized: AVX2 integer dots against 8-bit activations) or to OpenBLAS for F32 weights;
-// attention: a prefill chunk of one sequence runs head by head as two OpenBLAS matmuls
-// around a causal softmax; otherwise (decode, mixed batches) a one-pass online softmax over
-// the KV cache, threaded with OpenMP over (token, KV head) with the query heads of a GQA group
-// together; the elementwise ops are threaded over tokens.
+// attention is a one-pass online softmax over the KV cache, threaded with OpenMP over
+// (token, KV head) with the query heads of a GQA group together (each head's arithmetic as
+// alone, so results do not depend on how requests are batched); the elementwise ops are
+// threaded over tokens.
 #include <math.h>
 #include <string.h>
 
@@ -76,38 +76,6 @@ static void cpu_add(float *x, const float *y, int64_t n) {
 
 #define ATT_CHUNK 128
 
-// A prefill chunk: T ≥ 16 consecutive positions p0..p0+T-1 of one sequence. Head by head, the
-// scores against keys 0..p0+T-1 are one OpenBLAS matmul into kv->work, the causal softmax runs
-// row by row, and the output is a second matmul with the values. Long prompts spend most of
-// their prefill here (BFCL prompts of ~2,000 tokens: 46% of `toolrl eval` in the per-token loop).
-static int attention_prefill(float *out, const float *q, const kv_cache *kv, int layer, const int32_t *seq,
-                             const int32_t *pos, int T, int NH, int NKV, int HS) {
-    if (T < 16 || !kv->work) return 0;
-    int p0 = pos[0], n = p0 + T;
-    for (int t = 1; t < T; t++)
-        if (seq[t] != seq[0] || pos[t] != p0 + t) return 0;
-    if ((size_t)T * (size_t)n > kv->work_floats) return 0;
-    int group = NH / NKV, QD = NH * HS;
-    float scale = 1.0f / sqrtf((float)HS), *S = kv->work;
-    size_t base = ((size_t)layer * kv->n_seq + (size_t)seq[0]) * kv->n_ctx * kv->kv_dim;
-    for (int h = 0; h < NH; h++) {
-        const float *kh = kv->k + base + (size_t)(h / group) * HS, *vh = kv->v + base + (size_t)(h / group) * HS;
-        matmul_sgemm(0, 1, T, n, HS, scale, q + (size_t)h * HS, QD, kh, kv->kv_dim, 0.0f, S, n);
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) {
-            float *row = S + (size_t)t * n, mx = -INFINITY, sum = 0;
-            int m = p0 + t + 1;  // keys 0..p0+t
-            for (int s = 0; s < m; s++) mx = row[s] > mx ? row[s] : mx;
-            for (int s = 0; s < m; s++) sum += (row[s] = expf(row[s] - mx));
-            float inv = 1.0f / sum;
-            for (int s = 0; s < m; s++) row[s] *= inv;
-            for (int s = m; s < n; s++) row[s] = 0;
-        }
-        matmul_sgemm(0, 0, T, HS, n, 1.0f, S, n, vh, kv->kv_dim, 0.0f, out + (size_t)h * HS, QD);
-    }
-    return 1;
-}
-
 #define ATT_MAXG 16  // query heads per KV head handled together (GQA group); larger groups split
 
 // Online softmax over chunks of cache positions: no score buffer proportional to n_ctx.
@@ -164,7 +132,6 @@ static void attend_group(float *out, const float *q, const float *kb, const floa
 
 static void cpu_attention(float *out, const float *q, const kv_cache *kv, int layer, const int32_t *seq,
                           const int32_t *pos, int T, int NH, int NKV, int HS) {
-    if (attention_prefill(out, q, kv, layer, seq, pos, T, NH, NKV, HS)) return;
     int group = NH / NKV, G = group < ATT_MAXG ? group : ATT_MAXG, nsub = (group + G - 1) / G;
     float scale = 1.0f / sqrtf((float)HS);
     // Items interleave over the threads (static, 1) so that rows of different lengths balance.

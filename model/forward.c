@@ -18,14 +18,10 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     en->be = be;
     en->max_batch = max_batch;
     int kvd = c->n_head_kv * c->head_dim, qd = c->n_head * c->head_dim;
-    en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, kvd, NULL, 0};
+    en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, kvd};
     size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd;
     en->kv.k = xcalloc(kvn, sizeof(float));
     en->kv.v = xcalloc(kvn, sizeof(float));
-    // one head's scores of a prefill chunk against the whole context (backend_cpu.c); if the
-    // allocation fails, attention takes its per-token path
-    en->kv.work_floats = (size_t)max_batch * (size_t)n_ctx;
-    en->kv.work = malloc(sizeof(float) * en->kv.work_floats);
     en->seq_len = xcalloc((size_t)n_seq, sizeof(int));
     size_t T = (size_t)max_batch;
     en->x = xcalloc(T * c->n_embd, sizeof(float));
@@ -65,7 +61,6 @@ void engine_free(engine *en) {
     if (!en) return;
     free(en->kv.k);
     free(en->kv.v);
-    free(en->kv.work);
     free(en->seq_len);
     free(en->x);
     free(en->xn);

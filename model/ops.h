@@ -16,8 +16,6 @@ typedef struct {
     float *k;     // (L, n_seq, n_ctx, NKV*HS)
     float *v;     // (L, n_seq, n_ctx, NKV*HS)
     int n_layer, n_seq, n_ctx, kv_dim;
-    float *work;        // optional attention scratch (the CPU backend's prefill path), or NULL
-    size_t work_floats;
 } kv_cache;
 
 typedef struct ops {

@@ -327,7 +327,7 @@ static void check_attention(int nh, int nkv) {
     assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));
     attention_forward(out, lse, q, k, v, T, nh, nkv, HS, work);
     // the inference op reads keys/values from a cache of one sequence at positions 0..T-1
-    kv_cache kv = {k, v, 1, 1, T, kvd, NULL, 0};
+    kv_cache kv = {k, v, 1, 1, T, kvd};
     int32_t seq[T] = {0}, pos[T];
     for (int t = 0; t < T; t++) pos[t] = t;
     ops_ref.attention(ref, q, &kv, 0, seq, pos, T, nh, nkv, HS);
