@@ -13,22 +13,23 @@
 
 typedef struct {
     double t0;
+    int d0, started;  // examples already done (by an earlier run) when the bar started
 } bar;
 
 static void progress(void *ctx, int done, int total) {
     bar *b = ctx;
-    if (done == 0) b->t0 = trl_now();
+    if (!b->started) b->t0 = trl_now(), b->d0 = done, b->started = 1;
     int w = 30, k = total ? done * w / total : w;
     double dt = trl_now() - b->t0;
     fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f ex/s ", k, "##############################", w - k, "", done, total,
-            dt > 0 ? done / dt : 0.0);
+            dt > 0 ? (done - b->d0) / dt : 0.0);
     if (done == total) fprintf(stderr, "\n");
     fflush(stderr);
 }
 
 int cli_eval(int argc, char **argv) {
     static const char *const known[] = {"--model", "--suite", "--categories", "--limit", "--report", "--batch",
-                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", NULL};
+                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", "--journal", NULL};
     cli_check_opts(argc, argv, known);
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *suite = cli_opt(argc, argv, "--suite", "bfcl");
     const char *report = cli_opt(argc, argv, "--report", NULL);
@@ -36,7 +37,7 @@ int cli_eval(int argc, char **argv) {
     int max_new = (int)cli_opt_int(argc, argv, "--max-tokens", 256), n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 4096);
     if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank")) || B < 1 || max_new < 1 || n_ctx < 64) {
         fprintf(stderr, "usage: toolrl eval --model M --suite bfcl|apibank [--categories a,b] [--limit N]\n"
-                        "                   [--report FILE.json] [--batch B] [--max-tokens N] [--ctx N]\n");
+                        "                   [--report FILE.json] [--journal FILE.jsonl] [--batch B] [--max-tokens N] [--ctx N]\n");
         return 2;
     }
     cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
@@ -56,7 +57,9 @@ int cli_eval(int argc, char **argv) {
         }
     }
     bar b = {0};
-    eval_opts o = {suite, cli_opt(argc, argv, "--categories", NULL), limit, B, max_new, n_ctx, NULL, NULL, progress, &b};
+    // --journal: a run that is stopped goes on where it stopped when started again (runner.h).
+    eval_opts o = {suite, cli_opt(argc, argv, "--categories", NULL), limit, B, max_new, n_ctx, NULL, NULL, progress, &b,
+                   cli_opt(argc, argv, "--journal", NULL), model_path};
     eval_run r;
     int rc = 0;
     if (eval_run_all(&r, &m, &o, &e)) {

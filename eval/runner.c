@@ -208,12 +208,162 @@ static int out_append(slot *s, const char *p, int n) {
 }
 
 
+// Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the byte starts none.
+static int utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!k || (size_t)k > n) return 0;
+    for (int i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && p[1] < 0xa0) return 0;   // overlong
+    if (c == 0xed && p[1] > 0x9f) return 0;   // surrogate
+    if (c == 0xf0 && p[1] < 0x90) return 0;   // overlong
+    if (c == 0xf4 && p[1] > 0x8f) return 0;   // above U+10FFFF
+    return k;
+}
+
+// A copy of s with every byte that is not valid UTF-8 replaced by U+FFFD (a model's reply can
+// end inside a character, or a tiny model can write any bytes), so the report is valid JSON.
+static char *utf8_clean(const char *s) {
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(3 * n + 1);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n;) {
+        int k = utf8_len((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(out + o, s + i, (size_t)k);
+            o += (size_t)k, i += (size_t)k;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3, i++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+// The journal (eval_opts.journal): one JSON object per line, a header then one per finished
+// example. A reply that is not valid UTF-8 is kept byte for byte as "output_hex".
+static cJSON *journal_header(const eval_opts *o, int max_new, int n_ctx) {
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "toolrl_eval_journal", o->suite);
+    cJSON_AddStringToObject(h, "key", o->journal_key ? o->journal_key : "");
+    cJSON_AddNumberToObject(h, "max_new", max_new);
+    cJSON_AddNumberToObject(h, "n_ctx", n_ctx);
+    return h;
+}
+
+static int journal_write(FILE *f, const eval_item *x) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "category", x->category);
+    cJSON_AddStringToObject(o, "id", x->id);
+    char *clean = utf8_clean(x->output);
+    if (clean && !strcmp(clean, x->output)) {
+        cJSON_AddStringToObject(o, "output", x->output);
+    } else {
+        size_t n = strlen(x->output);
+        char *hex = malloc(2 * n + 1);
+        for (size_t i = 0; hex && i < n; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)x->output[i]);
+        if (hex) hex[2 * n] = 0;
+        cJSON_AddStringToObject(o, "output_hex", hex ? hex : "");
+        free(hex);
+    }
+    free(clean);
+    cJSON_AddNumberToObject(o, "prompt_tokens", x->n_prompt);
+    cJSON_AddNumberToObject(o, "output_tokens", x->n_out);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int ok = txt && fprintf(f, "%s\n", txt) > 0 && fflush(f) == 0;
+    free(txt);
+    return ok ? TRL_OK : TRL_ERR;
+}
+
+static char *unhex(const char *h) {
+    size_t n = strlen(h) / 2;
+    char *s = malloc(n + 1);
+    for (size_t i = 0; s && i < n; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1) v = '?';
+        s[i] = (char)v;
+    }
+    if (s) s[n] = 0;
+    return s;
+}
+
+// Reads an existing journal into the items it names (scored at once) and opens it for
+// appending; a missing file is created with its header. Returns the count already done, or -1.
+static int journal_open(const eval_opts *o, eval_items *it, int max_new, int n_ctx, FILE **out, trl_err *e) {
+    cJSON *want = journal_header(o, max_new, n_ctx);
+    char *want_txt = cJSON_PrintUnformatted(want);
+    cJSON_Delete(want);
+    if (!want_txt) return trl_errf(e, "out of memory"), -1;
+    int done = 0, lineno = 0, cut = 0;  // cut: the last line has no newline (a write cut short)
+    FILE *f = fopen(o->journal, "r");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, f)) > 0) {
+            lineno++;
+            cut = line[len - 1] != '\n';
+            cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+            if (lineno == 1) {
+                char *got = j ? cJSON_PrintUnformatted(j) : NULL;
+                int same = got && !strcmp(got, want_txt);
+                free(got);
+                cJSON_Delete(j);
+                if (!same) {
+                    trl_errf(e, "journal %s was written by another run (want %s)", o->journal, want_txt);
+                    done = -1;
+                    break;
+                }
+                continue;
+            }
+            const cJSON *c = cJSON_GetObjectItem(j, "category"), *id = cJSON_GetObjectItem(j, "id");
+            const cJSON *out = cJSON_GetObjectItem(j, "output"), *hex = cJSON_GetObjectItem(j, "output_hex");
+            if (!cJSON_IsString(c) || !cJSON_IsString(id) || !(cJSON_IsString(out) || cJSON_IsString(hex))) {
+                cJSON_Delete(j);  // a line cut by a kill: its example runs again
+                continue;
+            }
+            for (int i = 0; i < it->n; i++) {
+                eval_item *x = &it->v[i];
+                if (x->output || strcmp(x->category, c->valuestring) || strcmp(x->id, id->valuestring)) continue;
+                x->output = cJSON_IsString(out) ? strdup(out->valuestring) : unhex(hex->valuestring);
+                x->n_prompt = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "prompt_tokens"));
+                x->n_out = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "output_tokens"));
+                if (x->output) score(x), done++;
+                break;
+            }
+            cJSON_Delete(j);
+        }
+        free(line);
+        fclose(f);
+    }
+    if (done >= 0) {
+        f = fopen(o->journal, "a");
+        if (!f) {
+            trl_errf(e, "cannot open journal %s", o->journal);
+            done = -1;
+        } else if ((lineno == 0 && fprintf(f, "%s\n", want_txt) < 0) || (cut && fputc('\n', f) == EOF) || fflush(f)) {
+            fclose(f);
+            trl_errf(e, "cannot write journal %s", o->journal);
+            done = -1;
+        } else {
+            *out = f;
+        }
+    }
+    free(want_txt);
+    return done;
+}
+
 // Runs every item through the engine, B at a time, greedy, at most max_new tokens each.
 static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_err *e) {
     int B = o->batch > 0 ? o->batch : 8, n_ctx = o->n_ctx > 0 ? o->n_ctx : 4096, max_new = o->max_new > 0 ? o->max_new : 256;
     engine en;
     if (engine_init(&en, m, &ops_cpu, B, n_ctx, 512, e)) return TRL_ERR;
     int V = m->cfg.n_vocab, next_item = 0, done = 0, rc = TRL_OK;
+    FILE *jf = NULL;  // the journal, when there is one
     slot *sl = calloc((size_t)B, sizeof(slot));
     float *logits = malloc(sizeof(float) * (size_t)V * (size_t)B);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx), *tok = malloc(sizeof(int32_t) * (size_t)B),
@@ -225,7 +375,11 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
         goto out;
     }
     for (int s = 0; s < B; s++) sl[s].item = -1;
-    if (o->progress) o->progress(o->ctx, 0, it->n);
+    if (o->journal && (done = journal_open(o, it, max_new, n_ctx, &jf, e)) < 0) {
+        rc = TRL_ERR;
+        goto out;
+    }
+    if (o->progress) o->progress(o->ctx, done, it->n);
     while (done < it->n && rc == TRL_OK) {
         if (o->abort && *o->abort) {
             rc = EVAL_ABORTED;
@@ -234,6 +388,10 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
         // Refill free slots: prefill the prompt, take its first token greedily.
         for (int s = 0; s < B && next_item < it->n; s++) {
             if (sl[s].item >= 0) continue;
+            if (it->v[next_item].output) {  // done by an earlier run (the journal)
+                next_item++, s--;
+                continue;
+            }
             eval_item *x = &it->v[next_item];
             int n = tokenizer_encode(m->tok, x->prompt, strlen(x->prompt), 1, ids, n_ctx);
             x->n_prompt = n;
@@ -279,6 +437,7 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
                 x->output = strdup(sl[s].out);
                 x->n_out = sl[s].n_gen;
                 if (x->output) score(x);
+                if (x->output && jf && journal_write(jf, x)) rc = trl_errf(e, "cannot write journal %s", o->journal);
                 sl[s].item = -1;
                 ++done;
                 if (o->progress) o->progress(o->ctx, done, it->n);
@@ -296,6 +455,7 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
         for (int i = 0; i < nb; i++) sl[who[i]].next = sampler_argmax(logits + (size_t)i * V, V);
     }
 out:
+    if (jf) fclose(jf);
     for (int s = 0; sl && s < B; s++) free(sl[s].out);
     free(sl);
     free(logits);
@@ -307,41 +467,6 @@ out:
     free(who);
     engine_free(&en);
     return rc;
-}
-
-// Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the byte starts none.
-static int utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    int k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (!k || (size_t)k > n) return 0;
-    for (int i = 1; i < k; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    if (c == 0xe0 && p[1] < 0xa0) return 0;   // overlong
-    if (c == 0xed && p[1] > 0x9f) return 0;   // surrogate
-    if (c == 0xf0 && p[1] < 0x90) return 0;   // overlong
-    if (c == 0xf4 && p[1] > 0x8f) return 0;   // above U+10FFFF
-    return k;
-}
-
-// A copy of s with every byte that is not valid UTF-8 replaced by U+FFFD (a model's reply can
-// end inside a character, or a tiny model can write any bytes), so the report is valid JSON.
-static char *utf8_clean(const char *s) {
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(3 * n + 1);
-    if (!out) return NULL;
-    for (size_t i = 0; i < n;) {
-        int k = utf8_len((const unsigned char *)s + i, n - i);
-        if (k) {
-            memcpy(out + o, s + i, (size_t)k);
-            o += (size_t)k, i += (size_t)k;
-        } else {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3, i++;
-        }
-    }
-    out[o] = 0;
-    return out;
 }
 
 static int write_report(const char *path, const char *model_path, const char *suite, const eval_items *it,

@@ -27,6 +27,13 @@ typedef struct {
     volatile int *abort;     // may be NULL; when it becomes nonzero the run stops (EVAL_ABORTED)
     void (*progress)(void *ctx, int done, int total);  // may be NULL; called as examples finish
     void *ctx;
+    // May be NULL. A JSONL file that records every finished example as it finishes; a run
+    // given an existing journal takes the examples already in it as done and generates only
+    // the rest, so a long evaluation that is stopped goes on where it stopped. The first line
+    // records suite, max_new, n_ctx and journal_key (e.g. the model path); a journal written
+    // under other settings is refused.
+    const char *journal;
+    const char *journal_key;
 } eval_opts;
 
 typedef struct eval_items eval_items;

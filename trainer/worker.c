@@ -245,7 +245,7 @@ static void run_eval_job(job_ctx *c) {
     }
     eval_opts o = {cJSON_IsString(suite) ? suite->valuestring : "bfcl", cats[0] ? cats : NULL,
                    cJSON_IsNumber(lim) ? lim->valueint : 0, 8, cJSON_IsNumber(mt) ? mt->valueint : 256, 4096,
-                   NULL, NULL, eval_on_progress, NULL};
+                   NULL, NULL, eval_on_progress, NULL, NULL, NULL};
     model m;
     if (model_load(&m, model_path, &e)) {
         cJSON_Delete(mc);
