@@ -12,7 +12,7 @@ BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthrea
 CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
            -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
-LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lm -fopenmp
+LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 MODEL    ?= models/SmolLM2-135M-Instruct.Q4_1.gguf

@@ -82,6 +82,121 @@ static void cpu_add(float *x, const float *y, int64_t n) {
 // One (token, KV head) item: the G query heads that share the KV head walk its keys and values
 // once (read from memory once, not G times: decode over long contexts is bound by these
 // reads), each with its own online softmax, chunk by chunk.
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+// glibc's libmvec: expf on 8 lanes (the x86-64 vector ABI name GCC itself calls when it
+// vectorizes expf; at most 4 ulp from the correctly rounded result).
+__m256 _ZGVdN8v_expf(__m256 x);
+
+// The 8 sums of the lanes of a[0..7], as one vector (lane j: the sum of a[j]'s lanes).
+static inline __m256 hsum8x8(const __m256 a[8]) {
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+    // s0123 lanes: low half (0,1,2,3 of the low 128 bits), high half (0,1,2,3 of the high ones)
+    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+// The vector form of attend_group below (HS a multiple of 8) for a tile of nq queries of one
+// sequence (query r: G heads at q + r*qs, attending to its first n[r] positions): the same
+// online softmax per query, with scores for 8 keys at a time, expf on 8 lanes and the value
+// sums in registers. The tile walks the cache chunk by chunk, and every query of the tile
+// takes the chunk while it is in cache (a long prompt's keys are far larger than L2). Each
+// query's arithmetic is exactly that of the query alone, so results never depend on how
+// queries are tiled or batched.
+#define ATT_TILE_FLOATS 8192  // accumulators of a tile: nq * G * HS floats at most
+static void attend_tile_avx2(float *out, const float *q, size_t qs, const float *kb, const float *vb, int kv_dim,
+                             const int *n, int nq, int G, int HS, float scale) {
+    float acc[ATT_TILE_FLOATS] __attribute__((aligned(32)));  // (nq, G, HS)
+    float sc[ATT_CHUNK] __attribute__((aligned(32)));
+    float mx[ATT_TILE_FLOATS / 8], sum[ATT_TILE_FLOATS / 8];  // (nq, G)
+    int nv = HS / 8, nmax = 0;
+    for (int r = 0; r < nq; r++) nmax = n[r] > nmax ? n[r] : nmax;
+    for (int k = 0; k < nq * G; k++) mx[k] = -INFINITY, sum[k] = 0;
+    memset(acc, 0, sizeof(float) * (size_t)(nq * G * HS));
+    __m256 vscale = _mm256_set1_ps(scale);
+    for (int p0 = 0; p0 < nmax; p0 += ATT_CHUNK) {
+        const float *kc = kb + (size_t)p0 * kv_dim, *vc = vb + (size_t)p0 * kv_dim;
+        for (int r = 0; r < nq; r++) {
+            if (n[r] <= p0) continue;
+            int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, m8 = (m + 7) & ~7;
+            for (int g = 0; g < G; g++) {
+                const float *qh = q + r * qs + (size_t)g * HS;
+                float *ac = acc + (size_t)(r * G + g) * HS, *mxg = &mx[r * G + g];
+                int j = 0;
+                for (; j + 8 <= m; j += 8) {
+                    __m256 d[8];
+                    for (int u = 0; u < 8; u++) d[u] = _mm256_setzero_ps();
+                    for (int i = 0; i < nv; i++) {
+                        __m256 qv = _mm256_loadu_ps(qh + 8 * i);
+                        for (int u = 0; u < 8; u++)
+                            d[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
+                    }
+                    _mm256_store_ps(&sc[j], _mm256_mul_ps(hsum8x8(d), vscale));
+                }
+                for (; j < m; j++) {
+                    __m256 d = _mm256_setzero_ps();
+                    for (int i = 0; i < nv; i++)
+                        d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), _mm256_loadu_ps(kc + (size_t)j * kv_dim + 8 * i), d);
+                    sc[j] = hsum8(d) * scale;
+                }
+                for (; j < m8; j++) sc[j] = -INFINITY;  // lanes past the last key weigh 0
+                __m256 vm = _mm256_set1_ps(-INFINITY);
+                for (j = 0; j < m8; j += 8) vm = _mm256_max_ps(vm, _mm256_load_ps(&sc[j]));
+                __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+                h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+                float cmx = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+                if (cmx > *mxg) {  // rescale what was accumulated under the old maximum
+                    float rs = expf(*mxg - cmx);
+                    sum[r * G + g] *= rs;
+                    for (int i = 0; i < HS; i++) ac[i] *= rs;
+                    *mxg = cmx;
+                }
+                __m256 vmx = _mm256_set1_ps(*mxg), vs = _mm256_setzero_ps();
+                for (j = 0; j < m8; j += 8) {
+                    __m256 w = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_load_ps(&sc[j]), vmx));
+                    _mm256_store_ps(&sc[j], w);
+                    vs = _mm256_add_ps(vs, w);
+                }
+                sum[r * G + g] += hsum8(vs);
+                // ac += sum_j w_j v_j, 64 lanes of ac at a time held in registers, then 8 at a
+                // time (each lane sums over j in order either way)
+                int i0 = 0;
+                for (; i0 + 8 <= nv; i0 += 8) {
+                    __m256 a[8];
+                    for (int k = 0; k < 8; k++) a[k] = _mm256_load_ps(ac + 8 * (i0 + k));
+                    for (j = 0; j < m; j++) {
+                        __m256 w = _mm256_broadcast_ss(&sc[j]);
+                        const float *vp = vc + (size_t)j * kv_dim + 8 * i0;
+                        for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), a[k]);
+                    }
+                    for (int k = 0; k < 8; k++) _mm256_store_ps(ac + 8 * (i0 + k), a[k]);
+                }
+                for (; i0 < nv; i0++) {
+                    __m256 a = _mm256_load_ps(ac + 8 * i0);
+                    for (j = 0; j < m; j++)
+                        a = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc[j]), _mm256_loadu_ps(vc + (size_t)j * kv_dim + 8 * i0), a);
+                    _mm256_store_ps(ac + 8 * i0, a);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < nq; r++)
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < HS; i++)
+                out[r * qs + (size_t)g * HS + i] = acc[(size_t)(r * G + g) * HS + i] / sum[r * G + g];
+}
+#endif
+
 static void attend_group(float *out, const float *q, const float *kb, const float *vb, int kv_dim, int n, int G,
                          int HS, float scale) {
     float acc[ATT_MAXG][512];  // HS ≤ 512 (checked by model_config_validate)
@@ -134,6 +249,29 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
                           const int32_t *pos, int T, int NH, int NKV, int HS) {
     int group = NH / NKV, G = group < ATT_MAXG ? group : ATT_MAXG, nsub = (group + G - 1) / G;
     float scale = 1.0f / sqrtf((float)HS);
+#if defined(__AVX2__) && defined(__FMA__)
+    if (HS % 8 == 0) {
+        // Tiles of up to QT consecutive tokens of one sequence; items are (tile, KV head, head
+        // subgroup), taken dynamically since causal tiles differ in length.
+        enum { QT = 16 };
+        int qt = ATT_TILE_FLOATS / (G * HS);
+        qt = qt < 1 ? 1 : qt > QT ? QT : qt;
+        int ntile = 0, start[T > 0 ? T : 1];
+        for (int t = 0; t < T; t++)
+            if (t == 0 || seq[t] != seq[t - 1] || t - start[ntile - 1] == qt) start[ntile++] = t;
+#pragma omp parallel for schedule(dynamic, 1) if (T * NKV * nsub > 1)
+        for (int it = 0; it < ntile * NKV * nsub; it++) {
+            int tile = it / (NKV * nsub), kvh = it / nsub % NKV, h0 = kvh * group + it % nsub * G;
+            int g = kvh * group + group - h0 < G ? kvh * group + group - h0 : G;
+            int t0 = start[tile], nq = (tile + 1 < ntile ? start[tile + 1] : T) - t0, n[QT];
+            for (int r = 0; r < nq; r++) n[r] = pos[t0 + r] + 1;
+            size_t base = ((size_t)layer * kv->n_seq + (size_t)seq[t0]) * kv->n_ctx * kv->kv_dim + (size_t)kvh * HS;
+            attend_tile_avx2(out + ((size_t)t0 * NH + h0) * HS, q + ((size_t)t0 * NH + h0) * HS, (size_t)NH * HS,
+                             kv->k + base, kv->v + base, kv->kv_dim, n, nq, g, HS, scale);
+        }
+        return;
+    }
+#endif
     // Items interleave over the threads (static, 1) so that rows of different lengths balance.
 #pragma omp parallel for schedule(static, 1) if (T * NKV * nsub > 1)
     for (int it = 0; it < T * NKV * nsub; it++) {

@@ -100,6 +100,15 @@ static void test_attention(void **state) {
         ops_cpu.attention(b, q, &kv, layer, seq, pos, T, NH, NKV, HS);
         assert_true(rel_err(b, a, (size_t)T * NH * HS) < 1e-5);
     }
+    // Batch invariance: each token alone gives bit for bit what it gave beside the others
+    // (prefill tiles consecutive tokens of a sequence; decode sees one token at a time).
+    float *c = malloc(sizeof(float) * NH * HS);
+    ops_cpu.attention(b, q, &kv, L - 1, seq, pos, T, NH, NKV, HS);
+    for (int t = 0; t < T; t++) {
+        ops_cpu.attention(c, q + (size_t)t * NH * HS, &kv, L - 1, seq + t, pos + t, 1, NH, NKV, HS);
+        assert_memory_equal(c, b + (size_t)t * NH * HS, sizeof(float) * NH * HS);
+    }
+    free(c);
     // a token at position 0 attends only to itself: output = its value vector
     for (int h = 0; h < NH; h++)
         for (int i = 0; i < HS; i++)
