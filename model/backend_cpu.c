@@ -109,16 +109,20 @@ static inline float hsum8(__m256 v) {
 // The vector form of attend_group below (HS a multiple of 8) for a tile of nq queries of one
 // sequence (query r: G heads at q + r*qs, attending to its first n[r] positions): the same
 // online softmax per query, with scores for 8 keys at a time, expf on 8 lanes and the value
-// sums in registers. The tile walks the cache chunk by chunk, and every query of the tile
-// takes the chunk while it is in cache (a long prompt's keys are far larger than L2). Each
-// query's arithmetic is exactly that of the query alone, so results never depend on how
-// queries are tiled or batched.
+// sums in registers. The tile walks the cache chunk by chunk, and within a chunk 32 keys at
+// a time, which every query and head of the tile takes while they are in L1 (a long prompt's
+// keys are far larger than L2). Each query's arithmetic is exactly that of the query alone
+// (the same operations on each value in the same order; only the interleaving differs), so
+// results never depend on how queries are tiled or batched.
+#define ATT_SUB 32            // keys taken by the whole tile at a time (a multiple of 8)
 #define ATT_TILE_FLOATS 8192  // accumulators of a tile: nq * G * HS floats at most
+#define ATT_TILE_ROWS 32      // nq * G at most when nq > 1 (score rows of ATT_CHUNK floats)
 static void attend_tile_avx2(float *out, const float *q, size_t qs, const float *kb, const float *vb, int kv_dim,
                              const int *n, int nq, int G, int HS, float scale) {
+    enum { NR = ATT_TILE_ROWS > ATT_MAXG ? ATT_TILE_ROWS : ATT_MAXG };
     float acc[ATT_TILE_FLOATS] __attribute__((aligned(32)));  // (nq, G, HS)
-    float sc[ATT_CHUNK] __attribute__((aligned(32)));
-    float mx[ATT_TILE_FLOATS / 8], sum[ATT_TILE_FLOATS / 8];  // (nq, G)
+    float sc[NR][ATT_CHUNK] __attribute__((aligned(32)));     // (nq * G, chunk) this chunk's weights
+    float mx[NR], sum[NR];                                     // (nq * G)
     int nv = HS / 8, nmax = 0;
     for (int r = 0; r < nq; r++) nmax = n[r] > nmax ? n[r] : nmax;
     for (int k = 0; k < nq * G; k++) mx[k] = -INFINITY, sum[k] = 0;
@@ -126,32 +130,43 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
     __m256 vscale = _mm256_set1_ps(scale);
     for (int p0 = 0; p0 < nmax; p0 += ATT_CHUNK) {
         const float *kc = kb + (size_t)p0 * kv_dim, *vc = vb + (size_t)p0 * kv_dim;
+        int mmax = nmax - p0 < ATT_CHUNK ? nmax - p0 : ATT_CHUNK;
+        // Scores: keys j of the chunk, 8 at a time (a key past the last block of 8 alone).
+        for (int jb = 0; jb < mmax; jb += ATT_SUB) {
+            for (int r = 0; r < nq; r++) {
+                int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
+                for (int g = 0; g < G; g++) {
+                    const float *qh = q + r * qs + (size_t)g * HS;
+                    float *scg = sc[r * G + g];
+                    int j = jb;
+                    for (; j + 8 <= je && j + 8 <= m; j += 8) {
+                        __m256 d[8];
+                        for (int u = 0; u < 8; u++) d[u] = _mm256_setzero_ps();
+                        for (int i = 0; i < nv; i++) {
+                            __m256 qv = _mm256_loadu_ps(qh + 8 * i);
+                            for (int u = 0; u < 8; u++)
+                                d[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
+                        }
+                        _mm256_store_ps(&scg[j], _mm256_mul_ps(hsum8x8(d), vscale));
+                    }
+                    for (; j < je; j++) {
+                        __m256 d = _mm256_setzero_ps();
+                        for (int i = 0; i < nv; i++)
+                            d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), _mm256_loadu_ps(kc + (size_t)j * kv_dim + 8 * i), d);
+                        scg[j] = hsum8(d) * scale;
+                    }
+                }
+            }
+        }
+        // Softmax: each row's chunk maximum, the rescale of what came before, the weights.
         for (int r = 0; r < nq; r++) {
             if (n[r] <= p0) continue;
             int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, m8 = (m + 7) & ~7;
             for (int g = 0; g < G; g++) {
-                const float *qh = q + r * qs + (size_t)g * HS;
-                float *ac = acc + (size_t)(r * G + g) * HS, *mxg = &mx[r * G + g];
-                int j = 0;
-                for (; j + 8 <= m; j += 8) {
-                    __m256 d[8];
-                    for (int u = 0; u < 8; u++) d[u] = _mm256_setzero_ps();
-                    for (int i = 0; i < nv; i++) {
-                        __m256 qv = _mm256_loadu_ps(qh + 8 * i);
-                        for (int u = 0; u < 8; u++)
-                            d[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
-                    }
-                    _mm256_store_ps(&sc[j], _mm256_mul_ps(hsum8x8(d), vscale));
-                }
-                for (; j < m; j++) {
-                    __m256 d = _mm256_setzero_ps();
-                    for (int i = 0; i < nv; i++)
-                        d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), _mm256_loadu_ps(kc + (size_t)j * kv_dim + 8 * i), d);
-                    sc[j] = hsum8(d) * scale;
-                }
-                for (; j < m8; j++) sc[j] = -INFINITY;  // lanes past the last key weigh 0
+                float *scg = sc[r * G + g], *ac = acc + (size_t)(r * G + g) * HS, *mxg = &mx[r * G + g];
+                for (int j = m; j < m8; j++) scg[j] = -INFINITY;  // lanes past the last key weigh 0
                 __m256 vm = _mm256_set1_ps(-INFINITY);
-                for (j = 0; j < m8; j += 8) vm = _mm256_max_ps(vm, _mm256_load_ps(&sc[j]));
+                for (int j = 0; j < m8; j += 8) vm = _mm256_max_ps(vm, _mm256_load_ps(&scg[j]));
                 __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
                 h = _mm_max_ps(h, _mm_movehl_ps(h, h));
                 float cmx = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
@@ -162,30 +177,40 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
                     *mxg = cmx;
                 }
                 __m256 vmx = _mm256_set1_ps(*mxg), vs = _mm256_setzero_ps();
-                for (j = 0; j < m8; j += 8) {
-                    __m256 w = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_load_ps(&sc[j]), vmx));
-                    _mm256_store_ps(&sc[j], w);
+                for (int j = 0; j < m8; j += 8) {
+                    __m256 w = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_load_ps(&scg[j]), vmx));
+                    _mm256_store_ps(&scg[j], w);
                     vs = _mm256_add_ps(vs, w);
                 }
                 sum[r * G + g] += hsum8(vs);
-                // ac += sum_j w_j v_j, 64 lanes of ac at a time held in registers, then 8 at a
-                // time (each lane sums over j in order either way)
-                int i0 = 0;
-                for (; i0 + 8 <= nv; i0 += 8) {
-                    __m256 a[8];
-                    for (int k = 0; k < 8; k++) a[k] = _mm256_load_ps(ac + 8 * (i0 + k));
-                    for (j = 0; j < m; j++) {
-                        __m256 w = _mm256_broadcast_ss(&sc[j]);
-                        const float *vp = vc + (size_t)j * kv_dim + 8 * i0;
-                        for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), a[k]);
+            }
+        }
+        // ac += sum_j w_j v_j, 64 lanes of ac at a time in registers, then 8 at a time (each
+        // lane sums over j in order either way).
+        for (int jb = 0; jb < mmax; jb += ATT_SUB) {
+            for (int r = 0; r < nq; r++) {
+                int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
+                for (int g = 0; g < G; g++) {
+                    const float *scg = sc[r * G + g];
+                    float *ac = acc + (size_t)(r * G + g) * HS;
+                    int i0 = 0;
+                    for (; i0 + 8 <= nv; i0 += 8) {
+                        __m256 a[8];
+                        for (int k = 0; k < 8; k++) a[k] = _mm256_load_ps(ac + 8 * (i0 + k));
+                        for (int j = jb; j < je; j++) {
+                            __m256 w = _mm256_broadcast_ss(&scg[j]);
+                            const float *vp = vc + (size_t)j * kv_dim + 8 * i0;
+                            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), a[k]);
+                        }
+                        for (int k = 0; k < 8; k++) _mm256_store_ps(ac + 8 * (i0 + k), a[k]);
                     }
-                    for (int k = 0; k < 8; k++) _mm256_store_ps(ac + 8 * (i0 + k), a[k]);
-                }
-                for (; i0 < nv; i0++) {
-                    __m256 a = _mm256_load_ps(ac + 8 * i0);
-                    for (j = 0; j < m; j++)
-                        a = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc[j]), _mm256_loadu_ps(vc + (size_t)j * kv_dim + 8 * i0), a);
-                    _mm256_store_ps(ac + 8 * i0, a);
+                    for (; i0 < nv; i0++) {
+                        __m256 a = _mm256_load_ps(ac + 8 * i0);
+                        for (int j = jb; j < je; j++)
+                            a = _mm256_fmadd_ps(_mm256_broadcast_ss(&scg[j]),
+                                                _mm256_loadu_ps(vc + (size_t)j * kv_dim + 8 * i0), a);
+                        _mm256_store_ps(ac + 8 * i0, a);
+                    }
                 }
             }
         }
@@ -253,8 +278,8 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
     if (HS % 8 == 0) {
         // Tiles of up to QT consecutive tokens of one sequence; items are (tile, KV head, head
         // subgroup), taken dynamically since causal tiles differ in length.
-        enum { QT = 16 };
-        int qt = ATT_TILE_FLOATS / (G * HS);
+        enum { QT = 8 };
+        int qt = ATT_TILE_FLOATS / (G * HS) < ATT_TILE_ROWS / G ? ATT_TILE_FLOATS / (G * HS) : ATT_TILE_ROWS / G;
         qt = qt < 1 ? 1 : qt > QT ? QT : qt;
         int ntile = 0, start[T > 0 ? T : 1];
         for (int t = 0; t < T; t++)
