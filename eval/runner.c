@@ -330,8 +330,9 @@ static int journal_open(const eval_opts *o, eval_items *it, int max_new, int n_c
                 eval_item *x = &it->v[i];
                 if (x->output || strcmp(x->category, c->valuestring) || strcmp(x->id, id->valuestring)) continue;
                 x->output = cJSON_IsString(out) ? strdup(out->valuestring) : unhex(hex->valuestring);
-                x->n_prompt = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "prompt_tokens"));
-                x->n_out = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "output_tokens"));
+                const cJSON *np = cJSON_GetObjectItem(j, "prompt_tokens"), *no = cJSON_GetObjectItem(j, "output_tokens");
+                x->n_prompt = cJSON_IsNumber(np) ? np->valueint : 0;
+                x->n_out = cJSON_IsNumber(no) ? no->valueint : 0;
                 if (x->output) score(x), done++;
                 break;
             }
