@@ -258,18 +258,17 @@ static int journal_write(FILE *f, const eval_item *x) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "category", x->category);
     cJSON_AddStringToObject(o, "id", x->id);
-    char *clean = utf8_clean(x->output);
-    if (clean && !strcmp(clean, x->output)) {
+    size_t n = strlen(x->output), i = 0;
+    for (int k; i < n && (k = utf8_len((const unsigned char *)x->output + i, n - i)) > 0;) i += (size_t)k;
+    if (i == n) {  // valid UTF-8
         cJSON_AddStringToObject(o, "output", x->output);
     } else {
-        size_t n = strlen(x->output);
         char *hex = malloc(2 * n + 1);
         for (size_t i = 0; hex && i < n; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)x->output[i]);
         if (hex) hex[2 * n] = 0;
         cJSON_AddStringToObject(o, "output_hex", hex ? hex : "");
         free(hex);
     }
-    free(clean);
     cJSON_AddNumberToObject(o, "prompt_tokens", x->n_prompt);
     cJSON_AddNumberToObject(o, "output_tokens", x->n_out);
     char *txt = cJSON_PrintUnformatted(o);
