@@ -2,7 +2,9 @@
 // as one JSON line in the same shape as bench/peer_llamacpp.py so bench/run.sh can compare.
 // Prefill: one forward over P prompt tokens into an empty cache (best of R). Decode: after
 // that prompt, N tokens generated one at a time at positions P..P+N-1, greedy (best of R),
-// the same protocol as bench/peer_llamacpp.py.
+// the same protocol as bench/peer_llamacpp.py. --batch B (B > 1) decodes B sequences
+// together, one token each per forward pass, as the server's continuous batching does:
+// decode_tps is then the aggregate (B·N tokens / seconds) and step_ms the time per pass.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +16,15 @@
 #include "tokenizer.h"
 
 int cli_bench(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--prompt-tokens", "--gen-tokens", "--threads", "--reps", NULL};
+    static const char *const known[] = {"--model", "--prompt-tokens", "--gen-tokens", "--threads", "--reps", "--batch", NULL};
     cli_check_opts(argc, argv, known);
     int P = (int)cli_opt_int(argc, argv, "--prompt-tokens", 128);
     int N = (int)cli_opt_int(argc, argv, "--gen-tokens", 128);
     int R = (int)cli_opt_int(argc, argv, "--reps", 3);
     int threads = (int)cli_opt_int(argc, argv, "--threads", 2);
-    if (P < 1 || N < 1 || R < 1) {
-        fprintf(stderr, "toolrl bench: counts must be ≥ 1\n");
+    int B = (int)cli_opt_int(argc, argv, "--batch", 1);
+    if (P < 1 || N < 1 || R < 1 || B < 1 || B > 256) {
+        fprintf(stderr, "toolrl bench: counts must be ≥ 1 (--batch at most 256)\n");
         return 2;
     }
     cli_set_threads(threads);
@@ -47,25 +50,41 @@ int cli_bench(int argc, char **argv) {
         for (int i = 0; i < k && n < P; i++) toks[n++] = buf[i];
     }
     engine en;
-    if (!toks || engine_init(&en, &m, &ops_cpu, 1, P + N + 8, P > 512 ? P : 512, &e)) {
+    if (!toks || engine_init(&en, &m, &ops_cpu, B, P + N + 8, P > 512 ? P : 512, &e)) {
         fprintf(stderr, "toolrl bench: %s\n", toks ? e.msg : "out of memory");
         free(toks);
         model_free(&m);
         return 1;
     }
-    float *logits = malloc(sizeof(float) * (size_t)m.cfg.n_vocab);
+    const int V = m.cfg.n_vocab;
+    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)B);       // (B, V)
+    int32_t *btok = malloc(sizeof(int32_t) * (size_t)B * 2);             // (B) tokens, (B) seqs
+    int32_t *bpos = malloc(sizeof(int32_t) * (size_t)B);                 // (B)
+    int8_t *bwant = malloc((size_t)B);                                   // (B)
     double best_pp = 1e30, best_tg = 1e30;
     int rc = 0;
+    if (!btok || !bpos || !bwant) {
+        free(logits);
+        logits = NULL;
+    }
     for (int r = 0; r < R + 1 && logits && !rc; r++) {  // r = 0 warms up
-        engine_seq_reset(&en, 0);
+        for (int s = 0; s < B; s++) engine_seq_reset(&en, s);
         double t0 = trl_now();
         if (engine_feed(&en, 0, toks, P, logits, &e)) rc = 1;
         double t1 = trl_now();
         if (r > 0 && t1 - t0 < best_pp) best_pp = t1 - t0;
+        for (int s = 1; s < B && !rc; s++)  // the other sequences: same prompt, untimed
+            if (engine_feed(&en, s, toks, P, logits + (size_t)s * V, &e)) rc = 1;
         double t2 = trl_now();
         for (int i = 0; i < N && !rc; i++) {
-            int32_t tok = sampler_argmax(logits, m.cfg.n_vocab);
-            if (engine_feed(&en, 0, &tok, 1, logits, &e)) rc = 1;
+            for (int s = 0; s < B; s++) {
+                btok[s] = sampler_argmax(logits + (size_t)s * V, V);
+                btok[B + s] = s;
+                bpos[s] = P + i;
+                bwant[s] = 1;
+            }
+            engine_batch b = {B, btok, btok + B, bpos, bwant};
+            if (engine_forward(&en, &b, logits, &e)) rc = 1;
         }
         double t3 = trl_now();
         if (r > 0 && t3 - t2 < best_tg) best_tg = t3 - t2;
@@ -74,10 +93,15 @@ int cli_bench(int argc, char **argv) {
         fprintf(stderr, "toolrl bench: %s\n", logits ? e.msg : "out of memory");
     } else {
         printf("{\"engine\":\"toolrl\",\"threads\":%d,\"prompt_tokens\":%d,\"prefill_tps\":%.2f,\"gen_tokens\":%d,"
-               "\"decode_tps\":%.2f}\n",
-               threads, P, P / best_pp, N, N / best_tg);
+               "\"decode_tps\":%.2f",
+               threads, P, P / best_pp, N, (double)B * N / best_tg);
+        if (B > 1) printf(",\"batch\":%d,\"step_ms\":%.3f", B, 1e3 * best_tg / N);
+        printf("}\n");
     }
     free(logits);
+    free(btok);
+    free(bpos);
+    free(bwant);
     engine_free(&en);
     free(toks);
     model_free(&m);

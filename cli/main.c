@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "commands:\n"
             "  generate  --model PATH --prompt TEXT [--chat] [--system TEXT] [-n N] [--temp T]\n"
             "            [--top-k K] [--top-p P] [--seed S] [--threads N] [--ref]\n"
-            "  bench     --model PATH [--prompt-tokens P] [--gen-tokens N] [--threads N] [--reps R]\n"
+            "  bench     --model PATH [--prompt-tokens P] [--gen-tokens N] [--threads N] [--reps R] [--batch B]\n"
             "  tokenize  --model PATH --text TEXT [--special]\n"
             "  info      --model PATH\n"
             "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
