@@ -2,11 +2,14 @@
 //
 // F32 weights: OpenBLAS (sgemv for one row, sgemm otherwise).
 // Quantized weights (Q4_0, Q4_1, Q8_0), two AVX2 paths over the raw GGUF blocks:
-//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one lane per row. Each
-//    row's block is unpacked and multiplied with the activation block (maddubs); the 8
-//    product vectors are reduced to one vector of 8 exact block sums (hadd tree), scaled per
-//    lane by the rows' fp16 scales (one gather) and accumulated in block order. Streams the
-//    weights once with software prefetch ~12 KiB ahead; memory bound.
+//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one lane per row. For one
+//    sequence each row's block is unpacked and multiplied with the activation block
+//    (maddubs) and the 8 product vectors are reduced to 8 exact block sums (hadd tree). For
+//    2..MM_ROW_MAX_B sequences the 8 rows' block is transposed once ("weights in lanes": lane
+//    r holds row r's 4 weights of one input group) and each sequence only broadcasts its
+//    activation dwords against it: no per-sequence reduction. Sums are scaled per lane by the
+//    rows' fp16 scales (one gather) and accumulated in block order. Streams the weights once
+//    with software prefetch ~12 KiB ahead; memory bound at B = 1.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
 //    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
 //    A tile of 3 weight rows is unpacked to bytes once (per K chunk) and reused for every
@@ -48,7 +51,7 @@ static int omp_in_parallel(void) { return 0; }
 #endif
 
 #ifndef MM_ROW_MAX_B
-#define MM_ROW_MAX_B 5  // B up to this uses the row path (measured crossover)
+#define MM_ROW_MAX_B 16  // B up to this uses the row path (measured crossover)
 #endif
 #define MM_PANEL 8      // activation columns per panel
 #define MM_TILE 3       // weight rows per panel-path tile
@@ -314,50 +317,55 @@ static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_ac
     rows8_q4(1, w0, rb, nb, a, y8, pf);
 }
 
-#define MM_RKC 64  // blocks per chunk of the shared-unpack row kernel (16 KiB of unpacked bytes)
-
-// The same 8 rows against B ≥ 2 activation rows: each chunk of blocks is unpacked (and its
-// scales gathered) once into ub/db/mb, then every sequence runs the dots from there. The
-// operations per output are rows8_q4's, in the same order: the same bits. acc (B vectors)
-// carries the sums across chunks; y8[b * N] receives row b's 8 outputs.
-static inline __attribute__((always_inline)) void rows8_q4_multi(int q41, const uint8_t *w0, size_t rb, int64_t nb,
+// The same 8 rows against 2 ≤ B ≤ MM_ROW_MAX_B activation rows, "weights in lanes": per
+// block the 8 rows' bytes are transposed once so that int32 lane r of W[g] holds row r's 4
+// weights of inputs 4g..4g+3; then every sequence needs only a broadcast of its activation
+// dword g and one maddubs per g, summed in int16 (≤ 8·3810 = 30480, exact) and widened once:
+// no per-sequence horizontal reduction. The integer sums are rows8_q4's and the float
+// operations per output are the same, in the same order: the same bits.
+// acc: B vectors (one per sequence), carried across the blocks; y8[b * N] receives row b's 8.
+static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const uint8_t *w0, size_t rb, int64_t nb,
                                                                   const matmul_act_block *act, int64_t B, float *y8,
-                                                                  int64_t N, const uint8_t *pf, uint8_t *ub,
-                                                                  float *db, float *mb) {
+                                                                  int64_t N, const uint8_t *pf) {
     const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
     const int qo = q41 ? 4 : 2;
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     __m256 acc[MM_ROW_MAX_B];
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
-    for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_RKC) {
-        const int64_t nkb = nb - kb0 < MM_RKC ? nb - kb0 : MM_RKC;
-        for (int64_t i = 0; i < nkb; i++) {
-            const uint8_t *p = w0 + (kb0 + i) * bs;
-            prefetch_span(pf ? pf + (kb0 + i) * 8 * bs : NULL, 8 * bs);
-            for (int r = 0; r < 8; r++)
-                _mm256_store_si256((__m256i *)(void *)(ub + (i * 8 + r) * 32), q4_unpack(p + r * rb + qo));
-            __m256 dw, mw;
-            gather_halves(p, idx, &dw, q41 ? &mw : NULL);
-            _mm256_store_ps(db + i * 8, dw);
-            if (q41) _mm256_store_ps(mb + i * 8, mw);
-        }
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const uint8_t *p = w0 + kb * bs + qo;
+        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+        // v[r] = [row r's 16 bytes | row r+4's], r < 4; a 4×4 dword transpose per 128-bit half
+        // gives d[g] with lane r = row r's dword g (rows 0-3 low, 4-7 high).
+#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(p + ((r) + 4) * rb), \
+                                      (const __m128i *)(const void *)(p + (r) * rb))
+        __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
+#undef MM_LD2
+        __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
+        __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
+        __m256i d0 = _mm256_unpacklo_epi64(t0, t2), d1 = _mm256_unpackhi_epi64(t0, t2);
+        __m256i d2 = _mm256_unpacklo_epi64(t1, t3), d3 = _mm256_unpackhi_epi64(t1, t3);
+        // Low nibbles are inputs 4g..4g+3, high nibbles inputs 16+4g..16+4g+3.
+        const __m256i w[8] = {
+            _mm256_and_si256(d0, m4), _mm256_and_si256(d1, m4), _mm256_and_si256(d2, m4), _mm256_and_si256(d3, m4),
+            _mm256_and_si256(_mm256_srli_epi16(d0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(d1, 4), m4),
+            _mm256_and_si256(_mm256_srli_epi16(d2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(d3, 4), m4)};
+        __m256 dw, mw;
+        gather_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
         for (int64_t b = 0; b < B; b++) {
-            const matmul_act_block *a = act + b * nb + kb0;
-            __m256 ab = acc[b];
-            for (int64_t i = 0; i < nkb; i++) {
-                const matmul_act_block *x = a + i;
-                __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
-                const uint8_t *u = ub + i * 8 * 32;
-#define MM_ROWDOT(r) _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(const void *)(u + 32 * (r))), xq)
-                __m256i isum = reduce8_w16(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4),
-                                           MM_ROWDOT(5), MM_ROWDOT(6), MM_ROWDOT(7));
-#undef MM_ROWDOT
-                if (!q41) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x->sum));
-                ab = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(db + i * 8), _mm256_set1_ps(x->d)),
-                                     _mm256_cvtepi32_ps(isum), ab);
-                if (q41) ab = _mm256_fmadd_ps(_mm256_load_ps(mb + i * 8), _mm256_set1_ps(x->s), ab);
-            }
-            acc[b] = ab;
+            const matmul_act_block *x = act + b * nb + kb;
+            const int32_t *xd = (const int32_t *)(const void *)x->qs;
+#define MM_G(g) _mm256_maddubs_epi16(w[g], _mm256_set1_epi32(xd[g]))
+            __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(MM_G(0), MM_G(1)),
+                                                            _mm256_add_epi16(MM_G(2), MM_G(3))),
+                                           _mm256_add_epi16(_mm256_add_epi16(MM_G(4), MM_G(5)),
+                                                            _mm256_add_epi16(MM_G(6), MM_G(7))));
+#undef MM_G
+            __m256i isum = _mm256_madd_epi16(s16, ones);
+            if (!q41) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x->sum));
+            acc[b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc[b]);
+            if (q41) acc[b] = _mm256_fmadd_ps(mw, _mm256_set1_ps(x->s), acc[b]);
         }
     }
     for (int64_t b = 0; b < B; b++) _mm256_storeu_ps(y8 + b * N, acc[b]);
@@ -370,52 +378,54 @@ static inline __m256i q8_dot(const uint8_t *w, __m256i xq, __m256i ones) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xq, v)), ones);
 }
 
-#ifdef MM_VNNI
-// Q8_0 rows against B ≥ 2 activation rows with AVX-VNNI: the signed weights are stored once
-// per chunk as unsigned w + 128, so every sequence needs one vpdpbusd per row and block:
-// Σ w·x = Σ (w + 128)·x − 128·Σx, exact in int32, the same integer as q8_dot's.
-static void rows8_q8_multi(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *act, int64_t B,
-                           float *y8, int64_t N, const uint8_t *pf, uint8_t *ub, float *db) {
+// Q8_0 rows against 2 ≤ B ≤ MM_ROW_MAX_B activation rows, weights in lanes as in
+// rows8_q4_lanes: two 4×4 dword transposes per block give W[g] (lane r = row r's 4 signed
+// weights of inputs 4g..4g+3), kept as |W| with W's sign moved onto each broadcast
+// activation dword (maddubs needs one unsigned side; pair sums ≤ 2·128·127, exact), one madd
+// per g to int32: the same integer sums as q8_dot, the same float operations: the same bits.
+static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *act, int64_t B,
+                           float *y8, int64_t N, const uint8_t *pf) {
     const size_t bs = sizeof(block_q8_0);
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[MM_ROW_MAX_B];
+    __m256i sw[8];  // W[g] (signs), read from the stack as memory operands
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
-    for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_RKC) {
-        const int64_t nkb = nb - kb0 < MM_RKC ? nb - kb0 : MM_RKC;
-        for (int64_t i = 0; i < nkb; i++) {
-            const uint8_t *p = w0 + (kb0 + i) * bs;
-            prefetch_span(pf ? pf + (kb0 + i) * 8 * bs : NULL, 8 * bs);
-            for (int r = 0; r < 8; r++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + r * rb + 2));
-                _mm256_store_si256((__m256i *)(void *)(ub + (i * 8 + r) * 32), _mm256_xor_si256(v, bias));
-            }
-            __m256 dw;
-            gather_halves(p, idx, &dw, NULL);
-            _mm256_store_ps(db + i * 8, dw);
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const uint8_t *p = w0 + kb * bs + 2;
+        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+        __m256i aw[8];
+        for (int h = 0; h < 2; h++) {  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
+            const uint8_t *q = p + 16 * h;
+#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(q + ((r) + 4) * rb), \
+                                      (const __m128i *)(const void *)(q + (r) * rb))
+            __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
+#undef MM_LD2
+            __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
+            __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
+            sw[4 * h + 0] = _mm256_unpacklo_epi64(t0, t2);
+            sw[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
+            sw[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
+            sw[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
         }
+        for (int g = 0; g < 8; g++) aw[g] = _mm256_sign_epi8(sw[g], sw[g]);
+        __m256 dw;
+        gather_halves(p - 2, idx, &dw, NULL);
         for (int64_t b = 0; b < B; b++) {
-            const matmul_act_block *a = act + b * nb + kb0;
-            __m256 ab = acc[b];
-            for (int64_t i = 0; i < nkb; i++) {
-                const matmul_act_block *x = a + i;
-                __m256i xq = _mm256_loadu_si256((const __m256i *)(const void *)x->qs);
-                const uint8_t *u = ub + i * 8 * 32;
-#define MM_ROWDOT(r) \
-    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)(const void *)(u + 32 * (r))), xq)
-                __m256i isum = reduce8(MM_ROWDOT(0), MM_ROWDOT(1), MM_ROWDOT(2), MM_ROWDOT(3), MM_ROWDOT(4),
-                                       MM_ROWDOT(5), MM_ROWDOT(6), MM_ROWDOT(7));
-#undef MM_ROWDOT
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(128 * x->sum));
-                ab = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(db + i * 8), _mm256_set1_ps(x->d)),
-                                     _mm256_cvtepi32_ps(isum), ab);
-            }
-            acc[b] = ab;
+            const matmul_act_block *x = act + b * nb + kb;
+            const int32_t *xd = (const int32_t *)(const void *)x->qs;
+#define MM_G(g) \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(_mm256_set1_epi32(xd[g]), sw[g])), ones)
+            __m256i isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(MM_G(0), MM_G(1)),
+                                                             _mm256_add_epi32(MM_G(2), MM_G(3))),
+                                            _mm256_add_epi32(_mm256_add_epi32(MM_G(4), MM_G(5)),
+                                                             _mm256_add_epi32(MM_G(6), MM_G(7))));
+#undef MM_G
+            acc[b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc[b]);
         }
     }
     for (int64_t b = 0; b < B; b++) _mm256_storeu_ps(y8 + b * N, acc[b]);
 }
-#endif
 
 static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
                      const uint8_t *pf) {
@@ -465,25 +475,14 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
         }
 #endif
 #ifdef MM_AVX2
-        // B ≥ 2: unpack each group once for every sequence (rows8_q4_multi; Q8_0 with VNNI).
-        uint8_t ub[MM_RKC * 8 * 32] __attribute__((aligned(32)));
-        float db[MM_RKC * 8] __attribute__((aligned(32))), mb[MM_RKC * 8] __attribute__((aligned(32)));
-#ifdef MM_VNNI
-        const int multi = B >= 2;
-#else
-        const int multi = B >= 2 && type != QTYPE_Q8_0;
-#endif
-        if (multi) {
+        // B ≥ 2: weights in lanes, every group read once for all the sequences.
+        if (B >= 2) {
             for (int64_t g = g0; g < g1 && g < full; g++) {
                 const uint8_t *w0 = W + (size_t)(g * 8) * rb;
                 const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
-#ifdef MM_VNNI
-                if (type == QTYPE_Q8_0) {
-                    rows8_q8_multi(w0, rb, nb, act, B, y + g * 8, N, pf, ub, db);
-                    continue;
-                }
-#endif
-                rows8_q4_multi(type == QTYPE_Q4_1, w0, rb, nb, act, B, y + g * 8, N, pf, ub, db, mb);
+                if (type == QTYPE_Q8_0) rows8_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf);
+                else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf);
+                else rows8_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf);
             }
             for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
                 for (int64_t b = 0; b < B; b++)

@@ -505,17 +505,18 @@ static void test_matmul_shapes(void **state) {
     // and short K exercise the tails (N not a multiple of the row path's 8 rows or the panel
     // tile's 3, one-block rows).
     struct { int64_t N, K; } shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {37, 64}, {13, 32}, {9, 96}};
-    // B ≤ 5 takes the row path, larger B the panel path: 8-column panels, two per register
-    // tile plus an odd last one (7: one panel, 9: a pair, 24: a pair and a single).
-    int64_t Bs[] = {1, 2, 3, 5, 6, 7, 9, 24, 64};
+    // B = 1 takes the one-sequence row kernel, 2 ≤ B ≤ 16 the weights-in-lanes row kernel,
+    // larger B the panel path: 8-column panels, two per register tile plus an odd last one
+    // (17: a pair and a 1-column panel, 24: a pair and a single).
+    int64_t Bs[] = {1, 2, 3, 5, 8, 9, 16, 17, 24, 64};
     for (int t = 0; t < 4; t++) {
         double worst = 0;
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
             for (size_t i = 0; i < sizeof(Bs) / sizeof(Bs[0]); i++) {
                 int64_t N = shapes[s].N, K = shapes[s].K, B = Bs[i];
                 // Keep the suite fast (it also runs under ASan): the two large shapes only at
-                // B = 1, 3, 7.
-                if (N * K > 400000 && B != 1 && B != 3 && B != 7) continue;
+                // B = 1, 3, 17.
+                if (N * K > 400000 && B != 1 && B != 3 && B != 17) continue;
                 double r = check_shape(types[t], N, K, B, 1);
                 if (r > worst) worst = r;
             }
@@ -530,9 +531,10 @@ static void test_matmul_head_and_groups(void **state) {
     check_shape(QTYPE_Q8_0, 49152, 576, 1, 0);  // exact check only (the bound check is slow here)
     check_shape(QTYPE_Q4_1, 20, 64, 150, 1);
     check_shape(QTYPE_Q4_0, 11, 2112, 9, 1);  // K over one 2048-input chunk
-    check_shape(QTYPE_Q4_1, 19, 2112, 3, 1);  // the shared-unpack row path across chunks, a short last group
-    check_shape(QTYPE_Q8_0, 13, 2112, 3, 1);  // the same for Q8_0 (VNNI: unsigned-offset weights)
-    check_shape(QTYPE_Q8_0, 7, 2112, 6, 1);
+    check_shape(QTYPE_Q4_1, 19, 2112, 3, 1);  // the lanes row kernel across chunks, a short last group
+    check_shape(QTYPE_Q8_0, 13, 2112, 3, 1);  // the same for Q8_0 (signs moved onto the activations)
+    check_shape(QTYPE_Q8_0, 7, 2112, 16, 1);  // the largest row-path batch
+    check_shape(QTYPE_Q8_0, 7, 2112, 17, 1);  // the smallest panel-path batch
 }
 
 // Types without a kernel fall back to dequantized rows and match the oracle.
