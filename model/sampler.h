@@ -18,6 +18,7 @@ typedef struct {
     int n_vocab;
     int32_t *idx;         // (V) scratch: candidate ids
     float *prob;          // (V) scratch: candidate probabilities
+    float *csum;          // (V/256 + 1) scratch: the draw's per-chunk sums
 } sampler;
 
 int sampler_init(sampler *s, const sampler_params *p, int n_vocab);

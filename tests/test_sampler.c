@@ -1,6 +1,7 @@
 // test_sampler.c: greedy picks the maximum; a seed reproduces a sequence; top-k never
 // leaves the k best; top-p keeps the smallest nucleus; temperature sharpens and flattens;
-// sampled frequencies follow softmax(logits / T).
+// sampled frequencies follow softmax(logits / T); on a model-sized vocabulary the fast paths
+// (heap top-k, cutoff top-p, chunked draw) agree with a brute-force sort of every token.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,6 +119,125 @@ static void test_frequencies_follow_softmax(void **state) {
     sampler_free(&s);
 }
 
+// A model-sized vocabulary (not a multiple of the 8 lanes or the 256-id chunks) with a few
+// likely tokens, ties among them, and a long flat tail.
+#define BV 49157
+
+static void fill_big(float *l, unsigned seed) {
+    srand(seed);
+    for (int i = 0; i < BV; i++) l[i] = (float)(rand() % 1000) / 100.0f - 12.0f;
+    l[40000] = 8.0f, l[123] = 8.0f, l[49156] = 7.5f, l[7] = 7.0f, l[31000] = 6.0f;
+}
+
+// ord: all ids in candidate order (value descending, then id), by an independent sort.
+static int rank_desc(const float *l, int n, int32_t *ord) {
+    for (int i = 0; i < n; i++) ord[i] = i;
+    // shell sort with the total order (value descending, then id)
+    for (int gap = n / 2; gap > 0; gap /= 2)
+        for (int i = gap; i < n; i++) {
+            int32_t t = ord[i];
+            int j = i;
+            while (j >= gap && (l[ord[j - gap]] < l[t] || (l[ord[j - gap]] == l[t] && ord[j - gap] > t))) {
+                ord[j] = ord[j - gap];
+                j -= gap;
+            }
+            ord[j] = t;
+        }
+    return n;
+}
+
+static void test_top_k_large_vocab(void **state) {
+    (void)state;
+    float *l = malloc(sizeof(float) * BV);
+    int32_t *ord = malloc(sizeof(int32_t) * BV);
+    char *in = calloc(BV, 1);
+    fill_big(l, 5);
+    rank_desc(l, BV, ord);
+    int k = 40;
+    for (int i = 0; i < k; i++) in[ord[i]] = 1;
+    sampler s;
+    sampler_params p = {50.0f, k, 1.0f, 9};  // hot: every one of the k is likely to appear
+    assert_int_equal(sampler_init(&s, &p, BV), 0);
+    int seen[40] = {0}, distinct = 0;
+    for (int it = 0; it < 4000; it++) {
+        int t = sampler_sample(&s, l);
+        if (!in[t]) fail_msg("token %d (logit %.2f) is not among the top %d", t, l[t], k);
+        for (int i = 0; i < k; i++)
+            if (ord[i] == t && !seen[i]++) distinct++;
+    }
+    assert_int_equal(distinct, k);
+    sampler_free(&s);
+    free(l), free(ord), free(in);
+}
+
+static void test_top_p_large_vocab(void **state) {
+    (void)state;
+    float *l = malloc(sizeof(float) * BV);
+    int32_t *ord = malloc(sizeof(int32_t) * BV);
+    fill_big(l, 6);
+    rank_desc(l, BV, ord);
+    float T = 0.7f, tp = 0.9f;
+    double z = 0, cum = 0;
+    double *pr = malloc(sizeof(double) * BV);
+    for (int i = 0; i < BV; i++) z += exp((double)(l[ord[i]] - l[ord[0]]) / T);
+    int nuc = 0;
+    while (cum < tp) cum += exp((double)(l[ord[nuc]] - l[ord[0]]) / T) / z, nuc++;
+    for (int i = 0; i < BV; i++) pr[i] = 0;
+    double zn = 0;
+    for (int i = 0; i < nuc; i++) zn += exp((double)(l[ord[i]] - l[ord[0]]) / T);
+    for (int i = 0; i < nuc; i++) pr[ord[i]] = exp((double)(l[ord[i]] - l[ord[0]]) / T) / zn;
+    assert_true(nuc >= 3 && nuc < 50);  // the fixture: a small nucleus, the tail outside
+    sampler s;
+    sampler_params p = {T, 0, tp, 13};
+    assert_int_equal(sampler_init(&s, &p, BV), 0);
+    int N = 8000;
+    int *cnt = calloc(BV, sizeof(int));
+    for (int it = 0; it < N; it++) cnt[sampler_sample(&s, l)]++;
+    for (int i = 0; i < BV; i++) {
+        if (pr[i] == 0 && cnt[i]) fail_msg("token %d outside the %d-token nucleus drawn %d times", i, nuc, cnt[i]);
+        double f = (double)cnt[i] / N, sd = sqrt(pr[i] * (1 - pr[i]) / N);
+        if (pr[i] > 0 && fabs(f - pr[i]) > 5 * sd + 1e-9)
+            fail_msg("token %d: frequency %.4f, renormalized nucleus %.4f", i, f, pr[i]);
+    }
+    sampler_free(&s);
+    p.top_p = 0.0f;  // the smallest nucleus: the single best token (the lower id of a tie)
+    assert_int_equal(sampler_init(&s, &p, BV), 0);
+    for (int it = 0; it < 50; it++) assert_int_equal(sampler_sample(&s, l), ord[0]);
+    assert_int_equal(ord[0], 123);
+    sampler_free(&s);
+    free(l), free(ord), free(pr), free(cnt);
+}
+
+// No filters on a large vocabulary: the chunked draw follows softmax(l / T), tail included.
+static void test_frequencies_large_vocab(void **state) {
+    (void)state;
+    float *l = malloc(sizeof(float) * BV);
+    fill_big(l, 7);
+    float T = 1.3f;
+    double z = 0;
+    for (int i = 0; i < BV; i++) z += exp((double)l[i] / T);
+    sampler s;
+    sampler_params p = {T, 0, 1.0f, 21};
+    assert_int_equal(sampler_init(&s, &p, BV), 0);
+    int N = 10000, head[5] = {40000, 123, 49156, 7, 31000}, cnt[5] = {0}, tail = 0;
+    for (int it = 0; it < N; it++) {
+        int t = sampler_sample(&s, l), h = 0;
+        while (h < 5 && head[h] != t) h++;
+        if (h < 5) cnt[h]++;
+        else tail++;
+    }
+    double ptail = 1;
+    for (int h = 0; h < 5; h++) {
+        double q = exp((double)l[head[h]] / T) / z, f = (double)cnt[h] / N, sd = sqrt(q * (1 - q) / N);
+        ptail -= q;
+        if (fabs(f - q) > 5 * sd) fail_msg("token %d: frequency %.4f, softmax %.4f", head[h], f, q);
+    }
+    double f = (double)tail / N, sd = sqrt(ptail * (1 - ptail) / N);
+    if (fabs(f - ptail) > 5 * sd) fail_msg("tail: frequency %.4f, softmax %.4f", f, ptail);
+    sampler_free(&s);
+    free(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),
@@ -125,6 +245,9 @@ int main(void) {
         cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p),
         cmocka_unit_test(test_frequencies_follow_softmax),
+        cmocka_unit_test(test_top_k_large_vocab),
+        cmocka_unit_test(test_top_p_large_vocab),
+        cmocka_unit_test(test_frequencies_large_vocab),
     };
     return cmocka_run_group_tests_name("sampler", tests, NULL, NULL);
 }
