@@ -3,11 +3,13 @@
 streaming clients (openai SDK; the server's continuous batching decodes them together).
 
     python bench/bench_serve.py [--base-url URL] [--model PATH] [--clients 1,4,8]
-                                [--max-tokens 128] [--requests-per-client 2]
+                                [--max-tokens 128] [--requests-per-client 2] [--client sdk|raw]
 
 Without --base-url it starts build/toolrl serve on a free port and stops it afterwards.
 Prints one JSON line per concurrency: clients, requests, output tokens, wall seconds,
 aggregate output tok/s, mean time to first token, mean per-request tok/s.
+--client raw reads the same SSE stream with http.client instead of the openai SDK: the
+clients share the server's cores, and the SDK's per-chunk parsing costs CPU time there.
 """
 import argparse
 import json
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+import http.client
+import urllib.parse
 import urllib.request
 
 import openai
@@ -61,6 +65,33 @@ def one_client(client, model, max_tokens, n_req, idx, out):
         out.append((n_tok, first if first is not None else time.time() - t0, time.time() - t0))
 
 
+def one_client_raw(base, model, max_tokens, n_req, idx, out):
+    u = urllib.parse.urlparse(base)
+    for k in range(n_req):
+        t0 = time.time()
+        first = None
+        n_tok = 0
+        body = json.dumps({
+            "model": model, "max_tokens": max_tokens, "temperature": 0.8, "seed": idx * 100 + k, "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Write a short story about a robot number %d." % (idx * 100 + k)}]})
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+        c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json",
+                                                         "Authorization": "Bearer bench"})
+        r = c.getresponse()
+        if r.status != 200:
+            sys.exit("HTTP %d: %s" % (r.status, r.read()[:200]))
+        for line in r:
+            if not line.startswith(b"data: {"):
+                continue
+            if first is None and b'"content":"' in line and b'"content":""' not in line:
+                first = time.time() - t0
+            if b'"choices":[]' in line:
+                n_tok = json.loads(line[6:])["usage"]["completion_tokens"]
+        c.close()
+        out.append((n_tok, first if first is not None else time.time() - t0, time.time() - t0))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url")
@@ -69,6 +100,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--server-args", default="", help="extra flags for toolrl serve")
+    ap.add_argument("--client", choices=["sdk", "raw"], default="sdk")
     a = ap.parse_args()
     proc = None
     base = a.base_url
@@ -84,9 +116,14 @@ def main():
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
         for c in [int(x) for x in a.clients.split(",")]:
             results = []
-            threads = [threading.Thread(target=one_client, args=(client, model, a.max_tokens,
-                                                                 a.requests_per_client, i, results))
-                       for i in range(c)]
+            if a.client == "raw":
+                threads = [threading.Thread(target=one_client_raw, args=(base, model, a.max_tokens,
+                                                                         a.requests_per_client, i, results))
+                           for i in range(c)]
+            else:
+                threads = [threading.Thread(target=one_client, args=(client, model, a.max_tokens,
+                                                                     a.requests_per_client, i, results))
+                           for i in range(c)]
             t0 = time.time()
             for t in threads:
                 t.start()
@@ -95,7 +132,7 @@ def main():
             wall = time.time() - t0
             toks = sum(r[0] for r in results)
             print(json.dumps({
-                "clients": c, "requests": len(results), "output_tokens": toks, "wall_s": round(wall, 2),
+                "client": a.client, "clients": c, "requests": len(results), "output_tokens": toks, "wall_s": round(wall, 2),
                 "aggregate_tok_s": round(toks / wall, 1),
                 "mean_ttft_s": round(sum(r[1] for r in results) / len(results), 3),
                 "mean_request_tok_s": round(sum(r[0] / r[2] for r in results) / len(results), 1),
