@@ -317,6 +317,20 @@ static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_ac
     rows8_q4(1, w0, rb, nb, a, y8, pf);
 }
 
+// Bytes q[0..16) of 8 rows rb apart, transposed by dwords: lane r of d[g] holds row r's
+// dword g (g < 4; rows 0-3 in the low half, 4-7 in the high half). One load pairs row r with
+// row r+4, then a 4×4 dword transpose per 128-bit half.
+static inline void rows8_transpose16(const uint8_t *q, size_t rb, __m256i d[4]) {
+#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(q + ((r) + 4) * rb), \
+                                      (const __m128i *)(const void *)(q + (r) * rb))
+    __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
+#undef MM_LD2
+    __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
+    __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
+    d[0] = _mm256_unpacklo_epi64(t0, t2), d[1] = _mm256_unpackhi_epi64(t0, t2);
+    d[2] = _mm256_unpacklo_epi64(t1, t3), d[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
 // The same 8 rows against 2 ≤ B ≤ MM_ROW_MAX_B activation rows, "weights in lanes": per
 // block the 8 rows' bytes are transposed once so that int32 lane r of W[g] holds row r's 4
 // weights of inputs 4g..4g+3; then every sequence needs only a broadcast of its activation
@@ -336,21 +350,13 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const 
     for (int64_t kb = 0; kb < nb; kb++) {
         const uint8_t *p = w0 + kb * bs + qo;
         prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-        // v[r] = [row r's 16 bytes | row r+4's], r < 4; a 4×4 dword transpose per 128-bit half
-        // gives d[g] with lane r = row r's dword g (rows 0-3 low, 4-7 high).
-#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(p + ((r) + 4) * rb), \
-                                      (const __m128i *)(const void *)(p + (r) * rb))
-        __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
-#undef MM_LD2
-        __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
-        __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
-        __m256i d0 = _mm256_unpacklo_epi64(t0, t2), d1 = _mm256_unpackhi_epi64(t0, t2);
-        __m256i d2 = _mm256_unpacklo_epi64(t1, t3), d3 = _mm256_unpackhi_epi64(t1, t3);
+        __m256i d[4];
+        rows8_transpose16(p, rb, d);
         // Low nibbles are inputs 4g..4g+3, high nibbles inputs 16+4g..16+4g+3.
         const __m256i w[8] = {
-            _mm256_and_si256(d0, m4), _mm256_and_si256(d1, m4), _mm256_and_si256(d2, m4), _mm256_and_si256(d3, m4),
-            _mm256_and_si256(_mm256_srli_epi16(d0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(d1, 4), m4),
-            _mm256_and_si256(_mm256_srli_epi16(d2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(d3, 4), m4)};
+            _mm256_and_si256(d[0], m4), _mm256_and_si256(d[1], m4), _mm256_and_si256(d[2], m4), _mm256_and_si256(d[3], m4),
+            _mm256_and_si256(_mm256_srli_epi16(d[0], 4), m4), _mm256_and_si256(_mm256_srli_epi16(d[1], 4), m4),
+            _mm256_and_si256(_mm256_srli_epi16(d[2], 4), m4), _mm256_and_si256(_mm256_srli_epi16(d[3], 4), m4)};
         __m256 dw, mw;
         gather_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
         for (int64_t b = 0; b < B; b++) {
@@ -395,19 +401,8 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
         const uint8_t *p = w0 + kb * bs + 2;
         prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
         __m256i aw[8];
-        for (int h = 0; h < 2; h++) {  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
-            const uint8_t *q = p + 16 * h;
-#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(q + ((r) + 4) * rb), \
-                                      (const __m128i *)(const void *)(q + (r) * rb))
-            __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
-#undef MM_LD2
-            __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
-            __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
-            sw[4 * h + 0] = _mm256_unpacklo_epi64(t0, t2);
-            sw[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
-            sw[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
-            sw[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
-        }
+        rows8_transpose16(p, rb, sw);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
+        rows8_transpose16(p + 16, rb, sw + 4);
         for (int g = 0; g < 8; g++) aw[g] = _mm256_sign_epi8(sw[g], sw[g]);
         __m256 dw;
         gather_halves(p - 2, idx, &dw, NULL);

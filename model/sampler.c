@@ -84,23 +84,29 @@ static float scale_max(float *pr, const float *logits, int V, float inv_t) {
     return mx;
 }
 
-// pr[i] = exp(pr[i] - mx) over [0, n); returns their float sum (8 lanes, then across).
-static float exp_sum(float *pr, int n, float mx) {
-    int i = 0;
-    float sum = 0;
+// pr[i] = exp(pr[i] - mx) over [0, n); csum[j] = the float sum of chunk j (SMP_CHUNK ids,
+// 8 lanes then across); returns the chunk sums added in order in double.
+static double exp_sum(float *pr, int n, float mx, float *csum) {
+    double total = 0;
+    for (int a = 0, j = 0; a < n; a += SMP_CHUNK, j++) {
+        int i = a, e = n - a < SMP_CHUNK ? n : a + SMP_CHUNK;
+        float cs = 0;
 #ifdef SMP_AVX2
-    __m256 m = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(pr + i), m));
-        _mm256_storeu_ps(pr + i, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    float l[8];
-    _mm256_storeu_ps(l, acc);
-    for (int j = 0; j < 8; j++) sum += l[j];
+        __m256 m = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+        for (; i + 8 <= e; i += 8) {
+            __m256 w = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(pr + i), m));
+            _mm256_storeu_ps(pr + i, w);
+            acc = _mm256_add_ps(acc, w);
+        }
+        float l[8];
+        _mm256_storeu_ps(l, acc);
+        for (int k = 0; k < 8; k++) cs += l[k];
 #endif
-    for (; i < n; i++) sum += (pr[i] = expf(pr[i] - mx));
-    return sum;
+        for (; i < e; i++) cs += (pr[i] = expf(pr[i] - mx));
+        csum[j] = cs;
+        total += cs;
+    }
+    return total;
 }
 
 // The float sum of pr[i] ≥ c over [0, n).
@@ -164,17 +170,10 @@ static void top_k_ids(const float *v, int n, int k, int32_t *idx) {
     qsort(idx, (size_t)k, sizeof(int32_t), cmp_desc);
 }
 
-// Without filters: pr holds the weights over all V in id order; draws one id in proportion.
-static int32_t draw_all(sampler *s, const float *pr, int V) {
+// Without filters: pr holds the weights over all V in id order, csum and total their chunk
+// sums (exp_sum); draws one id in proportion.
+static int32_t draw_all(sampler *s, const float *pr, int V, double total) {
     int nc = (V + SMP_CHUNK - 1) / SMP_CHUNK;
-    double total = 0;
-    for (int j = 0; j < nc; j++) {
-        int a = j * SMP_CHUNK, n = V - a < SMP_CHUNK ? V - a : SMP_CHUNK;
-        float cs = 0;
-        for (int i = 0; i < n; i++) cs += pr[a + i];
-        s->csum[j] = cs;
-        total += cs;
-    }
     // acc + csum[j] repeats total's additions in the same order, so the last chunk reaches
     // total > r: the walk always stops in a chunk of positive weight.
     double r = sampler_uniform(s) * total, acc = 0;
@@ -208,11 +207,11 @@ int32_t sampler_sample(sampler *s, const float *logits) {
         top_k_ids(pr, V, n, s->idx);
         for (int i = 0; i < n; i++) sum += (pr[s->idx[i]] = expf(pr[s->idx[i]] - mx));
     } else {
-        float fs = exp_sum(pr, V, mx);
-        if (!top_p_on) return draw_all(s, pr, V);
+        double fs = exp_sum(pr, V, mx, s->csum);
+        if (!top_p_on) return draw_all(s, pr, V, fs);
         // The smallest power-of-two cutoff (relative to the largest weight, 1) whose tokens
         // hold the top-p mass, with a margin for rounding: the nucleus lies among them.
-        double need = (double)fs * (s->p.top_p > 0 ? s->p.top_p : 0) * (1 + 1e-5);
+        double need = fs * (s->p.top_p > 0 ? s->p.top_p : 0) * (1 + 1e-5);
         int lo = 0, hi = 1;  // mass(2^-lo) < need ≤ mass(2^-hi), or hi = 150 (everything)
         while (hi < 150 && mass_above(pr, V, ldexpf(1.0f, -hi)) < need) lo = hi, hi = hi * 2 < 150 ? hi * 2 : 150;
         while (hi - lo > 1) {
