@@ -7,7 +7,8 @@
 //    (maddubs) and the 8 product vectors are reduced to 8 exact block sums (hadd tree). For
 //    2..MM_ROW_MAX_B sequences the 8 rows' block is transposed once ("weights in lanes": lane
 //    r holds row r's 4 weights of one input group) and each sequence only broadcasts its
-//    activation dwords against it: no per-sequence reduction. Sums are scaled per lane by the
+//    activation dwords against it: no per-sequence reduction (with VNNI one vpdpbusd per
+//    4-input group and sequence). Sums are scaled per lane by the
 //    rows' fp16 scales (one gather) and accumulated in block order. Streams the weights once
 //    with software prefetch ~12 KiB ahead; memory bound at B = 1.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
@@ -41,12 +42,20 @@ static int omp_in_parallel(void) { return 0; }
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define MM_AVX2 1
-#if defined(__AVXVNNI__)
-// AVX-VNNI (vpdpbusd: unsigned bytes · signed bytes, 4 products summed into each int32 lane
-// and accumulated, no int16 step). The panel kernel uses it in place of maddubs + adds +
-// madd: the integer sums are the same (no int16 saturation happens on either path), so the
-// results are bit for bit those of the scalar kernel.
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+// VNNI (vpdpbusd: unsigned bytes · signed bytes, 4 products summed into each int32 lane and
+// accumulated, no int16 step), as AVX-VNNI (Alder Lake, Sapphire Rapids) or AVX512-VNNI with
+// 256-bit vectors (Ice Lake server, Zen 4). The panel and lanes kernels use it in place of
+// maddubs + adds + madd: the integer sums are the same (no int16 saturation happens on
+// either path), so the results are bit for bit those of the scalar kernel.
 #define MM_VNNI 1
+static inline __m256i mm_dpbusd(__m256i acc, __m256i u8, __m256i s8) {
+#if defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, u8, s8);
+#else
+    return _mm256_dpbusd_epi32(acc, u8, s8);
+#endif
+}
 #endif
 #endif
 
@@ -345,6 +354,7 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const 
     const int qo = q41 ? 4 : 2;
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
     const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    (void)ones;  // unused with VNNI
     __m256 acc[MM_ROW_MAX_B];
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
@@ -362,6 +372,14 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const 
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
+#ifdef MM_VNNI
+            // Two chains of 4 dot-accumulates (halves the dependency latency).
+#define MM_G(S, g) S = mm_dpbusd(S, w[g], _mm256_set1_epi32(xd[g]))
+            __m256i e = _mm256_setzero_si256(), o = e;
+            MM_G(e, 0), MM_G(o, 1), MM_G(e, 2), MM_G(o, 3), MM_G(e, 4), MM_G(o, 5), MM_G(e, 6), MM_G(o, 7);
+#undef MM_G
+            __m256i isum = _mm256_add_epi32(e, o);
+#else
 #define MM_G(g) _mm256_maddubs_epi16(w[g], _mm256_set1_epi32(xd[g]))
             __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(MM_G(0), MM_G(1)),
                                                             _mm256_add_epi16(MM_G(2), MM_G(3))),
@@ -369,6 +387,7 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const 
                                                             _mm256_add_epi16(MM_G(6), MM_G(7))));
 #undef MM_G
             __m256i isum = _mm256_madd_epi16(s16, ones);
+#endif
             if (!q41) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x->sum));
             acc[b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc[b]);
             if (q41) acc[b] = _mm256_fmadd_ps(mw, _mm256_set1_ps(x->s), acc[b]);
@@ -394,6 +413,7 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
     const size_t bs = sizeof(block_q8_0);
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
     const __m256i ones = _mm256_set1_epi16(1);
+    (void)ones;  // unused with VNNI
     __m256 acc[MM_ROW_MAX_B];
     __m256i sw[8];  // W[g] (signs), read from the stack as memory operands
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
@@ -409,6 +429,13 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
+#ifdef MM_VNNI
+#define MM_G(S, g) S = mm_dpbusd(S, aw[g], _mm256_sign_epi8(_mm256_set1_epi32(xd[g]), sw[g]))
+            __m256i e = _mm256_setzero_si256(), o = e;
+            MM_G(e, 0), MM_G(o, 1), MM_G(e, 2), MM_G(o, 3), MM_G(e, 4), MM_G(o, 5), MM_G(e, 6), MM_G(o, 7);
+#undef MM_G
+            __m256i isum = _mm256_add_epi32(e, o);
+#else
 #define MM_G(g) \
     _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(_mm256_set1_epi32(xd[g]), sw[g])), ones)
             __m256i isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(MM_G(0), MM_G(1)),
@@ -416,6 +443,7 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
                                             _mm256_add_epi32(_mm256_add_epi32(MM_G(4), MM_G(5)),
                                                              _mm256_add_epi32(MM_G(6), MM_G(7))));
 #undef MM_G
+#endif
             acc[b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc[b]);
         }
     }
@@ -586,8 +614,8 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
 #define MM_Q8G(S0, S1, W)                                                                                   \
     do {                                                                                                    \
         __m256i wb_ = bcast4((W) + 4 * g), aw_ = _mm256_sign_epi8(wb_, wb_);                                \
-        S0 = _mm256_dpbusd_avx_epi32(S0, aw_, _mm256_sign_epi8(x0, wb_));                                    \
-        if (two) S1 = _mm256_dpbusd_avx_epi32(S1, aw_, _mm256_sign_epi8(x1, wb_));                            \
+        S0 = mm_dpbusd(S0, aw_, _mm256_sign_epi8(x0, wb_));                                    \
+        if (two) S1 = mm_dpbusd(S1, aw_, _mm256_sign_epi8(x1, wb_));                            \
     } while (0)
 #else
 #define MM_Q8G(S0, S1, W)                                                                                   \
@@ -621,13 +649,13 @@ static inline __attribute__((always_inline)) void panel_kernel_t(uint32_t type, 
                 MM_KEEP(x0);
                 MM_KEEP(x1);
                 __m256i b0 = bcast4(w0 + 4 * g), b1 = bcast4(w1 + 4 * g), b2 = bcast4(w2 + 4 * g);
-                s00 = _mm256_dpbusd_avx_epi32(s00, b0, x0);
-                s01 = _mm256_dpbusd_avx_epi32(s01, b1, x0);
-                s02 = _mm256_dpbusd_avx_epi32(s02, b2, x0);
+                s00 = mm_dpbusd(s00, b0, x0);
+                s01 = mm_dpbusd(s01, b1, x0);
+                s02 = mm_dpbusd(s02, b2, x0);
                 if (two) {
-                    s10 = _mm256_dpbusd_avx_epi32(s10, b0, x1);
-                    s11 = _mm256_dpbusd_avx_epi32(s11, b1, x1);
-                    s12 = _mm256_dpbusd_avx_epi32(s12, b2, x1);
+                    s10 = mm_dpbusd(s10, b0, x1);
+                    s11 = mm_dpbusd(s11, b1, x1);
+                    s12 = mm_dpbusd(s12, b2, x1);
                 }
             }
 #else
