@@ -64,6 +64,10 @@ static void cpu_rope(float *q, float *k, const int32_t *pos, int T, int NH, int 
     }
 }
 
+
+// glibc's scalar expf, on purpose: libmvec's 8-lane expf (≤ 4 ulp) moves the logits enough
+// to flip two of the four 32-token greedy continuations checked against llama.cpp
+// (tests/test_smollm2.c); this op is ~3% of a batched decode step.
 static void cpu_swiglu(float *out, const float *gate, const float *up, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
@@ -82,8 +86,12 @@ static void cpu_add(float *x, const float *y, int64_t n) {
 // One (token, KV head) item: the G query heads that share the KV head walk its keys and values
 // once (read from memory once, not G times: decode over long contexts is bound by these
 // reads), each with its own online softmax, chunk by chunk.
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define ATT_AVX2 1
 #include <immintrin.h>
+
+// 8 fp16 cache values as floats.
+static inline __m256 ld8h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 
 // glibc's libmvec: expf on 8 lanes (the x86-64 vector ABI name GCC itself calls when it
 // vectorizes expf; at most 4 ulp from the correctly rounded result).
@@ -117,7 +125,7 @@ static inline float hsum8(__m256 v) {
 #define ATT_SUB 32            // keys taken by the whole tile at a time (a multiple of 8)
 #define ATT_TILE_FLOATS 8192  // accumulators of a tile: nq * G * HS floats at most
 #define ATT_TILE_ROWS 32      // nq * G at most when nq > 1 (score rows of ATT_CHUNK floats)
-static void attend_tile_avx2(float *out, const float *q, size_t qs, const float *kb, const float *vb, int kv_dim,
+static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16_t *kb, const uint16_t *vb, int kv_dim,
                              const int *n, int nq, int G, int HS, float scale) {
     enum { NR = ATT_TILE_ROWS > ATT_MAXG ? ATT_TILE_ROWS : ATT_MAXG };
     float acc[ATT_TILE_FLOATS] __attribute__((aligned(32)));  // (nq, G, HS)
@@ -129,7 +137,7 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
     memset(acc, 0, sizeof(float) * (size_t)(nq * G * HS));
     __m256 vscale = _mm256_set1_ps(scale);
     for (int p0 = 0; p0 < nmax; p0 += ATT_CHUNK) {
-        const float *kc = kb + (size_t)p0 * kv_dim, *vc = vb + (size_t)p0 * kv_dim;
+        const uint16_t *kc = kb + (size_t)p0 * kv_dim, *vc = vb + (size_t)p0 * kv_dim;
         int mmax = nmax - p0 < ATT_CHUNK ? nmax - p0 : ATT_CHUNK;
         // Scores: keys j of the chunk, 8 at a time (a key past the last block of 8 alone).
         for (int jb = 0; jb < mmax; jb += ATT_SUB) {
@@ -145,14 +153,14 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
                         for (int i = 0; i < nv; i++) {
                             __m256 qv = _mm256_loadu_ps(qh + 8 * i);
                             for (int u = 0; u < 8; u++)
-                                d[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
+                                d[u] = _mm256_fmadd_ps(qv, ld8h(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
                         }
                         _mm256_store_ps(&scg[j], _mm256_mul_ps(hsum8x8(d), vscale));
                     }
                     for (; j < je; j++) {
                         __m256 d = _mm256_setzero_ps();
                         for (int i = 0; i < nv; i++)
-                            d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), _mm256_loadu_ps(kc + (size_t)j * kv_dim + 8 * i), d);
+                            d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), ld8h(kc + (size_t)j * kv_dim + 8 * i), d);
                         scg[j] = hsum8(d) * scale;
                     }
                 }
@@ -199,8 +207,8 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
                         for (int k = 0; k < 8; k++) a[k] = _mm256_load_ps(ac + 8 * (i0 + k));
                         for (int j = jb; j < je; j++) {
                             __m256 w = _mm256_broadcast_ss(&scg[j]);
-                            const float *vp = vc + (size_t)j * kv_dim + 8 * i0;
-                            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), a[k]);
+                            const uint16_t *vp = vc + (size_t)j * kv_dim + 8 * i0;
+                            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, ld8h(vp + 8 * k), a[k]);
                         }
                         for (int k = 0; k < 8; k++) _mm256_store_ps(ac + 8 * (i0 + k), a[k]);
                     }
@@ -208,7 +216,7 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
                         __m256 a = _mm256_load_ps(ac + 8 * i0);
                         for (int j = jb; j < je; j++)
                             a = _mm256_fmadd_ps(_mm256_broadcast_ss(&scg[j]),
-                                                _mm256_loadu_ps(vc + (size_t)j * kv_dim + 8 * i0), a);
+                                                ld8h(vc + (size_t)j * kv_dim + 8 * i0), a);
                         _mm256_store_ps(ac + 8 * i0, a);
                     }
                 }
@@ -222,11 +230,12 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const float 
 }
 #endif
 
-static void attend_group(float *out, const float *q, const float *kb, const float *vb, int kv_dim, int n, int G,
+static void attend_group(float *out, const float *q, const uint16_t *kb, const uint16_t *vb, int kv_dim, int n, int G,
                          int HS, float scale) {
     float acc[ATT_MAXG][512];  // HS ≤ 512 (checked by model_config_validate)
     float sc[ATT_MAXG][ATT_CHUNK];
     float mx[ATT_MAXG], sum[ATT_MAXG];
+    float kv32[512];  // one key or value row, converted from fp16
     for (int g = 0; g < G; g++) {
         mx[g] = -INFINITY, sum[g] = 0;
         for (int i = 0; i < HS; i++) acc[g][i] = 0;
@@ -236,7 +245,8 @@ static void attend_group(float *out, const float *q, const float *kb, const floa
         float cmx[ATT_MAXG];
         for (int g = 0; g < G; g++) cmx[g] = -INFINITY;
         for (int j = 0; j < m; j++) {
-            const float *kp = kb + (size_t)(p0 + j) * kv_dim;
+            const float *kp = kv32;
+            fp16_to_fp32_row(kb + (size_t)(p0 + j) * kv_dim, kv32, HS);
             for (int g = 0; g < G; g++) {
                 const float *qh = q + (size_t)g * HS;
                 float d = 0;
@@ -257,7 +267,8 @@ static void attend_group(float *out, const float *q, const float *kb, const floa
             for (int j = 0; j < m; j++) sc[g][j] = expf(sc[g][j] - mx[g]);
         }
         for (int j = 0; j < m; j++) {
-            const float *vp = vb + (size_t)(p0 + j) * kv_dim;
+            const float *vp = kv32;
+            fp16_to_fp32_row(vb + (size_t)(p0 + j) * kv_dim, kv32, HS);
             for (int g = 0; g < G; g++) {
                 float w = sc[g][j], *a = acc[g];
                 sum[g] += w;
@@ -274,7 +285,7 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
                           const int32_t *pos, int T, int NH, int NKV, int HS) {
     int group = NH / NKV, G = group < ATT_MAXG ? group : ATT_MAXG, nsub = (group + G - 1) / G;
     float scale = 1.0f / sqrtf((float)HS);
-#if defined(__AVX2__) && defined(__FMA__)
+#ifdef ATT_AVX2
     if (HS % 8 == 0) {
         // Tiles of up to QT consecutive tokens of one sequence; items are (tile, KV head, head
         // subgroup), taken dynamically since causal tiles differ in length.

@@ -4,6 +4,8 @@
 // the tokens whose logits are asked for. Every op goes through the backend table (ops.h).
 #include "forward.h"
 
+#include "quant.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +22,8 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     int kvd = c->n_head_kv * c->head_dim, qd = c->n_head * c->head_dim;
     en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, kvd};
     size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd;
-    en->kv.k = xcalloc(kvn, sizeof(float));
-    en->kv.v = xcalloc(kvn, sizeof(float));
+    en->kv.k = xcalloc(kvn, sizeof(uint16_t));
+    en->kv.v = xcalloc(kvn, sizeof(uint16_t));
     en->seq_len = xcalloc((size_t)n_seq, sizeof(int));
     size_t T = (size_t)max_batch;
     en->x = xcalloc(T * c->n_embd, sizeof(float));
@@ -52,7 +54,7 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     if (!en->next_pos || !en->b_seq || !en->b_pos || !en->b_want || !en->kv.k || !en->kv.v || !en->seq_len || !en->x || !en->xn || !en->tmp || !en->q || !en->k || !en->v ||
         !en->att || !en->gate || !en->up || !en->scratch) {
         engine_free(en);
-        return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(float) >> 20);
+        return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(uint16_t) >> 20);
     }
     return TRL_OK;
 }
@@ -131,8 +133,8 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
         be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
         for (int t = 0; t < T; t++) {
             size_t off = (((size_t)l * en->kv.n_seq + b->seq[t]) * en->kv.n_ctx + b->pos[t]) * kvd;
-            memcpy(en->kv.k + off, en->k + (size_t)t * kvd, sizeof(float) * kvd);
-            memcpy(en->kv.v + off, en->v + (size_t)t * kvd, sizeof(float) * kvd);
+            fp32_to_fp16_row(en->k + (size_t)t * kvd, en->kv.k + off, kvd);
+            fp32_to_fp16_row(en->v + (size_t)t * kvd, en->kv.v + off, kvd);
         }
         be->attention(en->att, en->q, &en->kv, l, b->seq, b->pos, T, NH, NKV, HS);  // (T, NH*HS)
         be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                         // (T, C)

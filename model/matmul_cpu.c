@@ -476,15 +476,18 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
                          matmul_act_block *act) {
     const int64_t nb = K / 32;
     const size_t rb = qtype_row_bytes(type, K);
-    for (int64_t b = 0; b < B; b++) matmul_quantize_act(x + b * K, act + b * nb, K);
     const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
     const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
     (void)par;
 #pragma omp parallel if (par)
     {
+        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        // The activation rows, quantized by the threads together (blocks split evenly).
+        for (int64_t i = B * nb * tid / nth; i < B * nb * (tid + 1) / nth; i++)
+            matmul_quantize_act(x + i * 32, act + i, 32);
+#pragma omp barrier
         // Contiguous ranges of groups per thread (as a static schedule would give), so that
         // each thread streams one region and can prefetch its start.
-        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
         int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
 #ifdef MM_AVX2
         // Prefetch distance: about 12 KiB, in whole groups; the first groups are prefetched

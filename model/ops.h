@@ -11,10 +11,12 @@
 
 #include "model.h"
 
-// Where a token's keys/values live: layer-major KV cache of n_seq slots of n_ctx positions.
+// Where a token's keys/values live: layer-major KV cache of n_seq slots of n_ctx positions,
+// stored as fp16 (llama.cpp's default: half the bytes that batched decode reads per step;
+// the values are rounded once, to nearest even, when written).
 typedef struct {
-    float *k;     // (L, n_seq, n_ctx, NKV*HS)
-    float *v;     // (L, n_seq, n_ctx, NKV*HS)
+    uint16_t *k;  // (L, n_seq, n_ctx, NKV*HS) fp16
+    uint16_t *v;  // (L, n_seq, n_ctx, NKV*HS) fp16
     int n_layer, n_seq, n_ctx, kv_dim;
 } kv_cache;
 

@@ -69,9 +69,9 @@ static void ref_attention(float *out, const float *q, const kv_cache *kv, int la
             int kvh = h / group;
             double mx = -INFINITY, sum = 0;
             for (int p = 0; p <= pos[t]; p++) {
-                const float *kp = kv->k + base + (size_t)p * kv->kv_dim + (size_t)kvh * HS;
+                const uint16_t *kp = kv->k + base + (size_t)p * kv->kv_dim + (size_t)kvh * HS;
                 double d = 0;
-                for (int i = 0; i < HS; i++) d += (double)qh[i] * kp[i];
+                for (int i = 0; i < HS; i++) d += (double)qh[i] * fp16_to_fp32(kp[i]);
                 sc[p] = d * scale;
                 if (sc[p] > mx) mx = sc[p];
             }
@@ -80,7 +80,7 @@ static void ref_attention(float *out, const float *q, const kv_cache *kv, int la
             for (int i = 0; i < HS; i++) {
                 double acc = 0;
                 for (int p = 0; p <= pos[t]; p++)
-                    acc += sc[p] * kv->v[base + (size_t)p * kv->kv_dim + (size_t)kvh * HS + i];
+                    acc += sc[p] * fp16_to_fp32(kv->v[base + (size_t)p * kv->kv_dim + (size_t)kvh * HS + i]);
                 oh[i] = (float)(acc / sum);
             }
         }

@@ -1,9 +1,13 @@
 // quant.c: ggml tensor types: fp16/bf16 conversions, type tables, the plain-C reference
 // dequantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and the reference
 // quantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1) used by tests and model writers.
-// Everything here is scalar and portable; fast kernels live in matmul_cpu.c.
+// Everything here is scalar and portable (but the fp16 row conversions, F16C where built
+// with it: the KV cache's); fast kernels live in matmul_cpu.c.
 #include "quant.h"
 
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -53,6 +57,23 @@ uint16_t fp32_to_fp16(float f) {
     uint32_t odd = (x >> 13) & 1u;
     x += 0xc8000000u + 0xfffu + odd;  // (15 - 127) << 23, plus the rounding bias
     return (uint16_t)(sign | (uint16_t)(x >> 13));
+}
+
+void fp32_to_fp16_row(const float *x, uint16_t *h, int64_t n) {
+    int64_t i = 0;
+#ifdef __F16C__
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++) h[i] = fp32_to_fp16(x[i]);
+}
+
+void fp16_to_fp32_row(const uint16_t *h, float *x, int64_t n) {
+    int64_t i = 0;
+#ifdef __F16C__
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + i))));
+#endif
+    for (; i < n; i++) x[i] = fp16_to_fp32(h[i]);
 }
 
 float bf16_to_fp32(uint16_t h) {

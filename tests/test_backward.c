@@ -323,11 +323,16 @@ static void check_attention(int nh, int nkv) {
     static double qdd[T * 8 * HS], kdd[T * 8 * HS], vdd[T * 8 * HS], rd[T * 8 * HS], od[T * 8 * HS];
     rand_fill(q, qdd, (size_t)T * qd, 2), rand_fill(k, kdd, (size_t)T * kvd, 2);
     rand_fill(v, vdd, (size_t)T * kvd, 1), rand_fill(r, rd, (size_t)T * qd, 1);
+    // Keys and values that fp16 holds exactly: the inference op reads them from an fp16 cache.
+    static uint16_t kh[T * 8 * HS], vh[T * 8 * HS];
+    fp32_to_fp16_row(k, kh, (int64_t)T * kvd), fp32_to_fp16_row(v, vh, (int64_t)T * kvd);
+    fp16_to_fp32_row(kh, k, (int64_t)T * kvd), fp16_to_fp32_row(vh, v, (int64_t)T * kvd);
+    for (int i = 0; i < T * kvd; i++) kdd[i] = k[i], vdd[i] = v[i];
     static float work[2 * T * T];
     assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));
     attention_forward(out, lse, q, k, v, T, nh, nkv, HS, work);
     // the inference op reads keys/values from a cache of one sequence at positions 0..T-1
-    kv_cache kv = {k, v, 1, 1, T, kvd};
+    kv_cache kv = {kh, vh, 1, 1, T, kvd};
     int32_t seq[T] = {0}, pos[T];
     for (int t = 0; t < T; t++) pos[t] = t;
     ops_ref.attention(ref, q, &kv, 0, seq, pos, T, nh, nkv, HS);
@@ -586,7 +591,9 @@ static void check_model(model_arch arch) {
     for (int t = 0; t < MT; t++) pos[t] = t, want[t] = 1;
     engine_batch b = {MT, tok, seq, pos, want};
     assert_int_equal(engine_forward(&en, &b, logits, &e), TRL_OK);
-    assert_true(rel_err_ff(a.logits, logits, (size_t)MT * V) < 1e-5);
+    // (within fp16's rounding: the engine keeps keys and values in an fp16 cache, relative
+    // step 2^-11; measured 2.9e-4 (Llama) and 3.4e-4 (Qwen2) of the largest logit)
+    assert_true(rel_err_ff(a.logits, logits, (size_t)MT * V) < 2e-3);
     engine_free(&en);
     // and loading that model back into training parameters gives the same buffer
     lm_params p2;

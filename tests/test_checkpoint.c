@@ -76,9 +76,14 @@ static void roundtrip(int arch) {
     assert_int_equal(engine_init(&en, &served, &ops_ref, 1, 64, 16, &e), TRL_OK);
     float *lg = malloc(sizeof(float) * (size_t)c->n_vocab);
     assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
-    double md = 0;
-    for (int i = 0; i < c->n_vocab; i++) md = fmax(md, fabs(lg[i] - a.logits[(size_t)(n - 1) * c->n_vocab + i]));
-    assert_true(md < 1e-4);
+    // (the engine's KV cache is fp16, relative step 2^-11; measured 2.3e-4 and 2.2e-4 of the
+    // largest logit)
+    double md = 0, mx = 1e-12;
+    for (int i = 0; i < c->n_vocab; i++) {
+        md = fmax(md, fabs(lg[i] - a.logits[(size_t)(n - 1) * c->n_vocab + i]));
+        mx = fmax(mx, fabs(a.logits[(size_t)(n - 1) * c->n_vocab + i]));
+    }
+    assert_true(md / mx < 2e-3);
     // Quantized to Q8_0 for serving: every matrix re-encoded, logits within Q8_0 error.
     engine_free(&en);
     assert_int_equal(model_quantize(&served, QTYPE_Q8_0, &e), TRL_OK);

@@ -88,8 +88,12 @@ static void test_swiglu_add(void **state) {
 static void test_attention(void **state) {
     (void)state;
     int L = 2, NSEQ = 3, NCTX = 300, NH = 6, NKV = 2, HS = 16, kvd = NKV * HS;
-    kv_cache kv = {rand_vec((size_t)L * NSEQ * NCTX * kvd, 2), rand_vec((size_t)L * NSEQ * NCTX * kvd, 1), L, NSEQ,
-                   NCTX, kvd};
+    size_t nkv = (size_t)L * NSEQ * NCTX * kvd;
+    float *kf = rand_vec(nkv, 2), *vf = rand_vec(nkv, 1);
+    kv_cache kv = {malloc(2 * nkv), malloc(2 * nkv), L, NSEQ, NCTX, kvd};  // fp16, as the engine keeps it
+    fp32_to_fp16_row(kf, kv.k, (int64_t)nkv);
+    fp32_to_fp16_row(vf, kv.v, (int64_t)nkv);
+    for (size_t i = 0; i < nkv; i++) assert_true(kv.v[i] == fp32_to_fp16(vf[i]));  // F16C = the scalar rounding
     // tokens at the start, in the middle of a chunk, and past the 128-position chunks
     int32_t seq[] = {0, 1, 2, 2, 1}, pos[] = {0, 5, 127, 128, 299};
     int T = 5;
@@ -112,8 +116,9 @@ static void test_attention(void **state) {
     // a token at position 0 attends only to itself: output = its value vector
     for (int h = 0; h < NH; h++)
         for (int i = 0; i < HS; i++)
-            assert_float_equal(a[h * HS + i], kv.v[(size_t)(L - 1) * NSEQ * NCTX * kvd + (size_t)(h / (NH / NKV)) * HS + i], 1e-6);
-    free(kv.k), free(kv.v), free(q), free(a), free(b);
+            assert_float_equal(a[h * HS + i],
+                               fp16_to_fp32(kv.v[(size_t)(L - 1) * NSEQ * NCTX * kvd + (size_t)(h / (NH / NKV)) * HS + i]), 1e-6);
+    free(kv.k), free(kv.v), free(kf), free(vf), free(q), free(a), free(b);
 }
 
 static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol) {

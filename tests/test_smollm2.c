@@ -26,10 +26,12 @@
 #define FIX_BIN "tests/fixtures/logits_smollm2.bin"
 
 // Tolerances, measured (tests/fixtures/logits_smollm2.json, "noise_floor", "float64_check",
-// "tolerance_suggestion"): llama.cpp's own logits move by up to 0.75 when only its batch split
-// or attention kernel changes, and an exact float64 forward pass over the same weights is
-// 0.80 away from it (1.49 over the greedy steps). Our engine, which quantizes activations to
-// 8 bits as llama.cpp does, measures 0.82 on these prompts. Limits: 2x those figures.
+// "tolerance_suggestion"; reference: llama.cpp with an F16 KV cache, as ours): llama.cpp's own
+// logits move by up to 1.09 when only its batch split, KV type or attention kernel changes,
+// and an exact float64 forward pass over the same weights is 1.07 away from it (1.85 over the
+// greedy steps). Our engine, which quantizes activations to 8 bits as llama.cpp does,
+// measures 0.93 on these prompts. Limits: about 2x the engine's figure, under llama.cpp's
+// suggestion (2.2).
 #define LOGIT_MAX_ABS 1.7
 #define KL_MAX 0.04
 // A greedy step whose top-two gap in llama.cpp is below this is a near-tie: inside the noise

@@ -35,9 +35,10 @@ Output (committed):
       "notes"             : why the tolerances are what they are
 
 Reference config: n_ctx 2048, n_threads = n_threads_batch = 2, the whole prompt in one
-llama_decode (n_batch = n_ubatch = 512), flash attention DISABLED and an F32 KV cache
-(llama.cpp's defaults are flash attention "auto" -> on for CPU, and an F16 KV cache;
-the noise study quantifies the difference), no BOS (the GGUF says add_bos_token=false).
+llama_decode (n_batch = n_ubatch = 512), flash attention DISABLED and an F16 KV cache
+(llama.cpp's default cache type, and toolrl's; llama.cpp's default attention is flash
+attention "auto" -> on for CPU, which toolrl does not have; the noise study quantifies both),
+no BOS (the GGUF says add_bos_token=false).
 """
 import argparse
 import ctypes
@@ -351,7 +352,7 @@ def main():
     assert max(len(ids) for _, _, ids in prompts) <= 512
 
     # reference rows
-    ref_cfg = dict(threads=2, n_batch=512, flash_attn=L.LLAMA_FLASH_ATTN_TYPE_DISABLED, kv_type=L.GGML_TYPE_F32)
+    ref_cfg = dict(threads=2, n_batch=512, flash_attn=L.LLAMA_FLASH_ATTN_TYPE_DISABLED, kv_type=L.GGML_TYPE_F16)
     c = m.context(**ref_cfg)
     ref = []
     for name, text, ids in prompts:
@@ -369,18 +370,18 @@ def main():
         F16, F32 = L.GGML_TYPE_F16, L.GGML_TYPE_F32
         variants = [
             ("rerun_same_context", None, None, "the reference run repeated (determinism)"),
-            ("threads_1", dict(threads=1, n_batch=512, flash_attn=FA_OFF, kv_type=F32), 512,
+            ("threads_1", dict(threads=1, n_batch=512, flash_attn=FA_OFF, kv_type=F16), 512,
              "n_threads=1 instead of 2, whole prompt in one decode"),
-            ("token_by_token", dict(threads=2, n_batch=512, flash_attn=FA_OFF, kv_type=F32), 1,
+            ("token_by_token", dict(threads=2, n_batch=512, flash_attn=FA_OFF, kv_type=F16), 1,
              "prompt fed one token per llama_decode (mat-vec path, growing KV)"),
-            ("token_by_token_threads_1", dict(threads=1, n_batch=512, flash_attn=FA_OFF, kv_type=F32), 1,
+            ("token_by_token_threads_1", dict(threads=1, n_batch=512, flash_attn=FA_OFF, kv_type=F16), 1,
              "n_threads=1 and one token per llama_decode"),
-            ("chunks_of_64", dict(threads=2, n_batch=64, flash_attn=FA_OFF, kv_type=F32), 64,
+            ("chunks_of_64", dict(threads=2, n_batch=64, flash_attn=FA_OFF, kv_type=F16), 64,
              "n_batch=n_ubatch=64, prompt in 64-token llama_decode calls"),
-            ("flash_attn_on", dict(threads=2, n_batch=512, flash_attn=FA_AUTO, kv_type=F32), 512,
-             "flash attention auto (= on for CPU), F32 KV"),
-            ("llama_cpp_defaults", dict(threads=2, n_batch=512, flash_attn=FA_AUTO, kv_type=F16), 512,
-             "llama.cpp defaults: flash attention auto (on), F16 KV cache"),
+            ("kv_f32", dict(threads=2, n_batch=512, flash_attn=FA_OFF, kv_type=F32), 512,
+             "F32 KV cache instead of F16"),
+            ("flash_attn_on", dict(threads=2, n_batch=512, flash_attn=FA_AUTO, kv_type=F16), 512,
+             "flash attention auto (= on for CPU), F16 KV: llama.cpp's defaults"),
             ("llama_cpp_defaults_token_by_token", dict(threads=2, n_batch=512, flash_attn=FA_AUTO, kv_type=F16), 1,
              "llama.cpp defaults, one token per llama_decode"),
         ]
@@ -490,7 +491,7 @@ def main():
         },
         "config": {
             "n_ctx": 2048, "n_threads": 2, "n_threads_batch": 2, "n_batch": 512, "n_ubatch": 512,
-            "prompt_in_one_decode": True, "flash_attn": "disabled", "kv_cache_type": "f32",
+            "prompt_in_one_decode": True, "flash_attn": "disabled", "kv_cache_type": "f16",
             "add_bos": False, "parse_special": True,
             "greedy": f"{N_GREEDY} steps; argmax (lowest id on ties) of the logits, fed back one token per "
                       "llama_decode; does not stop at EOS/<|im_end|>",
