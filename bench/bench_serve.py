@@ -4,12 +4,17 @@ streaming clients (openai SDK; the server's continuous batching decodes them tog
 
     python bench/bench_serve.py [--base-url URL] [--model PATH] [--clients 1,4,8]
                                 [--max-tokens 128] [--requests-per-client 2] [--client sdk|raw]
+                                [--rounds 1]
 
 Without --base-url it starts build/toolrl serve on a free port and stops it afterwards.
 Prints one JSON line per concurrency: clients, requests, output tokens, wall seconds,
 aggregate output tok/s, mean time to first token, mean per-request tok/s.
 --client raw reads the same SSE stream with http.client instead of the openai SDK: the
 clients share the server's cores, and the SDK's per-chunk parsing costs CPU time there.
+--rounds R runs the whole sweep R times (each line says its round) and ends with a summary
+line: per concurrency the median aggregate tok/s, and the ratio of the largest concurrency
+to the smallest per round (measured minutes apart, not hours) with its median. On a shared
+host whose speed drifts, the per-round ratio is the figure to trust.
 """
 import argparse
 import json
@@ -101,6 +106,7 @@ def main():
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--server-args", default="", help="extra flags for toolrl serve")
     ap.add_argument("--client", choices=["sdk", "raw"], default="sdk")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
     proc = None
     base = a.base_url
@@ -114,7 +120,9 @@ def main():
     client = openai.OpenAI(base_url=base + "/v1", api_key="bench", max_retries=0, timeout=600)
     try:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
-        for c in [int(x) for x in a.clients.split(",")]:
+        conc = [int(x) for x in a.clients.split(",")]
+        agg = {c: [] for c in conc}
+        for rnd, c in [(r, c) for r in range(a.rounds) for c in conc]:
             results = []
             if a.client == "raw":
                 threads = [threading.Thread(target=one_client_raw, args=(base, model, a.max_tokens,
@@ -131,12 +139,23 @@ def main():
                 t.join()
             wall = time.time() - t0
             toks = sum(r[0] for r in results)
+            agg[c].append(toks / wall)
             print(json.dumps({
-                "client": a.client, "clients": c, "requests": len(results), "output_tokens": toks, "wall_s": round(wall, 2),
+                "client": a.client, "round": rnd, "clients": c, "requests": len(results), "output_tokens": toks,
+                "wall_s": round(wall, 2),
                 "aggregate_tok_s": round(toks / wall, 1),
                 "mean_ttft_s": round(sum(r[1] for r in results) / len(results), 3),
                 "mean_request_tok_s": round(sum(r[0] / r[2] for r in results) / len(results), 1),
             }), flush=True)
+        if a.rounds > 1:
+            med = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v) // 2 - 1:len(v) // 2 + 1]) / 2
+            lo, hi = min(conc), max(conc)
+            ratios = [h / l for h, l in zip(agg[hi], agg[lo])]
+            print(json.dumps({
+                "client": a.client, "rounds": a.rounds,
+                "median_aggregate_tok_s": {str(c): round(med(agg[c]), 1) for c in conc},
+                "ratio_%d_over_%d_per_round" % (hi, lo): [round(r, 2) for r in ratios],
+                "median_ratio": round(med(ratios), 2)}), flush=True)
     finally:
         if proc:
             proc.terminate()

@@ -25,10 +25,13 @@ static void cpu_rmsnorm(float *out, const float *x, const float *w, int T, int C
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
-        float ss = 0;
-#pragma omp simd reduction(+ : ss)
-        for (int c = 0; c < C; c++) ss += xt[c] * xt[c];
-        float s = 1.0f / sqrtf(ss / C + eps);
+        // llama.cpp's arithmetic, step for step: float squares summed in double in input
+        // order, the mean narrowed to float, the scale in float (an ulp here moves a value
+        // across an 8-bit rounding step in the next matmul). In order, so the same bits in
+        // every build, whatever vector width the compiler would have picked.
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)(xt[c] * xt[c]);
+        float mean = (float)(ss / C), s = 1.0f / sqrtf(mean + eps);
         float *o = out + (int64_t)t * C;
         for (int c = 0; c < C; c++) o[c] = xt[c] * s * w[c];
     }
