@@ -21,6 +21,19 @@ static void cpu_matmul(const model_tensor *w, const float *x, float *y, int T, v
     matmul_forward(w->type, w->data, w->n_rows, w->n_cols, x, y, T, scratch);
 }
 
+static void cpu_matmul_n(const model_tensor *const *w, const float *x, float *const *y, int n, int T,
+                         void *scratch) {
+    matmul_job jobs[8];
+    int same = n <= 8;
+    for (int i = 0; i < n && same; i++) {
+        jobs[i] = (matmul_job){w[i]->type, w[i]->data, w[i]->n_rows, y[i]};
+        same = w[i]->n_cols == w[0]->n_cols;
+    }
+    if (same) matmul_forward_n(jobs, n, w[0]->n_cols, x, T, scratch);
+    else
+        for (int i = 0; i < n; i++) cpu_matmul(w[i], x, y[i], T, scratch);
+}
+
 static void cpu_rmsnorm(float *out, const float *x, const float *w, int T, int C, float eps) {
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) {
@@ -331,6 +344,7 @@ static void cpu_embed(float *out, const model_tensor *table, const int32_t *ids,
 const ops ops_cpu = {
     .name = "cpu",
     .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,

@@ -120,9 +120,11 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
     for (int l = 0; l < c->n_layer; l++) {
         const model_layer *L = &m->layers[l];
         be->rmsnorm(xn, x, L->attn_norm, T, C, c->rms_eps);
-        be->matmul(&L->wq, xn, en->q, T, en->scratch);  // (T, NH*HS)
-        be->matmul(&L->wk, xn, en->k, T, en->scratch);  // (T, NKV*HS)
-        be->matmul(&L->wv, xn, en->v, T, en->scratch);  // (T, NKV*HS)
+        {
+            const model_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
+            float *y[3] = {en->q, en->k, en->v};  // (T, NH*HS), (T, NKV*HS), (T, NKV*HS)
+            be->matmul_n(w, xn, y, 3, T, en->scratch);
+        }
         if (L->bq) {
             for (int t = 0; t < T; t++) {
                 be->add(en->q + (size_t)t * qd, L->bq, qd);
@@ -140,8 +142,11 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
         be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                         // (T, C)
         be->add(x, en->tmp, (int64_t)T * C);
         be->rmsnorm(xn, x, L->ffn_norm, T, C, c->rms_eps);
-        be->matmul(&L->w_gate, xn, en->gate, T, en->scratch);  // (T, F)
-        be->matmul(&L->w_up, xn, en->up, T, en->scratch);      // (T, F)
+        {
+            const model_tensor *w[2] = {&L->w_gate, &L->w_up};
+            float *y[2] = {en->gate, en->up};  // (T, F) each
+            be->matmul_n(w, xn, y, 2, T, en->scratch);
+        }
         be->swiglu(en->gate, en->gate, en->up, (int64_t)T * F);
         be->matmul(&L->w_down, en->gate, en->tmp, T, en->scratch);  // (T, C)
         be->add(x, en->tmp, (int64_t)T * C);

@@ -32,6 +32,18 @@ void matmul_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, co
                   int ldb, float beta, float *C, int ldc);
 void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
                     void *scratch);
+// One input x (B, K) through n weight matrices (Q, K and V; gate and up): y_i (B, N_i) =
+// x · W_i^T. Where every W_i is Q4_0, Q4_1 or Q8_0 and B ≤ 16 (decode) this is one OpenMP
+// region that quantizes x once and runs the matrices back to back without a barrier between
+// them; otherwise n matmul_forward calls. The same bits as n matmul_forward calls either way.
+// scratch: the largest matmul_scratch_bytes(W_i's type, K, B).
+typedef struct {
+    uint32_t type;
+    const void *W;  // (N, K) in type
+    int64_t N;
+    float *y;       // (B, N)
+} matmul_job;
+void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch);
 // The oracle: each row dequantized with dequantize_row, dotted with x in double.
 void matmul_forward_ref(uint32_t type, const void *W, int64_t N, int64_t K, const float *x, float *y, int64_t B);
 // The exact-numerics oracle: plain scalar C that quantizes the activations and accumulates

@@ -472,69 +472,103 @@ static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_
 }
 #endif
 
+// One thread's share (thread tid of nth) of y (B, N) = act · W^T on the row path: a
+// contiguous range of the groups of 8 rows. act: B rows of nb quantized blocks.
+static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, const matmul_act_block *act, float *y,
+                      int64_t B, int tid, int nth) {
+    const size_t rb = qtype_row_bytes(type, nb * 32);
+    const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
+    // Contiguous ranges of groups per thread (as a static schedule would give), so that
+    // each thread streams one region and can prefetch its start.
+    int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
+#ifdef MM_AVX2
+    // Prefetch distance: about 12 KiB, in whole groups; the first groups are prefetched
+    // up front.
+    const int64_t ahead = (int64_t)(12288 / (8 * rb)) + 1;
+    const int64_t full = N / 8;  // groups with 8 rows
+    {
+        const uint8_t *p0 = W + (size_t)g0 * 8 * rb;
+        int64_t ge = g0 + ahead < full ? g0 + ahead : full;
+        if (ge > g0) prefetch_span(p0, (size_t)(ge - g0) * 8 * rb);
+    }
+#endif
+#ifdef MM_AVX2
+    // B ≥ 2: weights in lanes, every group read once for all the sequences.
+    if (B >= 2) {
+        for (int64_t g = g0; g < g1 && g < full; g++) {
+            const uint8_t *w0 = W + (size_t)(g * 8) * rb;
+            const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
+            if (type == QTYPE_Q8_0) rows8_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf);
+            else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf);
+            else rows8_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf);
+        }
+        for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
+                    y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
+        g1 = g0;  // done: skip the loop below
+    }
+#endif
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t b = 0; b < B; b++) {
+            float *yb = y + b * N;
+            const matmul_act_block *a = act + b * nb;
+#ifdef MM_AVX2
+            if (g < full) {
+                const uint8_t *w0 = W + (size_t)(g * 8) * rb;
+                const uint8_t *pf = b == 0 && g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
+                if (type == QTYPE_Q8_0) rows8_q8(w0, rb, nb, a, yb + g * 8, pf);
+                else if (type == QTYPE_Q4_1) rows8_q4_1(w0, rb, nb, a, yb + g * 8, pf);
+                else rows8_q4_0(w0, rb, nb, a, yb + g * 8, pf);
+                continue;
+            }
+#endif
+            for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
+                yb[n] = row_dot_scalar(type, W + (size_t)n * rb, nb, a);
+        }
+    }
+}
+
+// The activation rows x (B, K) quantized by the threads of the team together (blocks split
+// evenly), then a barrier.
+static void rows_quantize(const float *x, int64_t B, int64_t nb, matmul_act_block *act) {
+    int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    for (int64_t i = B * nb * tid / nth; i < B * nb * (tid + 1) / nth; i++) matmul_quantize_act(x + i * 32, act + i, 32);
+#pragma omp barrier
+}
+
 static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
                          matmul_act_block *act) {
     const int64_t nb = K / 32;
-    const size_t rb = qtype_row_bytes(type, K);
-    const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
     const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
     (void)par;
 #pragma omp parallel if (par)
     {
-        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        // The activation rows, quantized by the threads together (blocks split evenly).
-        for (int64_t i = B * nb * tid / nth; i < B * nb * (tid + 1) / nth; i++)
-            matmul_quantize_act(x + i * 32, act + i, 32);
-#pragma omp barrier
-        // Contiguous ranges of groups per thread (as a static schedule would give), so that
-        // each thread streams one region and can prefetch its start.
-        int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
-#ifdef MM_AVX2
-        // Prefetch distance: about 12 KiB, in whole groups; the first groups are prefetched
-        // up front.
-        const int64_t ahead = (int64_t)(12288 / (8 * rb)) + 1;
-        const int64_t full = N / 8;  // groups with 8 rows
-        {
-            const uint8_t *p0 = W + (size_t)g0 * 8 * rb;
-            int64_t ge = g0 + ahead < full ? g0 + ahead : full;
-            if (ge > g0) prefetch_span(p0, (size_t)(ge - g0) * 8 * rb);
-        }
-#endif
-#ifdef MM_AVX2
-        // B ≥ 2: weights in lanes, every group read once for all the sequences.
-        if (B >= 2) {
-            for (int64_t g = g0; g < g1 && g < full; g++) {
-                const uint8_t *w0 = W + (size_t)(g * 8) * rb;
-                const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
-                if (type == QTYPE_Q8_0) rows8_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf);
-                else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf);
-                else rows8_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf);
-            }
-            for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
-                for (int64_t b = 0; b < B; b++)
-                    for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
-                        y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
-            g1 = g0;  // done: skip the loop below
-        }
-#endif
-        for (int64_t g = g0; g < g1; g++) {
-            for (int64_t b = 0; b < B; b++) {
-                float *yb = y + b * N;
-                const matmul_act_block *a = act + b * nb;
-#ifdef MM_AVX2
-                if (g < full) {
-                    const uint8_t *w0 = W + (size_t)(g * 8) * rb;
-                    const uint8_t *pf = b == 0 && g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
-                    if (type == QTYPE_Q8_0) rows8_q8(w0, rb, nb, a, yb + g * 8, pf);
-                    else if (type == QTYPE_Q4_1) rows8_q4_1(w0, rb, nb, a, yb + g * 8, pf);
-                    else rows8_q4_0(w0, rb, nb, a, yb + g * 8, pf);
-                    continue;
-                }
-#endif
-                for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
-                    yb[n] = row_dot_scalar(type, W + (size_t)n * rb, nb, a);
-            }
-        }
+        rows_quantize(x, B, nb, act);
+        rows_part(type, W, N, nb, act, y, B, omp_get_thread_num(), omp_get_num_threads());
+    }
+}
+
+void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch) {
+    int rows = B >= 1 && B <= MM_ROW_MAX_B && K > 0 && K % 32 == 0;
+    int64_t work = 0;
+    for (int i = 0; i < n && rows; i++) {
+        rows = is_q(jobs[i].type);
+        work += jobs[i].N * K * B;
+    }
+    if (!rows) {
+        for (int i = 0; i < n; i++) matmul_forward(jobs[i].type, jobs[i].W, jobs[i].N, K, x, jobs[i].y, B, scratch);
+        return;
+    }
+    const int64_t nb = K / 32;
+    matmul_act_block *act = align_up(scratch);
+    (void)work;
+#pragma omp parallel if (work >= (1 << 16))
+    {
+        rows_quantize(x, B, nb, act);
+        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        for (int i = 0; i < n; i++)
+            if (jobs[i].N > 0) rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth);
     }
 }
 

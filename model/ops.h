@@ -24,6 +24,9 @@ typedef struct ops {
     const char *name;
     // y (T, N) = x (T, K) · W^T, W (N, K) in its own type. scratch: ops_matmul_scratch bytes.
     void (*matmul)(const model_tensor *w, const float *x, float *y, int T, void *scratch);
+    // y[i] (T, N_i) = x (T, K) · W_i^T for n matrices that share the input (Q, K, V; gate,
+    // up): what n matmul calls give, in one pass where the backend can.
+    void (*matmul_n)(const model_tensor *const *w, const float *x, float *const *y, int n, int T, void *scratch);
     // out (T, C) = x / rms(x) * w
     void (*rmsnorm)(float *out, const float *x, const float *w, int T, int C, float eps);
     // Rotates each head of q (T, NH*HS) and k (T, NKV*HS) in place by its token's position.

@@ -20,6 +20,10 @@ static void ref_matmul(const model_tensor *w, const float *x, float *y, int T, v
     }
 }
 
+static void ref_matmul_n(const model_tensor *const *w, const float *x, float *const *y, int n, int T, void *scratch) {
+    for (int i = 0; i < n; i++) ref_matmul(w[i], x, y[i], T, scratch);
+}
+
 static void ref_rmsnorm(float *out, const float *x, const float *w, int T, int C, float eps) {
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
@@ -96,6 +100,7 @@ static void ref_embed(float *out, const model_tensor *table, const int32_t *ids,
 const ops ops_ref = {
     .name = "ref",
     .matmul = ref_matmul,
+    .matmul_n = ref_matmul_n,
     .rmsnorm = ref_rmsnorm,
     .rope = ref_rope,
     .swiglu = ref_swiglu,

@@ -538,6 +538,48 @@ static void test_matmul_head_and_groups(void **state) {
 }
 
 // Types without a kernel fall back to dequantized rows and match the oracle.
+// matmul_forward_n (one input through several matrices) gives exactly what separate
+// matmul_forward calls give: mixed types, odd row counts (a short last group), a matrix of no
+// rows, B on the row path and past it (the fallback). Its own scratch, filled with garbage:
+// nothing may be left over from the single calls.
+static void test_matmul_n(void **state) {
+    (void)state;
+    const int64_t K = 96;
+    const uint32_t types[4] = {QTYPE_Q4_1, QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_1};
+    const int64_t Ns[4] = {37, 16, 0, 8};
+    const int64_t Bs[] = {1, 2, 8, 16, 17};
+    void *wq[4];
+    float *wf[4];
+    for (int i = 0; i < 4; i++) wf[i] = make_weights(types[i], Ns[i] ? Ns[i] : 1, K, &wq[i]);
+    for (size_t bi = 0; bi < sizeof(Bs) / sizeof(Bs[0]); bi++) {
+        int64_t B = Bs[bi];
+        float *x = make_acts(B, K);
+        size_t sb = 0;
+        for (int i = 0; i < 4; i++)
+            if (matmul_scratch_bytes(types[i], K, B) > sb) sb = matmul_scratch_bytes(types[i], K, B);
+        void *scratch = malloc(sb);
+        matmul_job jobs[4];
+        float *want[4];
+        for (int i = 0; i < 4; i++) {
+            size_t ny = (size_t)(B * (Ns[i] ? Ns[i] : 1));
+            jobs[i] = (matmul_job){types[i], wq[i], Ns[i], malloc(sizeof(float) * ny)};
+            want[i] = malloc(sizeof(float) * ny);
+            for (size_t k = 0; k < ny; k++) jobs[i].y[k] = want[i][k] = -1.0f;
+            matmul_forward(types[i], wq[i], Ns[i], K, x, want[i], B, scratch);
+        }
+        void *scratch2 = malloc(sb);
+        memset(scratch2, 0xab, sb);
+        matmul_forward_n(jobs, 4, K, x, B, scratch2);
+        free(scratch2);
+        for (int i = 0; i < 4; i++) {
+            assert_memory_equal(jobs[i].y, want[i], sizeof(float) * (size_t)(B * Ns[i]));
+            free(jobs[i].y), free(want[i]);
+        }
+        free(x), free(scratch);
+    }
+    for (int i = 0; i < 4; i++) free(wf[i]), free(wq[i]);
+}
+
 static void test_matmul_fallback(void **state) {
     (void)state;
     int64_t N = 5, K = 256, B = 3;
@@ -566,6 +608,7 @@ int main(void) {
         cmocka_unit_test(test_act_quant),
         cmocka_unit_test(test_matmul_shapes),
         cmocka_unit_test(test_matmul_head_and_groups),
+        cmocka_unit_test(test_matmul_n),
         cmocka_unit_test(test_matmul_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
