@@ -59,6 +59,12 @@ static inline __m256i mm_dpbusd(__m256i acc, __m256i u8, __m256i s8) {
 #endif
 #endif
 
+#if defined(MM_VNNI) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+// AVX-512 with VNNI (Ice Lake server, Sapphire Rapids, Zen 4): the lanes kernels take 16
+// weight rows per 512-bit vector, half the instructions per multiply-add of the 8-row ones.
+#define MM_AVX512 1
+#endif
+
 #ifndef MM_ROW_MAX_B
 #define MM_ROW_MAX_B 16  // B up to this uses the row path (measured crossover)
 #endif
@@ -423,18 +429,24 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
         __m256i aw[8];
         rows8_transpose16(p, rb, sw);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
         rows8_transpose16(p + 16, rb, sw + 4);
+#ifdef MM_VNNI
+        // Unsigned weights w + 128 (the sign bit flipped): Σ (w+128)·x − 128·Σx = Σ w·x, exact
+        // in int32, one vpdpbusd per group and sequence with no per-sequence sign step.
+        for (int g = 0; g < 8; g++) aw[g] = _mm256_xor_si256(sw[g], _mm256_set1_epi8((char)0x80));
+#else
         for (int g = 0; g < 8; g++) aw[g] = _mm256_sign_epi8(sw[g], sw[g]);
+#endif
         __m256 dw;
         gather_halves(p - 2, idx, &dw, NULL);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
 #ifdef MM_VNNI
-#define MM_G(S, g) S = mm_dpbusd(S, aw[g], _mm256_sign_epi8(_mm256_set1_epi32(xd[g]), sw[g]))
+#define MM_G(S, g) S = mm_dpbusd(S, aw[g], _mm256_set1_epi32(xd[g]))
             __m256i e = _mm256_setzero_si256(), o = e;
             MM_G(e, 0), MM_G(o, 1), MM_G(e, 2), MM_G(o, 3), MM_G(e, 4), MM_G(o, 5), MM_G(e, 6), MM_G(o, 7);
 #undef MM_G
-            __m256i isum = _mm256_add_epi32(e, o);
+            __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(e, o), _mm256_set1_epi32(128 * x->sum));
 #else
 #define MM_G(g) \
     _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(_mm256_set1_epi32(xd[g]), sw[g])), ones)
@@ -449,6 +461,71 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
     }
     for (int64_t b = 0; b < B; b++) _mm256_storeu_ps(y8 + b * N, acc[b]);
 }
+
+#ifdef MM_AVX512
+// Bytes q[0..16) of 16 rows rb apart, transposed by dwords: dword r of d[g] holds row r's
+// dword g. Each 128-bit lane L of v[j] holds row 4L + j; a 4×4 dword transpose per lane.
+static inline void rows16_transpose16(const uint8_t *q, size_t rb, __m512i d[4]) {
+    __m512i v[4];
+    for (int j = 0; j < 4; j++) {
+        __m512i t = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)j * rb)));
+        t = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(4 + j) * rb)), 1);
+        t = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(8 + j) * rb)), 2);
+        v[j] = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(12 + j) * rb)), 3);
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
+    d[0] = _mm512_unpacklo_epi64(t0, t2), d[1] = _mm512_unpackhi_epi64(t0, t2);
+    d[2] = _mm512_unpacklo_epi64(t1, t3), d[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// The fp16 pairs at the start of each of 16 blocks (stride rb bytes from p) as floats.
+static inline void gather16_halves(const uint8_t *p, __m512i idx, __m512 *lo, __m512 *hi) {
+    __m512i g = _mm512_i32gather_epi32(idx, (const void *)p, 1);
+    *lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+    if (hi) *hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+}
+
+// rows8_q4_lanes for 16 rows (two groups of 8) at once: the same integer sums and the same
+// float operations per output, in the same order: the same bits.
+static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const uint8_t *w0, size_t rb, int64_t nb,
+                                                                   const matmul_act_block *act, int64_t B, float *y16,
+                                                                   int64_t N, const uint8_t *pf) {
+    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+    const int qo = q41 ? 4 : 2;
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)rb));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[MM_ROW_MAX_B];
+    for (int64_t b = 0; b < B; b++) acc[b] = _mm512_setzero_ps();
+    for (int64_t kb = 0; kb < nb; kb++) {
+        const uint8_t *p = w0 + kb * bs + qo;
+        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+        prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
+        __m512i d[4];
+        rows16_transpose16(p, rb, d);
+        const __m512i w[8] = {
+            _mm512_and_si512(d[0], m4), _mm512_and_si512(d[1], m4), _mm512_and_si512(d[2], m4), _mm512_and_si512(d[3], m4),
+            _mm512_and_si512(_mm512_srli_epi16(d[0], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[1], 4), m4),
+            _mm512_and_si512(_mm512_srli_epi16(d[2], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[3], 4), m4)};
+        __m512 dw, mw;
+        gather16_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
+        for (int64_t b = 0; b < B; b++) {
+            const matmul_act_block *x = act + b * nb + kb;
+            const int32_t *xd = (const int32_t *)(const void *)x->qs;
+#define MM_G(S, g) S = _mm512_dpbusd_epi32(S, w[g], _mm512_set1_epi32(xd[g]))
+            __m512i e = _mm512_setzero_si512(), o = e;
+            MM_G(e, 0), MM_G(o, 1), MM_G(e, 2), MM_G(o, 3), MM_G(e, 4), MM_G(o, 5), MM_G(e, 6), MM_G(o, 7);
+#undef MM_G
+            __m512i isum = _mm512_add_epi32(e, o);
+            if (!q41) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(8 * x->sum));
+            acc[b] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(x->d)), _mm512_cvtepi32_ps(isum), acc[b]);
+            if (q41) acc[b] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x->s), acc[b]);
+        }
+    }
+    for (int64_t b = 0; b < B; b++) _mm512_storeu_ps(y16 + b * N, acc[b]);
+}
+#endif
 
 static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *a, float *y8,
                      const uint8_t *pf) {
@@ -498,6 +575,15 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
         for (int64_t g = g0; g < g1 && g < full; g++) {
             const uint8_t *w0 = W + (size_t)(g * 8) * rb;
             const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
+#ifdef MM_AVX512
+            if (type != QTYPE_Q8_0 && g + 1 < g1 && g + 1 < full) {  // two groups at once
+                const uint8_t *pf2 = g + 1 + ahead < full ? pf : NULL;
+                if (type == QTYPE_Q4_1) rows16_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf2);
+                else rows16_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf2);
+                g++;
+                continue;
+            }
+#endif
             if (type == QTYPE_Q8_0) rows8_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf);
             else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf);
             else rows8_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf);
