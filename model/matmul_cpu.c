@@ -551,8 +551,40 @@ static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_
 
 // One thread's share (thread tid of nth) of y (B, N) = act · W^T on the row path: a
 // contiguous range of the groups of 8 rows. act: B rows of nb quantized blocks.
+// Work sharing for the compute-bound lanes path: each thread starts on its own contiguous
+// range of groups and claims it a chunk at a time from its counter; a thread done with its
+// range claims chunks from the others' counters. Balanced threads stream their ranges as a
+// static split does; a thread that loses its core for a while (the server's HTTP threads
+// and clients share it) is helped instead of waited for at the barrier.
+#define MM_STEAL_MAX 16  // threads (more: a static split)
+#define MM_STEAL_CHUNK 4  // groups of 8 rows per claim
+typedef struct {
+    int64_t next, end;
+    char pad[48];
+} mm_counter;  // one cache line each
+
+// Sets thread tid's counter to its range of ng groups (before the team's barrier).
+static void steal_init(mm_counter *c, int64_t ng, int tid, int nth) {
+    c[tid].next = ng * tid / nth;
+    c[tid].end = ng * (tid + 1) / nth;
+}
+
+// The next chunk [*g0, *g1) for thread tid: its own first, then the others'. 0 when none left.
+static int steal_claim(mm_counter *c, int tid, int nth, int64_t *g0, int64_t *g1) {
+    for (int k = 0; k < nth; k++) {
+        mm_counter *u = &c[(tid + k) % nth];
+        int64_t g = __atomic_fetch_add(&u->next, MM_STEAL_CHUNK, __ATOMIC_RELAXED);
+        if (g < u->end) {
+            *g0 = g;
+            *g1 = g + MM_STEAL_CHUNK < u->end ? g + MM_STEAL_CHUNK : u->end;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, const matmul_act_block *act, float *y,
-                      int64_t B, int tid, int nth) {
+                      int64_t B, int tid, int nth, mm_counter *steal) {
     const size_t rb = qtype_row_bytes(type, nb * 32);
     const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
     // Contiguous ranges of groups per thread (as a static schedule would give), so that
@@ -572,6 +604,9 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
 #ifdef MM_AVX2
     // B ≥ 2: weights in lanes, every group read once for all the sequences.
     if (B >= 2) {
+        int64_t r0 = g0, r1 = g1;  // this thread's own range
+        if (steal && !steal_claim(steal, tid, nth, &g0, &g1)) g0 = g1 = r1;
+    next_chunk:
         for (int64_t g = g0; g < g1 && g < full; g++) {
             const uint8_t *w0 = W + (size_t)(g * 8) * rb;
             const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
@@ -592,6 +627,13 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
             for (int64_t b = 0; b < B; b++)
                 for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
                     y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
+        if (steal && steal_claim(steal, tid, nth, &g0, &g1)) {
+            if (g0 < r0 || g0 >= r1) {  // another thread's chunk: prefetch its start
+                int64_t ge = g0 + ahead < full ? g0 + ahead : full;
+                if (ge > g0) prefetch_span(W + (size_t)g0 * 8 * rb, (size_t)(ge - g0) * 8 * rb);
+            }
+            goto next_chunk;
+        }
         g1 = g0;  // done: skip the loop below
     }
 #endif
@@ -628,10 +670,14 @@ static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, 
     const int64_t nb = K / 32;
     const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
     (void)par;
+    mm_counter steal[MM_STEAL_MAX];
 #pragma omp parallel if (par)
     {
-        rows_quantize(x, B, nb, act);
-        rows_part(type, W, N, nb, act, y, B, omp_get_thread_num(), omp_get_num_threads());
+        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        mm_counter *st = B >= 2 && nth <= MM_STEAL_MAX ? steal : NULL;
+        if (st) steal_init(st, (N + 7) / 8, tid, nth);
+        rows_quantize(x, B, nb, act);  // (ends with a barrier)
+        rows_part(type, W, N, nb, act, y, B, tid, nth, st);
     }
 }
 
@@ -649,12 +695,16 @@ void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, 
     const int64_t nb = K / 32;
     matmul_act_block *act = align_up(scratch);
     (void)work;
+    mm_counter steal[8][MM_STEAL_MAX];  // (8 KiB)
 #pragma omp parallel if (work >= (1 << 16))
     {
-        rows_quantize(x, B, nb, act);
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        int use = B >= 2 && n <= 8 && nth <= MM_STEAL_MAX;
+        for (int i = 0; i < n && use; i++) steal_init(steal[i], (jobs[i].N + 7) / 8, tid, nth);
+        rows_quantize(x, B, nb, act);  // (ends with a barrier)
         for (int i = 0; i < n; i++)
-            if (jobs[i].N > 0) rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth);
+            if (jobs[i].N > 0)
+                rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
     }
 }
 

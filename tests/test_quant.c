@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 #include "model/matmul.h"
 #include "model/quant.h"
@@ -546,7 +547,7 @@ static void test_matmul_n(void **state) {
     (void)state;
     const int64_t K = 96;
     const uint32_t types[4] = {QTYPE_Q4_1, QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_1};
-    const int64_t Ns[4] = {37, 16, 0, 8};
+    const int64_t Ns[4] = {301, 16, 0, 8};  // 301: enough work for the threads at B ≥ 2
     const int64_t Bs[] = {1, 2, 8, 16, 17};
     void *wq[4];
     float *wf[4];
@@ -568,13 +569,21 @@ static void test_matmul_n(void **state) {
             matmul_forward(types[i], wq[i], Ns[i], K, x, want[i], B, scratch);
         }
         void *scratch2 = malloc(sb);
-        memset(scratch2, 0xab, sb);
-        matmul_forward_n(jobs, 4, K, x, B, scratch2);
-        free(scratch2);
-        for (int i = 0; i < 4; i++) {
-            assert_memory_equal(jobs[i].y, want[i], sizeof(float) * (size_t)(B * Ns[i]));
-            free(jobs[i].y), free(want[i]);
+        // 1 to 4 threads on this machine's cores: uneven ranges, and threads that wait for a
+        // core while the others claim their chunks (the lanes path's work stealing).
+        for (int nth = 1; nth <= 4; nth++) {
+            omp_set_num_threads(nth);
+            for (int rep = 0; rep < 20; rep++) {
+                memset(scratch2, 0xab, sb);
+                for (int i = 0; i < 4; i++)
+                    for (int64_t k = 0; k < B * Ns[i]; k++) jobs[i].y[k] = -1.0f;
+                matmul_forward_n(jobs, 4, K, x, B, scratch2);
+                for (int i = 0; i < 4; i++) assert_memory_equal(jobs[i].y, want[i], sizeof(float) * (size_t)(B * Ns[i]));
+            }
         }
+        omp_set_num_threads(2);
+        free(scratch2);
+        for (int i = 0; i < 4; i++) free(jobs[i].y), free(want[i]);
         free(x), free(scratch);
     }
     for (int i = 0; i < 4; i++) free(wf[i]), free(wq[i]);
