@@ -8,9 +8,12 @@
 //    2..MM_ROW_MAX_B sequences the 8 rows' block is transposed once ("weights in lanes": lane
 //    r holds row r's 4 weights of one input group) and each sequence only broadcasts its
 //    activation dwords against it: no per-sequence reduction (with VNNI one vpdpbusd per
-//    4-input group and sequence). Sums are scaled per lane by the
+//    4-input group and sequence; Q8_0 weights then go in as w + 128, the sum corrected by
+//    128·Σx; with AVX-512, Q4 rows go 16 to a vector). Sums are scaled per lane by the
 //    rows' fp16 scales (one gather) and accumulated in block order. Streams the weights once
-//    with software prefetch ~12 KiB ahead; memory bound at B = 1.
+//    with software prefetch ~12 KiB ahead; memory bound at B = 1, compute bound from B ≈ 4,
+//    where threads claim their ranges in chunks and help each other at the end (rows_part).
+//    matmul_forward_n runs several matrices over one input in one OpenMP region.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
 //    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
 //    A tile of 3 weight rows is unpacked to bytes once (per K chunk) and reused for every
