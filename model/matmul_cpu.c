@@ -572,6 +572,7 @@ static void steal_init(mm_counter *c, int64_t ng, int tid, int nth) {
     c[tid].end = ng * (tid + 1) / nth;
 }
 
+#ifdef MM_AVX2
 // The next chunk [*g0, *g1) for thread tid: its own first, then the others'. 0 when none left.
 static int steal_claim(mm_counter *c, int tid, int nth, int64_t *g0, int64_t *g1) {
     for (int k = 0; k < nth; k++) {
@@ -585,11 +586,13 @@ static int steal_claim(mm_counter *c, int tid, int nth, int64_t *g0, int64_t *g1
     }
     return 0;
 }
+#endif
 
 static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, const matmul_act_block *act, float *y,
                       int64_t B, int tid, int nth, mm_counter *steal) {
     const size_t rb = qtype_row_bytes(type, nb * 32);
     const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
+    (void)steal;  // (the AVX2 lanes path only)
     // Contiguous ranges of groups per thread (as a static schedule would give), so that
     // each thread streams one region and can prefetch its start.
     int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
