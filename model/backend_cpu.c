@@ -80,7 +80,6 @@ static void cpu_rope(float *q, float *k, const int32_t *pos, int T, int NH, int 
     }
 }
 
-
 // glibc's scalar expf, on purpose: libmvec's 8-lane expf (≤ 4 ulp) moves the logits enough
 // to flip two of the four 32-token greedy continuations checked against llama.cpp
 // (tests/test_smollm2.c); this op is ~3% of a batched decode step.
@@ -262,7 +261,7 @@ static void attend_group(float *out, const float *q, const uint16_t *kb, const u
         for (int g = 0; g < G; g++) cmx[g] = -INFINITY;
         for (int j = 0; j < m; j++) {
             const float *kp = kv32;
-            fp16_to_fp32_row(kb + (size_t)(p0 + j) * kv_dim, kv32, HS);
+            dequantize_row(QTYPE_F16, kb + (size_t)(p0 + j) * kv_dim, kv32, HS);
             for (int g = 0; g < G; g++) {
                 const float *qh = q + (size_t)g * HS;
                 float d = 0;
@@ -284,7 +283,7 @@ static void attend_group(float *out, const float *q, const uint16_t *kb, const u
         }
         for (int j = 0; j < m; j++) {
             const float *vp = kv32;
-            fp16_to_fp32_row(vb + (size_t)(p0 + j) * kv_dim, kv32, HS);
+            dequantize_row(QTYPE_F16, vb + (size_t)(p0 + j) * kv_dim, kv32, HS);
             for (int g = 0; g < G; g++) {
                 float w = sc[g][j], *a = acc[g];
                 sum[g] += w;

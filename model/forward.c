@@ -135,8 +135,8 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
         be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
         for (int t = 0; t < T; t++) {
             size_t off = (((size_t)l * en->kv.n_seq + b->seq[t]) * en->kv.n_ctx + b->pos[t]) * kvd;
-            fp32_to_fp16_row(en->k + (size_t)t * kvd, en->kv.k + off, kvd);
-            fp32_to_fp16_row(en->v + (size_t)t * kvd, en->kv.v + off, kvd);
+            quantize_row(QTYPE_F16, en->k + (size_t)t * kvd, en->kv.k + off, kvd);
+            quantize_row(QTYPE_F16, en->v + (size_t)t * kvd, en->kv.v + off, kvd);
         }
         be->attention(en->att, en->q, &en->kv, l, b->seq, b->pos, T, NH, NKV, HS);  // (T, NH*HS)
         be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                         // (T, C)

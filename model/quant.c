@@ -1,8 +1,8 @@
 // quant.c: ggml tensor types: fp16/bf16 conversions, type tables, the plain-C reference
 // dequantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and the reference
 // quantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1) used by tests and model writers.
-// Everything here is scalar and portable (but the fp16 row conversions, F16C where built
-// with it: the KV cache's); fast kernels live in matmul_cpu.c.
+// Everything here is scalar and portable (but F16 rows, converted 8 at a time with F16C where
+// built with it: the KV cache is F16); fast kernels live in matmul_cpu.c.
 #include "quant.h"
 
 #ifdef __F16C__
@@ -57,23 +57,6 @@ uint16_t fp32_to_fp16(float f) {
     uint32_t odd = (x >> 13) & 1u;
     x += 0xc8000000u + 0xfffu + odd;  // (15 - 127) << 23, plus the rounding bias
     return (uint16_t)(sign | (uint16_t)(x >> 13));
-}
-
-void fp32_to_fp16_row(const float *x, uint16_t *h, int64_t n) {
-    int64_t i = 0;
-#ifdef __F16C__
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(void *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-#endif
-    for (; i < n; i++) h[i] = fp32_to_fp16(x[i]);
-}
-
-void fp16_to_fp32_row(const uint16_t *h, float *x, int64_t n) {
-    int64_t i = 0;
-#ifdef __F16C__
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + i))));
-#endif
-    for (; i < n; i++) x[i] = fp16_to_fp32(h[i]);
 }
 
 float bf16_to_fp32(uint16_t h) {
@@ -282,13 +265,19 @@ void dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
     if (bs == 0 || n <= 0 || n % bs != 0) return;
     switch (type) {
     case QTYPE_F32: memcpy(dst, src, sizeof(float) * (size_t)n); break;
-    case QTYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
+    case QTYPE_F16: {
+        int64_t i = 0;
+#ifdef __F16C__  // 8 at a time (the KV cache's reads in the scalar attention): the same values
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(s + 2 * i))));
+#endif
+        for (; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
             dst[i] = fp16_to_fp32(h);
         }
         break;
+    }
     case QTYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
@@ -370,12 +359,18 @@ int quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
     if (!qtype_can_quantize(type) || n < 0 || n % qtype_block_size(type) != 0) return -1;
     switch (type) {
     case QTYPE_F32: memcpy(dst, src, sizeof(float) * (size_t)n); break;
-    case QTYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
+    case QTYPE_F16: {
+        int64_t i = 0;
+#ifdef __F16C__  // 8 at a time (the KV cache's writes): round to nearest even, as fp32_to_fp16
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(void *)(d + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+        for (; i < n; i++) {
             uint16_t h = fp32_to_fp16(src[i]);
             memcpy(d + 2 * i, &h, 2);
         }
         break;
+    }
     case QTYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h = fp32_to_bf16(src[i]);

@@ -40,10 +40,6 @@ typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K 
 
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
-// n floats to fp16 (round to nearest even) and back; F16C 8 at a time where the build has
-// it, the same bits as the scalar conversions above (NaN payloads aside).
-void fp32_to_fp16_row(const float *x, uint16_t *h, int64_t n);
-void fp16_to_fp32_row(const uint16_t *h, float *x, int64_t n);
 float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 

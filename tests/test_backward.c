@@ -325,8 +325,8 @@ static void check_attention(int nh, int nkv) {
     rand_fill(v, vdd, (size_t)T * kvd, 1), rand_fill(r, rd, (size_t)T * qd, 1);
     // Keys and values that fp16 holds exactly: the inference op reads them from an fp16 cache.
     static uint16_t kh[T * 8 * HS], vh[T * 8 * HS];
-    fp32_to_fp16_row(k, kh, (int64_t)T * kvd), fp32_to_fp16_row(v, vh, (int64_t)T * kvd);
-    fp16_to_fp32_row(kh, k, (int64_t)T * kvd), fp16_to_fp32_row(vh, v, (int64_t)T * kvd);
+    quantize_row(QTYPE_F16, k, kh, (int64_t)T * kvd), quantize_row(QTYPE_F16, v, vh, (int64_t)T * kvd);
+    dequantize_row(QTYPE_F16, kh, k, (int64_t)T * kvd), dequantize_row(QTYPE_F16, vh, v, (int64_t)T * kvd);
     for (int i = 0; i < T * kvd; i++) kdd[i] = k[i], vdd[i] = v[i];
     static float work[2 * T * T];
     assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));

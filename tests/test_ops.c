@@ -91,9 +91,14 @@ static void test_attention(void **state) {
     size_t nkv = (size_t)L * NSEQ * NCTX * kvd;
     float *kf = rand_vec(nkv, 2), *vf = rand_vec(nkv, 1);
     kv_cache kv = {malloc(2 * nkv), malloc(2 * nkv), L, NSEQ, NCTX, kvd};  // fp16, as the engine keeps it
-    fp32_to_fp16_row(kf, kv.k, (int64_t)nkv);
-    fp32_to_fp16_row(vf, kv.v, (int64_t)nkv);
+    assert_int_equal(quantize_row(QTYPE_F16, kf, kv.k, (int64_t)nkv), 0);
+    assert_int_equal(quantize_row(QTYPE_F16, vf, kv.v, (int64_t)nkv), 0);
     for (size_t i = 0; i < nkv; i++) assert_true(kv.v[i] == fp32_to_fp16(vf[i]));  // F16C = the scalar rounding
+    dequantize_row(QTYPE_F16, kv.v, vf, (int64_t)nkv);  // and back, 8 at a time = one at a time
+    for (size_t i = 0; i < nkv; i++) {
+        float a = fp16_to_fp32(kv.v[i]);
+        assert_memory_equal(&vf[i], &a, sizeof(float));
+    }
     // tokens at the start, in the middle of a chunk, and past the 128-position chunks
     int32_t seq[] = {0, 1, 2, 2, 1}, pos[] = {0, 5, 127, 128, 299};
     int T = 5;
