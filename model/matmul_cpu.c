@@ -705,38 +705,15 @@ static void rows_quantize(const float *x, int64_t B, int64_t nb, matmul_act_bloc
 #pragma omp barrier
 }
 
-static void forward_rows(uint32_t type, const uint8_t *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
-                         matmul_act_block *act) {
+// The row path for n matrices over one input x (B, K): one OpenMP region that quantizes x
+// once (act: B·K/32 blocks of scratch) and runs the matrices back to back.
+static void rows_run(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, matmul_act_block *act) {
     const int64_t nb = K / 32;
-    const int par = N * K * B >= (1 << 16);  // small products: not worth waking threads
-    (void)par;
-    mm_counter steal[MM_STEAL_MAX];
-#pragma omp parallel if (par)
-    {
-        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        mm_counter *st = B >= 2 && nth <= MM_STEAL_MAX ? steal : NULL;
-        if (st) steal_init(st, (N + 7) / 8, tid, nth);
-        rows_quantize(x, B, nb, act);  // (ends with a barrier)
-        rows_part(type, W, N, nb, act, y, B, tid, nth, st);
-    }
-}
-
-void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch) {
-    int rows = B >= 1 && B <= MM_ROW_MAX_B && K > 0 && K % 32 == 0;
     int64_t work = 0;
-    for (int i = 0; i < n && rows; i++) {
-        rows = is_q(jobs[i].type);
-        work += jobs[i].N * K * B;
-    }
-    if (!rows) {
-        for (int i = 0; i < n; i++) matmul_forward(jobs[i].type, jobs[i].W, jobs[i].N, K, x, jobs[i].y, B, scratch);
-        return;
-    }
-    const int64_t nb = K / 32;
-    matmul_act_block *act = align_up(scratch);
+    for (int i = 0; i < n; i++) work += jobs[i].N * K * B;
     (void)work;
     mm_counter steal[8][MM_STEAL_MAX];  // (8 KiB)
-#pragma omp parallel if (work >= (1 << 16))
+#pragma omp parallel if (work >= (1 << 16))  // small products: not worth waking threads
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         int use = B >= 2 && n <= 8 && nth <= MM_STEAL_MAX;
@@ -746,6 +723,16 @@ void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, 
             if (jobs[i].N > 0)
                 rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
     }
+}
+
+void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch) {
+    int rows = B >= 1 && B <= MM_ROW_MAX_B && K > 0 && K % 32 == 0;
+    for (int i = 0; i < n && rows; i++) rows = is_q(jobs[i].type);
+    if (!rows) {
+        for (int i = 0; i < n; i++) matmul_forward(jobs[i].type, jobs[i].W, jobs[i].N, K, x, jobs[i].y, B, scratch);
+        return;
+    }
+    rows_run(jobs, n, K, x, B, align_up(scratch));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1098,7 +1085,10 @@ void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const fl
             for (int64_t i = 0; i < N * B; i++) y[i] = NAN;
             return;
         }
-        if (B <= MM_ROW_MAX_B) forward_rows(type, W, N, K, x, y, B, align_up(scratch));
+        if (B <= MM_ROW_MAX_B) {
+            const matmul_job job = {type, W, N, y};
+            rows_run(&job, 1, K, x, B, align_up(scratch));
+        }
         else forward_panels(type, W, N, K, x, y, B, align_up(scratch));
         return;
     }
