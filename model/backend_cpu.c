@@ -82,9 +82,10 @@ static void cpu_rope(float *q, float *k, const int32_t *pos, int T, int NH, int 
 
 // glibc's scalar expf, on purpose: libmvec's 8-lane expf (≤ 4 ulp) moves the logits enough
 // to flip two of the four 32-token greedy continuations checked against llama.cpp
-// (tests/test_smollm2.c); this op is ~3% of a batched decode step.
+// (tests/test_smollm2.c). Threaded from 4096 values on (a batch of 3 SmolLM2 tokens): at 8
+// tokens it was 11% of a decode step on one thread while the other waited.
 static void cpu_swiglu(float *out, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n >= 4096)
     for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
@@ -129,6 +130,61 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(x);
 }
 
+#define ATT_GN 3  // query heads that share one fp16 → fp32 conversion of a key or value row
+
+// Ahead of the scores of keys j..j+7: the keys 16 further on and these keys' values (the
+// value pass over the sub-block comes next), the cache lines of m rows at most.
+static inline void att_prefetch(const uint16_t *kc, const uint16_t *vc, int j, int m, int HS) {
+    for (int u = 0; u < 8 * HS; u += 32) {
+        if (j + 16 < m) _mm_prefetch((const char *)(kc + (size_t)(j + 16) * HS + u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(vc + (size_t)j * HS + u), _MM_HINT_T0);
+    }
+}
+
+// Scores of the 8 keys j..j+7 of kc (rows of HS) for GN heads (queries at qh, HS apart) into
+// sc (rows of ATT_CHUNK, one per head): each key converted once for the GN heads, four keys
+// at a time (GN·4 accumulators and 4 keys fit AVX2's 16 registers). Per head and key: the
+// same fused multiply-adds in the same order, and the same hsum8x8, as the head alone.
+static inline __attribute__((always_inline)) void att_scores8(float *sc, const float *qh, const uint16_t *kc, int j,
+                                                              int HS, __m256 vscale, int GN) {
+    __m256 d[ATT_GN][8];
+    for (int h = 0; h < 8; h += 4) {
+        __m256 a[ATT_GN][4];
+        for (int g = 0; g < GN; g++)
+            for (int u = 0; u < 4; u++) a[g][u] = _mm256_setzero_ps();
+        for (int i = 0; i < HS / 8; i++) {
+            __m256 k[4];
+            for (int u = 0; u < 4; u++) k[u] = ld8h(kc + (size_t)(j + h + u) * HS + 8 * i);
+            for (int g = 0; g < GN; g++) {
+                __m256 qv = _mm256_loadu_ps(qh + (size_t)g * HS + 8 * i);
+                for (int u = 0; u < 4; u++) a[g][u] = _mm256_fmadd_ps(qv, k[u], a[g][u]);
+            }
+        }
+        for (int g = 0; g < GN; g++)
+            for (int u = 0; u < 4; u++) d[g][h + u] = a[g][u];
+    }
+    for (int g = 0; g < GN; g++) _mm256_store_ps(&sc[(size_t)g * ATT_CHUNK + j], _mm256_mul_ps(hsum8x8(d[g]), vscale));
+}
+
+// ac[g] lanes 8·i0 .. 8·i0+31 += sum over j in [j0, j1) of sc[g][j] · v_j, for GN heads
+// (accumulators HS apart, weights ATT_CHUNK apart): each value row converted once.
+static inline __attribute__((always_inline)) void att_values32(float *ac, const float *sc, const uint16_t *vc, int j0,
+                                                               int j1, int i0, int HS, int GN) {
+    __m256 a[ATT_GN][4];
+    for (int g = 0; g < GN; g++)
+        for (int k = 0; k < 4; k++) a[g][k] = _mm256_load_ps(ac + (size_t)g * HS + 8 * (i0 + k));
+    for (int j = j0; j < j1; j++) {
+        __m256 v[4];
+        for (int k = 0; k < 4; k++) v[k] = ld8h(vc + (size_t)j * HS + 8 * (i0 + k));
+        for (int g = 0; g < GN; g++) {
+            __m256 w = _mm256_broadcast_ss(&sc[(size_t)g * ATT_CHUNK + j]);
+            for (int k = 0; k < 4; k++) a[g][k] = _mm256_fmadd_ps(w, v[k], a[g][k]);
+        }
+    }
+    for (int g = 0; g < GN; g++)
+        for (int k = 0; k < 4; k++) _mm256_store_ps(ac + (size_t)g * HS + 8 * (i0 + k), a[g][k]);
+}
+
 // The vector form of attend_group below (HS a multiple of 8) for a tile of nq queries of one
 // sequence (query r: G heads at q + r*qs, attending to its first n[r] positions): the same
 // online softmax per query, with scores for 8 keys at a time, expf on 8 lanes and the value
@@ -140,8 +196,8 @@ static inline float hsum8(__m256 v) {
 #define ATT_SUB 32            // keys taken by the whole tile at a time (a multiple of 8)
 #define ATT_TILE_FLOATS 8192  // accumulators of a tile: nq * G * HS floats at most
 #define ATT_TILE_ROWS 32      // nq * G at most when nq > 1 (score rows of ATT_CHUNK floats)
-static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16_t *kb, const uint16_t *vb, int kv_dim,
-                             const int *n, int nq, int G, int HS, float scale) {
+static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16_t *kb, const uint16_t *vb, const int *n,
+                             int nq, int G, int HS, float scale) {
     enum { NR = ATT_TILE_ROWS > ATT_MAXG ? ATT_TILE_ROWS : ATT_MAXG };
     float acc[ATT_TILE_FLOATS] __attribute__((aligned(32)));  // (nq, G, HS)
     float sc[NR][ATT_CHUNK] __attribute__((aligned(32)));     // (nq * G, chunk) this chunk's weights
@@ -152,32 +208,31 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16
     memset(acc, 0, sizeof(float) * (size_t)(nq * G * HS));
     __m256 vscale = _mm256_set1_ps(scale);
     for (int p0 = 0; p0 < nmax; p0 += ATT_CHUNK) {
-        const uint16_t *kc = kb + (size_t)p0 * kv_dim, *vc = vb + (size_t)p0 * kv_dim;
+        const uint16_t *kc = kb + (size_t)p0 * HS, *vc = vb + (size_t)p0 * HS;
         int mmax = nmax - p0 < ATT_CHUNK ? nmax - p0 : ATT_CHUNK;
-        // Scores: keys j of the chunk, 8 at a time (a key past the last block of 8 alone).
+        // Scores: keys j of the chunk, 8 at a time (a key past the last block of 8 alone),
+        // each block's keys converted from fp16 once for up to ATT_GN heads.
         for (int jb = 0; jb < mmax; jb += ATT_SUB) {
             for (int r = 0; r < nq; r++) {
                 int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
-                for (int g = 0; g < G; g++) {
-                    const float *qh = q + r * qs + (size_t)g * HS;
-                    float *scg = sc[r * G + g];
-                    int j = jb;
-                    for (; j + 8 <= je && j + 8 <= m; j += 8) {
-                        __m256 d[8];
-                        for (int u = 0; u < 8; u++) d[u] = _mm256_setzero_ps();
-                        for (int i = 0; i < nv; i++) {
-                            __m256 qv = _mm256_loadu_ps(qh + 8 * i);
-                            for (int u = 0; u < 8; u++)
-                                d[u] = _mm256_fmadd_ps(qv, ld8h(kc + (size_t)(j + u) * kv_dim + 8 * i), d[u]);
+                for (int g0 = 0; g0 < G; g0 += ATT_GN) {
+                    const float *qh = q + r * qs + (size_t)g0 * HS;
+                    float *sc0 = sc[r * G + g0];
+                    int gn = G - g0 < ATT_GN ? G - g0 : ATT_GN, j = jb;
+                    for (; j + 8 <= je; j += 8) {
+                        if (r == 0 && g0 == 0) att_prefetch(kc, vc, j, m, HS);
+                        if (gn == 3) att_scores8(sc0, qh, kc, j, HS, vscale, 3);
+                        else if (gn == 2) att_scores8(sc0, qh, kc, j, HS, vscale, 2);
+                        else att_scores8(sc0, qh, kc, j, HS, vscale, 1);
+                    }
+                    for (; j < je; j++)
+                        for (int g = 0; g < gn; g++) {
+                            __m256 d = _mm256_setzero_ps();
+                            for (int i = 0; i < nv; i++)
+                                d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + (size_t)g * HS + 8 * i),
+                                                    ld8h(kc + (size_t)j * HS + 8 * i), d);
+                            sc0[(size_t)g * ATT_CHUNK + j] = hsum8(d) * scale;
                         }
-                        _mm256_store_ps(&scg[j], _mm256_mul_ps(hsum8x8(d), vscale));
-                    }
-                    for (; j < je; j++) {
-                        __m256 d = _mm256_setzero_ps();
-                        for (int i = 0; i < nv; i++)
-                            d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * i), ld8h(kc + (size_t)j * kv_dim + 8 * i), d);
-                        scg[j] = hsum8(d) * scale;
-                    }
                 }
             }
         }
@@ -208,32 +263,30 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16
                 sum[r * G + g] += hsum8(vs);
             }
         }
-        // ac += sum_j w_j v_j, 64 lanes of ac at a time in registers, then 8 at a time (each
-        // lane sums over j in order either way).
+        // ac += sum_j w_j v_j, 32 lanes of ac at a time in registers for up to ATT_GN heads,
+        // each value row converted from fp16 once for them, then 8 lanes at a time (each lane
+        // sums over j in order either way).
         for (int jb = 0; jb < mmax; jb += ATT_SUB) {
             for (int r = 0; r < nq; r++) {
                 int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
-                for (int g = 0; g < G; g++) {
-                    const float *scg = sc[r * G + g];
-                    float *ac = acc + (size_t)(r * G + g) * HS;
-                    int i0 = 0;
-                    for (; i0 + 8 <= nv; i0 += 8) {
-                        __m256 a[8];
-                        for (int k = 0; k < 8; k++) a[k] = _mm256_load_ps(ac + 8 * (i0 + k));
-                        for (int j = jb; j < je; j++) {
-                            __m256 w = _mm256_broadcast_ss(&scg[j]);
-                            const uint16_t *vp = vc + (size_t)j * kv_dim + 8 * i0;
-                            for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(w, ld8h(vp + 8 * k), a[k]);
+                for (int g0 = 0; g0 < G; g0 += ATT_GN) {
+                    const float *sc0 = sc[r * G + g0];
+                    float *ac0 = acc + (size_t)(r * G + g0) * HS;
+                    int gn = G - g0 < ATT_GN ? G - g0 : ATT_GN, i0 = 0;
+                    for (; i0 + 4 <= nv; i0 += 4) {
+                        if (gn == 3) att_values32(ac0, sc0, vc, jb, je, i0, HS, 3);
+                        else if (gn == 2) att_values32(ac0, sc0, vc, jb, je, i0, HS, 2);
+                        else att_values32(ac0, sc0, vc, jb, je, i0, HS, 1);
+                    }
+                    for (; i0 < nv; i0++)
+                        for (int g = 0; g < gn; g++) {
+                            float *ac = ac0 + (size_t)g * HS;
+                            __m256 a = _mm256_load_ps(ac + 8 * i0);
+                            for (int j = jb; j < je; j++)
+                                a = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc0[(size_t)g * ATT_CHUNK + j]),
+                                                    ld8h(vc + (size_t)j * HS + 8 * i0), a);
+                            _mm256_store_ps(ac + 8 * i0, a);
                         }
-                        for (int k = 0; k < 8; k++) _mm256_store_ps(ac + 8 * (i0 + k), a[k]);
-                    }
-                    for (; i0 < nv; i0++) {
-                        __m256 a = _mm256_load_ps(ac + 8 * i0);
-                        for (int j = jb; j < je; j++)
-                            a = _mm256_fmadd_ps(_mm256_broadcast_ss(&scg[j]),
-                                                ld8h(vc + (size_t)j * kv_dim + 8 * i0), a);
-                        _mm256_store_ps(ac + 8 * i0, a);
-                    }
                 }
             }
         }
@@ -245,8 +298,8 @@ static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16
 }
 #endif
 
-static void attend_group(float *out, const float *q, const uint16_t *kb, const uint16_t *vb, int kv_dim, int n, int G,
-                         int HS, float scale) {
+static void attend_group(float *out, const float *q, const uint16_t *kb, const uint16_t *vb, int n, int G, int HS,
+                         float scale) {
     float acc[ATT_MAXG][512];  // HS ≤ 512 (checked by model_config_validate)
     float sc[ATT_MAXG][ATT_CHUNK];
     float mx[ATT_MAXG], sum[ATT_MAXG];
@@ -261,7 +314,7 @@ static void attend_group(float *out, const float *q, const uint16_t *kb, const u
         for (int g = 0; g < G; g++) cmx[g] = -INFINITY;
         for (int j = 0; j < m; j++) {
             const float *kp = kv32;
-            dequantize_row(QTYPE_F16, kb + (size_t)(p0 + j) * kv_dim, kv32, HS);
+            dequantize_row(QTYPE_F16, kb + (size_t)(p0 + j) * HS, kv32, HS);
             for (int g = 0; g < G; g++) {
                 const float *qh = q + (size_t)g * HS;
                 float d = 0;
@@ -283,7 +336,7 @@ static void attend_group(float *out, const float *q, const uint16_t *kb, const u
         }
         for (int j = 0; j < m; j++) {
             const float *vp = kv32;
-            dequantize_row(QTYPE_F16, vb + (size_t)(p0 + j) * kv_dim, kv32, HS);
+            dequantize_row(QTYPE_F16, vb + (size_t)(p0 + j) * HS, kv32, HS);
             for (int g = 0; g < G; g++) {
                 float w = sc[g][j], *a = acc[g];
                 sum[g] += w;
@@ -316,9 +369,9 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
             int g = kvh * group + group - h0 < G ? kvh * group + group - h0 : G;
             int t0 = start[tile], nq = (tile + 1 < ntile ? start[tile + 1] : T) - t0, n[QT];
             for (int r = 0; r < nq; r++) n[r] = pos[t0 + r] + 1;
-            size_t base = ((size_t)layer * kv->n_seq + (size_t)seq[t0]) * kv->n_ctx * kv->kv_dim + (size_t)kvh * HS;
+            size_t base = kv_offset(kv, layer, seq[t0], kvh, 0);
             attend_tile_avx2(out + ((size_t)t0 * NH + h0) * HS, q + ((size_t)t0 * NH + h0) * HS, (size_t)NH * HS,
-                             kv->k + base, kv->v + base, kv->kv_dim, n, nq, g, HS, scale);
+                             kv->k + base, kv->v + base, n, nq, g, HS, scale);
         }
         return;
     }
@@ -328,9 +381,9 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
     for (int it = 0; it < T * NKV * nsub; it++) {
         int t = it / (NKV * nsub), kvh = it / nsub % NKV, h0 = kvh * group + it % nsub * G;
         int g = kvh * group + group - h0 < G ? kvh * group + group - h0 : G;
-        size_t base = ((size_t)layer * kv->n_seq + (size_t)seq[t]) * kv->n_ctx * kv->kv_dim + (size_t)kvh * HS;
+        size_t base = kv_offset(kv, layer, seq[t], kvh, 0);
         attend_group(out + ((size_t)t * NH + h0) * HS, q + ((size_t)t * NH + h0) * HS, kv->k + base, kv->v + base,
-                     kv->kv_dim, pos[t] + 1, g, HS, scale);
+                     pos[t] + 1, g, HS, scale);
     }
 }
 

@@ -20,7 +20,7 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     en->be = be;
     en->max_batch = max_batch;
     int kvd = c->n_head_kv * c->head_dim, qd = c->n_head * c->head_dim;
-    en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, kvd};
+    en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, c->n_head_kv, c->head_dim};
     size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd;
     en->kv.k = xcalloc(kvn, sizeof(uint16_t));
     en->kv.v = xcalloc(kvn, sizeof(uint16_t));
@@ -134,9 +134,11 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
         }
         be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
         for (int t = 0; t < T; t++) {
-            size_t off = (((size_t)l * en->kv.n_seq + b->seq[t]) * en->kv.n_ctx + b->pos[t]) * kvd;
-            quantize_row(QTYPE_F16, en->k + (size_t)t * kvd, en->kv.k + off, kvd);
-            quantize_row(QTYPE_F16, en->v + (size_t)t * kvd, en->kv.v + off, kvd);
+            for (int h = 0; h < NKV; h++) {
+                size_t off = kv_offset(&en->kv, l, b->seq[t], h, b->pos[t]);
+                quantize_row(QTYPE_F16, en->k + (size_t)t * kvd + (size_t)h * HS, en->kv.k + off, HS);
+                quantize_row(QTYPE_F16, en->v + (size_t)t * kvd + (size_t)h * HS, en->kv.v + off, HS);
+            }
         }
         be->attention(en->att, en->q, &en->kv, l, b->seq, b->pos, T, NH, NKV, HS);  // (T, NH*HS)
         be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                         // (T, C)

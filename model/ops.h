@@ -13,12 +13,21 @@
 
 // Where a token's keys/values live: layer-major KV cache of n_seq slots of n_ctx positions,
 // stored as fp16 (llama.cpp's default: half the bytes that batched decode reads per step;
-// the values are rounded once, to nearest even, when written).
+// the values are rounded once, to nearest even, when written). Head-major within a slot:
+// the keys one (sequence, KV head) attends over are one contiguous run of n_ctx * HS
+// values, which the hardware prefetcher streams (a decode step reads every cached key and
+// value of every sequence in the batch, mostly from DRAM).
 typedef struct {
-    uint16_t *k;  // (L, n_seq, n_ctx, NKV*HS) fp16
-    uint16_t *v;  // (L, n_seq, n_ctx, NKV*HS) fp16
-    int n_layer, n_seq, n_ctx, kv_dim;
+    uint16_t *k;  // (L, n_seq, NKV, n_ctx, HS) fp16
+    uint16_t *v;  // (L, n_seq, NKV, n_ctx, HS) fp16
+    int n_layer, n_seq, n_ctx, n_head_kv, head_dim;
 } kv_cache;
+
+// Offset of the HS values of KV head h at position p of sequence s in layer l.
+static inline size_t kv_offset(const kv_cache *kv, int l, int s, int h, int p) {
+    return ((((size_t)l * kv->n_seq + (size_t)s) * kv->n_head_kv + (size_t)h) * kv->n_ctx + (size_t)p) *
+           (size_t)kv->head_dim;
+}
 
 typedef struct ops {
     const char *name;

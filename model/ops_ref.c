@@ -67,13 +67,14 @@ static void ref_attention(float *out, const float *q, const kv_cache *kv, int la
     float scale = 1.0f / sqrtf((float)HS);
     for (int t = 0; t < T; t++) {
         double sc[pos[t] + 1];  // (pos+1) scores; n_ctx is bounded by the cache
-        size_t base = ((size_t)layer * kv->n_seq + (size_t)seq[t]) * kv->n_ctx * kv->kv_dim;
         for (int h = 0; h < NH; h++) {
             const float *qh = q + ((int64_t)t * NH + h) * HS;
             int kvh = h / group;
+            const uint16_t *kh = kv->k + kv_offset(kv, layer, seq[t], kvh, 0);  // (n_ctx, HS)
+            const uint16_t *vh = kv->v + kv_offset(kv, layer, seq[t], kvh, 0);  // (n_ctx, HS)
             double mx = -INFINITY, sum = 0;
             for (int p = 0; p <= pos[t]; p++) {
-                const uint16_t *kp = kv->k + base + (size_t)p * kv->kv_dim + (size_t)kvh * HS;
+                const uint16_t *kp = kh + (size_t)p * HS;
                 double d = 0;
                 for (int i = 0; i < HS; i++) d += (double)qh[i] * fp16_to_fp32(kp[i]);
                 sc[p] = d * scale;
@@ -84,7 +85,7 @@ static void ref_attention(float *out, const float *q, const kv_cache *kv, int la
             for (int i = 0; i < HS; i++) {
                 double acc = 0;
                 for (int p = 0; p <= pos[t]; p++)
-                    acc += sc[p] * fp16_to_fp32(kv->v[base + (size_t)p * kv->kv_dim + (size_t)kvh * HS + i]);
+                    acc += sc[p] * fp16_to_fp32(vh[(size_t)p * HS + i]);
                 oh[i] = (float)(acc / sum);
             }
         }

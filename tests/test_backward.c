@@ -331,8 +331,16 @@ static void check_attention(int nh, int nkv) {
     static float work[2 * T * T];
     assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));
     attention_forward(out, lse, q, k, v, T, nh, nkv, HS, work);
-    // the inference op reads keys/values from a cache of one sequence at positions 0..T-1
-    kv_cache kv = {kh, vh, 1, 1, T, kvd};
+    // the inference op reads keys/values from a cache of one sequence at positions 0..T-1,
+    // head-major: (NKV, T, HS)
+    static uint16_t kc[T * 8 * HS], vc[T * 8 * HS];
+    kv_cache kv = {kc, vc, 1, 1, T, nkv, HS};
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nkv; h++)
+            for (int i = 0; i < HS; i++) {
+                kc[kv_offset(&kv, 0, 0, h, t) + i] = kh[(size_t)t * kvd + h * HS + i];
+                vc[kv_offset(&kv, 0, 0, h, t) + i] = vh[(size_t)t * kvd + h * HS + i];
+            }
     int32_t seq[T] = {0}, pos[T];
     for (int t = 0; t < T; t++) pos[t] = t;
     ops_ref.attention(ref, q, &kv, 0, seq, pos, T, nh, nkv, HS);

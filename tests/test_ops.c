@@ -90,7 +90,7 @@ static void test_attention(void **state) {
     int L = 2, NSEQ = 3, NCTX = 300, NH = 6, NKV = 2, HS = 16, kvd = NKV * HS;
     size_t nkv = (size_t)L * NSEQ * NCTX * kvd;
     float *kf = rand_vec(nkv, 2), *vf = rand_vec(nkv, 1);
-    kv_cache kv = {malloc(2 * nkv), malloc(2 * nkv), L, NSEQ, NCTX, kvd};  // fp16, as the engine keeps it
+    kv_cache kv = {malloc(2 * nkv), malloc(2 * nkv), L, NSEQ, NCTX, NKV, HS};  // fp16, as the engine keeps it
     assert_int_equal(quantize_row(QTYPE_F16, kf, kv.k, (int64_t)nkv), 0);
     assert_int_equal(quantize_row(QTYPE_F16, vf, kv.v, (int64_t)nkv), 0);
     for (size_t i = 0; i < nkv; i++) assert_true(kv.v[i] == fp32_to_fp16(vf[i]));  // F16C = the scalar rounding
@@ -122,7 +122,7 @@ static void test_attention(void **state) {
     for (int h = 0; h < NH; h++)
         for (int i = 0; i < HS; i++)
             assert_float_equal(a[h * HS + i],
-                               fp16_to_fp32(kv.v[(size_t)(L - 1) * NSEQ * NCTX * kvd + (size_t)(h / (NH / NKV)) * HS + i]), 1e-6);
+                               fp16_to_fp32(kv.v[kv_offset(&kv, L - 1, 0, h / (NH / NKV), 0) + i]), 1e-6);
     free(kv.k), free(kv.v), free(kf), free(vf), free(q), free(a), free(b);
 }
 
