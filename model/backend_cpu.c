@@ -18,7 +18,8 @@ size_t ops_matmul_scratch(const model_tensor *w, int T) {
 }
 
 static void cpu_matmul(const model_tensor *w, const float *x, float *y, int T, void *scratch) {
-    matmul_forward(w->type, w->data, w->n_rows, w->n_cols, x, y, T, scratch);
+    const matmul_job job = {w->type, w->data, w->n_rows, y, w->packed};
+    matmul_forward_n(&job, 1, w->n_cols, x, T, scratch);
 }
 
 static void cpu_matmul_n(const model_tensor *const *w, const float *x, float *const *y, int n, int T,
@@ -26,7 +27,7 @@ static void cpu_matmul_n(const model_tensor *const *w, const float *x, float *co
     matmul_job jobs[8];
     int same = n <= 8;
     for (int i = 0; i < n && same; i++) {
-        jobs[i] = (matmul_job){w[i]->type, w[i]->data, w[i]->n_rows, y[i]};
+        jobs[i] = (matmul_job){w[i]->type, w[i]->data, w[i]->n_rows, y[i], w[i]->packed};
         same = w[i]->n_cols == w[0]->n_cols;
     }
     if (same) matmul_forward_n(jobs, n, w[0]->n_cols, x, T, scratch);

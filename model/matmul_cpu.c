@@ -13,7 +13,9 @@
 //    rows' fp16 scales (one gather) and accumulated in block order. Streams the weights once
 //    with software prefetch ~12 KiB ahead; memory bound at B = 1, compute bound from B ≈ 4,
 //    where threads claim their ranges in chunks and help each other at the end (rows_part).
-//    matmul_forward_n runs several matrices over one input in one OpenMP region.
+//    matmul_forward_n runs several matrices over one input in one OpenMP region. Given the
+//    packed copy the model loader makes (matmul_pack: the lanes layout, 16 rows per group),
+//    the same lanes kernels read it with plain loads, for every B up to MM_ROW_MAX_B.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
 //    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
 //    A tile of 3 weight rows is unpacked to bytes once (per K chunk) and reused for every
@@ -77,6 +79,13 @@ static inline __m256i mm_dpbusd(__m256i acc, __m256i u8, __m256i s8) {
 #define MM_KC 64        // blocks per K chunk on the panel path (2048 inputs)
 #define MM_PG 16        // panels per panel group (128 columns)
 #define MM_ALIGN 64
+// Packed weights (matmul_pack): bytes per block of 32 inputs of a group of 16 rows.
+#define MM_PK_Q4_0 (256 + 32)       // quant dwords 0-3 of the 16 rows, then 16 fp16 scales
+#define MM_PK_Q4_1 (256 + 32 + 32)  // the same, then 16 fp16 mins
+#define MM_PK_Q8_0 (512 + 32)       // quant dwords 0-7, then 16 fp16 scales
+#ifndef MM_PK_AHEAD
+#define MM_PK_AHEAD 8192  // prefetch distance in the packed stream (bytes)
+#endif
 
 // Quantized activations for the panel path: one block (32 inputs) of 8 columns.
 typedef struct {
@@ -356,10 +365,12 @@ static inline void rows8_transpose16(const uint8_t *q, size_t rb, __m256i d[4]) 
 // no per-sequence horizontal reduction. The integer sums are rows8_q4's and the float
 // operations per output are the same, in the same order: the same bits.
 // acc: B vectors (one per sequence), carried across the blocks; y8[b * N] receives row b's 8.
-static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const uint8_t *w0, size_t rb, int64_t nb,
-                                                                  const matmul_act_block *act, int64_t B, float *y8,
-                                                                  int64_t N, const uint8_t *pf) {
-    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+// packed: w0 is a group of 16 packed rows (matmul_pack) and this call takes its rows
+// 8·half .. 8·half+7 (rb unused); pf then points into the packed stream.
+static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, int packed, int half, const uint8_t *w0,
+                                                                  size_t rb, int64_t nb, const matmul_act_block *act,
+                                                                  int64_t B, float *y8, int64_t N, const uint8_t *pf) {
+    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0), pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
     const int qo = q41 ? 4 : 2;
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
     const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
@@ -368,16 +379,24 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, const 
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
         const uint8_t *p = w0 + kb * bs + qo;
-        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
         __m256i d[4];
-        rows8_transpose16(p, rb, d);
+        __m256 dw, mw;
+        if (packed) {
+            const uint8_t *k = w0 + kb * pbs;
+            prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
+            for (int g = 0; g < 4; g++) d[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
+            dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 256 + 16 * half)));
+            if (q41) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 288 + 16 * half)));
+        } else {
+            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+            rows8_transpose16(p, rb, d);
+            gather_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
+        }
         // Low nibbles are inputs 4g..4g+3, high nibbles inputs 16+4g..16+4g+3.
         const __m256i w[8] = {
             _mm256_and_si256(d[0], m4), _mm256_and_si256(d[1], m4), _mm256_and_si256(d[2], m4), _mm256_and_si256(d[3], m4),
             _mm256_and_si256(_mm256_srli_epi16(d[0], 4), m4), _mm256_and_si256(_mm256_srli_epi16(d[1], 4), m4),
             _mm256_and_si256(_mm256_srli_epi16(d[2], 4), m4), _mm256_and_si256(_mm256_srli_epi16(d[3], 4), m4)};
-        __m256 dw, mw;
-        gather_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
@@ -417,8 +436,10 @@ static inline __m256i q8_dot(const uint8_t *w, __m256i xq, __m256i ones) {
 // weights of inputs 4g..4g+3), kept as |W| with W's sign moved onto each broadcast
 // activation dword (maddubs needs one unsigned side; pair sums ≤ 2·128·127, exact), one madd
 // per g to int32: the same integer sums as q8_dot, the same float operations: the same bits.
-static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *act, int64_t B,
-                           float *y8, int64_t N, const uint8_t *pf) {
+// packed, half: as in rows8_q4_lanes.
+static inline __attribute__((always_inline)) void rows8_q8_lanes(int packed, int half, const uint8_t *w0, size_t rb,
+                                                                  int64_t nb, const matmul_act_block *act, int64_t B,
+                                                                  float *y8, int64_t N, const uint8_t *pf) {
     const size_t bs = sizeof(block_q8_0);
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
     const __m256i ones = _mm256_set1_epi16(1);
@@ -428,10 +449,19 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
         const uint8_t *p = w0 + kb * bs + 2;
-        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
         __m256i aw[8];
-        rows8_transpose16(p, rb, sw);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
-        rows8_transpose16(p + 16, rb, sw + 4);
+        __m256 dw;
+        if (packed) {
+            const uint8_t *k = w0 + kb * MM_PK_Q8_0;
+            prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
+            for (int g = 0; g < 8; g++) sw[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
+            dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 512 + 16 * half)));
+        } else {
+            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+            rows8_transpose16(p, rb, sw);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
+            rows8_transpose16(p + 16, rb, sw + 4);
+            gather_halves(p - 2, idx, &dw, NULL);
+        }
 #ifdef MM_VNNI
         // Unsigned weights w + 128 (the sign bit flipped): Σ (w+128)·x − 128·Σx = Σ w·x, exact
         // in int32, one vpdpbusd per group and sequence with no per-sequence sign step.
@@ -439,8 +469,6 @@ static void rows8_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmu
 #else
         for (int g = 0; g < 8; g++) aw[g] = _mm256_sign_epi8(sw[g], sw[g]);
 #endif
-        __m256 dw;
-        gather_halves(p - 2, idx, &dw, NULL);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
@@ -491,10 +519,11 @@ static inline void gather16_halves(const uint8_t *p, __m512i idx, __m512 *lo, __
 
 // rows8_q4_lanes for 16 rows (two groups of 8) at once: the same integer sums and the same
 // float operations per output, in the same order: the same bits.
-static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const uint8_t *w0, size_t rb, int64_t nb,
-                                                                   const matmul_act_block *act, int64_t B, float *y16,
-                                                                   int64_t N, const uint8_t *pf) {
-    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+// packed: w0 is a group of 16 packed rows (matmul_pack), pf a point in the packed stream.
+static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, int packed, const uint8_t *w0, size_t rb,
+                                                                   int64_t nb, const matmul_act_block *act, int64_t B,
+                                                                   float *y16, int64_t N, const uint8_t *pf) {
+    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0), pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
     const int qo = q41 ? 4 : 2;
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32((int)rb));
@@ -503,16 +532,24 @@ static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const
     for (int64_t b = 0; b < B; b++) acc[b] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
         const uint8_t *p = w0 + kb * bs + qo;
-        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-        prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
         __m512i d[4];
-        rows16_transpose16(p, rb, d);
+        __m512 dw, mw;
+        if (packed) {
+            const uint8_t *k = w0 + kb * pbs;
+            prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
+            for (int g = 0; g < 4; g++) d[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
+            dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 256)));
+            if (q41) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 288)));
+        } else {
+            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+            prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
+            rows16_transpose16(p, rb, d);
+            gather16_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
+        }
         const __m512i w[8] = {
             _mm512_and_si512(d[0], m4), _mm512_and_si512(d[1], m4), _mm512_and_si512(d[2], m4), _mm512_and_si512(d[3], m4),
             _mm512_and_si512(_mm512_srli_epi16(d[0], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[1], 4), m4),
             _mm512_and_si512(_mm512_srli_epi16(d[2], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[3], 4), m4)};
-        __m512 dw, mw;
-        gather16_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
@@ -530,8 +567,9 @@ static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const
 }
 
 // rows8_q8_lanes (its VNNI form: w + 128, minus 128·Σx) for 16 rows at once: the same bits.
-static void rows16_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_block *act, int64_t B,
-                            float *y16, int64_t N, const uint8_t *pf) {
+static inline __attribute__((always_inline)) void rows16_q8_lanes(int packed, const uint8_t *w0, size_t rb, int64_t nb,
+                                                                   const matmul_act_block *act, int64_t B, float *y16,
+                                                                   int64_t N, const uint8_t *pf) {
     const size_t bs = sizeof(block_q8_0);
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32((int)rb));
@@ -540,14 +578,21 @@ static void rows16_q8_lanes(const uint8_t *w0, size_t rb, int64_t nb, const matm
     for (int64_t b = 0; b < B; b++) acc[b] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
         const uint8_t *p = w0 + kb * bs + 2;
-        prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-        prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
         __m512i w[8];
-        rows16_transpose16(p, rb, w);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
-        rows16_transpose16(p + 16, rb, w + 4);
-        for (int g = 0; g < 8; g++) w[g] = _mm512_xor_si512(w[g], flip);
         __m512 dw;
-        gather16_halves(p - 2, idx, &dw, NULL);
+        if (packed) {
+            const uint8_t *k = w0 + kb * MM_PK_Q8_0;
+            prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
+            for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
+            dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 512)));
+        } else {
+            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
+            prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
+            rows16_transpose16(p, rb, w);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
+            rows16_transpose16(p + 16, rb, w + 4);
+            gather16_halves(p - 2, idx, &dw, NULL);
+        }
+        for (int g = 0; g < 8; g++) w[g] = _mm512_xor_si512(w[g], flip);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
             const int32_t *xd = (const int32_t *)(const void *)x->qs;
@@ -607,13 +652,13 @@ static void steal_init(mm_counter *c, int64_t ng, int tid, int nth) {
 
 #ifdef MM_AVX2
 // The next chunk [*g0, *g1) for thread tid: its own first, then the others'. 0 when none left.
-static int steal_claim(mm_counter *c, int tid, int nth, int64_t *g0, int64_t *g1) {
+static int steal_claim(mm_counter *c, int tid, int nth, int64_t chunk, int64_t *g0, int64_t *g1) {
     for (int k = 0; k < nth; k++) {
         mm_counter *u = &c[(tid + k) % nth];
-        int64_t g = __atomic_fetch_add(&u->next, MM_STEAL_CHUNK, __ATOMIC_RELAXED);
+        int64_t g = __atomic_fetch_add(&u->next, chunk, __ATOMIC_RELAXED);
         if (g < u->end) {
             *g0 = g;
-            *g1 = g + MM_STEAL_CHUNK < u->end ? g + MM_STEAL_CHUNK : u->end;
+            *g1 = g + chunk < u->end ? g + chunk : u->end;
             return 1;
         }
     }
@@ -644,7 +689,7 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
     // B ≥ 2: weights in lanes, every group read once for all the sequences.
     if (B >= 2) {
         int64_t r0 = g0, r1 = g1;  // this thread's own range
-        if (steal && !steal_claim(steal, tid, nth, &g0, &g1)) g0 = g1 = r1;
+        if (steal && !steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) g0 = g1 = r1;
     next_chunk:
         for (int64_t g = g0; g < g1 && g < full; g++) {
             const uint8_t *w0 = W + (size_t)(g * 8) * rb;
@@ -652,22 +697,22 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
 #ifdef MM_AVX512
             if (g + 1 < g1 && g + 1 < full) {  // two groups at once
                 const uint8_t *pf2 = g + 1 + ahead < full ? pf : NULL;
-                if (type == QTYPE_Q8_0) rows16_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf2);
-                else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf2);
-                else rows16_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf2);
+                if (type == QTYPE_Q8_0) rows16_q8_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf2);
+                else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, 0, w0, rb, nb, act, B, y + g * 8, N, pf2);
+                else rows16_q4_lanes(0, 0, w0, rb, nb, act, B, y + g * 8, N, pf2);
                 g++;
                 continue;
             }
 #endif
-            if (type == QTYPE_Q8_0) rows8_q8_lanes(w0, rb, nb, act, B, y + g * 8, N, pf);
-            else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, w0, rb, nb, act, B, y + g * 8, N, pf);
-            else rows8_q4_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf);
+            if (type == QTYPE_Q8_0) rows8_q8_lanes(0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
+            else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, 0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
+            else rows8_q4_lanes(0, 0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
         }
         for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
             for (int64_t b = 0; b < B; b++)
                 for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
                     y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
-        if (steal && steal_claim(steal, tid, nth, &g0, &g1)) {
+        if (steal && steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) {
             if (g0 < r0 || g0 >= r1) {  // another thread's chunk: prefetch its start
                 int64_t ge = g0 + ahead < full ? g0 + ahead : full;
                 if (ge > g0) prefetch_span(W + (size_t)g0 * 8 * rb, (size_t)(ge - g0) * 8 * rb);
@@ -697,6 +742,81 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Packed weights for the row path: the layout the lanes kernels compute on, made once at
+// load (matmul_pack) so that a decode step does no transposes and no gathers. Per group of
+// 16 rows and per block kb, in row order within each vector: the block's quant dwords g
+// (dword r of vector g = row r's 4 bytes 4g..4g+3), then the 16 fp16 scales, then (Q4_1)
+// the 16 fp16 mins. Groups are block-major, so each thread streams one contiguous run.
+
+static size_t pack_block_bytes(uint32_t type) {
+    return type == QTYPE_Q4_0 ? MM_PK_Q4_0 : type == QTYPE_Q4_1 ? MM_PK_Q4_1 : type == QTYPE_Q8_0 ? MM_PK_Q8_0 : 0;
+}
+
+size_t matmul_packed_bytes(uint32_t type, int64_t N, int64_t K) {
+#ifdef MM_AVX2
+    if (!is_q(type) || N <= 0 || N % 16 != 0 || K <= 0 || K % 32 != 0) return 0;
+    return (size_t)(N / 16) * (size_t)(K / 32) * pack_block_bytes(type);
+#else
+    (void)type, (void)N, (void)K;
+    return 0;  // the scalar build has no lanes kernels
+#endif
+}
+
+void matmul_pack(uint32_t type, const void *W, int64_t N, int64_t K, void *out) {
+    const int64_t nb = K / 32;
+    const size_t rb = qtype_row_bytes(type, K), bs = rb / (size_t)nb, pb = pack_block_bytes(type);
+    const int nq = type == QTYPE_Q8_0 ? 32 : 16, qo = type == QTYPE_Q4_1 ? 4 : 2;  // quant bytes, offset
+    for (int64_t g = 0; g < N / 16; g++)
+        for (int64_t kb = 0; kb < nb; kb++) {
+            uint8_t *o = (uint8_t *)out + ((size_t)g * (size_t)nb + (size_t)kb) * pb;
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *blk = (const uint8_t *)W + (size_t)(g * 16 + r) * rb + (size_t)kb * bs;
+                for (int d = 0; d < nq / 4; d++) memcpy(o + 64 * d + 4 * r, blk + qo + 4 * d, 4);
+                memcpy(o + 16 * nq + 2 * r, blk, 2);                                      // d
+                if (type == QTYPE_Q4_1) memcpy(o + 16 * nq + 32 + 2 * r, blk + 2, 2);  // m
+            }
+        }
+}
+
+#ifdef MM_AVX2
+// rows_part on packed weights P: thread tid's contiguous range of the N/16 groups, claimed
+// two groups at a time, then the others' (as rows_part does). The same kernels, so the same
+// bits as on the GGUF rows.
+static void rows_part_packed(uint32_t type, const uint8_t *P, int64_t N, int64_t nb, const matmul_act_block *act,
+                             float *y, int64_t B, int tid, int nth, mm_counter *steal) {
+    const size_t gb = (size_t)nb * pack_block_bytes(type);  // bytes of one group
+    const int64_t ng = N / 16;
+    const uint8_t *end = P + (size_t)ng * gb;
+    int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth, r0 = g0, r1 = g1;
+    {
+        size_t n = (size_t)(g1 - g0) * gb;
+        prefetch_span(P + (size_t)g0 * gb, n < MM_PK_AHEAD ? n : MM_PK_AHEAD);
+    }
+    if (steal && !steal_claim(steal, tid, nth, 2, &g0, &g1)) return;
+    for (;;) {
+        for (int64_t g = g0; g < g1; g++) {
+            const uint8_t *G = P + (size_t)g * gb, *pf = G + MM_PK_AHEAD + gb <= end ? G + MM_PK_AHEAD : NULL;
+            float *yg = y + g * 16;
+#ifdef MM_AVX512
+            if (type == QTYPE_Q8_0) rows16_q8_lanes(1, G, 0, nb, act, B, yg, N, pf);
+            else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, 1, G, 0, nb, act, B, yg, N, pf);
+            else rows16_q4_lanes(0, 1, G, 0, nb, act, B, yg, N, pf);
+#else
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *pfh = h == 0 ? pf : NULL;
+                if (type == QTYPE_Q8_0) rows8_q8_lanes(1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
+                else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, 1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
+                else rows8_q4_lanes(0, 1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
+            }
+#endif
+        }
+        if (!steal || !steal_claim(steal, tid, nth, 2, &g0, &g1)) return;
+        if (g0 < r0 || g0 >= r1) prefetch_span(P + (size_t)g0 * gb, (size_t)(g1 - g0) * gb);  // another's chunk
+    }
+}
+#endif
+
 // The activation rows x (B, K) quantized by the threads of the team together (blocks split
 // evenly), then a barrier.
 static void rows_quantize(const float *x, int64_t B, int64_t nb, matmul_act_block *act) {
@@ -717,11 +837,18 @@ static void rows_run(const matmul_job *jobs, int n, int64_t K, const float *x, i
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         int use = B >= 2 && n <= 8 && nth <= MM_STEAL_MAX;
-        for (int i = 0; i < n && use; i++) steal_init(steal[i], (jobs[i].N + 7) / 8, tid, nth);
+        for (int i = 0; i < n && use; i++) steal_init(steal[i], jobs[i].P ? jobs[i].N / 16 : (jobs[i].N + 7) / 8, tid, nth);
         rows_quantize(x, B, nb, act);  // (ends with a barrier)
-        for (int i = 0; i < n; i++)
-            if (jobs[i].N > 0)
-                rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
+        for (int i = 0; i < n; i++) {
+            if (jobs[i].N <= 0) continue;
+#ifdef MM_AVX2
+            if (jobs[i].P) {
+                rows_part_packed(jobs[i].type, jobs[i].P, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
+                continue;
+            }
+#endif
+            rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
+        }
     }
 }
 
@@ -1086,7 +1213,7 @@ void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const fl
             return;
         }
         if (B <= MM_ROW_MAX_B) {
-            const matmul_job job = {type, W, N, y};
+            const matmul_job job = {type, W, N, y, NULL};
             rows_run(&job, 1, K, x, B, align_up(scratch));
         }
         else forward_panels(type, W, N, K, x, y, B, align_up(scratch));

@@ -26,14 +26,29 @@ static int own(model *m, void *p) {
     return TRL_OK;
 }
 
+// The decode kernels' copy of a quantized matrix (matmul_pack), where they have a layout
+// for it: the GGUF rows stay as they are (embedding lookups and prefill read them).
+static int pack_tensor(model *m, model_tensor *t, const char *name, trl_err *e) {
+    size_t n = matmul_packed_bytes(t->type, t->n_rows, t->n_cols);
+    if (n == 0) return TRL_OK;
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!p || own(m, p)) {
+        free(p);
+        return trl_errf(e, "tensor %s: out of memory", name);
+    }
+    matmul_pack(t->type, t->data, t->n_rows, t->n_cols, p);
+    t->packed = p;
+    return TRL_OK;
+}
+
 int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows, int64_t n_cols, const void *data,
                        const char *name, trl_err *e) {
     if (!qtype_supported(type)) return trl_errf(e, "tensor %s: unsupported type %u", name, type);
     size_t rb = qtype_row_bytes(type, n_cols);
     if (rb == 0) return trl_errf(e, "tensor %s: %lld columns do not fit %s blocks", name, (long long)n_cols, qtype_name(type));
     if (matmul_has_kernel(type)) {
-        *t = (model_tensor){type, n_rows, n_cols, rb, data};
-        return TRL_OK;
+        *t = (model_tensor){type, n_rows, n_cols, rb, data, NULL};
+        return pack_tensor(m, t, name, e);
     }
     // No fast kernel for this type: dequantize once into an owned F32 copy.
     float *f = malloc(sizeof(float) * (size_t)n_rows * (size_t)n_cols);
@@ -43,7 +58,7 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
     }
     for (int64_t r = 0; r < n_rows; r++)
         dequantize_row(type, (const uint8_t *)data + (size_t)r * rb, f + (size_t)r * n_cols, n_cols);
-    *t = (model_tensor){QTYPE_F32, n_rows, n_cols, sizeof(float) * (size_t)n_cols, f};
+    *t = (model_tensor){QTYPE_F32, n_rows, n_cols, sizeof(float) * (size_t)n_cols, f, NULL};
     return TRL_OK;
 }
 
@@ -59,8 +74,8 @@ static int quantize_tensor(model *m, model_tensor *t, uint32_t type, trl_err *e)
     }
     for (int64_t r = 0; r < t->n_rows; r++)
         quantize_row(type, (const float *)t->data + (size_t)r * (size_t)t->n_cols, q + (size_t)r * rb, t->n_cols);
-    *t = (model_tensor){type, t->n_rows, t->n_cols, rb, q};
-    return TRL_OK;
+    *t = (model_tensor){type, t->n_rows, t->n_cols, rb, q, NULL};
+    return pack_tensor(m, t, "(quantized)", e);
 }
 
 int model_quantize(model *m, uint32_t type, trl_err *e) {

@@ -40,6 +40,7 @@ typedef struct {
     int64_t n_cols;    // input features (contiguous)
     size_t row_bytes;
     const void *data;  // borrowed: inside the mmap, or inside model->owned
+    const void *packed;  // the CPU decode kernels' copy (matmul_pack) in model->owned, or NULL
 } model_tensor;
 
 typedef struct {

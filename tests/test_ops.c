@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "matmul.h"
 #include "ops.h"
 #include "quant.h"
 
@@ -131,7 +132,7 @@ static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol)
     size_t rb = qtype_row_bytes(type, K);
     void *w = malloc(rb * (size_t)N);
     for (int64_t r = 0; r < N; r++) quantize_row(type, wf + r * K, (uint8_t *)w + r * rb, K);
-    model_tensor t = {type, N, K, rb, w};
+    model_tensor t = {type, N, K, rb, w, NULL};
     float *x = rand_vec((size_t)T * K, 1), *a = malloc(sizeof(float) * T * N), *b = malloc(sizeof(float) * T * N);
     size_t sb = ops_matmul_scratch(&t, T);
     void *scratch = aligned_alloc(64, (sb + 63) / 64 * 64);
@@ -140,6 +141,18 @@ static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol)
     double err = rel_err(b, a, (size_t)T * N);
     if (err > tol) fail_msg("%s N=%lld K=%lld T=%d: error %.3g > %.3g", qtype_name(type), (long long)N, (long long)K, T,
                             err, tol);
+    // With the decode kernels' packed copy (as the model loader makes it): the same bits.
+    size_t pb = matmul_packed_bytes(type, N, K);
+    if (pb) {
+        void *pk = malloc(pb);
+        matmul_pack(type, w, N, K, pk);
+        model_tensor tp = t;
+        tp.packed = pk;
+        float *c = malloc(sizeof(float) * T * N);
+        ops_cpu.matmul(&tp, x, c, T, scratch);
+        assert_memory_equal(c, b, sizeof(float) * T * N);
+        free(c), free(pk);
+    }
     free(wf), free(w), free(x), free(a), free(b), free(scratch);
 }
 
@@ -148,11 +161,12 @@ static void test_matmul(void **state) {
     // F32 goes through OpenBLAS: float rounding only. Quantized types quantize the
     // activations to 8 bits (≤ 1/254 of each block's max per element), so the result moves
     // by up to about 1% of the largest output.
-    int Ts[] = {1, 3, 17};
-    for (int i = 0; i < 3; i++) {
+    int Ts[] = {1, 3, 8, 17};
+    for (int i = 0; i < 4; i++) {
         check_matmul(QTYPE_F32, 96, 64, Ts[i], 1e-5);
         check_matmul(QTYPE_Q8_0, 96, 576, Ts[i], 2e-2);
         check_matmul(QTYPE_Q4_0, 67, 128, Ts[i], 2e-2);
+        check_matmul(QTYPE_Q4_0, 80, 128, Ts[i], 2e-2);
         check_matmul(QTYPE_Q4_1, 192, 576, Ts[i], 2e-2);
     }
 }
@@ -164,7 +178,7 @@ static void test_embed(void **state) {
     size_t rb = qtype_row_bytes(QTYPE_Q8_0, C);
     uint8_t *w = malloc(rb * V);
     for (int r = 0; r < V; r++) quantize_row(QTYPE_Q8_0, wf + r * C, w + r * rb, C);
-    model_tensor t = {QTYPE_Q8_0, V, C, rb, w};
+    model_tensor t = {QTYPE_Q8_0, V, C, rb, w, NULL};
     int32_t ids[] = {3, 9, 0};
     float a[3 * 64], b[3 * 64];
     ops_ref.embed(a, &t, ids, 3);

@@ -563,7 +563,7 @@ static void test_matmul_n(void **state) {
         float *want[4];
         for (int i = 0; i < 4; i++) {
             size_t ny = (size_t)(B * (Ns[i] ? Ns[i] : 1));
-            jobs[i] = (matmul_job){types[i], wq[i], Ns[i], malloc(sizeof(float) * ny)};
+            jobs[i] = (matmul_job){types[i], wq[i], Ns[i], malloc(sizeof(float) * ny), NULL};
             want[i] = malloc(sizeof(float) * ny);
             for (size_t k = 0; k < ny; k++) want[i][k] = -1.0f;
             matmul_forward(types[i], wq[i], Ns[i], K, x, want[i], B, scratch);
@@ -587,6 +587,67 @@ static void test_matmul_n(void **state) {
         free(x), free(scratch);
     }
     for (int i = 0; i < 4; i++) free(wf[i]), free(wq[i]);
+}
+
+// The row path on packed weights (matmul_pack, what the model loader makes for the decode
+// kernels) gives the exact oracle's bits: every packable type, one and several groups of 16
+// rows, K of one block and of many, B from 1 to 16, 1 to 4 threads (uneven ranges, stolen
+// chunks), with an unpacked matrix of odd rows in the same region. No packing where the
+// kernels have no layout.
+static void test_matmul_packed(void **state) {
+    (void)state;
+    assert_int_equal(matmul_packed_bytes(QTYPE_Q4_1, 301, 96), 0);  // N not a multiple of 16
+    assert_int_equal(matmul_packed_bytes(QTYPE_F32, 64, 96), 0);
+    assert_int_equal(matmul_packed_bytes(QTYPE_Q6_K, 64, 256), 0);
+    const uint32_t types[] = {QTYPE_Q4_0, QTYPE_Q4_1, QTYPE_Q8_0};
+    const int64_t Ns[] = {16, 304}, Ks[] = {32, 576}, Bs[] = {1, 2, 5, 8, 16};
+    size_t want_bytes = matmul_packed_bytes(QTYPE_Q4_1, 16, 32);
+    if (want_bytes == 0) {
+        print_message("skipped: a build without AVX2 has no lanes kernels, so nothing is packed\n");
+        skip();
+    }
+    assert_int_equal(want_bytes, qtype_row_bytes(QTYPE_Q4_1, 32) * 16);  // same bytes, rearranged
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t ni = 0; ni < 2; ni++)
+            for (size_t ki = 0; ki < 2; ki++) {
+                uint32_t type = types[ti];
+                int64_t N = Ns[ni], K = Ks[ki], N2 = 37;
+                void *w, *w2;
+                float *wf = make_weights(type, N, K, &w), *wf2 = make_weights(QTYPE_Q4_1, N2, K, &w2);
+                size_t pb = matmul_packed_bytes(type, N, K);
+                assert_int_equal(pb, qtype_row_bytes(type, K) * (size_t)N);
+                uint8_t *pk = malloc(pb);
+                matmul_pack(type, w, N, K, pk);
+                for (size_t bi = 0; bi < sizeof(Bs) / sizeof(Bs[0]); bi++) {
+                    int64_t B = Bs[bi];
+                    float *x = make_acts(B, K), *yq = malloc(sizeof(float) * (size_t)(N * B)),
+                          *yq2 = malloc(sizeof(float) * (size_t)(N2 * B));
+                    matmul_forward_qref(type, w, N, K, x, yq, B);
+                    matmul_forward_qref(QTYPE_Q4_1, w2, N2, K, x, yq2, B);
+                    size_t sb = matmul_scratch_bytes(type, K, B) > matmul_scratch_bytes(QTYPE_Q4_1, K, B)
+                                    ? matmul_scratch_bytes(type, K, B)
+                                    : matmul_scratch_bytes(QTYPE_Q4_1, K, B);
+                    void *scratch = malloc(sb);
+                    matmul_job jobs[2] = {{type, w, N, malloc(sizeof(float) * (size_t)(N * B)), pk},
+                                          {QTYPE_Q4_1, w2, N2, malloc(sizeof(float) * (size_t)(N2 * B)), NULL}};
+                    for (int nth = 1; nth <= 4; nth++) {
+                        omp_set_num_threads(nth);
+                        for (int rep = 0; rep < 5; rep++) {
+                            for (int64_t k = 0; k < N * B; k++) jobs[0].y[k] = NAN;
+                            matmul_forward_n(jobs, 2, K, x, B, scratch);
+                            for (int64_t k = 0; k < N * B; k++)
+                                if (f2u(jobs[0].y[k]) != f2u(yq[k]))
+                                    fail_msg("packed %s N=%lld K=%lld B=%lld threads %d: y[%lld] = %.9g, oracle %.9g",
+                                             qtype_name(type), (long long)N, (long long)K, (long long)B, nth,
+                                             (long long)k, (double)jobs[0].y[k], (double)yq[k]);
+                            assert_memory_equal(jobs[1].y, yq2, sizeof(float) * (size_t)(N2 * B));
+                        }
+                    }
+                    omp_set_num_threads(2);
+                    free(jobs[0].y), free(jobs[1].y), free(scratch), free(x), free(yq), free(yq2);
+                }
+                free(pk), free(w), free(w2), free(wf), free(wf2);
+            }
 }
 
 static void test_matmul_fallback(void **state) {
@@ -618,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_shapes),
         cmocka_unit_test(test_matmul_head_and_groups),
         cmocka_unit_test(test_matmul_n),
+        cmocka_unit_test(test_matmul_packed),
         cmocka_unit_test(test_matmul_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
