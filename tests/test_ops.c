@@ -73,6 +73,12 @@ static void test_rope(void **state) {
     }
 }
 
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
 static void test_swiglu_add(void **state) {
     (void)state;
     size_t n = 40000;
@@ -84,6 +90,27 @@ static void test_swiglu_add(void **state) {
     ops_cpu.add(b, u, (int64_t)n);
     assert_true(rel_err(b, a, n) < 1e-6);
     free(g), free(u), free(a), free(b);
+    // The fast op's expf is glibc's, bit for bit. First every 613th float below 88 in
+    // magnitude, both signs (what the vector lanes take), then every 4099th bit pattern of all
+    // (zeros, subnormals, |x| ≥ 88, infinities, NaNs: glibc's special cases, mixed into the
+    // runs of 8), against the scalar formula with expf.
+    size_t m = 2 * (0x42b00000u / 613) + ((size_t)1 << 32) / 4099 + 2;
+    float *gs = malloc(m * 4), *us = malloc(m * 4), *want = malloc(m * 4), *got = malloc(m * 4);
+    size_t k = 0;
+    for (uint32_t bits = 0; bits < 0x42b00000u; bits += 613) {
+        gs[k++] = bits_float(bits);
+        gs[k++] = bits_float(bits | 0x80000000u);
+    }
+    for (uint64_t bits = 0; bits < ((uint64_t)1 << 32) && k < m; bits += 4099) gs[k++] = bits_float((uint32_t)bits);
+    for (size_t i = 0; i < k; i++) {
+        us[i] = (float)(i % 7) - 3.0f;
+        want[i] = gs[i] / (1.0f + expf(-gs[i])) * us[i];
+    }
+    ops_cpu.swiglu(got, gs, us, (int64_t)k);
+    for (size_t i = 0; i < k; i++)
+        if (memcmp(&got[i], &want[i], 4) != 0 && !(isnan(got[i]) && isnan(want[i])))
+            fail_msg("swiglu(%a) = %a, glibc's expf gives %a", (double)gs[i], (double)got[i], (double)want[i]);
+    free(gs), free(us), free(want), free(got);
 }
 
 static void test_attention(void **state) {
