@@ -52,14 +52,19 @@ static void cpu_rmsnorm(float *out, const float *x, const float *w, int T, int C
 }
 
 static void cpu_rope(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
-                     rope_style style) {
+                     rope_style style, const float *table) {
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) {
         float cs[256], sn[256];  // HS/2 ≤ 256 (checked by model_config_validate)
-        for (int i = 0; i < HS / 2; i++) {
-            double ang = pos[t] * pow((double)theta, -2.0 * i / HS);
-            cs[i] = (float)cos(ang);
-            sn[i] = (float)sin(ang);
+        if (table) {
+            const float *r = table + (size_t)pos[t] * HS;  // (HS/2) pairs
+            for (int i = 0; i < HS / 2; i++) cs[i] = r[2 * i], sn[i] = r[2 * i + 1];
+        } else {
+            for (int i = 0; i < HS / 2; i++) {
+                double ang = pos[t] * pow((double)theta, -2.0 * i / HS);
+                cs[i] = (float)cos(ang);
+                sn[i] = (float)sin(ang);
+            }
         }
         for (int h = 0; h < NH + NKV; h++) {
             float *v = h < NH ? q + ((int64_t)t * NH + h) * HS : k + ((int64_t)t * NKV + (h - NH)) * HS;
@@ -142,7 +147,7 @@ static void cpu_swiglu(float *out, const float *gate, const float *up, int64_t n
 }
 
 static void cpu_add(float *x, const float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n >= 4096)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 

@@ -35,6 +35,9 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     en->att = xcalloc(T * qd, sizeof(float));
     en->gate = xcalloc(T * c->n_ff, sizeof(float));
     en->up = xcalloc(T * c->n_ff, sizeof(float));
+    // Every position's rotation, once (the same for all layers and steps).
+    en->rope_tab = xcalloc((size_t)n_ctx * c->head_dim, sizeof(float));  // (n_ctx, HS/2, 2)
+    if (en->rope_tab) rope_table(en->rope_tab, n_ctx, c->head_dim, c->rope_theta);
     // Scratch: the largest any matmul of this model needs at max_batch rows.
     size_t need = ops_matmul_scratch(&m->output, max_batch);
     for (int l = 0; l < c->n_layer; l++) {
@@ -52,7 +55,7 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     en->b_pos = xcalloc(T, sizeof(int32_t));
     en->b_want = xcalloc(T, 1);
     if (!en->next_pos || !en->b_seq || !en->b_pos || !en->b_want || !en->kv.k || !en->kv.v || !en->seq_len || !en->x || !en->xn || !en->tmp || !en->q || !en->k || !en->v ||
-        !en->att || !en->gate || !en->up || !en->scratch) {
+        !en->att || !en->gate || !en->up || !en->rope_tab || !en->scratch) {
         engine_free(en);
         return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(uint16_t) >> 20);
     }
@@ -63,6 +66,7 @@ void engine_free(engine *en) {
     if (!en) return;
     free(en->kv.k);
     free(en->kv.v);
+    free(en->rope_tab);
     free(en->seq_len);
     free(en->x);
     free(en->xn);
@@ -132,7 +136,7 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
                 be->add(en->v + (size_t)t * kvd, L->bv, kvd);
             }
         }
-        be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
+        be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope, en->rope_tab);
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < NKV; h++) {
                 size_t off = kv_offset(&en->kv, l, b->seq[t], h, b->pos[t]);

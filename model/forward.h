@@ -23,6 +23,7 @@ typedef struct {
     float *gate;     // (T, F)
     float *up;       // (T, F)
     float *tmp;      // (T, C)
+    float *rope_tab; // (n_ctx, HS/2, 2) rope_table: cos, sin of every position's angles
     void *scratch;   // matmul scratch
     size_t scratch_bytes;
     int *next_pos;   // (n_seq) batch validation scratch

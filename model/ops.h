@@ -39,8 +39,9 @@ typedef struct ops {
     // out (T, C) = x / rms(x) * w
     void (*rmsnorm)(float *out, const float *x, const float *w, int T, int C, float eps);
     // Rotates each head of q (T, NH*HS) and k (T, NKV*HS) in place by its token's position.
+    // table: rope_table's angles for positions 0 .. max(pos), or NULL (computed here).
     void (*rope)(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
-                 rope_style style);
+                 rope_style style, const float *table);
     // out (n) = silu(gate) * up
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     // x (n) += y (n)
@@ -55,6 +56,10 @@ typedef struct ops {
 
 extern const ops ops_ref;
 extern const ops ops_cpu;
+
+// The rotation of every position p < n_pos: tab[(p * HS/2 + i) * 2 + {0, 1}] = cos and sin
+// of p · theta^(-2i/HS), computed in double and rounded to float (what rope does per token).
+void rope_table(float *tab, int n_pos, int HS, float theta);
 
 // Bytes of matmul scratch a backend needs for T rows of K inputs.
 size_t ops_matmul_scratch(const model_tensor *w, int T);

@@ -34,8 +34,19 @@ static void ref_rmsnorm(float *out, const float *x, const float *w, int T, int C
     }
 }
 
+void rope_table(float *tab, int n_pos, int HS, float theta) {
+    for (int p = 0; p < n_pos; p++)
+        for (int i = 0; i < HS / 2; i++) {
+            double ang = p * pow((double)theta, -2.0 * i / HS);
+            tab[((size_t)p * (HS / 2) + i) * 2] = (float)cos(ang);
+            tab[((size_t)p * (HS / 2) + i) * 2 + 1] = (float)sin(ang);
+        }
+}
+
+// The oracle computes every angle itself (the table is what it checks).
 static void ref_rope(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
-                     rope_style style) {
+                     rope_style style, const float *table) {
+    (void)table;
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < NH + NKV; h++) {
             float *v = h < NH ? q + ((int64_t)t * NH + h) * HS : k + ((int64_t)t * NKV + (h - NH)) * HS;

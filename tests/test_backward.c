@@ -253,7 +253,7 @@ static void test_rope(void **state) {
         rand_fill(rq, rqd, T * QD, 1), rand_fill(rk, rkd, T * KVD, 1);
         memcpy(q2, q, sizeof(q)), memcpy(k2, k, sizeof(k));
         rope_forward(q, k, pos, T, NH, NKV, HS, 10000.0f, style);
-        ops_ref.rope(q2, k2, pos, T, NH, NKV, HS, 10000.0f, style);
+        ops_ref.rope(q2, k2, pos, T, NH, NKV, HS, 10000.0f, style, NULL);
         assert_memory_equal(q, q2, sizeof(q));
         assert_memory_equal(k, k2, sizeof(k));
         rope_ctx c = {qd, kd, rqd, rkd, tq, tk, pos, style};

@@ -60,10 +60,20 @@ static void test_rope(void **state) {
         memcpy(k2, k, sizeof(float) * T * NKV * HS);
         float *q0 = malloc(sizeof(float) * T * NH * HS);
         memcpy(q0, q, sizeof(float) * T * NH * HS);
-        ops_ref.rope(q, k, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style);
-        ops_cpu.rope(q2, k2, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style);
+        // with the engine's table and without one: the same bits (the oracle computes its own)
+        float *q3 = malloc(sizeof(float) * T * NH * HS), *k3 = malloc(sizeof(float) * T * NKV * HS);
+        memcpy(q3, q, sizeof(float) * T * NH * HS);
+        memcpy(k3, k, sizeof(float) * T * NKV * HS);
+        float *tab = malloc(sizeof(float) * 8001 * HS);
+        rope_table(tab, 8001, HS, 100000.0f);
+        ops_ref.rope(q, k, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style, NULL);
+        ops_cpu.rope(q2, k2, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style, tab);
+        ops_cpu.rope(q3, k3, pos, T, NH, NKV, HS, 100000.0f, (rope_style)style, NULL);
         assert_true(rel_err(q2, q, (size_t)T * NH * HS) < 1e-5);
         assert_true(rel_err(k2, k, (size_t)T * NKV * HS) < 1e-5);
+        assert_memory_equal(q2, q3, sizeof(float) * T * NH * HS);
+        assert_memory_equal(k2, k3, sizeof(float) * T * NKV * HS);
+        free(q3), free(k3), free(tab);
         // position 0 is the identity, and rotation preserves each head's norm
         assert_true(rel_err(q, q0, (size_t)NH * HS) == 0);
         double n0 = 0, n1 = 0;
