@@ -37,6 +37,7 @@ struct sched_req {
     atomic_int cancelled;
     // scheduler-private
     int state, slot, n_fed;
+    int n_cached;        // prompt tokens whose keys/values the slot already held
     int32_t next_tok;
     sampler smp;
     int has_smp;
@@ -61,6 +62,7 @@ struct scheduler {
     sched_req *q_head, *q_tail;
     int q_len;
     sched_req **slots;
+    int32_t *hist;        // (n_slots, n_ctx) the tokens behind each slot's cached positions
     // step buffers
     int32_t *tok, *seq, *pos;
     int8_t *want;
@@ -199,6 +201,7 @@ int sched_req_take(sched_req *r, size_t *seen, char **out, size_t *out_len, int 
 const char *sched_req_finish_reason(sched_req *r) { return r->finish ? r->finish : "stop"; }
 int sched_req_completion_tokens(sched_req *r) { return r->n_completion; }
 int sched_req_prompt_tokens(sched_req *r) { return r->n_prompt; }
+int sched_req_cached_tokens(sched_req *r) { return r->n_cached; }
 const char *sched_req_error(sched_req *r) { return r->error[0] ? r->error : NULL; }
 
 int scheduler_submit(scheduler *s, sched_req *r) {
@@ -285,7 +288,7 @@ static int utf8_repair(sched_req *r, int final) {
 
 static void req_finish(scheduler *s, sched_req *r, const char *reason, const char *error) {
     if (r->slot >= 0) {  // free the slot first, so that stats agree once the consumer sees `done`
-        engine_seq_reset(&s->en, r->slot);
+        // (its cached positions stay, for the next prompt that starts the same way)
         s->slots[r->slot] = NULL;
         atomic_fetch_sub(&s->st.active, 1);
         r->slot = -1;
@@ -394,33 +397,54 @@ static void admit(scheduler *s) {
         if (r && atomic_load(&r->cancelled)) req_finish(s, r, "stop", "cancelled");
     }
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < s->cfg.n_slots && s->q_head; i++) {
-        if (s->slots[i]) continue;
+    for (;;) {
+        int n_free = 0;
+        for (int i = 0; i < s->cfg.n_slots; i++) n_free += !s->slots[i];
+        if (!n_free || !s->q_head) break;
         sched_req *r = s->q_head;
         s->q_head = r->next;
         if (!s->q_head) s->q_tail = NULL;
         s->q_len--;
         if (atomic_load(&r->cancelled)) {
             req_finish(s, r, "stop", "cancelled");
-            i--;
             continue;
         }
         if (sampler_init(&r->smp, &r->sp, s->m->cfg.n_vocab)) {
             req_finish(s, r, "stop", "out of memory");
-            i--;
             continue;
         }
+        // Prompt caching: the free slot whose cached tokens share the longest prefix with the
+        // prompt keeps those positions (their keys and values are what this prompt would
+        // compute: every op is per token or causal, and batch-invariant); at least the last
+        // prompt token is fed again, for its logits.
+        int best = -1, best_n = -1;
+        for (int i = 0; i < s->cfg.n_slots; i++) {
+            if (s->slots[i]) continue;
+            const int32_t *h = s->hist + (size_t)i * (size_t)s->en.kv.n_ctx;
+            int n = 0, lim = s->en.seq_len[i] < r->n_prompt - 1 ? s->en.seq_len[i] : r->n_prompt - 1;
+            while (n < lim && h[n] == r->prompt[n]) n++;
+            if (n > best_n) best = i, best_n = n;
+        }
         r->has_smp = 1;
-        r->slot = i;
+        r->slot = best;
         r->state = REQ_PREFILL;
-        r->n_fed = 0;
-        engine_seq_reset(&s->en, i);
-        s->slots[i] = r;
+        r->n_fed = r->n_cached = best_n > 0 ? best_n : 0;
+        if (r->n_cached == 0) engine_seq_reset(&s->en, best);
+        else engine_seq_truncate(&s->en, best, r->n_cached);
+        s->slots[best] = r;
         atomic_fetch_add(&s->st.active, 1);
         atomic_fetch_add(&s->st.prompt_tokens, r->n_prompt);
+        atomic_fetch_add(&s->st.prompt_tokens_cached, r->n_cached);
     }
     atomic_store(&s->st.queue_depth, s->q_len);
     pthread_mutex_unlock(&s->mu);
+}
+
+// Token k of the next engine step: tok at position pos of slot, its logits wanted or not;
+// remembered as the token behind that cached position (prompt caching).
+static void batch_add(scheduler *s, int k, int32_t tok, int slot, int pos, int want) {
+    s->tok[k] = tok, s->seq[k] = slot, s->pos[k] = pos, s->want[k] = (int8_t)want;
+    if (pos >= 0 && pos < s->en.kv.n_ctx) s->hist[(size_t)slot * (size_t)s->en.kv.n_ctx + (size_t)pos] = tok;
 }
 
 static void step(scheduler *s) {
@@ -428,25 +452,15 @@ static void step(scheduler *s) {
     for (int i = 0; i < s->cfg.n_slots && n < budget; i++) {
         sched_req *r = s->slots[i];
         if (!r || r->state != REQ_DECODE) continue;
-        s->tok[n] = r->next_tok;
-        s->seq[n] = i;
-        s->pos[n] = s->en.seq_len[i];
-        s->want[n] = 1;
+        batch_add(s, n++, r->next_tok, i, s->en.seq_len[i], 1);
         s->row_req[rows++] = r;
-        n++;
     }
     for (int i = 0; i < s->cfg.n_slots && n < budget; i++) {
         sched_req *r = s->slots[i];
         if (!r || r->state != REQ_PREFILL) continue;
         int chunk = r->n_prompt - r->n_fed;
         if (chunk > budget - n) chunk = budget - n;
-        for (int k = 0; k < chunk; k++) {
-            s->tok[n] = r->prompt[r->n_fed + k];
-            s->seq[n] = i;
-            s->pos[n] = s->en.seq_len[i] + k;
-            s->want[n] = 0;
-            n++;
-        }
+        for (int k = 0; k < chunk; k++) batch_add(s, n++, r->prompt[r->n_fed + k], i, s->en.seq_len[i] + k, 0);
         r->n_fed += chunk;
         if (r->n_fed == r->n_prompt) {
             s->want[n - 1] = 1;
@@ -543,6 +557,7 @@ int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg,
     }
     s->slots = calloc((size_t)ns, sizeof(*s->slots));
     s->row_req = calloc((size_t)ns, sizeof(*s->row_req));
+    s->hist = malloc(sizeof(int32_t) * (size_t)ns * (size_t)s->en.kv.n_ctx);
     s->tok = malloc(sizeof(int32_t) * (size_t)mb);
     s->seq = malloc(sizeof(int32_t) * (size_t)mb);
     s->pos = malloc(sizeof(int32_t) * (size_t)mb);
@@ -551,7 +566,7 @@ int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg,
     s->lp_row = malloc(sizeof(float) * (size_t)m->cfg.n_vocab);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->slots || !s->row_req || !s->tok || !s->seq || !s->pos || !s->want || !s->logits || !s->lp_row ||
+    if (!s->slots || !s->row_req || !s->hist || !s->tok || !s->seq || !s->pos || !s->want || !s->logits || !s->lp_row ||
         pthread_create(&s->thread, NULL, loop, s)) {
         scheduler_free(s);
         return trl_errf(e, "out of memory");
@@ -579,6 +594,7 @@ void scheduler_free(scheduler *s) {
     pthread_cond_destroy(&s->cv);
     free(s->slots);
     free(s->row_req);
+    free(s->hist);
     free(s->tok);
     free(s->seq);
     free(s->pos);

@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct {
     atomic_long queue_depth, active, steps, batch_tokens, prompt_tokens, completion_tokens;
+    atomic_long prompt_tokens_cached;  // of prompt_tokens: positions a slot already held
     atomic_long last_batch;
 } scheduler_stats;
 
@@ -69,6 +70,9 @@ int sched_req_take(sched_req *r, size_t *seen, char **out, size_t *out_len, int 
 const char *sched_req_finish_reason(sched_req *r);
 int sched_req_completion_tokens(sched_req *r);
 int sched_req_prompt_tokens(sched_req *r);
+// Of those, the leading tokens whose keys and values a slot still held from an earlier
+// request (prompt caching: not computed again).
+int sched_req_cached_tokens(sched_req *r);
 const char *sched_req_error(sched_req *r);
 // The consumer gives the request up (cancels it if it still runs); frees it when the scheduler
 // is done with it too.

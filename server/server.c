@@ -175,8 +175,12 @@ static char *metrics_text(server *s) {
     if (s->reg) {
         const scheduler_stats *st = scheduler_get_stats(registry_base(s->reg)->sched);
         long steps = atomic_load(&st->steps), bt = atomic_load(&st->batch_tokens);
-        P("# HELP toolrl_prompt_tokens_total Prompt tokens prefilled.\n# TYPE toolrl_prompt_tokens_total counter\n"
-          "toolrl_prompt_tokens_total %ld\n", atomic_load(&st->prompt_tokens));
+        P("# HELP toolrl_prompt_tokens_total Prompt tokens of admitted requests.\n"
+          "# TYPE toolrl_prompt_tokens_total counter\ntoolrl_prompt_tokens_total %ld\n",
+          atomic_load(&st->prompt_tokens));
+        P("# HELP toolrl_prompt_tokens_cached_total Of those, tokens a slot's cache already held (not prefilled).\n"
+          "# TYPE toolrl_prompt_tokens_cached_total counter\ntoolrl_prompt_tokens_cached_total %ld\n",
+          atomic_load(&st->prompt_tokens_cached));
         P("# HELP toolrl_completion_tokens_total Tokens generated.\n# TYPE toolrl_completion_tokens_total counter\n"
           "toolrl_completion_tokens_total %ld\n", atomic_load(&st->completion_tokens));
         P("# HELP toolrl_queue_depth Requests waiting for a sequence slot.\n# TYPE toolrl_queue_depth gauge\n"
@@ -364,6 +368,9 @@ static cJSON *usage_json(chat_job *j) {
     cJSON_AddNumberToObject(u, "prompt_tokens", j->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", comp);
     cJSON_AddNumberToObject(u, "total_tokens", j->n_prompt + comp);
+    // OpenAI's field for prompt caching: the leading prompt tokens not computed again.
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    if (d) cJSON_AddNumberToObject(d, "cached_tokens", j->n_jobs > 0 ? sched_req_cached_tokens(j->jobs[0]) : 0);
     return u;
 }
 

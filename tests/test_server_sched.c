@@ -171,11 +171,84 @@ static void test_queue_full_and_cancel(void **state) {
     scheduler_free(s);
 }
 
+// Runs one request to the end on s; returns its text (malloc'd) and its cached-token count.
+static char *run_one(scheduler *s, const int32_t *ids, int n, const sampler_params *sp, int max_tokens, int *cached) {
+    sched_req *r = sched_req_new(ids, n, sp, max_tokens, NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(scheduler_submit(s, r), 0);
+    char *text = drain(r);
+    assert_null(sched_req_error(r));
+    *cached = sched_req_cached_tokens(r);
+    sched_req_release(r);
+    return text;
+}
+
+// Prompt caching: a slot keeps the longest prefix its cached tokens share with the next
+// prompt, and what comes out is exactly what a fresh scheduler gives (quantized weights,
+// whose kernels are batch-invariant: the suffix alone goes through other matmul paths than
+// the whole prompt does). The same prompt again reuses all but its last token; a longer one
+// its whole start; an unrelated one nothing past the first tokens they share.
+static void test_prompt_cache(void **state) {
+    (void)state;
+    tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
+    trl_err e = {{0}};
+    char path[300];
+    model mq;
+    snprintf(path, sizeof(path), "%s/tiny-q8.gguf", g_dir);
+    assert_int_equal(tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e), TRL_OK);
+    assert_int_equal(model_load(&mq, path, &e), TRL_OK);
+    assert_int_equal(mq.layers[0].wq.type, QTYPE_Q8_0);
+    scheduler_config cfg = {1, 128, 16, 8, 0};  // one slot: every request lands in it
+    scheduler *s;
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    int np, nx, nu;
+    int32_t *p = encode("the quick brown fox jumps over the lazy dog and keeps on running far away", &np);
+    int32_t *x = encode(" then it rests by a river", &nx);
+    int32_t *u = encode("zzz qqq", &nu);
+    int32_t *px = malloc(sizeof(int32_t) * (size_t)(np + nx));
+    memcpy(px, p, sizeof(int32_t) * (size_t)np);
+    memcpy(px + np, x, sizeof(int32_t) * (size_t)nx);
+    sampler_params greedy = {0, 0, 1, 1}, warm = {0.9f, 0, 1, 1234};
+    struct {
+        const int32_t *ids;
+        int n;
+        const sampler_params *sp;
+    } runs[] = {{p, np, &greedy}, {p, np, &greedy}, {px, np + nx, &warm}, {u, nu, &greedy}, {p, np, &warm}};
+    int cached[5];
+    for (int i = 0; i < 5; i++) {
+        char *got = run_one(s, runs[i].ids, runs[i].n, runs[i].sp, 12, &cached[i]);
+        scheduler *fresh;
+        assert_int_equal(scheduler_init(&fresh, &mq, &cfg, &e), TRL_OK);
+        int c0;
+        char *want = run_one(fresh, runs[i].ids, runs[i].n, runs[i].sp, 12, &c0);
+        assert_int_equal(c0, 0);
+        assert_string_equal(got, want);
+        free(got), free(want);
+        scheduler_free(fresh);
+    }
+    assert_int_equal(cached[0], 0);
+    assert_int_equal(cached[1], np - 1);
+    assert_true(cached[2] >= np && cached[2] <= np + nx - 1);
+    int shared = 0;  // the leading tokens the unrelated prompt has in common with p (a BOS)
+    while (shared < nu && shared < np && u[shared] == p[shared]) shared++;
+    assert_true(shared < nu - 1);
+    assert_int_equal(cached[3], shared);
+    assert_int_equal(cached[4], shared);
+    const scheduler_stats *st = scheduler_get_stats(s);
+    long sum = 0;
+    for (int i = 0; i < 5; i++) sum += cached[i];
+    assert_int_equal(atomic_load(&st->prompt_tokens_cached), sum);
+    scheduler_free(s);
+    free(p), free(x), free(u), free(px);
+    model_free(&mq);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_requests_few_slots),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_queue_full_and_cancel),
+        cmocka_unit_test(test_prompt_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -213,6 +213,26 @@ def test_n_and_seed(client, model_id):
     assert [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
 
 
+def test_prompt_cache(client, model_id):
+    # The same request again: a slot still holds the prompt's keys and values, so all but its
+    # last token are reported cached (OpenAI's usage.prompt_tokens_details.cached_tokens),
+    # and the seeded output is the same as computed from scratch.
+    kw = dict(model=model_id, messages=[{"role": "system", "content": "You answer in one short line."},
+                                        {"role": "user", "content": "Name three rivers of Europe."}],
+              max_tokens=16, temperature=0.8, seed=77)
+    a = client.chat.completions.create(**kw)
+    b = client.chat.completions.create(**kw)
+    assert b.usage.prompt_tokens == a.usage.prompt_tokens
+    assert b.usage.prompt_tokens_details.cached_tokens == b.usage.prompt_tokens - 1
+    assert b.choices[0].message.content == a.choices[0].message.content
+    # a follow-up turn that repeats the conversation reuses its start; streamed usage says so too
+    kw["messages"] = kw["messages"] + [{"role": "assistant", "content": a.choices[0].message.content},
+                                       {"role": "user", "content": "And two lakes?"}]
+    out, usage = collect_stream(client.chat.completions.create(stream=True, stream_options={"include_usage": True},
+                                                               **kw))
+    assert a.usage.prompt_tokens - 6 <= usage.prompt_tokens_details.cached_tokens < usage.prompt_tokens
+
+
 def test_stream_plain_matches_non_stream(client, model_id):
     kw = dict(model=model_id, messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=20, temperature=0)
     full = client.chat.completions.create(**kw)
