@@ -55,17 +55,10 @@ static void cpu_rope(float *q, float *k, const int32_t *pos, int T, int NH, int 
                      rope_style style, const float *table) {
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int t = 0; t < T; t++) {
-        float cs[256], sn[256];  // HS/2 ≤ 256 (checked by model_config_validate)
-        if (table) {
-            const float *r = table + (size_t)pos[t] * HS;  // (HS/2) pairs
-            for (int i = 0; i < HS / 2; i++) cs[i] = r[2 * i], sn[i] = r[2 * i + 1];
-        } else {
-            for (int i = 0; i < HS / 2; i++) {
-                double ang = pos[t] * pow((double)theta, -2.0 * i / HS);
-                cs[i] = (float)cos(ang);
-                sn[i] = (float)sin(ang);
-            }
-        }
+        float cs[256], sn[256], own[512];  // HS ≤ 512 (checked by model_config_validate)
+        const float *r = table ? table + (size_t)pos[t] * HS : own;  // (HS/2) pairs: cos, sin
+        if (!table) rope_angles(own, pos[t], HS, theta);
+        for (int i = 0; i < HS / 2; i++) cs[i] = r[2 * i], sn[i] = r[2 * i + 1];
         for (int h = 0; h < NH + NKV; h++) {
             float *v = h < NH ? q + ((int64_t)t * NH + h) * HS : k + ((int64_t)t * NKV + (h - NH)) * HS;
             if (style == ROPE_NORM) {

@@ -57,8 +57,10 @@ typedef struct ops {
 extern const ops ops_ref;
 extern const ops ops_cpu;
 
-// The rotation of every position p < n_pos: tab[(p * HS/2 + i) * 2 + {0, 1}] = cos and sin
-// of p · theta^(-2i/HS), computed in double and rounded to float (what rope does per token).
+// The rotation of position p: r[2i], r[2i+1] = cos and sin of p · theta^(-2i/HS), i < HS/2,
+// computed in double and rounded to float. rope_table: the same for every position p <
+// n_pos, at tab + p·HS.
+void rope_angles(float *r, int p, int HS, float theta);
 void rope_table(float *tab, int n_pos, int HS, float theta);
 
 // Bytes of matmul scratch a backend needs for T rows of K inputs.

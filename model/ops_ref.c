@@ -34,13 +34,16 @@ static void ref_rmsnorm(float *out, const float *x, const float *w, int T, int C
     }
 }
 
+void rope_angles(float *r, int p, int HS, float theta) {
+    for (int i = 0; i < HS / 2; i++) {
+        double ang = p * pow((double)theta, -2.0 * i / HS);
+        r[2 * i] = (float)cos(ang);
+        r[2 * i + 1] = (float)sin(ang);
+    }
+}
+
 void rope_table(float *tab, int n_pos, int HS, float theta) {
-    for (int p = 0; p < n_pos; p++)
-        for (int i = 0; i < HS / 2; i++) {
-            double ang = p * pow((double)theta, -2.0 * i / HS);
-            tab[((size_t)p * (HS / 2) + i) * 2] = (float)cos(ang);
-            tab[((size_t)p * (HS / 2) + i) * 2 + 1] = (float)sin(ang);
-        }
+    for (int p = 0; p < n_pos; p++) rope_angles(tab + (size_t)p * HS, p, HS, theta);
 }
 
 // The oracle computes every angle itself (the table is what it checks).

@@ -397,22 +397,8 @@ static void admit(scheduler *s) {
         if (r && atomic_load(&r->cancelled)) req_finish(s, r, "stop", "cancelled");
     }
     pthread_mutex_lock(&s->mu);
-    for (;;) {
-        int n_free = 0;
-        for (int i = 0; i < s->cfg.n_slots; i++) n_free += !s->slots[i];
-        if (!n_free || !s->q_head) break;
+    while (s->q_head) {
         sched_req *r = s->q_head;
-        s->q_head = r->next;
-        if (!s->q_head) s->q_tail = NULL;
-        s->q_len--;
-        if (atomic_load(&r->cancelled)) {
-            req_finish(s, r, "stop", "cancelled");
-            continue;
-        }
-        if (sampler_init(&r->smp, &r->sp, s->m->cfg.n_vocab)) {
-            req_finish(s, r, "stop", "out of memory");
-            continue;
-        }
         // Prompt caching: the free slot whose cached tokens share the longest prefix with the
         // prompt keeps those positions (their keys and values are what this prompt would
         // compute: every op is per token or causal, and batch-invariant); at least the last
@@ -425,12 +411,23 @@ static void admit(scheduler *s) {
             while (n < lim && h[n] == r->prompt[n]) n++;
             if (n > best_n) best = i, best_n = n;
         }
+        if (best < 0) break;  // no free slot
+        s->q_head = r->next;
+        if (!s->q_head) s->q_tail = NULL;
+        s->q_len--;
+        if (atomic_load(&r->cancelled)) {
+            req_finish(s, r, "stop", "cancelled");
+            continue;
+        }
+        if (sampler_init(&r->smp, &r->sp, s->m->cfg.n_vocab)) {
+            req_finish(s, r, "stop", "out of memory");
+            continue;
+        }
         r->has_smp = 1;
         r->slot = best;
         r->state = REQ_PREFILL;
-        r->n_fed = r->n_cached = best_n > 0 ? best_n : 0;
-        if (r->n_cached == 0) engine_seq_reset(&s->en, best);
-        else engine_seq_truncate(&s->en, best, r->n_cached);
+        r->n_fed = r->n_cached = best_n;
+        engine_seq_truncate(&s->en, best, best_n);
         s->slots[best] = r;
         atomic_fetch_add(&s->st.active, 1);
         atomic_fetch_add(&s->st.prompt_tokens, r->n_prompt);
