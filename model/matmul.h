@@ -42,7 +42,7 @@ typedef struct {
     const void *W;  // (N, K) in type
     int64_t N;
     float *y;       // (B, N)
-    const void *P;  // W packed by matmul_pack (used for B ≤ 16), or NULL
+    const void *P;  // W packed by matmul_pack, or NULL; when given, W itself is never read
 } matmul_job;
 void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch);
 // The row path's own weight layout: W (N, K) rearranged once (at load) so the decode

@@ -122,6 +122,12 @@ static float fp16_round(float f) {
     return fp16_to_fp32(fp32_to_fp16(f));
 }
 
+static inline int32_t ld32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 static float ld_half(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -852,11 +858,20 @@ static void rows_run(const matmul_job *jobs, int n, int64_t K, const float *x, i
     }
 }
 
+static void forward_panels(uint32_t type, const uint8_t *W, const uint8_t *P, int64_t N, int64_t K, const float *x,
+                           float *y, int64_t B, mm_panel *pan);
+
 void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch) {
     int rows = B >= 1 && B <= MM_ROW_MAX_B && K > 0 && K % 32 == 0;
     for (int i = 0; i < n && rows; i++) rows = is_q(jobs[i].type);
-    if (!rows) {
-        for (int i = 0; i < n; i++) matmul_forward(jobs[i].type, jobs[i].W, jobs[i].N, K, x, jobs[i].y, B, scratch);
+    if (!rows) {  // one at a time; a packed matrix is read from its copy only, on either path
+        for (int i = 0; i < n; i++) {
+            const matmul_job *j = &jobs[i];
+            if (!j->P || !is_q(j->type) || K % 32 != 0 || j->N <= 0 || B <= 0)
+                matmul_forward(j->type, j->W, j->N, K, x, j->y, B, scratch);
+            else if (B <= MM_ROW_MAX_B) rows_run(j, 1, K, x, B, align_up(scratch));
+            else forward_panels(j->type, j->W, j->P, j->N, K, x, j->y, B, align_up(scratch));
+        }
         return;
     }
     rows_run(jobs, n, K, x, B, align_up(scratch));
@@ -874,24 +889,53 @@ typedef struct {
     float m[MM_KC][MM_TILE];
 } mm_tile;
 
-static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, int64_t n0, int64_t kb0, int64_t nkb,
-                        mm_tile *t) {
+// W's rows [n0, n0 + MM_TILE) for blocks [kb0, kb0 + nkb), from the GGUF rows or, given P
+// (matmul_pack's copy of W), from there: row n's quant dwords of block kb sit 64 bytes apart
+// in its group's block, its scales after them.
+static void tile_unpack(uint32_t type, const uint8_t *W, const uint8_t *P, size_t rb, int64_t N, int64_t n0,
+                        int64_t kb0, int64_t nkb, mm_tile *t) {
+    const int q41 = type == QTYPE_Q4_1, q8 = type == QTYPE_Q8_0;
+    const int nq = q8 ? 32 : 16;                                           // quant bytes per block
+    const size_t bs = q8 ? sizeof(block_q8_0) : q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
+    const int64_t nb = (int64_t)(rb / bs);
     for (int r = 0; r < MM_TILE; r++) {
         int64_t n = n0 + r < N ? n0 + r : N - 1;  // a short last tile repeats its last row
-        const uint8_t *row = W + (size_t)n * rb;
         for (int64_t i = 0; i < nkb; i++) {
-            uint8_t *o = t->q[i][r];
-            if (type == QTYPE_Q8_0) {
-                const uint8_t *blk = row + (kb0 + i) * (int64_t)sizeof(block_q8_0);
+            const int64_t kb = kb0 + i;
+            uint8_t qbuf[32] __attribute__((aligned(32)));
+            const uint8_t *qs;
+            if (P) {
+                const uint8_t *o = P + ((size_t)(n / 16) * (size_t)nb + (size_t)kb) * pack_block_bytes(type);
+                const int rr = (int)(n % 16);
+#ifdef MM_AVX2
+                // Dwords into registers (stored bytes read back as one vector would stall
+                // store forwarding, a tenth of the prefill time).
+                __m128i lo = _mm_setr_epi32(ld32(o + 4 * rr), ld32(o + 64 + 4 * rr), ld32(o + 128 + 4 * rr),
+                                            ld32(o + 192 + 4 * rr));
+                if (q8) {
+                    __m128i hi = _mm_setr_epi32(ld32(o + 256 + 4 * rr), ld32(o + 320 + 4 * rr),
+                                                ld32(o + 384 + 4 * rr), ld32(o + 448 + 4 * rr));
+                    _mm256_store_si256((__m256i *)(void *)qbuf, _mm256_set_m128i(hi, lo));
+                } else {
+                    _mm_store_si128((__m128i *)(void *)qbuf, lo);
+                }
+#else
+                for (int d = 0; d < nq / 4; d++) memcpy(qbuf + 4 * d, o + 64 * d + 4 * rr, 4);
+#endif
+                qs = qbuf;
+                t->d[i][r] = ld_half(o + 16 * nq + 2 * rr);
+                t->m[i][r] = q41 ? ld_half(o + 16 * nq + 32 + 2 * rr) : 0.0f;
+            } else {
+                const uint8_t *blk = W + (size_t)n * rb + (size_t)kb * bs;
+                qs = blk + (q8 ? 2 : q41 ? 4 : 2);
                 t->d[i][r] = ld_half(blk);
-                memcpy(o, blk + 2, 32);
+                t->m[i][r] = q41 ? ld_half(blk + 2) : 0.0f;
+            }
+            uint8_t *o = t->q[i][r];  // Q4: nibbles 0..15, Q8_0: the signed bytes, in input order
+            if (q8) {
+                memcpy(o, qs, 32);
                 continue;
             }
-            int q41 = type == QTYPE_Q4_1;
-            const uint8_t *blk = row + (kb0 + i) * (int64_t)(q41 ? sizeof(block_q4_1) : sizeof(block_q4_0));
-            t->d[i][r] = ld_half(blk);
-            t->m[i][r] = q41 ? ld_half(blk + 2) : 0.0f;
-            const uint8_t *qs = blk + (q41 ? 4 : 2);
 #ifdef MM_AVX2
             _mm256_store_si256((__m256i *)(void *)o, q4_unpack(qs));
 #else
@@ -909,11 +953,7 @@ static void tile_unpack(uint32_t type, const uint8_t *W, size_t rb, int64_t N, i
 // chains, computes all the products first and spills them, or reloads x once per row.
 #define MM_KEEP(v) __asm__("" : "+x"(v))
 
-static inline __m256i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
+static inline __m256i bcast4(const uint8_t *p) { return _mm256_set1_epi32(ld32(p)); }
 
 // acc[j][r] (lanes = the 8 columns of panel j) += tile row r · panels P0, P1, blocks [0, nkb).
 // Register tile: 3 rows × 16 columns; per 4-input group 2 panel loads and 3 broadcasts feed
@@ -1109,8 +1149,9 @@ static void panel_kernel(uint32_t type, const mm_tile *t, const mm_panel *P0, co
 }
 #endif
 
-static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K, const float *x, float *y, int64_t B,
-                           mm_panel *pan) {
+// P: W's packed copy (matmul_pack) or NULL; the tiles are unpacked from it when given.
+static void forward_panels(uint32_t type, const uint8_t *W, const uint8_t *P, int64_t N, int64_t K, const float *x,
+                           float *y, int64_t B, mm_panel *pan) {
     const int64_t nb = K / 32, np = (B + MM_PANEL - 1) / MM_PANEL;
     const size_t rb = qtype_row_bytes(type, K);
     const int64_t ntile = (N + MM_TILE - 1) / MM_TILE;
@@ -1132,7 +1173,7 @@ static void forward_panels(uint32_t type, const uint8_t *W, int64_t N, int64_t K
                 mm_acc acc[MM_PG / MM_NP];
                 for (int64_t kb0 = 0; kb0 < nb; kb0 += MM_KC) {
                     const int64_t nkb = nb - kb0 < MM_KC ? nb - kb0 : MM_KC;
-                    tile_unpack(type, W, rb, N, n0, kb0, nkb, &t);
+                    tile_unpack(type, W, P, rb, N, n0, kb0, nkb, &t);
                     for (int64_t p = pg; p < pend; p += MM_NP) {
                         mm_acc *a = &acc[(p - pg) / MM_NP];
                         if (kb0 == 0) memset(a, 0, sizeof(*a));
@@ -1216,7 +1257,7 @@ void matmul_forward(uint32_t type, const void *W, int64_t N, int64_t K, const fl
             const matmul_job job = {type, W, N, y, NULL};
             rows_run(&job, 1, K, x, B, align_up(scratch));
         }
-        else forward_panels(type, W, N, K, x, y, B, align_up(scratch));
+        else forward_panels(type, W, NULL, N, K, x, y, B, align_up(scratch));
         return;
     }
     // No kernel: one dequantized row at a time.

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "matmul.h"
@@ -26,8 +27,22 @@ static int own(model *m, void *p) {
     return TRL_OK;
 }
 
-// The decode kernels' copy of a quantized matrix (matmul_pack), where they have a layout
-// for it: the GGUF rows stay as they are (embedding lookups and prefill read them).
+// Once a matrix is packed the kernels read only the copy (decode and prefill alike); its
+// GGUF rows stay mapped for the few readers left (an embedding lookup touches one row, the
+// trainer dequantizes once), so their pages are handed back to the page cache: resident
+// memory holds one copy of the weights, not two. Only pages wholly inside the tensor, and
+// only in the file's own read-only mapping (never an owned buffer, where this would zero it).
+static void drop_file_pages(const model *m, const model_tensor *t) {
+    const gguf_file *g = m->gguf;
+    if (!g || !g->owns_map) return;
+    const uintptr_t base = (uintptr_t)g->map, lo = (uintptr_t)t->data;
+    const uintptr_t hi = lo + t->row_bytes * (size_t)t->n_rows, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (lo < base || hi > base + g->size) return;
+    const uintptr_t a = (lo + page - 1) & ~(page - 1), b = hi & ~(page - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);  // advice: nothing is lost if refused
+}
+
+// The kernels' copy of a quantized matrix (matmul_pack), where they have a layout for it.
 static int pack_tensor(model *m, model_tensor *t, const char *name, trl_err *e) {
     size_t n = matmul_packed_bytes(t->type, t->n_rows, t->n_cols);
     if (n == 0) return TRL_OK;
@@ -38,6 +53,7 @@ static int pack_tensor(model *m, model_tensor *t, const char *name, trl_err *e) 
     }
     matmul_pack(t->type, t->data, t->n_rows, t->n_cols, p);
     t->packed = p;
+    drop_file_pages(m, t);
     return TRL_OK;
 }
 

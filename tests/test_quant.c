@@ -589,18 +589,19 @@ static void test_matmul_n(void **state) {
     for (int i = 0; i < 4; i++) free(wf[i]), free(wq[i]);
 }
 
-// The row path on packed weights (matmul_pack, what the model loader makes for the decode
-// kernels) gives the exact oracle's bits: every packable type, one and several groups of 16
-// rows, K of one block and of many, B from 1 to 16, 1 to 4 threads (uneven ranges, stolen
-// chunks), with an unpacked matrix of odd rows in the same region. No packing where the
-// kernels have no layout.
+// Packed weights (matmul_pack, the only copy the model loader keeps in use) give the exact
+// oracle's bits on the row path and on the panel path: every packable type, one and several
+// groups of 16 rows, K of one block and of many, B from 1 to 16 (rows) and 17, 40 (panels),
+// 1 to 4 threads (uneven ranges, stolen chunks), with an unpacked matrix of odd rows in the
+// same call. The packed job's W is NULL: nothing may read the GGUF rows once a copy exists.
+// No packing where the kernels have no layout.
 static void test_matmul_packed(void **state) {
     (void)state;
     assert_int_equal(matmul_packed_bytes(QTYPE_Q4_1, 301, 96), 0);  // N not a multiple of 16
     assert_int_equal(matmul_packed_bytes(QTYPE_F32, 64, 96), 0);
     assert_int_equal(matmul_packed_bytes(QTYPE_Q6_K, 64, 256), 0);
     const uint32_t types[] = {QTYPE_Q4_0, QTYPE_Q4_1, QTYPE_Q8_0};
-    const int64_t Ns[] = {16, 304}, Ks[] = {32, 576}, Bs[] = {1, 2, 5, 8, 16};
+    const int64_t Ns[] = {16, 304}, Ks[] = {32, 576}, Bs[] = {1, 2, 5, 8, 16, 17, 40};
     size_t want_bytes = matmul_packed_bytes(QTYPE_Q4_1, 16, 32);
     if (want_bytes == 0) {
         print_message("skipped: a build without AVX2 has no lanes kernels, so nothing is packed\n");
@@ -628,7 +629,7 @@ static void test_matmul_packed(void **state) {
                                     ? matmul_scratch_bytes(type, K, B)
                                     : matmul_scratch_bytes(QTYPE_Q4_1, K, B);
                     void *scratch = malloc(sb);
-                    matmul_job jobs[2] = {{type, w, N, malloc(sizeof(float) * (size_t)(N * B)), pk},
+                    matmul_job jobs[2] = {{type, NULL, N, malloc(sizeof(float) * (size_t)(N * B)), pk},
                                           {QTYPE_Q4_1, w2, N2, malloc(sizeof(float) * (size_t)(N2 * B)), NULL}};
                     for (int nth = 1; nth <= 4; nth++) {
                         omp_set_num_threads(nth);
