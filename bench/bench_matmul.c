@@ -1,4 +1,5 @@
-// bench_matmul.c: times matmul_forward on SmolLM2-135M's linear-layer shapes at B=1 (decode,
+// bench_matmul.c: times the linear layer as the engine runs it (matmul_forward_n on the
+// packed copy the model loader makes, matmul_pack) on SmolLM2-135M's shapes at B=1 (decode,
 // reported as GB/s of weight bytes streamed) and B=128 (prefill, GOP/s = 2·N·K·B / time), for
 // Q4_1, Q4_0 and Q8_0 weights, next to OpenBLAS on the same weights dequantized to F32
 // (sgemv at B=1, sgemm at B=128). Ends with matmul-only per-token estimates for the whole
@@ -44,7 +45,23 @@ typedef struct {
     size_t bytes;  // one copy
     int copies;
     uint8_t *w;
+    uint8_t *p;  // the packed copies (as many, the same size), or NULL where none is made
 } wset;
+
+// y = x · W^T through the engine's entry point, with the packed copy P when there is one.
+static void mm(uint32_t type, const uint8_t *w, const uint8_t *P, int64_t N, int64_t K, const float *x, float *y,
+               int64_t B, void *scratch) {
+    const matmul_job job = {type, w, N, y, P};
+    matmul_forward_n(&job, 1, K, x, B, scratch);
+}
+
+// The loader's packed copy of w (N, K), or NULL where the kernels make none.
+static uint8_t *pack_copy(uint32_t type, const uint8_t *w, int64_t N, int64_t K) {
+    size_t pb = matmul_packed_bytes(type, N, K);
+    uint8_t *p = pb ? malloc(pb) : NULL;
+    if (p) matmul_pack(type, w, N, K, p);
+    return p;
+}
 
 static void wset_make(wset *s, uint32_t type, int64_t N, int64_t K, const float *wf, int min_copies) {
     s->type = type, s->N = N, s->K = K;
@@ -59,6 +76,9 @@ static void wset_make(wset *s, uint32_t type, int64_t N, int64_t K, const float 
     size_t rb = qtype_row_bytes(type, K);
     for (int64_t r = 0; r < N; r++) quantize_row(type, wf + r * K, s->w + r * rb, K);
     for (int c = 1; c < s->copies; c++) memcpy(s->w + (size_t)c * s->bytes, s->w, s->bytes);
+    s->p = NULL;
+    if (matmul_packed_bytes(type, N, K) == s->bytes && (s->p = malloc(s->bytes * (size_t)s->copies)))
+        for (int c = 0; c < s->copies; c++) matmul_pack(type, s->w + (size_t)c * s->bytes, N, K, s->p + (size_t)c * s->bytes);
 }
 
 // Seconds per call: the fastest single call within g_secs. This machine is shared and a
@@ -67,11 +87,12 @@ static void wset_make(wset *s, uint32_t type, int64_t N, int64_t K, const float 
 static double time_calls(const wset *s, const float *x, float *y, int64_t B, void *scratch) {
     double best = 1e30, end;
     int c = 0;
-    matmul_forward(s->type, s->w, s->N, s->K, x, y, B, scratch);  // warm-up (threads, pages)
+    mm(s->type, s->w, s->p, s->N, s->K, x, y, B, scratch);  // warm-up (threads, pages)
     end = trl_now() + g_secs;
     do {
         double t0 = trl_now();
-        matmul_forward(s->type, s->w + (size_t)c * s->bytes, s->N, s->K, x, y, B, scratch);
+        const size_t off = (size_t)c * s->bytes;
+        mm(s->type, s->w + off, s->p ? s->p + off : NULL, s->N, s->K, x, y, B, scratch);
         double t = trl_now() - t0;
         if (t < best) best = t;
         c = (c + 1) % s->copies;
@@ -88,7 +109,7 @@ int main(int argc, char **argv) {
     const uint32_t qtypes[] = {QTYPE_Q4_1, QTYPE_Q4_0, QTYPE_Q8_0};
     // t[type][shape][0: B=1, 1: B=128], type 3 = F32 (OpenBLAS)
     double t[4][n_shapes][2];
-    printf("matmul_forward, %d threads, fastest call; B=1: GB/s of weight bytes (cold: cycled copies), B=%lld: GOP/s\n", threads,
+    printf("matmul_forward_n (packed weights), %d threads, fastest call; B=1: GB/s of weight bytes (cold: cycled copies), B=%lld: GOP/s\n", threads,
            (long long)BP);
     printf("%-19s %-5s %10s %9s %11s %9s\n", "shape", "type", "B=1 us", "GB/s", "B=128 ms", "GOP/s");
     for (int si = 0; si < n_shapes; si++) {
@@ -127,7 +148,7 @@ int main(int argc, char **argv) {
             t[ti][si][0] = t1, t[ti][si][1] = tp;
             printf("%-19s %-5s %10.1f %9.2f %11.3f %9.1f\n", sh->name, ti < 3 ? qtype_name(type) : "F32*", t1 * 1e6,
                    (double)s.bytes / t1 / 1e9, tp * 1e3, 2.0 * (double)(sh->N * sh->K * BP) / tp / 1e9);
-            free(s.w), free(scratch);
+            free(s.w), free(s.p), free(scratch);
         }
         free(wf), free(x), free(y);
     }
@@ -139,7 +160,7 @@ int main(int argc, char **argv) {
     for (int ti = 0; ti < 4; ti++) {
         uint32_t lt = ti < 3 ? qtypes[ti] : QTYPE_F32, ht = ti < 3 ? QTYPE_Q8_0 : QTYPE_F32;
         const int64_t dims[7][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
-        uint8_t *lw[n_layer][7];
+        uint8_t *lw[n_layer][7], *lp[n_layer][7];
         size_t total = 0, scr = 0;
         float *wf = malloc(sizeof(float) * 49152 * 576);
         for (int64_t i = 0; i < 49152 * 576; i++) wf[i] = 0.05f * (float)((rand() % 2001) - 1000) / 1000.0f;
@@ -148,6 +169,7 @@ int main(int argc, char **argv) {
                 size_t rb = qtype_row_bytes(lt, dims[m][1]);
                 lw[l][m] = malloc(rb * (size_t)dims[m][0]);
                 for (int64_t r = 0; r < dims[m][0]; r++) quantize_row(lt, wf + r * dims[m][1], lw[l][m] + r * rb, dims[m][1]);
+                lp[l][m] = pack_copy(lt, lw[l][m], dims[m][0], dims[m][1]);
                 total += rb * (size_t)dims[m][0];
                 size_t sb = matmul_scratch_bytes(lt, dims[m][1], BP);
                 if (sb > scr) scr = sb;
@@ -155,6 +177,7 @@ int main(int argc, char **argv) {
         size_t hrb = qtype_row_bytes(ht, 576);
         uint8_t *hw = malloc(hrb * 49152);
         for (int64_t r = 0; r < 49152; r++) quantize_row(ht, wf + r * 576, hw + r * hrb, 576);
+        uint8_t *hp = pack_copy(ht, hw, 49152, 576);
         total += hrb * 49152;
         if (matmul_scratch_bytes(ht, 576, 1) > scr) scr = matmul_scratch_bytes(ht, 576, 1);
         if (matmul_scratch_bytes(lt, 576, 1) > scr) scr = matmul_scratch_bytes(lt, 576, 1);
@@ -166,20 +189,20 @@ int main(int argc, char **argv) {
         for (int rep = 0; rep < 20; rep++) {  // fastest of 20 (see time_calls)
             double t0 = trl_now();
             for (int l = 0; l < n_layer; l++)
-                for (int m = 0; m < 7; m++) matmul_forward(lt, lw[l][m], dims[m][0], dims[m][1], x, y, 1, scratch);
-            matmul_forward(ht, hw, 49152, 576, x, y, 1, scratch);
+                for (int m = 0; m < 7; m++) mm(lt, lw[l][m], lp[l][m], dims[m][0], dims[m][1], x, y, 1, scratch);
+            mm(ht, hw, hp, 49152, 576, x, y, 1, scratch);
             double td = trl_now() - t0;
             if (td < best_dec) best_dec = td;
             t0 = trl_now();
             for (int l = 0; l < n_layer; l++)
-                for (int m = 0; m < 7; m++) matmul_forward(lt, lw[l][m], dims[m][0], dims[m][1], x, y, BP, scratch);
-            matmul_forward(ht, hw, 49152, 576, x, y, 1, scratch);
+                for (int m = 0; m < 7; m++) mm(lt, lw[l][m], lp[l][m], dims[m][0], dims[m][1], x, y, BP, scratch);
+            mm(ht, hw, hp, 49152, 576, x, y, 1, scratch);
             double tp = trl_now() - t0;
             if (tp < best_pre) best_pre = tp;
             t0 = trl_now();  // a batched decode step: 8 sequences through everything
             for (int l = 0; l < n_layer; l++)
-                for (int m = 0; m < 7; m++) matmul_forward(lt, lw[l][m], dims[m][0], dims[m][1], x, y, 8, scratch);
-            matmul_forward(ht, hw, 49152, 576, x, y, 8, scratch);
+                for (int m = 0; m < 7; m++) mm(lt, lw[l][m], lp[l][m], dims[m][0], dims[m][1], x, y, 8, scratch);
+            mm(ht, hw, hp, 49152, 576, x, y, 8, scratch);
             double t8 = trl_now() - t0;
             if (t8 < best_b8) best_b8 = t8;
         }
@@ -189,8 +212,8 @@ int main(int argc, char **argv) {
                (double)total / best_dec / 1e9, best_b8 * 1e3, (long long)BP, (double)BP / best_pre,
                2.0 * 30 * (2 * 576 * 576 + 2 * 192 * 576 + 3 * 1536 * 576) * (double)BP / best_pre / 1e9);
         for (int l = 0; l < n_layer; l++)
-            for (int m = 0; m < 7; m++) free(lw[l][m]);
-        free(hw), free(wf), free(scratch), free(x), free(y);
+            for (int m = 0; m < 7; m++) free(lw[l][m]), free(lp[l][m]);
+        free(hw), free(hp), free(wf), free(scratch), free(x), free(y);
     }
     return 0;
 }

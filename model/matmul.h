@@ -45,11 +45,12 @@ typedef struct {
     const void *P;  // W packed by matmul_pack, or NULL; when given, W itself is never read
 } matmul_job;
 void matmul_forward_n(const matmul_job *jobs, int n, int64_t K, const float *x, int64_t B, void *scratch);
-// The row path's own weight layout: W (N, K) rearranged once (at load) so the decode
-// kernels read each block of 16 rows with plain loads (no transposes, no gathers), one
-// contiguous stream per thread. matmul_packed_bytes is 0 where there is none (not Q4_0,
-// Q4_1 or Q8_0, N not a multiple of 16, or a build without AVX2); otherwise out must hold
-// that many bytes. Same bits as the GGUF rows.
+// The kernels' own weight layout: W (N, K) rearranged once (at load) so the decode kernels
+// read each block of 16 rows with plain loads (no transposes, no gathers), one contiguous
+// stream per thread, and the prefill kernel unpacks its tiles from it. Without a copy the
+// row path runs 2 ≤ B ≤ 16 one sequence at a time (same bits, slower). matmul_packed_bytes
+// is 0 where there is none (not Q4_0, Q4_1 or Q8_0, N not a multiple of 16, or a build
+// without AVX2); otherwise out must hold that many bytes. Same bits as the GGUF rows.
 size_t matmul_packed_bytes(uint32_t type, int64_t N, int64_t K);
 void matmul_pack(uint32_t type, const void *W, int64_t N, int64_t K, void *out);
 // The oracle: each row dequantized with dequantize_row, dotted with x in double.

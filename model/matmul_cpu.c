@@ -1,27 +1,27 @@
 // matmul_cpu.c: the fast CPU linear layer (see matmul.h for the contract and the numerics).
 //
 // F32 weights: OpenBLAS (sgemv for one row, sgemm otherwise).
-// Quantized weights (Q4_0, Q4_1, Q8_0), two AVX2 paths over the raw GGUF blocks:
-//  - row path (B ≤ MM_ROW_MAX_B, decode): 8 weight rows at a time, one lane per row. For one
-//    sequence each row's block is unpacked and multiplied with the activation block
-//    (maddubs) and the 8 product vectors are reduced to 8 exact block sums (hadd tree). For
-//    2..MM_ROW_MAX_B sequences the 8 rows' block is transposed once ("weights in lanes": lane
-//    r holds row r's 4 weights of one input group) and each sequence only broadcasts its
-//    activation dwords against it: no per-sequence reduction (with VNNI one vpdpbusd per
-//    4-input group and sequence; Q8_0 weights then go in as w + 128, the sum corrected by
-//    128·Σx; with AVX-512, Q4 rows go 16 to a vector). Sums are scaled per lane by the
-//    rows' fp16 scales (one gather) and accumulated in block order. Streams the weights once
-//    with software prefetch ~12 KiB ahead; memory bound at B = 1, compute bound from B ≈ 4,
-//    where threads claim their ranges in chunks and help each other at the end (rows_part).
-//    matmul_forward_n runs several matrices over one input in one OpenMP region. Given the
-//    packed copy the model loader makes (matmul_pack: the lanes layout, 16 rows per group),
-//    the same lanes kernels read it with plain loads, for every B up to MM_ROW_MAX_B.
+// Quantized weights (Q4_0, Q4_1, Q8_0), two AVX2 paths. The model loader gives each matrix
+// whose rows come in groups of 16 a packed copy (matmul_pack: per group and block, each
+// 4-input dword of the 16 rows side by side, then their fp16 scales) and both paths read
+// only that copy; the GGUF rows serve the rest (odd row counts, direct matmul_forward calls).
+//  - row path (B ≤ MM_ROW_MAX_B, decode), "weights in lanes": int32 lane r of a vector holds
+//    row r's 4 weights of one input group, so each sequence only broadcasts its activation
+//    dwords against it: no per-sequence reduction (with VNNI one vpdpbusd per 4-input group
+//    and sequence, Q8_0 weights going in as w + 128 and the sum corrected by 128·Σx; 16 rows
+//    per vector with AVX-512, 8 with AVX2). Sums are scaled per lane by the rows' fp16 scales
+//    and accumulated in block order. Streams the weights once with software prefetch ahead;
+//    memory bound at B = 1, compute bound from B ≈ 4, where threads claim their ranges in
+//    chunks and help each other at the end. On GGUF rows: 8 rows at a time, each sequence on
+//    its own, its 8 product vectors reduced to 8 exact block sums. matmul_forward_n runs
+//    several matrices over one input in one OpenMP region.
 //  - panel path (larger B, prefill): the activations are quantized once per call into
 //    panels of 8 columns, interleaved 4 bytes at a time, so one int32 lane is one column.
-//    A tile of 3 weight rows is unpacked to bytes once (per K chunk) and reused for every
-//    panel: for each 4-input group a row's 4 bytes are broadcast and multiplied against the
-//    panel (maddubs), the 8 groups of a block are summed in int16 (Q4: |sum| ≤ 30480), then
-//    madd → int32 → float, scaled per lane. Register tile: 3 rows × 16 columns (2 panels).
+//    A tile of 3 weight rows is unpacked to bytes once (per K chunk, from either layout) and
+//    reused for every panel: for each 4-input group a row's 4 bytes are broadcast and
+//    multiplied against the panel (maddubs), the 8 groups of a block are summed in int16 (Q4:
+//    |sum| ≤ 30480), then madd → int32 → float, scaled per lane. Register tile: 3 rows × 16
+//    columns (2 panels).
 // Both paths accumulate each output in block order with the same float operations as the
 // scalar code (row_dot_scalar, the scalar panel kernel), so every build gives the same bits.
 // Non-finite activations give unspecified (but well-defined) results.
@@ -122,11 +122,13 @@ static float fp16_round(float f) {
     return fp16_to_fp32(fp32_to_fp16(f));
 }
 
+#ifdef MM_AVX2
 static inline int32_t ld32(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
 }
+#endif
 
 static float ld_half(const uint8_t *p) {
     uint16_t h;
@@ -350,54 +352,30 @@ static void rows8_q4_1(const uint8_t *w0, size_t rb, int64_t nb, const matmul_ac
     rows8_q4(1, w0, rb, nb, a, y8, pf);
 }
 
-// Bytes q[0..16) of 8 rows rb apart, transposed by dwords: lane r of d[g] holds row r's
-// dword g (g < 4; rows 0-3 in the low half, 4-7 in the high half). One load pairs row r with
-// row r+4, then a 4×4 dword transpose per 128-bit half.
-static inline void rows8_transpose16(const uint8_t *q, size_t rb, __m256i d[4]) {
-#define MM_LD2(r) _mm256_loadu2_m128i((const __m128i *)(const void *)(q + ((r) + 4) * rb), \
-                                      (const __m128i *)(const void *)(q + (r) * rb))
-    __m256i v0 = MM_LD2(0), v1 = MM_LD2(1), v2 = MM_LD2(2), v3 = MM_LD2(3);
-#undef MM_LD2
-    __m256i t0 = _mm256_unpacklo_epi32(v0, v1), t1 = _mm256_unpackhi_epi32(v0, v1);
-    __m256i t2 = _mm256_unpacklo_epi32(v2, v3), t3 = _mm256_unpackhi_epi32(v2, v3);
-    d[0] = _mm256_unpacklo_epi64(t0, t2), d[1] = _mm256_unpackhi_epi64(t0, t2);
-    d[2] = _mm256_unpacklo_epi64(t1, t3), d[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-// The same 8 rows against 2 ≤ B ≤ MM_ROW_MAX_B activation rows, "weights in lanes": per
-// block the 8 rows' bytes are transposed once so that int32 lane r of W[g] holds row r's 4
-// weights of inputs 4g..4g+3; then every sequence needs only a broadcast of its activation
-// dword g and one maddubs per g, summed in int16 (≤ 8·3810 = 30480, exact) and widened once:
-// no per-sequence horizontal reduction. The integer sums are rows8_q4's and the float
-// operations per output are the same, in the same order: the same bits.
+// A group of 16 packed rows (matmul_pack) against 2 ≤ B ≤ MM_ROW_MAX_B activation rows,
+// "weights in lanes": int32 lane r of W[g] holds row r's 4 weights of inputs 4g..4g+3, so
+// every sequence needs only a broadcast of its activation dword g and one maddubs per g,
+// summed in int16 (≤ 8·3810 = 30480, exact) and widened once: no per-sequence horizontal
+// reduction. The integer sums are rows8_q4's and the float operations per output are the
+// same, in the same order: the same bits. This call takes the group's rows 8·half ..
+// 8·half+7; pf points into the packed stream (or NULL).
 // acc: B vectors (one per sequence), carried across the blocks; y8[b * N] receives row b's 8.
-// packed: w0 is a group of 16 packed rows (matmul_pack) and this call takes its rows
-// 8·half .. 8·half+7 (rb unused); pf then points into the packed stream.
-static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, int packed, int half, const uint8_t *w0,
-                                                                  size_t rb, int64_t nb, const matmul_act_block *act,
-                                                                  int64_t B, float *y8, int64_t N, const uint8_t *pf) {
-    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0), pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
-    const int qo = q41 ? 4 : 2;
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, int half, const uint8_t *w0, int64_t nb,
+                                                                  const matmul_act_block *act, int64_t B, float *y8,
+                                                                  int64_t N, const uint8_t *pf) {
+    const size_t pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
     const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     (void)ones;  // unused with VNNI
     __m256 acc[MM_ROW_MAX_B];
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
-        const uint8_t *p = w0 + kb * bs + qo;
+        const uint8_t *k = w0 + kb * pbs;
         __m256i d[4];
-        __m256 dw, mw;
-        if (packed) {
-            const uint8_t *k = w0 + kb * pbs;
-            prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
-            for (int g = 0; g < 4; g++) d[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
-            dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 256 + 16 * half)));
-            if (q41) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 288 + 16 * half)));
-        } else {
-            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-            rows8_transpose16(p, rb, d);
-            gather_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
-        }
+        __m256 dw, mw = _mm256_setzero_ps();
+        prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
+        for (int g = 0; g < 4; g++) d[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
+        dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 256 + 16 * half)));
+        if (q41) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 288 + 16 * half)));
         // Low nibbles are inputs 4g..4g+3, high nibbles inputs 16+4g..16+4g+3.
         const __m256i w[8] = {
             _mm256_and_si256(d[0], m4), _mm256_and_si256(d[1], m4), _mm256_and_si256(d[2], m4), _mm256_and_si256(d[3], m4),
@@ -437,37 +415,25 @@ static inline __m256i q8_dot(const uint8_t *w, __m256i xq, __m256i ones) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xq, v)), ones);
 }
 
-// Q8_0 rows against 2 ≤ B ≤ MM_ROW_MAX_B activation rows, weights in lanes as in
-// rows8_q4_lanes: two 4×4 dword transposes per block give W[g] (lane r = row r's 4 signed
-// weights of inputs 4g..4g+3), kept as |W| with W's sign moved onto each broadcast
-// activation dword (maddubs needs one unsigned side; pair sums ≤ 2·128·127, exact), one madd
-// per g to int32: the same integer sums as q8_dot, the same float operations: the same bits.
-// packed, half: as in rows8_q4_lanes.
-static inline __attribute__((always_inline)) void rows8_q8_lanes(int packed, int half, const uint8_t *w0, size_t rb,
-                                                                  int64_t nb, const matmul_act_block *act, int64_t B,
-                                                                  float *y8, int64_t N, const uint8_t *pf) {
-    const size_t bs = sizeof(block_q8_0);
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)rb));
+// Q8_0: a packed group against 2 ≤ B ≤ MM_ROW_MAX_B activation rows as in rows8_q4_lanes
+// (lane r of W[g] = row r's 4 signed weights of inputs 4g..4g+3), kept as |W| with W's sign
+// moved onto each broadcast activation dword (maddubs needs one unsigned side; pair sums
+// ≤ 2·128·127, exact), one madd per g to int32: the same integer sums as q8_dot, the same
+// float operations: the same bits.
+static inline __attribute__((always_inline)) void rows8_q8_lanes(int half, const uint8_t *w0, int64_t nb,
+                                                                  const matmul_act_block *act, int64_t B, float *y8,
+                                                                  int64_t N, const uint8_t *pf) {
     const __m256i ones = _mm256_set1_epi16(1);
     (void)ones;  // unused with VNNI
     __m256 acc[MM_ROW_MAX_B];
     __m256i sw[8];  // W[g] (signs), read from the stack as memory operands
     for (int64_t b = 0; b < B; b++) acc[b] = _mm256_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
-        const uint8_t *p = w0 + kb * bs + 2;
+        const uint8_t *k = w0 + kb * MM_PK_Q8_0;
         __m256i aw[8];
-        __m256 dw;
-        if (packed) {
-            const uint8_t *k = w0 + kb * MM_PK_Q8_0;
-            prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
-            for (int g = 0; g < 8; g++) sw[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
-            dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 512 + 16 * half)));
-        } else {
-            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-            rows8_transpose16(p, rb, sw);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
-            rows8_transpose16(p + 16, rb, sw + 4);
-            gather_halves(p - 2, idx, &dw, NULL);
-        }
+        prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
+        for (int g = 0; g < 8; g++) sw[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 512 + 16 * half)));
 #ifdef MM_VNNI
         // Unsigned weights w + 128 (the sign bit flipped): Σ (w+128)·x − 128·Σx = Σ w·x, exact
         // in int32, one vpdpbusd per group and sequence with no per-sequence sign step.
@@ -500,58 +466,23 @@ static inline __attribute__((always_inline)) void rows8_q8_lanes(int packed, int
 }
 
 #ifdef MM_AVX512
-// Bytes q[0..16) of 16 rows rb apart, transposed by dwords: dword r of d[g] holds row r's
-// dword g. Each 128-bit lane L of v[j] holds row 4L + j; a 4×4 dword transpose per lane.
-static inline void rows16_transpose16(const uint8_t *q, size_t rb, __m512i d[4]) {
-    __m512i v[4];
-    for (int j = 0; j < 4; j++) {
-        __m512i t = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)j * rb)));
-        t = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(4 + j) * rb)), 1);
-        t = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(8 + j) * rb)), 2);
-        v[j] = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *)(const void *)(q + (size_t)(12 + j) * rb)), 3);
-    }
-    __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    d[0] = _mm512_unpacklo_epi64(t0, t2), d[1] = _mm512_unpackhi_epi64(t0, t2);
-    d[2] = _mm512_unpacklo_epi64(t1, t3), d[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-// The fp16 pairs at the start of each of 16 blocks (stride rb bytes from p) as floats.
-static inline void gather16_halves(const uint8_t *p, __m512i idx, __m512 *lo, __m512 *hi) {
-    __m512i g = _mm512_i32gather_epi32(idx, (const void *)p, 1);
-    *lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
-    if (hi) *hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
-}
-
-// rows8_q4_lanes for 16 rows (two groups of 8) at once: the same integer sums and the same
-// float operations per output, in the same order: the same bits.
-// packed: w0 is a group of 16 packed rows (matmul_pack), pf a point in the packed stream.
-static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, int packed, const uint8_t *w0, size_t rb,
-                                                                   int64_t nb, const matmul_act_block *act, int64_t B,
-                                                                   float *y16, int64_t N, const uint8_t *pf) {
-    const size_t bs = q41 ? sizeof(block_q4_1) : sizeof(block_q4_0), pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
-    const int qo = q41 ? 4 : 2;
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)rb));
+// rows8_q4_lanes for all 16 rows of a packed group at once: the same integer sums and the
+// same float operations per output, in the same order: the same bits.
+static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const uint8_t *w0, int64_t nb,
+                                                                   const matmul_act_block *act, int64_t B, float *y16,
+                                                                   int64_t N, const uint8_t *pf) {
+    const size_t pbs = q41 ? MM_PK_Q4_1 : MM_PK_Q4_0;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[MM_ROW_MAX_B];
     for (int64_t b = 0; b < B; b++) acc[b] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
-        const uint8_t *p = w0 + kb * bs + qo;
+        const uint8_t *k = w0 + kb * pbs;
         __m512i d[4];
-        __m512 dw, mw;
-        if (packed) {
-            const uint8_t *k = w0 + kb * pbs;
-            prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
-            for (int g = 0; g < 4; g++) d[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
-            dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 256)));
-            if (q41) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 288)));
-        } else {
-            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-            prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
-            rows16_transpose16(p, rb, d);
-            gather16_halves(p - qo, idx, &dw, q41 ? &mw : NULL);
-        }
+        __m512 dw, mw = _mm512_setzero_ps();
+        prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
+        for (int g = 0; g < 4; g++) d[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
+        dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 256)));
+        if (q41) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 288)));
         const __m512i w[8] = {
             _mm512_and_si512(d[0], m4), _mm512_and_si512(d[1], m4), _mm512_and_si512(d[2], m4), _mm512_and_si512(d[3], m4),
             _mm512_and_si512(_mm512_srli_epi16(d[0], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[1], 4), m4),
@@ -572,32 +503,19 @@ static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, int p
     for (int64_t b = 0; b < B; b++) _mm512_storeu_ps(y16 + b * N, acc[b]);
 }
 
-// rows8_q8_lanes (its VNNI form: w + 128, minus 128·Σx) for 16 rows at once: the same bits.
-static inline __attribute__((always_inline)) void rows16_q8_lanes(int packed, const uint8_t *w0, size_t rb, int64_t nb,
+// rows8_q8_lanes (its VNNI form: w + 128, minus 128·Σx) for all 16 rows at once: the same bits.
+static inline __attribute__((always_inline)) void rows16_q8_lanes(const uint8_t *w0, int64_t nb,
                                                                    const matmul_act_block *act, int64_t B, float *y16,
                                                                    int64_t N, const uint8_t *pf) {
-    const size_t bs = sizeof(block_q8_0);
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)rb));
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 acc[MM_ROW_MAX_B];
     for (int64_t b = 0; b < B; b++) acc[b] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < nb; kb++) {
-        const uint8_t *p = w0 + kb * bs + 2;
+        const uint8_t *k = w0 + kb * MM_PK_Q8_0;
         __m512i w[8];
-        __m512 dw;
-        if (packed) {
-            const uint8_t *k = w0 + kb * MM_PK_Q8_0;
-            prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
-            for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
-            dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 512)));
-        } else {
-            prefetch_span(pf ? pf + kb * 8 * bs : NULL, 8 * bs);
-            prefetch_span(pf ? pf + 8 * rb + kb * 8 * bs : NULL, 8 * bs);
-            rows16_transpose16(p, rb, w);  // bytes 0-15 (g 0-3), then 16-31 (g 4-7)
-            rows16_transpose16(p + 16, rb, w + 4);
-            gather16_halves(p - 2, idx, &dw, NULL);
-        }
+        prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
+        for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 512)));
         for (int g = 0; g < 8; g++) w[g] = _mm512_xor_si512(w[g], flip);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
@@ -636,15 +554,13 @@ static void rows8_q8(const uint8_t *w0, size_t rb, int64_t nb, const matmul_act_
 }
 #endif
 
-// One thread's share (thread tid of nth) of y (B, N) = act · W^T on the row path: a
-// contiguous range of the groups of 8 rows. act: B rows of nb quantized blocks.
-// Work sharing for the compute-bound lanes path: each thread starts on its own contiguous
-// range of groups and claims it a chunk at a time from its counter; a thread done with its
-// range claims chunks from the others' counters. Balanced threads stream their ranges as a
-// static split does; a thread that loses its core for a while (the server's HTTP threads
-// and clients share it) is helped instead of waited for at the barrier.
-#define MM_STEAL_MAX 16  // threads (more: a static split)
-#define MM_STEAL_CHUNK 4  // groups of 8 rows per claim
+// Work sharing for the compute-bound lanes path (packed weights, B ≥ 2): each thread starts
+// on its own contiguous range of groups and claims it a chunk at a time from its counter; a
+// thread done with its range claims chunks from the others' counters. Balanced threads
+// stream their ranges as a static split does; a thread that loses its core for a while (the
+// server's HTTP threads and clients share it) is helped instead of waited for at the barrier.
+#define MM_STEAL_MAX 16   // threads (more: a static split)
+#define MM_STEAL_CHUNK 2  // groups of 16 rows per claim
 typedef struct {
     int64_t next, end;
     char pad[48];
@@ -672,11 +588,14 @@ static int steal_claim(mm_counter *c, int tid, int nth, int64_t chunk, int64_t *
 }
 #endif
 
+// One thread's share (thread tid of nth) of y (B, N) = act · W^T on the GGUF rows, for a
+// matrix without a packed copy (N not a multiple of 16, or a direct matmul_forward call): a
+// contiguous range of the groups of 8 rows, each sequence on its own (rows8_*), a last short
+// group scalar. act: B rows of nb quantized blocks.
 static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, const matmul_act_block *act, float *y,
-                      int64_t B, int tid, int nth, mm_counter *steal) {
+                      int64_t B, int tid, int nth) {
     const size_t rb = qtype_row_bytes(type, nb * 32);
     const int64_t ng = (N + 7) / 8;  // groups of 8 rows; a last short group goes scalar
-    (void)steal;  // (the AVX2 lanes path only)
     // Contiguous ranges of groups per thread (as a static schedule would give), so that
     // each thread streams one region and can prefetch its start.
     int64_t g0 = ng * tid / nth, g1 = ng * (tid + 1) / nth;
@@ -689,43 +608,6 @@ static void rows_part(uint32_t type, const uint8_t *W, int64_t N, int64_t nb, co
         const uint8_t *p0 = W + (size_t)g0 * 8 * rb;
         int64_t ge = g0 + ahead < full ? g0 + ahead : full;
         if (ge > g0) prefetch_span(p0, (size_t)(ge - g0) * 8 * rb);
-    }
-#endif
-#ifdef MM_AVX2
-    // B ≥ 2: weights in lanes, every group read once for all the sequences.
-    if (B >= 2) {
-        int64_t r0 = g0, r1 = g1;  // this thread's own range
-        if (steal && !steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) g0 = g1 = r1;
-    next_chunk:
-        for (int64_t g = g0; g < g1 && g < full; g++) {
-            const uint8_t *w0 = W + (size_t)(g * 8) * rb;
-            const uint8_t *pf = g + ahead < full ? w0 + (size_t)ahead * 8 * rb : NULL;
-#ifdef MM_AVX512
-            if (g + 1 < g1 && g + 1 < full) {  // two groups at once
-                const uint8_t *pf2 = g + 1 + ahead < full ? pf : NULL;
-                if (type == QTYPE_Q8_0) rows16_q8_lanes(0, w0, rb, nb, act, B, y + g * 8, N, pf2);
-                else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, 0, w0, rb, nb, act, B, y + g * 8, N, pf2);
-                else rows16_q4_lanes(0, 0, w0, rb, nb, act, B, y + g * 8, N, pf2);
-                g++;
-                continue;
-            }
-#endif
-            if (type == QTYPE_Q8_0) rows8_q8_lanes(0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
-            else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, 0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
-            else rows8_q4_lanes(0, 0, 0, w0, rb, nb, act, B, y + g * 8, N, pf);
-        }
-        for (int64_t g = g0 > full ? g0 : full; g < g1; g++)  // a last short group
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t n = g * 8; n < N && n < g * 8 + 8; n++)
-                    y[b * N + n] = row_dot_scalar(type, W + (size_t)n * rb, nb, act + b * nb);
-        if (steal && steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) {
-            if (g0 < r0 || g0 >= r1) {  // another thread's chunk: prefetch its start
-                int64_t ge = g0 + ahead < full ? g0 + ahead : full;
-                if (ge > g0) prefetch_span(W + (size_t)g0 * 8 * rb, (size_t)(ge - g0) * 8 * rb);
-            }
-            goto next_chunk;
-        }
-        g1 = g0;  // done: skip the loop below
     }
 #endif
     for (int64_t g = g0; g < g1; g++) {
@@ -799,25 +681,25 @@ static void rows_part_packed(uint32_t type, const uint8_t *P, int64_t N, int64_t
         size_t n = (size_t)(g1 - g0) * gb;
         prefetch_span(P + (size_t)g0 * gb, n < MM_PK_AHEAD ? n : MM_PK_AHEAD);
     }
-    if (steal && !steal_claim(steal, tid, nth, 2, &g0, &g1)) return;
+    if (steal && !steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) return;
     for (;;) {
         for (int64_t g = g0; g < g1; g++) {
             const uint8_t *G = P + (size_t)g * gb, *pf = G + MM_PK_AHEAD + gb <= end ? G + MM_PK_AHEAD : NULL;
             float *yg = y + g * 16;
 #ifdef MM_AVX512
-            if (type == QTYPE_Q8_0) rows16_q8_lanes(1, G, 0, nb, act, B, yg, N, pf);
-            else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, 1, G, 0, nb, act, B, yg, N, pf);
-            else rows16_q4_lanes(0, 1, G, 0, nb, act, B, yg, N, pf);
+            if (type == QTYPE_Q8_0) rows16_q8_lanes(G, nb, act, B, yg, N, pf);
+            else if (type == QTYPE_Q4_1) rows16_q4_lanes(1, G, nb, act, B, yg, N, pf);
+            else rows16_q4_lanes(0, G, nb, act, B, yg, N, pf);
 #else
             for (int h = 0; h < 2; h++) {
                 const uint8_t *pfh = h == 0 ? pf : NULL;
-                if (type == QTYPE_Q8_0) rows8_q8_lanes(1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
-                else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, 1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
-                else rows8_q4_lanes(0, 1, h, G, 0, nb, act, B, yg + 8 * h, N, pfh);
+                if (type == QTYPE_Q8_0) rows8_q8_lanes(h, G, nb, act, B, yg + 8 * h, N, pfh);
+                else if (type == QTYPE_Q4_1) rows8_q4_lanes(1, h, G, nb, act, B, yg + 8 * h, N, pfh);
+                else rows8_q4_lanes(0, h, G, nb, act, B, yg + 8 * h, N, pfh);
             }
 #endif
         }
-        if (!steal || !steal_claim(steal, tid, nth, 2, &g0, &g1)) return;
+        if (!steal || !steal_claim(steal, tid, nth, MM_STEAL_CHUNK, &g0, &g1)) return;
         if (g0 < r0 || g0 >= r1) prefetch_span(P + (size_t)g0 * gb, (size_t)(g1 - g0) * gb);  // another's chunk
     }
 }
@@ -843,7 +725,8 @@ static void rows_run(const matmul_job *jobs, int n, int64_t K, const float *x, i
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         int use = B >= 2 && n <= 8 && nth <= MM_STEAL_MAX;
-        for (int i = 0; i < n && use; i++) steal_init(steal[i], jobs[i].P ? jobs[i].N / 16 : (jobs[i].N + 7) / 8, tid, nth);
+        for (int i = 0; i < n && use; i++)
+            if (jobs[i].P) steal_init(steal[i], jobs[i].N / 16, tid, nth);
         rows_quantize(x, B, nb, act);  // (ends with a barrier)
         for (int i = 0; i < n; i++) {
             if (jobs[i].N <= 0) continue;
@@ -853,7 +736,7 @@ static void rows_run(const matmul_job *jobs, int n, int64_t K, const float *x, i
                 continue;
             }
 #endif
-            rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth, use ? steal[i] : NULL);
+            rows_part(jobs[i].type, jobs[i].W, jobs[i].N, nb, act, jobs[i].y, B, tid, nth);
         }
     }
 }
