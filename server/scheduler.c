@@ -296,7 +296,7 @@ static void req_finish(scheduler *s, sched_req *r, const char *reason, const cha
     pthread_mutex_lock(&r->mu);
     if (r->text) utf8_repair(r, 1);
     r->finish = reason;
-    if (error) snprintf(r->error, sizeof(r->error), "%s", error);
+    if (error) snprintf(r->error, sizeof(r->error), "%.*s", (int)sizeof(r->error) - 1, error);  // (cut to fit)
     r->safe = r->len;
     r->done = 1;
     r->state = REQ_DONE;
