@@ -79,10 +79,15 @@ static inline __m256i mm_dpbusd(__m256i acc, __m256i u8, __m256i s8) {
 #define MM_KC 64        // blocks per K chunk on the panel path (2048 inputs)
 #define MM_PG 16        // panels per panel group (128 columns)
 #define MM_ALIGN 64
-// Packed weights (matmul_pack): bytes per block of 32 inputs of a group of 16 rows.
-#define MM_PK_Q4_0 (256 + 32)       // quant dwords 0-3 of the 16 rows, then 16 fp16 scales
-#define MM_PK_Q4_1 (256 + 32 + 32)  // the same, then 16 fp16 mins
-#define MM_PK_Q8_0 (512 + 32)       // quant dwords 0-7, then 16 fp16 scales
+// Packed weights (matmul_pack), per group of 16 rows and block of 32 inputs: the quant
+// vectors g (64 bytes each: dword r = row r's bytes 4g..4g+3), then the 16 fp16 scales at
+// MM_PK_*_D, then (Q4_1) the 16 fp16 mins at MM_PK_Q4_M; MM_PK_<type> bytes in all.
+#define MM_PK_Q4_D 256  // Q4_0, Q4_1: 4 quant vectors
+#define MM_PK_Q4_M (MM_PK_Q4_D + 32)
+#define MM_PK_Q8_D 512  // Q8_0: 8 quant vectors
+#define MM_PK_Q4_0 (MM_PK_Q4_D + 32)
+#define MM_PK_Q4_1 (MM_PK_Q4_M + 32)
+#define MM_PK_Q8_0 (MM_PK_Q8_D + 32)
 #ifndef MM_PK_AHEAD
 #define MM_PK_AHEAD 8192  // prefetch distance in the packed stream (bytes)
 #endif
@@ -374,8 +379,8 @@ static inline __attribute__((always_inline)) void rows8_q4_lanes(int q41, int ha
         __m256 dw, mw = _mm256_setzero_ps();
         prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
         for (int g = 0; g < 4; g++) d[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
-        dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 256 + 16 * half)));
-        if (q41) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 288 + 16 * half)));
+        dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + MM_PK_Q4_D + 16 * half)));
+        if (q41) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + MM_PK_Q4_M + 16 * half)));
         // Low nibbles are inputs 4g..4g+3, high nibbles inputs 16+4g..16+4g+3.
         const __m256i w[8] = {
             _mm256_and_si256(d[0], m4), _mm256_and_si256(d[1], m4), _mm256_and_si256(d[2], m4), _mm256_and_si256(d[3], m4),
@@ -433,7 +438,7 @@ static inline __attribute__((always_inline)) void rows8_q8_lanes(int half, const
         __m256i aw[8];
         prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
         for (int g = 0; g < 8; g++) sw[g] = _mm256_loadu_si256((const __m256i *)(const void *)(k + 64 * g + 32 * half));
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + 512 + 16 * half)));
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + MM_PK_Q8_D + 16 * half)));
 #ifdef MM_VNNI
         // Unsigned weights w + 128 (the sign bit flipped): Σ (w+128)·x − 128·Σx = Σ w·x, exact
         // in int32, one vpdpbusd per group and sequence with no per-sequence sign step.
@@ -481,8 +486,8 @@ static inline __attribute__((always_inline)) void rows16_q4_lanes(int q41, const
         __m512 dw, mw = _mm512_setzero_ps();
         prefetch_span(pf ? pf + kb * pbs : NULL, pbs);
         for (int g = 0; g < 4; g++) d[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
-        dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 256)));
-        if (q41) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 288)));
+        dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + MM_PK_Q4_D)));
+        if (q41) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + MM_PK_Q4_M)));
         const __m512i w[8] = {
             _mm512_and_si512(d[0], m4), _mm512_and_si512(d[1], m4), _mm512_and_si512(d[2], m4), _mm512_and_si512(d[3], m4),
             _mm512_and_si512(_mm512_srli_epi16(d[0], 4), m4), _mm512_and_si512(_mm512_srli_epi16(d[1], 4), m4),
@@ -515,7 +520,7 @@ static inline __attribute__((always_inline)) void rows16_q8_lanes(const uint8_t 
         __m512i w[8];
         prefetch_span(pf ? pf + kb * MM_PK_Q8_0 : NULL, MM_PK_Q8_0);
         for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(k + 64 * g));
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + 512)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + MM_PK_Q8_D)));
         for (int g = 0; g < 8; g++) w[g] = _mm512_xor_si512(w[g], flip);
         for (int64_t b = 0; b < B; b++) {
             const matmul_act_block *x = act + b * nb + kb;
@@ -661,8 +666,8 @@ void matmul_pack(uint32_t type, const void *W, int64_t N, int64_t K, void *out) 
             for (int r = 0; r < 16; r++) {
                 const uint8_t *blk = (const uint8_t *)W + (size_t)(g * 16 + r) * rb + (size_t)kb * bs;
                 for (int d = 0; d < nq / 4; d++) memcpy(o + 64 * d + 4 * r, blk + qo + 4 * d, 4);
-                memcpy(o + 16 * nq + 2 * r, blk, 2);                                      // d
-                if (type == QTYPE_Q4_1) memcpy(o + 16 * nq + 32 + 2 * r, blk + 2, 2);  // m
+                memcpy(o + (nq == 32 ? MM_PK_Q8_D : MM_PK_Q4_D) + 2 * r, blk, 2);  // d
+                if (type == QTYPE_Q4_1) memcpy(o + MM_PK_Q4_M + 2 * r, blk + 2, 2);  // m
             }
         }
 }
@@ -778,7 +783,6 @@ typedef struct {
 static void tile_unpack(uint32_t type, const uint8_t *W, const uint8_t *P, size_t rb, int64_t N, int64_t n0,
                         int64_t kb0, int64_t nkb, mm_tile *t) {
     const int q41 = type == QTYPE_Q4_1, q8 = type == QTYPE_Q8_0;
-    const int nq = q8 ? 32 : 16;                                           // quant bytes per block
     const size_t bs = q8 ? sizeof(block_q8_0) : q41 ? sizeof(block_q4_1) : sizeof(block_q4_0);
     const int64_t nb = (int64_t)(rb / bs);
     for (int r = 0; r < MM_TILE; r++) {
@@ -803,11 +807,11 @@ static void tile_unpack(uint32_t type, const uint8_t *W, const uint8_t *P, size_
                     _mm_store_si128((__m128i *)(void *)qbuf, lo);
                 }
 #else
-                for (int d = 0; d < nq / 4; d++) memcpy(qbuf + 4 * d, o + 64 * d + 4 * rr, 4);
+                for (int d = 0; d < (q8 ? 8 : 4); d++) memcpy(qbuf + 4 * d, o + 64 * d + 4 * rr, 4);
 #endif
                 qs = qbuf;
-                t->d[i][r] = ld_half(o + 16 * nq + 2 * rr);
-                t->m[i][r] = q41 ? ld_half(o + 16 * nq + 32 + 2 * rr) : 0.0f;
+                t->d[i][r] = ld_half(o + (q8 ? MM_PK_Q8_D : MM_PK_Q4_D) + 2 * rr);
+                t->m[i][r] = q41 ? ld_half(o + MM_PK_Q4_M + 2 * rr) : 0.0f;
             } else {
                 const uint8_t *blk = W + (size_t)n * rb + (size_t)kb * bs;
                 qs = blk + (q8 ? 2 : q41 ? 4 : 2);
