@@ -93,6 +93,26 @@ void engine_seq_truncate(engine *en, int seq, int n) {
     if (seq >= 0 && seq < en->kv.n_seq && n >= 0 && n < en->seq_len[seq]) en->seq_len[seq] = n;
 }
 
+int engine_seq_copy(engine *en, int dst, int src, int n, trl_err *e) {
+    const kv_cache *kv = &en->kv;
+    if (dst < 0 || dst >= kv->n_seq || src < 0 || src >= kv->n_seq)
+        return trl_errf(e, "engine: sequence %d or %d out of range", dst, src);
+    if (n < 0 || n > en->seq_len[src])
+        return trl_errf(e, "engine: sequence %d holds %d positions, not %d", src, en->seq_len[src], n);
+    if (dst == src) {
+        engine_seq_truncate(en, dst, n);
+        return TRL_OK;
+    }
+    const size_t run = sizeof(uint16_t) * (size_t)n * (size_t)kv->head_dim;  // one (layer, head): contiguous
+    for (int l = 0; l < kv->n_layer; l++)
+        for (int h = 0; h < kv->n_head_kv; h++) {
+            memcpy(kv->k + kv_offset(kv, l, dst, h, 0), kv->k + kv_offset(kv, l, src, h, 0), run);
+            memcpy(kv->v + kv_offset(kv, l, dst, h, 0), kv->v + kv_offset(kv, l, src, h, 0), run);
+        }
+    en->seq_len[dst] = n;
+    return TRL_OK;
+}
+
 static int batch_check(engine *en, const engine_batch *b, trl_err *e) {
     if (b->n < 1 || b->n > en->max_batch) return trl_errf(e, "engine: batch of %d tokens (max %d)", b->n, en->max_batch);
     int V = en->m->cfg.n_vocab;

@@ -54,6 +54,9 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
 void engine_seq_reset(engine *en, int seq);
 // Keeps only the first n positions of a sequence (e.g. to reuse a shared prompt prefix).
 void engine_seq_truncate(engine *en, int seq, int n);
+// Makes dst hold the first n positions of src (dst's own cache is replaced): the same bits a
+// prefill of those tokens into dst would write, so n samples of one prompt prefill it once.
+int engine_seq_copy(engine *en, int dst, int src, int n, trl_err *e);
 
 // Convenience: feeds n tokens of one sequence starting at its current length, in chunks of
 // max_batch, and writes the last token's logits (V) if logits is not NULL.

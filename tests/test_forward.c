@@ -4,6 +4,7 @@
 // - the fast CPU backend matches the fp32 reference backend;
 // - one batched prefill equals feeding the prompt token by token (KV cache correctness);
 // - several sequences decoding in one batch equal each sequence decoded alone;
+// - a sequence given a copy of another's cache continues as if prefilled itself;
 // - malformed batches are refused.
 #include <math.h>
 #include <setjmp.h>
@@ -157,6 +158,46 @@ static void test_multi_sequence_batch(void **state) {
     tiny_model_rmdir(dir);
 }
 
+// engine_seq_copy: a sequence given a copy of another's first n positions (over a longer
+// cache of its own) continues exactly as if it had been prefilled with those tokens itself.
+static void test_seq_copy(void **state) {
+    (void)state;
+    model g, h;
+    char dir[256];
+    load_pair(MODEL_ARCH_LLAMA, QTYPE_Q4_1, &g, &h, dir);
+    int V = g.cfg.n_vocab;
+    engine en, fresh;
+    trl_err e = {{0}};
+    assert_int_equal(engine_init(&en, &g, &ops_cpu, 3, 64, 8, &e), TRL_OK);
+    assert_int_equal(engine_init(&fresh, &g, &ops_cpu, 1, 64, 8, &e), TRL_OK);
+    float *tmp = malloc(sizeof(float) * (size_t)V), *out = malloc(sizeof(float) * 3 * (size_t)V);
+    int32_t other[10];
+    for (int i = 0; i < 10; i++) other[i] = PROMPT[NP - 1 - i];
+    assert_int_equal(engine_feed(&en, 2, other, 10, tmp, &e), TRL_OK);   // to be overwritten
+    assert_int_equal(engine_feed(&en, 0, PROMPT, 7, tmp, &e), TRL_OK);
+    assert_int_equal(engine_seq_copy(&en, 1, 0, 7, &e), TRL_OK);
+    assert_int_equal(engine_seq_copy(&en, 2, 0, 5, &e), TRL_OK);          // a prefix
+    assert_int_equal(en.seq_len[1], 7);
+    assert_int_equal(en.seq_len[2], 5);
+    int32_t tok[3] = {PROMPT[7], PROMPT[7], PROMPT[5]}, seq[3] = {0, 1, 2}, pos[3] = {7, 7, 5};
+    int8_t want[3] = {1, 1, 1};
+    engine_batch b = {3, tok, seq, pos, want};
+    assert_int_equal(engine_forward(&en, &b, out, &e), TRL_OK);
+    assert_memory_equal(out, out + V, sizeof(float) * (size_t)V);
+    assert_int_equal(engine_feed(&fresh, 0, PROMPT, 6, tmp, &e), TRL_OK);
+    assert_memory_equal(out + 2 * (size_t)V, tmp, sizeof(float) * (size_t)V);
+    // Bad requests change nothing.
+    assert_int_equal(engine_seq_copy(&en, 1, 2, 7, &e), TRL_ERR);  // sequence 2 holds 6
+    assert_non_null(strstr(e.msg, "holds 6"));
+    assert_int_equal(engine_seq_copy(&en, 3, 0, 1, &e), TRL_ERR);
+    assert_int_equal(engine_seq_copy(&en, 0, -1, 1, &e), TRL_ERR);
+    assert_int_equal(en.seq_len[1], 8);
+    free(tmp), free(out);
+    engine_free(&en), engine_free(&fresh);
+    model_free(&g), model_free(&h);
+    tiny_model_rmdir(dir);
+}
+
 static void test_bad_batches_refused(void **state) {
     (void)state;
     model g, h;
@@ -221,7 +262,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gguf_equals_hf),        cmocka_unit_test(test_cpu_matches_ref),
         cmocka_unit_test(test_prefill_equals_stepwise), cmocka_unit_test(test_multi_sequence_batch),
-        cmocka_unit_test(test_bad_batches_refused),   cmocka_unit_test(test_truncated_gguf_refused),
+        cmocka_unit_test(test_seq_copy),              cmocka_unit_test(test_bad_batches_refused),
+        cmocka_unit_test(test_truncated_gguf_refused),
     };
     return cmocka_run_group_tests_name("forward", tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@
 
 #include "grpo.h"
 #include "model.h"
+#include "quant.h"
+#include "rollout.h"
 #include "task.h"
 #include "tests/support/tiny_model.h"
 #include "train.h"
@@ -284,12 +286,46 @@ static void test_config_errors(void **state) {
     assert_int_equal(c.reward, REWARD_PARTIAL);
 }
 
+// rollout_run prefills each prompt once and copies its cache to the prompt's other samples:
+// every sample is still exactly the rollout it would be on its own (sample k seeded seed + k).
+// Q8_0 weights, whose kernels give each sequence the same bits at any batch size.
+static void test_rollout_groups(void **state) {
+    (void)state;
+    char dir[256], path[300];
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), TRL_OK);
+    snprintf(path, sizeof(path), "%s/q8.gguf", dir);
+    tiny_model_spec spec = tiny_model_default(0);
+    model m;
+    if (tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e) || model_load(&m, path, &e)) fail_msg("%s", e.msg);
+    const int32_t p0[] = {5, 77, 3, 120, 250, 9, 64}, p1[] = {33, 200, 1, 17};
+    const int32_t *prompts[] = {p0, p1};
+    const int n_prompt[] = {7, 4};
+    rollout all, one;
+    assert_int_equal(rollout_init(&all, &m, 6, 64, 12, &e), TRL_OK);
+    assert_int_equal(rollout_init(&one, &m, 1, 64, 12, &e), TRL_OK);
+    assert_int_equal(rollout_run(&all, prompts, n_prompt, 2, 3, 0.9f, 1234, &e), TRL_OK);
+    int differ = 0;
+    for (int s = 0; s < 6; s++) {
+        assert_int_equal(rollout_run(&one, &prompts[s / 3], &n_prompt[s / 3], 1, 1, 0.9f, 1234 + (uint64_t)s, &e), TRL_OK);
+        assert_int_equal(all.out[s].n_tok, one.out[0].n_tok);
+        assert_memory_equal(all.out[s].tok, one.out[0].tok, sizeof(int32_t) * (size_t)one.out[0].n_tok);
+        assert_string_equal(all.out[s].text, one.out[0].text);
+        if (s % 3 && memcmp(all.out[s].tok, all.out[s - s % 3].tok, sizeof(int32_t) * 2)) differ = 1;
+    }
+    assert_true(differ);  // the samples of a prompt are not copies of each other
+    rollout_free(&all), rollout_free(&one);
+    model_free(&m);
+    tiny_model_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_advantages_worked_example),
         cmocka_unit_test(test_token_grads_finite_differences),
         cmocka_unit_test(test_task_order),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_rollout_groups),
         cmocka_unit_test_setup_teardown(test_temperature_gradient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
     };

@@ -75,15 +75,20 @@ int rollout_run(rollout *r, const int32_t *const *prompts, const int *n_prompt, 
         free(o->text);
         o->text = NULL, o->n_tok = 0, o->finished = 0;
     }
-    // Prefill: each sequence gets its prompt; its first token is sampled from the last logits.
+    // Prefill: each prompt once, into its first sample's sequence; the others get a copy of
+    // that cache (what their own prefill would write, bit for bit). Every sample draws its
+    // first token from the prompt's last logits with its own sampler.
     int32_t *next = malloc(sizeof(int32_t) * (size_t)S);
     int *live = malloc(sizeof(int) * (size_t)S);
     if (!next || !live) rc = trl_errf(e, "rollout: out of memory");
-    for (int s = 0; s < S && rc == TRL_OK; s++) {
-        int p = s / n_samples;
-        engine_seq_reset(&r->en, s);
-        if (engine_feed(&r->en, s, prompts[p], n_prompt[p], r->logits, e)) rc = TRL_ERR;
-        else next[s] = sampler_sample(&smp[s], r->logits), live[s] = 1;
+    for (int p = 0; p < n_prompts && rc == TRL_OK; p++) {
+        int s0 = p * n_samples;
+        engine_seq_reset(&r->en, s0);
+        if (engine_feed(&r->en, s0, prompts[p], n_prompt[p], r->logits, e)) rc = TRL_ERR;
+        for (int s = s0; s < s0 + n_samples && rc == TRL_OK; s++) {
+            if (s > s0 && engine_seq_copy(&r->en, s, s0, n_prompt[p], e)) rc = TRL_ERR;
+            else next[s] = sampler_sample(&smp[s], r->logits), live[s] = 1;
+        }
     }
     while (rc == TRL_OK) {
         if (r->abort && *r->abort) {
