@@ -390,6 +390,15 @@ static void req_accept(scheduler *s, sched_req *r, int32_t tok) {
     }
 }
 
+// How many leading prompt tokens slot i's cache already holds (at most n_prompt - 1: the last
+// one is always fed again, for its logits).
+static int cached_prefix(const scheduler *s, int i, const sched_req *r) {
+    const int32_t *h = s->hist + (size_t)i * (size_t)s->en.kv.n_ctx;
+    int n = 0, lim = s->en.seq_len[i] < r->n_prompt - 1 ? s->en.seq_len[i] : r->n_prompt - 1;
+    while (n < lim && h[n] == r->prompt[n]) n++;
+    return n;
+}
+
 // Moves queued requests into free slots; drops cancelled ones.
 static void admit(scheduler *s) {
     for (int i = 0; i < s->cfg.n_slots; i++) {
@@ -406,9 +415,7 @@ static void admit(scheduler *s) {
         int best = -1, best_n = -1;
         for (int i = 0; i < s->cfg.n_slots; i++) {
             if (s->slots[i]) continue;
-            const int32_t *h = s->hist + (size_t)i * (size_t)s->en.kv.n_ctx;
-            int n = 0, lim = s->en.seq_len[i] < r->n_prompt - 1 ? s->en.seq_len[i] : r->n_prompt - 1;
-            while (n < lim && h[n] == r->prompt[n]) n++;
+            int n = cached_prefix(s, i, r);
             if (n > best_n) best = i, best_n = n;
         }
         if (best < 0) break;  // no free slot
@@ -424,6 +431,19 @@ static void admit(scheduler *s) {
             continue;
         }
         r->has_smp = 1;
+        // A longer prefix in another slot (busy ones too: their first positions no longer
+        // change) is copied over: clients sharing one system prompt and tool list compute it once.
+        int src = best, src_n = best_n;
+        for (int i = 0; i < s->cfg.n_slots; i++) {
+            int n = i == best ? 0 : cached_prefix(s, i, r);
+            if (n > src_n) src = i, src_n = n;
+        }
+        if (src != best && engine_seq_copy(&s->en, best, src, src_n, NULL) == TRL_OK) {
+            const size_t ctx = (size_t)s->en.kv.n_ctx;
+            memcpy(s->hist + (size_t)best * ctx, s->hist + (size_t)src * ctx, sizeof(int32_t) * (size_t)src_n);
+            best_n = src_n;
+            atomic_fetch_add(&s->st.prompt_tokens_copied, src_n);
+        }
         r->slot = best;
         r->state = REQ_PREFILL;
         r->n_fed = r->n_cached = best_n;

@@ -27,6 +27,7 @@ typedef struct {
 typedef struct {
     atomic_long queue_depth, active, steps, batch_tokens, prompt_tokens, completion_tokens;
     atomic_long prompt_tokens_cached;  // of prompt_tokens: positions a slot already held
+    atomic_long prompt_tokens_copied;  // of those: positions copied from another slot's cache
     atomic_long last_batch;
 } scheduler_stats;
 

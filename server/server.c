@@ -181,6 +181,9 @@ static char *metrics_text(server *s) {
         P("# HELP toolrl_prompt_tokens_cached_total Of those, tokens a slot's cache already held (not prefilled).\n"
           "# TYPE toolrl_prompt_tokens_cached_total counter\ntoolrl_prompt_tokens_cached_total %ld\n",
           atomic_load(&st->prompt_tokens_cached));
+        P("# HELP toolrl_prompt_tokens_copied_total Of the cached ones, tokens copied from another slot's cache.\n"
+          "# TYPE toolrl_prompt_tokens_copied_total counter\ntoolrl_prompt_tokens_copied_total %ld\n",
+          atomic_load(&st->prompt_tokens_copied));
         P("# HELP toolrl_completion_tokens_total Tokens generated.\n# TYPE toolrl_completion_tokens_total counter\n"
           "toolrl_completion_tokens_total %ld\n", atomic_load(&st->completion_tokens));
         P("# HELP toolrl_queue_depth Requests waiting for a sequence slot.\n# TYPE toolrl_queue_depth gauge\n"

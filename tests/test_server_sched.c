@@ -243,12 +243,69 @@ static void test_prompt_cache(void **state) {
     model_free(&mq);
 }
 
+// A prompt whose start another slot holds, that slot busy decoding, gets a copy of those
+// positions (engine_seq_copy) instead of computing them, and what comes out is exactly what a
+// fresh scheduler gives.
+static void test_prompt_copy(void **state) {
+    (void)state;
+    tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
+    spec.n_ctx = 1024;
+    trl_err e = {{0}};
+    char path[300];
+    model mq;
+    snprintf(path, sizeof(path), "%s/tiny-q8-long.gguf", g_dir);
+    assert_int_equal(tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e), TRL_OK);
+    assert_int_equal(model_load(&mq, path, &e), TRL_OK);
+    scheduler_config cfg = {2, 1024, 16, 8, 0};
+    int np, nx;
+    int32_t *p = encode("the quick brown fox jumps over the lazy dog and keeps on running far away", &np);
+    int32_t *x = encode(" then it rests by a river", &nx);
+    int32_t *px = malloc(sizeof(int32_t) * (size_t)(np + nx));
+    memcpy(px, p, sizeof(int32_t) * (size_t)np);
+    memcpy(px + np, x, sizeof(int32_t) * (size_t)nx);
+    sampler_params greedy = {0, 0, 1, 1};
+    scheduler *s;
+    // What p gives on its own, and that px runs long (to its token limit, no end-of-turn):
+    // px's slot stays busy while p is admitted below.
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    int c0;
+    char *want = run_one(s, p, np, &greedy, 12, &c0);
+    scheduler_free(s);
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    sched_req *lr = sched_req_new(px, np + nx, &greedy, 600, NULL, 0);
+    assert_int_equal(scheduler_submit(s, lr), 0);
+    free(drain(lr));
+    assert_string_equal(sched_req_finish_reason(lr), "length");
+    sched_req_release(lr);
+    scheduler_free(s);
+
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    lr = sched_req_new(px, np + nx, &greedy, 600, NULL, 0);
+    assert_int_equal(scheduler_submit(s, lr), 0);
+    size_t seen = 0, n;
+    char *chunk = NULL;
+    while (!chunk) assert_int_equal(sched_req_take(lr, &seen, &chunk, &n, 1000), 0);  // decoding now
+    free(chunk);
+    int cached;
+    char *got = run_one(s, p, np, &greedy, 12, &cached);
+    assert_int_equal(sched_req_take(lr, &seen, &chunk, &n, 0), 0);  // still running: p took the other slot
+    free(chunk);
+    assert_int_equal(cached, np - 1);
+    assert_int_equal(atomic_load(&scheduler_get_stats(s)->prompt_tokens_copied), np - 1);
+    assert_string_equal(got, want);
+    sched_req_release(lr);
+    scheduler_free(s);
+    free(got), free(want), free(p), free(x), free(px);
+    model_free(&mq);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_requests_few_slots),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_queue_full_and_cancel),
         cmocka_unit_test(test_prompt_cache),
+        cmocka_unit_test(test_prompt_copy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
