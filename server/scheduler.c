@@ -408,15 +408,17 @@ static void admit(scheduler *s) {
     pthread_mutex_lock(&s->mu);
     while (s->q_head) {
         sched_req *r = s->q_head;
-        // Prompt caching: the free slot whose cached tokens share the longest prefix with the
-        // prompt keeps those positions (their keys and values are what this prompt would
-        // compute: every op is per token or causal, and batch-invariant); at least the last
-        // prompt token is fed again, for its logits.
-        int best = -1, best_n = -1;
+        // Prompt caching: a slot keeps the cached positions it shares with the prompt (their
+        // keys and values are what this prompt would compute: every op is per token or
+        // causal, and batch-invariant); at least the last prompt token is fed again, for its
+        // logits. The request takes the free slot that discards the fewest cached positions
+        // (of equals, the one that keeps most), so one client's history is not thrown away for
+        // another's first token; a longer prefix elsewhere is copied in below.
+        int best = -1, best_n = -1, best_loss = 0;
         for (int i = 0; i < s->cfg.n_slots; i++) {
             if (s->slots[i]) continue;
-            int n = cached_prefix(s, i, r);
-            if (n > best_n) best = i, best_n = n;
+            int n = cached_prefix(s, i, r), loss = s->en.seq_len[i] - n;
+            if (best < 0 || loss < best_loss || (loss == best_loss && n > best_n)) best = i, best_n = n, best_loss = loss;
         }
         if (best < 0) break;  // no free slot
         s->q_head = r->next;
@@ -432,7 +434,8 @@ static void admit(scheduler *s) {
         }
         r->has_smp = 1;
         // A longer prefix in another slot (busy ones too: their first positions no longer
-        // change) is copied over: clients sharing one system prompt and tool list compute it once.
+        // change) is copied over: clients sharing one system prompt and tool list compute it
+        // once, and a slot's history survives being passed over.
         int src = best, src_n = best_n;
         for (int i = 0; i < s->cfg.n_slots; i++) {
             int n = i == best ? 0 : cached_prefix(s, i, r);

@@ -245,7 +245,7 @@ static void test_prompt_cache(void **state) {
 
 // A prompt whose start another slot holds, that slot busy decoding, gets a copy of those
 // positions (engine_seq_copy) instead of computing them, and what comes out is exactly what a
-// fresh scheduler gives.
+// fresh scheduler gives. A free slot's history is not discarded while an emptier one is free.
 static void test_prompt_copy(void **state) {
     (void)state;
     tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
@@ -294,6 +294,20 @@ static void test_prompt_copy(void **state) {
     assert_int_equal(atomic_load(&scheduler_get_stats(s)->prompt_tokens_copied), np - 1);
     assert_string_equal(got, want);
     sched_req_release(lr);
+    scheduler_free(s);
+
+    // Two free slots: an unrelated prompt takes the empty one rather than the one holding p,
+    // so p comes back to all but its last token cached.
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    int nu, c1, c2, c3;
+    int32_t *u = encode("zzz qqq", &nu);
+    free(run_one(s, p, np, &greedy, 12, &c1));
+    free(run_one(s, u, nu, &greedy, 12, &c2));
+    char *again = run_one(s, p, np, &greedy, 12, &c3);
+    assert_int_equal(c1, 0);
+    assert_int_equal(c3, np - 1);
+    assert_string_equal(again, want);
+    free(again), free(u);
     scheduler_free(s);
     free(got), free(want), free(p), free(x), free(px);
     model_free(&mq);
