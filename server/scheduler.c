@@ -399,6 +399,24 @@ static int cached_prefix(const scheduler *s, int i, const sched_req *r) {
     return n;
 }
 
+// 1 when another slot is prefilling a prompt that shares at least 32 more leading tokens with
+// r's than any cache holds now: r waits (the queue with it) until those positions exist and is
+// then given a copy, instead of computing them a second time beside it (n choices of one
+// request, a burst of clients with the same tools).
+static int prefix_in_flight(const scheduler *s, const sched_req *r) {
+    int have = 0, pending = 0;
+    for (int i = 0; i < s->cfg.n_slots; i++) {
+        int c = cached_prefix(s, i, r);
+        if (c > have) have = c;
+        const sched_req *o = s->slots[i];
+        if (!o || o->state != REQ_PREFILL || atomic_load(&o->cancelled)) continue;
+        int n = 0, lim = o->n_prompt < r->n_prompt - 1 ? o->n_prompt : r->n_prompt - 1;
+        while (n < lim && o->prompt[n] == r->prompt[n]) n++;
+        if (n > pending) pending = n;
+    }
+    return pending >= have + 32;
+}
+
 // Moves queued requests into free slots; drops cancelled ones.
 static void admit(scheduler *s) {
     for (int i = 0; i < s->cfg.n_slots; i++) {
@@ -421,6 +439,7 @@ static void admit(scheduler *s) {
             if (best < 0 || loss < best_loss || (loss == best_loss && n > best_n)) best = i, best_n = n, best_loss = loss;
         }
         if (best < 0) break;  // no free slot
+        if (prefix_in_flight(s, r)) break;  // wait a step or two, then copy it
         s->q_head = r->next;
         if (!s->q_head) s->q_tail = NULL;
         s->q_len--;

@@ -246,6 +246,7 @@ static void test_prompt_cache(void **state) {
 // A prompt whose start another slot holds, that slot busy decoding, gets a copy of those
 // positions (engine_seq_copy) instead of computing them, and what comes out is exactly what a
 // fresh scheduler gives. A free slot's history is not discarded while an emptier one is free.
+// A prompt another slot is prefilling right now waits for those positions and copies them.
 static void test_prompt_copy(void **state) {
     (void)state;
     tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
@@ -308,6 +309,22 @@ static void test_prompt_copy(void **state) {
     assert_int_equal(c3, np - 1);
     assert_string_equal(again, want);
     free(again), free(u);
+    scheduler_free(s);
+
+    // The same prompt twice at once (as n choices are): the second waits for the first's
+    // prefill (up to 31 positions short of it) and copies it.
+    assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
+    sched_req *a = sched_req_new(p, np, &greedy, 12, NULL, 0), *b = sched_req_new(p, np, &greedy, 12, NULL, 0);
+    assert_int_equal(scheduler_submit(s, a), 0);
+    assert_int_equal(scheduler_submit(s, b), 0);
+    char *ta = drain(a), *tb = drain(b);
+    assert_string_equal(ta, want);
+    assert_string_equal(tb, want);
+    assert_int_equal(sched_req_cached_tokens(a), 0);
+    assert_true(sched_req_cached_tokens(b) >= np - 32);
+    assert_int_equal(atomic_load(&scheduler_get_stats(s)->prompt_tokens_copied), sched_req_cached_tokens(b));
+    free(ta), free(tb);
+    sched_req_release(a), sched_req_release(b);
     scheduler_free(s);
     free(got), free(want), free(p), free(x), free(px);
     model_free(&mq);
