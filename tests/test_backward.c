@@ -330,7 +330,7 @@ static void check_attention(int nh, int nkv) {
     for (int i = 0; i < T * kvd; i++) kdd[i] = k[i], vdd[i] = v[i];
     static float work[2 * T * T];
     assert_true(attention_work_floats(T) <= sizeof(work) / sizeof(work[0]));
-    attention_forward(out, lse, q, k, v, T, nh, nkv, HS, work);
+    attention_forward(out, lse, q, k, v, T, nh, nkv, HS, NULL, work);
     // the inference op reads keys/values from a cache of one sequence at positions 0..T-1,
     // head-major: (NKV, T, HS)
     static uint16_t kc[T * 8 * HS], vc[T * 8 * HS];
@@ -349,7 +349,7 @@ static void check_attention(int nh, int nkv) {
     att_loss(&c);
     assert_true(rel_err_fd(out, od, (size_t)T * qd) < 1e-5);
     memset(dq, 0, sizeof(dq)), memset(dk, 0, sizeof(dk)), memset(dv, 0, sizeof(dv));
-    attention_backward(dq, dk, dv, r, q, k, v, out, lse, T, nh, nkv, HS, work);
+    attention_backward(dq, dk, dv, r, q, k, v, out, lse, T, nh, nkv, HS, NULL, work);
     expect_grad(OP_ATT, att_loss, &c, qdd, (size_t)T * qd, dq);
     expect_grad(OP_ATT, att_loss, &c, kdd, (size_t)T * kvd, dk);
     expect_grad(OP_ATT, att_loss, &c, vdd, (size_t)T * kvd, dv);

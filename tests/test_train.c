@@ -262,6 +262,64 @@ static void test_temperature_gradient(void **state) {
     lm_params_free(&g);
 }
 
+// lm_forward_packed: a shared prefix and three segments in one call give each segment's
+// log-probs as lm_forward of prefix + segment does, and its backward the sum of theirs (the
+// layout a GRPO group uses: each segment starts with the prompt's last token).
+static void test_packed_equals_separate(void **state) {
+    fixture *f = *state;
+    const model_config *c = &f->m.cfg;
+    trl_err e = {{0}};
+    lm_params p, gp, gs;
+    lm_acts a;
+    assert_int_equal(lm_params_alloc(&p, c, &e), TRL_OK);
+    assert_int_equal(lm_params_from_model(&p, &f->m, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&gp, c, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&gs, c, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, c, 64, &e), TRL_OK);
+    enum { NS = 6, G = 3 };
+    const int len[G] = {5, 2, 7};
+    int32_t seg[G][8], pre[NS];
+    for (int i = 0; i < NS; i++) pre[i] = (int32_t)((i * 37 + 11) % c->n_vocab);
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j <= len[i]; j++) seg[i][j] = j == 0 ? 99 : (int32_t)((i * 53 + j * 17 + 5) % c->n_vocab);
+    // packed: tokens pre, seg0[0..len), seg1[...], seg2[...]; targets: each token's successor
+    // in its own sequence (the prefix's last one: the segments' common first token, 99)
+    int32_t tok[64], tgt[64];
+    int T = 0;
+    for (int i = 0; i < NS; i++, T++) tok[T] = pre[i], tgt[T] = i + 1 < NS ? pre[i + 1] : 99;
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j < len[i]; j++, T++) tok[T] = seg[i][j], tgt[T] = seg[i][j + 1];
+    lm_layout lay = {NS, G, len};
+    assert_int_equal(lm_forward_packed(&p, &a, c, tok, tgt, T, &lay, &e), TRL_OK);
+    float lp[64], dlogp[64] = {0};
+    memcpy(lp, a.logp, sizeof(float) * (size_t)T);
+    for (int t = NS; t < T; t++) dlogp[t] = 0.1f * (float)(t % 5) - 0.2f;
+    assert_int_equal(lm_backward(&p, &gp, &a, c, tok, tgt, dlogp, T, &e), TRL_OK);
+    // separately: prefix + segment i, the same targets; dlogp on the segment's tokens only
+    for (int i = 0, off = NS; i < G; off += len[i], i++) {
+        int32_t st[64], sg[64];
+        float sd[64] = {0};
+        int n = 0;
+        for (int k = 0; k < NS; k++, n++) st[n] = tok[k], sg[n] = tgt[k];
+        for (int j = 0; j < len[i]; j++, n++) st[n] = tok[off + j], sg[n] = tgt[off + j], sd[n] = dlogp[off + j];
+        assert_int_equal(lm_forward(&p, &a, c, st, sg, n, &e), TRL_OK);
+        for (int k = 0; k < NS; k++) assert_true(fabsf(a.logp[k] - lp[k]) < 1e-4f);
+        for (int j = 0; j < len[i]; j++)
+            if (fabsf(a.logp[NS + j] - lp[off + j]) > 1e-4f)
+                fail_msg("segment %d token %d: %.6f separate, %.6f packed", i, j, a.logp[NS + j], lp[off + j]);
+        assert_int_equal(lm_backward(&p, &gs, &a, c, st, sg, sd, n, &e), TRL_OK);
+    }
+    double num = 0, den = 1e-12;
+    for (size_t i = 0; i < gp.n; i++) num = fmax(num, fabs((double)gp.mem[i] - gs.mem[i])), den = fmax(den, fabs(gs.mem[i]));
+    assert_true(num / den < 1e-4);
+    assert_true(den > 1e-3);  // the gradients are not all zero
+    // a layout that does not add up is refused
+    lm_layout bad = {NS, G - 1, len};
+    assert_int_equal(lm_forward_packed(&p, &a, c, tok, tgt, T, &bad, &e), TRL_ERR);
+    lm_acts_free(&a);
+    lm_params_free(&p), lm_params_free(&gp), lm_params_free(&gs);
+}
+
 static void test_config_errors(void **state) {
     (void)state;
     train_config c;
@@ -327,6 +385,7 @@ int main(void) {
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_rollout_groups),
         cmocka_unit_test_setup_teardown(test_temperature_gradient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_equals_separate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,7 +125,8 @@ int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, trl_err *e) {
     for (size_t i = 0; i < k; i++) n += sizes[i];
     a->mem = calloc(n, sizeof(float));
     a->pos = calloc(T, sizeof(int32_t));
-    if (!a->mem || !a->pos) {
+    a->seg = calloc(T, sizeof(int32_t));
+    if (!a->mem || !a->pos || !a->seg) {
         lm_acts_free(a);
         return trl_errf(e, "lm: out of memory for activations of %d tokens", max_T);
     }
@@ -143,6 +144,7 @@ void lm_acts_free(lm_acts *a) {
     if (!a) return;
     free(a->mem);
     free(a->pos);
+    free(a->seg);
     memset(a, 0, sizeof(*a));
 }
 
@@ -157,9 +159,38 @@ static int check_ids(const lm_acts *a, const model_config *c, const int32_t *tok
     return TRL_OK;
 }
 
+// Lays out positions and segments for a forward of T tokens (lay NULL: one sequence).
+static int set_layout(lm_acts *a, const lm_layout *lay, int T, trl_err *e) {
+    if (!lay) {
+        if (a->packed)
+            for (int t = 0; t < a->max_T; t++) a->pos[t] = t;
+        a->packed = 0;
+        return TRL_OK;
+    }
+    long n = lay->n_shared;
+    int ok = lay->n_shared >= 0 && lay->n_seg >= 1;
+    for (int i = 0; ok && i < lay->n_seg; i++) ok = lay->seg_len[i] >= 1, n += lay->seg_len[i];
+    if (!ok || n != T)
+        return trl_errf(e, "lm: layout of %d shared tokens and %d segments does not add up to %d", lay->n_shared,
+                        lay->n_seg, T);
+    int t = 0;
+    for (; t < lay->n_shared; t++) a->pos[t] = t, a->seg[t] = 0;
+    for (int i = 0; i < lay->n_seg; i++)
+        for (int j = 0, start = t; j < lay->seg_len[i]; j++, t++) a->pos[t] = lay->n_shared + j, a->seg[t] = start;
+    a->packed = 1;
+    a->n_shared = lay->n_shared;
+    return TRL_OK;
+}
+
 int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens, const int32_t *targets,
                int T, trl_err *e) {
-    if (check_ids(a, c, tokens, targets, T, e)) return TRL_ERR;
+    return lm_forward_packed(p, a, c, tokens, targets, T, NULL, e);
+}
+
+int lm_forward_packed(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens,
+                      const int32_t *targets, int T, const lm_layout *lay, trl_err *e) {
+    if (check_ids(a, c, tokens, targets, T, e) || set_layout(a, lay, T, e)) return TRL_ERR;
+    const att_mask mask = {a->seg, a->n_shared}, *mk = a->packed ? &mask : NULL;
     int C = c->n_embd, F = c->n_ff, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim, V = c->n_vocab;
     int QD = NH * HS, KVD = NKV * HS;
     size_t TC = (size_t)T * C;
@@ -175,7 +206,7 @@ int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int3
         linear_forward(k, xn1, p->wk + (size_t)l * KVD * C, bias ? p->bk + (size_t)l * KVD : NULL, T, C, KVD);
         linear_forward(v, xn1, p->wv + (size_t)l * KVD * C, bias ? p->bv + (size_t)l * KVD : NULL, T, C, KVD);
         rope_forward(q, k, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
-        attention_forward(att, lse, q, k, v, T, NH, NKV, HS, a->attw);
+        attention_forward(att, lse, q, k, v, T, NH, NKV, HS, mk, a->attw);
         linear_forward(a->dtmp, att, p->wo + (size_t)l * C * QD, NULL, T, QD, C);
         residual_forward(x_mid, x, a->dtmp, (int64_t)TC);
         rmsnorm_forward(xn2, a->rstd2 + (size_t)l * T, x_mid, p->ffn_norm + (size_t)l * C, T, C, c->rms_eps);
@@ -193,6 +224,7 @@ int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int3
 int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config *c, const int32_t *tokens,
                 const int32_t *targets, const float *dlogp, int T, trl_err *e) {
     if (check_ids(a, c, tokens, targets, T, e)) return TRL_ERR;
+    const att_mask mask = {a->seg, a->n_shared}, *mk = a->packed ? &mask : NULL;
     int C = c->n_embd, F = c->n_ff, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim, V = c->n_vocab;
     int QD = NH * HS, KVD = NKV * HS, bias = c->has_qkv_bias;
     size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD, TK = (size_t)T * KVD;
@@ -224,7 +256,7 @@ int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config
         memset(a->dq, 0, TQ * sizeof(float));
         memset(a->dk, 0, TK * sizeof(float));
         memset(a->dv, 0, TK * sizeof(float));
-        attention_backward(a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, T, NH, NKV, HS, a->attw);
+        attention_backward(a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, T, NH, NKV, HS, mk, a->attw);
         rope_backward(a->dq, a->dk, a->pos, T, NH, NKV, HS, c->rope_theta, c->rope);
         memset(a->dxn, 0, TC * sizeof(float));
         linear_backward(a->dxn, g->wq + (size_t)l * QD * C, bias ? g->bq + (size_t)l * QD : NULL, a->dq, xn1,

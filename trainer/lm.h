@@ -70,7 +70,10 @@ typedef struct {
     float *logits;   // (T, V) (overwritten by dlogits in the backward)
     float *lse_out;  // (T)
     float *logp;     // (T) log p(targets[t] | tokens[0..t])
-    int32_t *pos;    // (T) 0..T-1
+    int32_t *pos;    // (T) RoPE positions: 0..T-1, or as the last lm_forward_packed laid out
+    int32_t *seg;    // (T) first index of each token's segment (lm_forward_packed)
+    int packed;      // 1: the last forward was packed (pos, seg, n_shared hold its layout)
+    int n_shared;
     // backward scratch
     float *dres;     // (T, C) gradient of the residual stream
     float *dxn;      // (T, C)
@@ -93,7 +96,20 @@ void lm_acts_free(lm_acts *a);
 // [0, V).
 int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens, const int32_t *targets,
                int T, trl_err *e);
-// Backward of the last lm_forward (same tokens, targets, T) from dlogp (T): g += ∂loss/∂p.
+// Several sequences that share a prefix, in one forward: tokens [0, n_shared) are the prefix
+// (positions 0..n_shared-1), then n_seg segments of seg_len[i] tokens, each continuing the
+// prefix on its own (positions n_shared, n_shared+1, …; attending to the prefix and to itself
+// only). Every token's target is scored as in lm_forward, so segment i gives what lm_forward
+// of prefix + segment i gives at those positions, and the prefix is computed once (a GRPO
+// group: one prompt, its sampled replies). T = n_shared + Σ seg_len.
+typedef struct {
+    int n_shared, n_seg;
+    const int *seg_len;  // (n_seg)
+} lm_layout;
+int lm_forward_packed(const lm_params *p, lm_acts *a, const model_config *c, const int32_t *tokens,
+                      const int32_t *targets, int T, const lm_layout *lay, trl_err *e);
+// Backward of the last lm_forward or lm_forward_packed (same tokens, targets, T) from dlogp
+// (T): g += ∂loss/∂p.
 int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config *c, const int32_t *tokens,
                 const int32_t *targets, const float *dlogp, int T, trl_err *e);
 

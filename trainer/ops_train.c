@@ -115,15 +115,28 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 
 size_t attention_work_floats(int T) { return 2 * (size_t)T * (size_t)T; }
 
-// P (T, T) for one head: row t holds softmax(q_t·k_s·scale) over s ≤ t and zeros beyond. The
-// scores come from one sgemm; lse (stride NH) is written (forward) or read (backward: the
-// probabilities are recomputed from it, as the backward of FlashAttention does).
+// Row t's visible keys as two ranges: [0, a) and [b, t] (a ≤ b; plain causal: a = 0, b = 0).
+static inline void mask_ranges(const att_mask *m, int t, int *a, int *b) {
+    if (!m || !m->seg || m->seg[t] <= m->n_shared) {
+        *a = 0, *b = 0;
+        return;
+    }
+    *a = m->n_shared < t + 1 ? m->n_shared : t + 1;
+    *b = m->seg[t];
+}
+
+// P (T, T) for one head: row t holds softmax(q_t·k_s·scale) over the keys t sees and zeros
+// elsewhere. The scores come from one sgemm; lse (stride NH) is written (forward) or read
+// (backward: the probabilities are recomputed from it, as the backward of FlashAttention does).
 static void head_probs(float *P, const float *qh, const float *kh, float *lse, int T, int NH, int QD, int KVD, int HS,
-                       float scale, int have_lse) {
+                       float scale, const att_mask *mask, int have_lse) {
     matmul_sgemm(0, 1, T, T, HS, scale, qh, QD, kh, KVD, 0.0f, P, T);
 #pragma omp parallel for schedule(static) if (T > 16)
     for (int t = 0; t < T; t++) {
         float *row = P + (int64_t)t * T;
+        int a, b;
+        mask_ranges(mask, t, &a, &b);
+        for (int s = a; s < b; s++) row[s] = -INFINITY;  // another segment's tokens
         float l;
         if (have_lse) {
             l = lse[(int64_t)t * NH];
@@ -135,37 +148,37 @@ static void head_probs(float *P, const float *qh, const float *kh, float *lse, i
             l = mx + logf(sum);
             lse[(int64_t)t * NH] = l;
         }
-        for (int s = 0; s <= t; s++) row[s] = expf(row[s] - l);
+        for (int s = 0; s <= t; s++) row[s] = expf(row[s] - l);  // exp(-inf) = 0 for the masked
         for (int s = t + 1; s < T; s++) row[s] = 0;
     }
 }
 
-// Head by head, with the matmuls in OpenBLAS (matmul_sgemm): S = scale·Q_h K^T, P = causal
-// softmax(S), O_h = P V. The full T×T product is computed and the upper triangle zeroed.
+// Head by head, with the matmuls in OpenBLAS (matmul_sgemm): S = scale·Q_h K^T, P = masked
+// softmax(S), O_h = P V. The full T×T product is computed and the unseen keys zeroed.
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH, int NKV,
-                       int HS, float *work) {
+                       int HS, const att_mask *mask, float *work) {
     int group = NH / NKV, QD = NH * HS, KVD = NKV * HS;
     float scale = 1.0f / sqrtf((float)HS), *P = work;
     for (int h = 0; h < NH; h++) {
         int kvh = h / group;
-        head_probs(P, q + (int64_t)h * HS, k + (int64_t)kvh * HS, lse + h, T, NH, QD, KVD, HS, scale, 0);
+        head_probs(P, q + (int64_t)h * HS, k + (int64_t)kvh * HS, lse + h, T, NH, QD, KVD, HS, scale, mask, 0);
         matmul_sgemm(0, 0, T, HS, T, 1.0f, P, T, v + (int64_t)kvh * HS, KVD, 0.0f, out + (int64_t)h * HS, QD);
     }
 }
 
 // With P as above, O = P V and dO given: dV += Pᵀ dO; dP = dO Vᵀ; dS = P ⊙ (dP − D) with
 // D_t = dO_t·O_t (= Σ_s P_ts dP_ts); dQ += scale·dS K; dK += scale·dSᵀ Q. The query heads of a
-// GQA group add into their KV head's dK and dV.
+// GQA group add into their KV head's dK and dV. (dS is 0 wherever P is: unseen keys too.)
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                         const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS,
-                        float *work) {
+                        const att_mask *mask, float *work) {
     int group = NH / NKV, QD = NH * HS, KVD = NKV * HS;
     float scale = 1.0f / sqrtf((float)HS), *P = work, *dP = work + (size_t)T * T;
     for (int h = 0; h < NH; h++) {
         int kvh = h / group;
         const float *qh = q + (int64_t)h * HS, *kh = k + (int64_t)kvh * HS, *vh = v + (int64_t)kvh * HS;
         const float *doh = dout + (int64_t)h * HS, *oh = out + (int64_t)h * HS;
-        head_probs(P, qh, kh, (float *)lse + h, T, NH, QD, KVD, HS, scale, 1);
+        head_probs(P, qh, kh, (float *)lse + h, T, NH, QD, KVD, HS, scale, mask, 1);
         matmul_sgemm(1, 0, T, HS, T, 1.0f, P, T, doh, QD, 1.0f, dv + (int64_t)kvh * HS, KVD);
         matmul_sgemm(0, 1, T, T, HS, 1.0f, doh, QD, vh, KVD, 0.0f, dP, T);
 #pragma omp parallel for schedule(static) if (T > 16)

@@ -52,20 +52,28 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
                      int N);
 
 // ---------------------------------------------------------------------------- attention
-// Causal grouped-query attention of one sequence: token t attends to tokens 0..t.
-// out (T, NH*HS) = softmax(q k^T / sqrt(HS)) v per head; q (T, NH*HS), k, v (T, NKV*HS).
+// Which keys token t attends to: s ≤ t, and s < n_shared or s ≥ seg[t]. Several sequences
+// packed behind one shared prefix (lm_layout): seg[t] is the first index of t's own segment.
+// A NULL mask is plain causal attention (every s ≤ t).
+typedef struct {
+    const int32_t *seg;  // (T)
+    int n_shared;
+} att_mask;
+
+// Grouped-query attention, causal within the mask: out (T, NH*HS) = softmax(q k^T / sqrt(HS))
+// v per head over the keys token t sees; q (T, NH*HS), k, v (T, NKV*HS).
 // lse (T, NH): cached log-sum-exp of each row of scaled scores (the probabilities are
 // recomputed in the backward, so the cache stays linear in T). Head by head, the products
 // are OpenBLAS matmuls; work holds attention_work_floats(T) floats of scratch (one head's
 // T×T probabilities and their gradient).
 size_t attention_work_floats(int T);
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH, int NKV,
-                       int HS, float *work);
-// dq (T, NH*HS) +=, dk (T, NKV*HS) +=, dv (T, NKV*HS) += from dout (T, NH*HS); out and lse
-// as computed by the forward.
+                       int HS, const att_mask *mask, float *work);
+// dq (T, NH*HS) +=, dk (T, NKV*HS) +=, dv (T, NKV*HS) += from dout (T, NH*HS); out, lse and
+// mask as in the forward.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                         const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS,
-                        float *work);
+                        const att_mask *mask, float *work);
 
 // ---------------------------------------------------------------------------- swiglu
 // out (n) = silu(g) * u = g / (1 + exp(-g)) * u; g, u (n).
