@@ -210,6 +210,46 @@ static void test_sft_then_grpo_tiny(void **state) {
     task_set_free(&ts);
 }
 
+// GRPO computes the reference and old log-probs on the packs its update uses: with the
+// weights held still (learning rate 0), KL is exactly 0 and every ratio exactly 1 over both
+// mini-batches, not just close (a prompt's samples split across the two parts).
+static void test_grpo_logp_consistent(void **state) {
+    fixture *f = *state;
+    trl_err e = {{0}};
+    // prompts of ~1,800 tokens: past OpenBLAS's K blocking in the attention's P·V, where packs
+    // of other sizes would sum in other groupings
+    char path[320];
+    snprintf(path, sizeof(path), "%s/long.jsonl", f->dir);
+    FILE *o = fopen(path, "w");
+    for (int i = 0; i < 4; i++) {
+        fprintf(o, "{\"id\": \"l%d\", \"source\": \"test\", \"messages\": [{\"role\": \"user\", \"content\": \"", i);
+        for (int k = 0; k < 100; k++) fprintf(o, "add %d and ", k + i);
+        fprintf(o, "7\"}], \"tools\": %s, \"answer\": [{\"name\": \"add\", \"arguments\": {\"a\": 7}}]}\n", TOOLS);
+    }
+    fclose(o);
+    task_set ts;
+    if (task_set_load(&ts, path, &f->m, 3000, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(ts.n, 4);
+    print_message("prompt %d tokens\n", ts.v[0].n_prompt);
+    assert_true(ts.v[0].n_prompt > 1000);
+    train_config c;
+    cJSON *h = cJSON_Parse("{\"batch_size\": 2, \"group_size\": 3, \"mini_batches\": 2, \"max_steps\": 1,"
+                           " \"max_new_tokens\": 12, \"eval_examples\": 1, \"max_seq_tokens\": 3000,"
+                           " \"kl_coef\": 0.01, \"learning_rate\": 0, \"temperature\": 0.9}");
+    assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
+    cJSON_Delete(h);
+    trainer t;
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    cJSON *mx = cJSON_CreateObject();
+    assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+    assert_true(num(mx, "response_len") > 1);
+    assert_true(num(mx, "kl") == 0.0);
+    assert_true(num(mx, "ratio_mean") == 1.0);
+    cJSON_Delete(mx);
+    trainer_free(&t);
+    task_set_free(&ts);
+}
+
 // Σ of the tempered log-probs of the last n tokens, and its gradient, against central
 // differences on a few weights of the tiny model.
 static double tempered_sum(lm_params *p, lm_acts *a, const model_config *c, const int32_t *tok, int T, int n,
@@ -386,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_rollout_groups),
         cmocka_unit_test_setup_teardown(test_temperature_gradient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_equals_separate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpo_logp_consistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

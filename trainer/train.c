@@ -185,11 +185,15 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     t->ref_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
     t->dlogp = malloc(sizeof(float) * (size_t)T);
     t->seq_tok = malloc(sizeof(int32_t) * (size_t)(T + 1));
+    t->seq_tgt = malloc(sizeof(int32_t) * (size_t)T);
+    int G = cfg->group_size > 0 ? cfg->group_size : 1;
+    t->pack_s = malloc(sizeof(int) * (size_t)G);
+    t->pack_len = malloc(sizeof(int) * (size_t)G);
     t->rewards = malloc(sizeof(double) * (size_t)S);
     t->adv = malloc(sizeof(float) * (size_t)S);
     t->perm = malloc(sizeof(int) * (size_t)S);
     if (!t->train_idx || !t->held_idx || !t->order || !t->logp || !t->old_logp || !t->ref_logp || !t->dlogp ||
-        !t->seq_tok || !t->rewards || !t->adv || !t->perm) {
+        !t->seq_tok || !t->seq_tgt || !t->pack_s || !t->pack_len || !t->rewards || !t->adv || !t->perm) {
         trainer_free(t);
         return trl_errf(e, "trainer: out of memory");
     }
@@ -232,6 +236,7 @@ void trainer_free(trainer *t) {
     lm_acts_free(&t->acts);
     free(t->train_idx), free(t->held_idx), free(t->order);
     free(t->logp), free(t->old_logp), free(t->ref_logp), free(t->dlogp), free(t->seq_tok);
+    free(t->seq_tgt), free(t->pack_s), free(t->pack_len);
     free(t->rewards), free(t->adv), free(t->perm);
     memset(t, 0, sizeof(*t));
 }
@@ -362,8 +367,48 @@ void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, in
     }
 }
 
-static void apply_temperature(trainer *t, int T, int n, float tau) {
-    train_logp_temperature(&t->acts, t->seq_tok + 1, t->mc.n_vocab, T, n, tau);
+static void apply_temperature(trainer *t, const int32_t *targets, int T, int n, float tau) {
+    train_logp_temperature(&t->acts, targets, t->mc.n_vocab, T, n, tau);
+}
+
+// Packs replies cand[0..n_cand) of one prompt, from the first, as many as fit max_seq_tokens,
+// for lm_forward_packed: the shared prefix is the prompt less its last token; segment k is
+// that token and reply k less its last token, with reply k as its targets, so the segment's
+// log-probs are reply k's, in order. Fills t->seq_tok, t->seq_tgt, t->pack_s, t->pack_len
+// and *lay; *used gets the count packed (≥ 1). Returns T, or -1 (e says why).
+static int build_pack(trainer *t, const int32_t *prompt, int n_prompt, const int *cand, int n_cand, int *used,
+                      lm_layout *lay, trl_err *e) {
+    const int P = n_prompt - 1, max_T = t->cfg.max_seq_tokens;
+    int T = P, n = 0;
+    if (P < 0 || P > max_T) return trl_errf(e, "trainer: prompt of %d tokens", n_prompt), -1;
+    memcpy(t->seq_tok, prompt, sizeof(int32_t) * (size_t)P);
+    for (int k = 0; k < P; k++) t->seq_tgt[k] = prompt[k + 1];
+    for (; n < n_cand; n++) {
+        const rollout_seq *o = &t->ro.out[cand[n]];
+        if (o->n_tok < 1 || T + o->n_tok > max_T) break;
+        for (int j = 0; j < o->n_tok; j++) {
+            t->seq_tok[T + j] = j ? o->tok[j - 1] : prompt[P];
+            t->seq_tgt[T + j] = o->tok[j];
+        }
+        t->pack_s[n] = cand[n], t->pack_len[n] = o->n_tok;
+        T += o->n_tok;
+    }
+    if (n == 0)
+        return trl_errf(e, "trainer: sequence of %d tokens over max_seq_tokens", n_prompt + t->ro.out[cand[0]].n_tok), -1;
+    *lay = (lm_layout){P, n, t->pack_len};
+    *used = n;
+    return T;
+}
+
+// The log-probs of the last packed forward's segments into dst + sample · stride.
+static void scatter_logp(const trainer *t, const lm_layout *lay, float *dst, int stride) {
+    for (int k = 0, off = lay->n_shared; k < lay->n_seg; off += t->pack_len[k], k++)
+        memcpy(dst + (size_t)t->pack_s[k] * (size_t)stride, t->acts.logp + off, sizeof(float) * (size_t)t->pack_len[k]);
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
 static void score_sample(const trainer *t, const char *text, const char *gold, double *reward, int *exact, int *fmt) {
@@ -411,28 +456,42 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         for (int j = 1; j < G; j++) same &= t->rewards[i * G + j] == t->rewards[i * G];
         zero_std += same;
     }
-    // 3. reference and old log-probs of every response token
+    // 3. the samples shuffled (seeded) into mini_batches parts, each part's sorted by prompt:
+    //    a part's samples of one prompt go through the model in packs behind that prompt
+    //    (lm_forward_packed: the prompt computed once per pack). The reference and old
+    //    log-probs are computed on the very packs the update uses, so at equal weights they
+    //    are the update's own log-probs bit for bit (KL 0 and ratio 1 exactly, not rounding).
+    task_order(t->perm, S, seed, 1);
+    for (int mb = 0; mb < cf->mini_batches; mb++) {
+        int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
+        qsort(t->perm + lo, (size_t)(hi - lo), sizeof(int), cmp_int);
+    }
     int need_old = cf->mini_batches > 1;
-    for (int s = 0; s < S; s++) {
-        rollout_seq *o = &t->ro.out[s];
-        if (!need_old && !(cf->kl_coef > 0)) break;
-        if (aborted(t)) return TRL_ERR;
-        int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
-        if (T < 0) return TRL_ERR;
-        if (cf->kl_coef > 0) {
-            if (lm_forward(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
-            apply_temperature(t, T, o->n_tok, cf->temperature);
-            memcpy(t->ref_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
-        }
-        if (need_old) {
-            if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
-            apply_temperature(t, T, o->n_tok, cf->temperature);
-            memcpy(t->old_logp + (size_t)s * T_max, t->acts.logp + T - o->n_tok, sizeof(float) * (size_t)o->n_tok);
+    lm_layout lay;
+    for (int mb = 0; mb < cf->mini_batches && (need_old || cf->kl_coef > 0); mb++) {
+        int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
+        for (int i0 = lo, i1; i0 < hi; i0 = i1) {
+            const int pi = t->perm[i0] / G;
+            for (i1 = i0; i1 < hi && t->perm[i1] / G == pi;) i1++;
+            for (int j0 = i0, n; j0 < i1; j0 += n) {
+                if (aborted(t)) return TRL_ERR;
+                int T = build_pack(t, prompts[pi], n_prompt[pi], t->perm + j0, i1 - j0, &n, &lay, e);
+                if (T < 0) return TRL_ERR;
+                if (cf->kl_coef > 0) {
+                    if (lm_forward_packed(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+                    apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                    scatter_logp(t, &lay, t->ref_logp, T_max);
+                }
+                if (need_old) {
+                    if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+                    apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                    scatter_logp(t, &lay, t->old_logp, T_max);
+                }
+            }
         }
     }
     double t2 = trl_now();
-    // 4. updates: the samples shuffled (seeded) into mini_batches parts
-    task_order(t->perm, S, seed, 1);
+    // 4. updates, part by part, pack by pack as above (one forward and one backward per pack)
     grpo_loss_params lp = {cf->clip_eps, cf->kl_coef};
     float tau = cf->temperature > 0 ? cf->temperature : 1.0f;  // dlogp / τ: see apply_temperature
     grpo_stats st = {0};
@@ -443,27 +502,31 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
         long n_tok = 0;
         for (int i = lo; i < hi; i++) n_tok += t->ro.out[t->perm[i]].n_tok;
-        for (int i = lo; i < hi; i++) {
-            if (aborted(t)) return TRL_ERR;
-            int s = t->perm[i];
-            rollout_seq *o = &t->ro.out[s];
-            int T = build_seq(t, prompts[s / G], n_prompt[s / G], o->tok, o->n_tok, e);
-            if (T < 0) return TRL_ERR;
-            if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
-            apply_temperature(t, T, o->n_tok, cf->temperature);
-            const float *lp_now = t->acts.logp + T - o->n_tok;
-            const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
-            if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)o->n_tok), old = t->logp;
-            if (mb == 0 || need_old) {
-                ent += entropy_tail(t, T, o->n_tok);
-                ent_n += o->n_tok;
+        for (int i0 = lo, i1; i0 < hi; i0 = i1) {
+            const int pi = t->perm[i0] / G;
+            for (i1 = i0; i1 < hi && t->perm[i1] / G == pi;) i1++;
+            for (int j0 = i0, n; j0 < i1; j0 += n) {
+                if (aborted(t)) return TRL_ERR;
+                int T = build_pack(t, prompts[pi], n_prompt[pi], t->perm + j0, i1 - j0, &n, &lay, e);
+                if (T < 0) return TRL_ERR;
+                if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                if (mb == 0 || need_old) {
+                    ent += entropy_tail(t, T, T - lay.n_shared);
+                    ent_n += T - lay.n_shared;
+                }
+                for (int j = 0; j < T; j++) t->dlogp[j] = 0;
+                for (int k = 0, off = lay.n_shared; k < n; off += t->pack_len[k], k++) {
+                    const int s = t->pack_s[k], m = t->pack_len[k];
+                    const float *lp_now = t->acts.logp + off;
+                    const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
+                    if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
+                    grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s], m,
+                                     1.0f / ((float)n_tok * tau), &lp, t->dlogp + off, &st);
+                    t->trained_tokens += n_prompt[pi] + m - 1;  // the tokens of its own sequence
+                }
+                if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, t->dlogp, T, e)) return TRL_ERR;
             }
-            for (int j = 0; j < T; j++) t->dlogp[j] = 0;
-            grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s],
-                             o->n_tok, 1.0f / ((float)n_tok * tau), &lp, t->dlogp + T - o->n_tok, &st);
-            if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, t->dlogp, T, e))
-                return TRL_ERR;
-            t->trained_tokens += T;
         }
         norm_sum += optimizer_step(t, lr, t->step * cf->mini_batches + mb + 1);
     }

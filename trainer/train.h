@@ -92,6 +92,8 @@ typedef struct {
     // per-step scratch
     float *logp, *old_logp, *ref_logp, *dlogp;  // (max_seq_tokens)
     int32_t *seq_tok;                           // (max_seq_tokens + 1)
+    int32_t *seq_tgt;                           // (max_seq_tokens) a packed forward's targets
+    int *pack_s, *pack_len;                     // (group_size) a pack's samples, their lengths
     double *rewards;
     float *adv;
     int *perm;
