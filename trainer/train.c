@@ -175,6 +175,14 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     const model_config *c = &t->mc;
     int S = cfg->method == TRAIN_GRPO ? cfg->batch_size * cfg->group_size : cfg->batch_size;
     int T = cfg->max_seq_tokens;
+    // Activations for one sequence, or for a GRPO pack (a prompt and several replies, see
+    // build_pack): room for group_size - 1 more replies of max_new_tokens, at most twice one
+    // sequence (the activations take ~1.2 MB per token for the default model).
+    int TA = T;
+    if (cfg->method == TRAIN_GRPO) {
+        long cap = (long)T + (long)(cfg->group_size - 1) * cfg->max_new_tokens;
+        TA = cap < 2L * T ? (int)cap : 2 * T;
+    }
     // Split: a seeded permutation; its last eval_examples (at most a fifth) are held back.
     int n = tasks->n, n_held = cfg->eval_examples < n / 5 ? cfg->eval_examples : n / 5;
     t->train_idx = malloc(sizeof(int) * (size_t)n);
@@ -183,9 +191,9 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     t->logp = malloc(sizeof(float) * (size_t)T);
     t->old_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
     t->ref_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
-    t->dlogp = malloc(sizeof(float) * (size_t)T);
-    t->seq_tok = malloc(sizeof(int32_t) * (size_t)(T + 1));
-    t->seq_tgt = malloc(sizeof(int32_t) * (size_t)T);
+    t->dlogp = malloc(sizeof(float) * (size_t)TA);
+    t->seq_tok = malloc(sizeof(int32_t) * (size_t)(TA + 1));
+    t->seq_tgt = malloc(sizeof(int32_t) * (size_t)TA);
     int G = cfg->group_size > 0 ? cfg->group_size : 1;
     t->pack_s = malloc(sizeof(int) * (size_t)G);
     t->pack_len = malloc(sizeof(int) * (size_t)G);
@@ -207,7 +215,7 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     if (t->steps_per_epoch < 1) t->steps_per_epoch = 1;
     t->total_steps = cfg->max_steps > 0 ? cfg->max_steps : cfg->n_epochs * t->steps_per_epoch;
     if (lm_params_alloc(&t->p, c, e) || lm_params_from_model(&t->p, base, e) || lm_params_alloc(&t->g, c, e) ||
-        lm_params_alloc(&t->m, c, e) || lm_params_alloc(&t->v, c, e) || lm_acts_alloc(&t->acts, c, T, e)) {
+        lm_params_alloc(&t->m, c, e) || lm_params_alloc(&t->v, c, e) || lm_acts_alloc(&t->acts, c, TA, e)) {
         trainer_free(t);
         return TRL_ERR;
     }
@@ -371,21 +379,21 @@ static void apply_temperature(trainer *t, const int32_t *targets, int T, int n, 
     train_logp_temperature(&t->acts, targets, t->mc.n_vocab, T, n, tau);
 }
 
-// Packs replies cand[0..n_cand) of one prompt, from the first, as many as fit max_seq_tokens,
-// for lm_forward_packed: the shared prefix is the prompt less its last token; segment k is
+// Packs replies cand[0..n_cand) of one prompt, from the first, as many as the activations
+// hold (the first must fit max_seq_tokens, as a sequence of its own), for lm_forward_packed: the shared prefix is the prompt less its last token; segment k is
 // that token and reply k less its last token, with reply k as its targets, so the segment's
 // log-probs are reply k's, in order. Fills t->seq_tok, t->seq_tgt, t->pack_s, t->pack_len
 // and *lay; *used gets the count packed (≥ 1). Returns T, or -1 (e says why).
 static int build_pack(trainer *t, const int32_t *prompt, int n_prompt, const int *cand, int n_cand, int *used,
                       lm_layout *lay, trl_err *e) {
-    const int P = n_prompt - 1, max_T = t->cfg.max_seq_tokens;
+    const int P = n_prompt - 1, max_T = t->acts.max_T;
     int T = P, n = 0;
     if (P < 0 || P > max_T) return trl_errf(e, "trainer: prompt of %d tokens", n_prompt), -1;
     memcpy(t->seq_tok, prompt, sizeof(int32_t) * (size_t)P);
     for (int k = 0; k < P; k++) t->seq_tgt[k] = prompt[k + 1];
     for (; n < n_cand; n++) {
         const rollout_seq *o = &t->ro.out[cand[n]];
-        if (o->n_tok < 1 || T + o->n_tok > max_T) break;
+        if (o->n_tok < 1 || T + o->n_tok > (n ? max_T : t->cfg.max_seq_tokens)) break;
         for (int j = 0; j < o->n_tok; j++) {
             t->seq_tok[T + j] = j ? o->tok[j - 1] : prompt[P];
             t->seq_tgt[T + j] = o->tok[j];
