@@ -217,7 +217,12 @@ int lm_forward_packed(const lm_params *p, lm_acts *a, const model_config *c, con
         residual_forward(x + TC, x_mid, a->dtmp, (int64_t)TC);
     }
     rmsnorm_forward(a->xf, a->rstdf, a->x + (size_t)c->n_layer * TC, p->out_norm, T, C, c->rms_eps);
-    logprob_forward(a->logits, a->lse_out, a->logp, a->xf, p->wout, targets, T, C, V);
+    // The head (a third of a token's work in a 135M model) only where a log-prob is used: a
+    // pack's shared prefix is never scored (its logp are left 0).
+    const int h0 = a->packed ? a->n_shared : 0;
+    memset(a->logp, 0, sizeof(float) * (size_t)h0);
+    logprob_forward(a->logits + (size_t)h0 * V, a->lse_out + h0, a->logp + h0, a->xf + (size_t)h0 * C, p->wout,
+                    targets + h0, T - h0, C, V);
     return TRL_OK;
 }
 
@@ -230,7 +235,9 @@ int lm_backward(const lm_params *p, lm_params *g, lm_acts *a, const model_config
     size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD, TK = (size_t)T * KVD;
     // head: dlogp → dxf (in dxn) → dres = ∂/∂x[L]
     memset(a->dxn, 0, TC * sizeof(float));
-    logprob_backward(a->dxn, g->wout, a->logits, a->lse_out, a->xf, p->wout, targets, dlogp, T, C, V);
+    const int h0 = a->packed ? a->n_shared : 0;  // (the forward's head range; dlogp before it unused)
+    logprob_backward(a->dxn + (size_t)h0 * C, g->wout, a->logits + (size_t)h0 * V, a->lse_out + h0, a->xf + (size_t)h0 * C,
+                     p->wout, targets + h0, dlogp + h0, T - h0, C, V);
     memset(a->dres, 0, TC * sizeof(float));
     rmsnorm_backward(a->dres, g->out_norm, a->dxn, a->x + (size_t)c->n_layer * TC, p->out_norm, a->rstdf, T, C);
     for (int l = c->n_layer - 1; l >= 0; l--) {

@@ -99,9 +99,10 @@ int lm_forward(const lm_params *p, lm_acts *a, const model_config *c, const int3
 // Several sequences that share a prefix, in one forward: tokens [0, n_shared) are the prefix
 // (positions 0..n_shared-1), then n_seg segments of seg_len[i] tokens, each continuing the
 // prefix on its own (positions n_shared, n_shared+1, …; attending to the prefix and to itself
-// only). Every token's target is scored as in lm_forward, so segment i gives what lm_forward
-// of prefix + segment i gives at those positions, and the prefix is computed once (a GRPO
-// group: one prompt, its sampled replies). T = n_shared + Σ seg_len.
+// only). The segments' targets are scored as in lm_forward, so segment i gives what
+// lm_forward of prefix + segment i gives at those positions, and the prefix is computed once
+// (a GRPO group: one prompt, its sampled replies). The prefix's own targets are not scored
+// (logp 0 there; the backward ignores dlogp there). T = n_shared + Σ seg_len.
 typedef struct {
     int n_shared, n_seg;
     const int *seg_len;  // (n_seg)
