@@ -380,10 +380,11 @@ static void apply_temperature(trainer *t, const int32_t *targets, int T, int n, 
 }
 
 // Packs replies cand[0..n_cand) of one prompt, from the first, as many as the activations
-// hold (the first must fit max_seq_tokens, as a sequence of its own), for lm_forward_packed: the shared prefix is the prompt less its last token; segment k is
-// that token and reply k less its last token, with reply k as its targets, so the segment's
-// log-probs are reply k's, in order. Fills t->seq_tok, t->seq_tgt, t->pack_s, t->pack_len
-// and *lay; *used gets the count packed (≥ 1). Returns T, or -1 (e says why).
+// hold (the first must fit max_seq_tokens, as a sequence of its own), for lm_forward_packed:
+// the shared prefix is the prompt less its last token; segment k is that token and reply k
+// less its last token, with reply k as its targets, so the segment's log-probs are reply k's,
+// in order. Fills t->seq_tok, t->seq_tgt, t->pack_s, t->pack_len and *lay; *used gets the
+// count packed (≥ 1). Returns T, or -1 (e says why).
 static int build_pack(trainer *t, const int32_t *prompt, int n_prompt, const int *cand, int n_cand, int *used,
                       lm_layout *lay, trl_err *e) {
     const int P = n_prompt - 1, max_T = t->acts.max_T;
@@ -412,6 +413,25 @@ static int build_pack(trainer *t, const int32_t *prompt, int n_prompt, const int
 static void scatter_logp(const trainer *t, const lm_layout *lay, float *dst, int stride) {
     for (int k = 0, off = lay->n_shared; k < lay->n_seg; off += t->pack_len[k], k++)
         memcpy(dst + (size_t)t->pack_s[k] * (size_t)stride, t->acts.logp + off, sizeof(float) * (size_t)t->pack_len[k]);
+}
+
+// Walks the packs of one mini-batch part t->perm[lo, hi) (sorted by prompt): each call builds
+// the next pack of the current prompt's samples (build_pack) and returns its T, with the
+// prompt's index in *pi; 0 once the part is done, -1 on an error.
+typedef struct {
+    int j0, i1, hi;  // the next sample, the end of its prompt's run, the end of the part
+} pack_walk;
+
+static int pack_next(trainer *t, pack_walk *w, const int32_t *const *prompts, const int *n_prompt, lm_layout *lay,
+                     int *pi, trl_err *e) {
+    const int G = t->cfg.group_size;
+    if (w->j0 >= w->hi) return 0;
+    *pi = t->perm[w->j0] / G;
+    if (w->j0 >= w->i1)
+        for (w->i1 = w->j0; w->i1 < w->hi && t->perm[w->i1] / G == *pi;) w->i1++;
+    int n, T = build_pack(t, prompts[*pi], n_prompt[*pi], t->perm + w->j0, w->i1 - w->j0, &n, lay, e);
+    if (T > 0) w->j0 += n;
+    return T;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -477,24 +497,18 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
     int need_old = cf->mini_batches > 1;
     lm_layout lay;
     for (int mb = 0; mb < cf->mini_batches && (need_old || cf->kl_coef > 0); mb++) {
-        int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
-        for (int i0 = lo, i1; i0 < hi; i0 = i1) {
-            const int pi = t->perm[i0] / G;
-            for (i1 = i0; i1 < hi && t->perm[i1] / G == pi;) i1++;
-            for (int j0 = i0, n; j0 < i1; j0 += n) {
-                if (aborted(t)) return TRL_ERR;
-                int T = build_pack(t, prompts[pi], n_prompt[pi], t->perm + j0, i1 - j0, &n, &lay, e);
-                if (T < 0) return TRL_ERR;
-                if (cf->kl_coef > 0) {
-                    if (lm_forward_packed(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-                    apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
-                    scatter_logp(t, &lay, t->ref_logp, T_max);
-                }
-                if (need_old) {
-                    if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-                    apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
-                    scatter_logp(t, &lay, t->old_logp, T_max);
-                }
+        pack_walk w = {mb * S / cf->mini_batches, 0, (mb + 1) * S / cf->mini_batches};
+        for (int T, pi; (T = pack_next(t, &w, prompts, n_prompt, &lay, &pi, e)) != 0;) {
+            if (T < 0 || aborted(t)) return TRL_ERR;
+            if (cf->kl_coef > 0) {
+                if (lm_forward_packed(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                scatter_logp(t, &lay, t->ref_logp, T_max);
+            }
+            if (need_old) {
+                if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                scatter_logp(t, &lay, t->old_logp, T_max);
             }
         }
     }
@@ -510,31 +524,26 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
         long n_tok = 0;
         for (int i = lo; i < hi; i++) n_tok += t->ro.out[t->perm[i]].n_tok;
-        for (int i0 = lo, i1; i0 < hi; i0 = i1) {
-            const int pi = t->perm[i0] / G;
-            for (i1 = i0; i1 < hi && t->perm[i1] / G == pi;) i1++;
-            for (int j0 = i0, n; j0 < i1; j0 += n) {
-                if (aborted(t)) return TRL_ERR;
-                int T = build_pack(t, prompts[pi], n_prompt[pi], t->perm + j0, i1 - j0, &n, &lay, e);
-                if (T < 0) return TRL_ERR;
-                if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
-                if (mb == 0 || need_old) {
-                    ent += entropy_tail(t, T, T - lay.n_shared);
-                    ent_n += T - lay.n_shared;
-                }
-                for (int j = 0; j < T; j++) t->dlogp[j] = 0;
-                for (int k = 0, off = lay.n_shared; k < n; off += t->pack_len[k], k++) {
-                    const int s = t->pack_s[k], m = t->pack_len[k];
-                    const float *lp_now = t->acts.logp + off;
-                    const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
-                    if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
-                    grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s], m,
-                                     1.0f / ((float)n_tok * tau), &lp, t->dlogp + off, &st);
-                    t->trained_tokens += n_prompt[pi] + m - 1;  // the tokens of its own sequence
-                }
-                if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, t->dlogp, T, e)) return TRL_ERR;
+        pack_walk w = {lo, 0, hi};
+        for (int T, pi; (T = pack_next(t, &w, prompts, n_prompt, &lay, &pi, e)) != 0;) {
+            if (T < 0 || aborted(t)) return TRL_ERR;
+            if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
+            apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+            if (mb == 0 || need_old) {
+                ent += entropy_tail(t, T, T - lay.n_shared);
+                ent_n += T - lay.n_shared;
             }
+            for (int j = 0; j < T; j++) t->dlogp[j] = 0;
+            for (int k = 0, off = lay.n_shared; k < lay.n_seg; off += t->pack_len[k], k++) {
+                const int s = t->pack_s[k], m = t->pack_len[k];
+                const float *lp_now = t->acts.logp + off;
+                const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
+                if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
+                grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s], m,
+                                 1.0f / ((float)n_tok * tau), &lp, t->dlogp + off, &st);
+                t->trained_tokens += n_prompt[pi] + m - 1;  // the tokens of its own sequence
+            }
+            if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, t->dlogp, T, e)) return TRL_ERR;
         }
         norm_sum += optimizer_step(t, lr, t->step * cf->mini_batches + mb + 1);
     }
