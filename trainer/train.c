@@ -322,7 +322,11 @@ static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
         const task *k = &t->tasks->v[task_at(t, t->step, i)];
         int T = build_seq(t, k->prompt, k->n_prompt, k->target, k->n_target, e);
         if (T < 0) return TRL_ERR;
-        if (lm_forward(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, e)) return TRL_ERR;
+        // the prompt as an unscored prefix and the reply as its one segment: plain causal
+        // attention, the head only where the loss is
+        const int one = k->n_target;
+        const lm_layout lay = {T - one, 1, &one};
+        if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, &lay, e)) return TRL_ERR;
         int V = t->mc.n_vocab;
         for (int j = 0; j < T; j++) t->dlogp[j] = 0;
         for (int j = T - k->n_target; j < T; j++) {
