@@ -498,6 +498,8 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         int lo = mb * S / cf->mini_batches, hi = (mb + 1) * S / cf->mini_batches;
         qsort(t->perm + lo, (size_t)(hi - lo), sizeof(int), cmp_int);
     }
+    // Old log-probs only for the parts after the first: the first is updated from the
+    // weights that sampled, whose log-probs its own forward gives (the same bits, above).
     int need_old = cf->mini_batches > 1;
     lm_layout lay;
     for (int mb = 0; mb < cf->mini_batches && (need_old || cf->kl_coef > 0); mb++) {
@@ -509,7 +511,7 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
                 apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
                 scatter_logp(t, &lay, t->ref_logp, T_max);
             }
-            if (need_old) {
+            if (need_old && mb > 0) {
                 if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
                 apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
                 scatter_logp(t, &lay, t->old_logp, T_max);
@@ -541,8 +543,8 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
             for (int k = 0, off = lay.n_shared; k < lay.n_seg; off += t->pack_len[k], k++) {
                 const int s = t->pack_s[k], m = t->pack_len[k];
                 const float *lp_now = t->acts.logp + off;
-                const float *old = need_old ? t->old_logp + (size_t)s * T_max : lp_now;
-                if (!need_old) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
+                const float *old = mb > 0 ? t->old_logp + (size_t)s * T_max : lp_now;
+                if (mb == 0) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
                 grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s], m,
                                  1.0f / ((float)n_tok * tau), &lp, t->dlogp + off, &st);
                 t->trained_tokens += n_prompt[pi] + m - 1;  // the tokens of its own sequence
