@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "forward.h"
+#include "matmul.h"
 #include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
@@ -226,8 +227,44 @@ static void test_greedy_free_running(void **state) {
     free(lg);
 }
 
+// One resident copy of the weights: once the loader has packed the quantized matrices, the
+// GGUF mapping keeps only what is still read (metadata, vocabulary, norms, the odd embedding
+// row), not the file's 100 MB of matrix rows. Reads the mapping's Rss from /proc/self/smaps.
+static void test_file_pages_handed_back(void **state) {
+    (void)state;
+    NEED_MODEL();
+    if (matmul_packed_bytes(g_m.layers[0].wq.type, g_m.layers[0].wq.n_rows, g_m.layers[0].wq.n_cols) == 0) {
+        printf("skipped: this build packs nothing (no AVX2), so the file rows stay in use\n");
+        skip();
+    }
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) {
+        printf("skipped: no /proc/self/smaps\n");
+        skip();
+    }
+    char line[512];
+    long size_kb = -1, rss_kb = -1;
+    int in_map = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char c;
+        if (sscanf(line, "%lx-%lx%c", &lo, &hi, &c) == 3 && c == ' ') {  // a mapping's header line
+            in_map = strstr(line, MODEL_PATH + 7) != NULL;                   // "SmolLM2-….gguf"
+            continue;
+        }
+        if (!in_map) continue;
+        if (!strncmp(line, "Size:", 5)) size_kb = strtol(line + 5, NULL, 10);
+        if (!strncmp(line, "Rss:", 4)) rss_kb = strtol(line + 4, NULL, 10);
+    }
+    fclose(f);
+    assert_true(size_kb > 50000);  // the mapping was found: the whole file (~100 MB)
+    printf("  GGUF mapping: %ld kB, resident %ld kB\n", size_kb, rss_kb);
+    assert_true(rss_kb >= 0 && rss_kb < size_kb / 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_pages_handed_back),
         cmocka_unit_test(test_prompt_ids_match),
         cmocka_unit_test(test_logits_match),
         cmocka_unit_test(test_greedy_teacher_forced),
