@@ -392,11 +392,15 @@ static void req_accept(scheduler *s, sched_req *r, int32_t tok) {
 
 // How many leading prompt tokens slot i's cache already holds (at most n_prompt - 1: the last
 // one is always fed again, for its logits).
-static int cached_prefix(const scheduler *s, int i, const sched_req *r) {
-    const int32_t *h = s->hist + (size_t)i * (size_t)s->en.kv.n_ctx;
-    int n = 0, lim = s->en.seq_len[i] < r->n_prompt - 1 ? s->en.seq_len[i] : r->n_prompt - 1;
-    while (n < lim && h[n] == r->prompt[n]) n++;
+static int shared_prefix(const int32_t *a, const int32_t *b, int lim) {
+    int n = 0;
+    while (n < lim && a[n] == b[n]) n++;
     return n;
+}
+
+static int cached_prefix(const scheduler *s, int i, const sched_req *r) {
+    int lim = s->en.seq_len[i] < r->n_prompt - 1 ? s->en.seq_len[i] : r->n_prompt - 1;
+    return shared_prefix(s->hist + (size_t)i * (size_t)s->en.kv.n_ctx, r->prompt, lim);
 }
 
 // 1 when another slot is prefilling a prompt that shares at least 32 more leading tokens with
@@ -410,8 +414,7 @@ static int prefix_in_flight(const scheduler *s, const sched_req *r) {
         if (c > have) have = c;
         const sched_req *o = s->slots[i];
         if (!o || o->state != REQ_PREFILL || atomic_load(&o->cancelled)) continue;
-        int n = 0, lim = o->n_prompt < r->n_prompt - 1 ? o->n_prompt : r->n_prompt - 1;
-        while (n < lim && o->prompt[n] == r->prompt[n]) n++;
+        int n = shared_prefix(o->prompt, r->prompt, o->n_prompt < r->n_prompt - 1 ? o->n_prompt : r->n_prompt - 1);
         if (n > pending) pending = n;
     }
     return pending >= have + 32;

@@ -183,6 +183,19 @@ static char *run_one(scheduler *s, const int32_t *ids, int n, const sampler_para
     return text;
 }
 
+// The tiny model with Q8_0 weights (batch-invariant kernels), written to g_dir/name and
+// loaded; n_ctx 0 keeps the spec's.
+static void load_tiny_q8(model *m, const char *name, int n_ctx) {
+    tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
+    if (n_ctx) spec.n_ctx = n_ctx;
+    trl_err e = {{0}};
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    assert_int_equal(tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e), TRL_OK);
+    assert_int_equal(model_load(m, path, &e), TRL_OK);
+    assert_int_equal(m->layers[0].wq.type, QTYPE_Q8_0);
+}
+
 // Prompt caching: a slot keeps the longest prefix its cached tokens share with the next
 // prompt, and what comes out is exactly what a fresh scheduler gives (quantized weights,
 // whose kernels are batch-invariant: the suffix alone goes through other matmul paths than
@@ -190,14 +203,9 @@ static char *run_one(scheduler *s, const int32_t *ids, int n, const sampler_para
 // its whole start; an unrelated one nothing past the first tokens they share.
 static void test_prompt_cache(void **state) {
     (void)state;
-    tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
     trl_err e = {{0}};
-    char path[300];
     model mq;
-    snprintf(path, sizeof(path), "%s/tiny-q8.gguf", g_dir);
-    assert_int_equal(tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e), TRL_OK);
-    assert_int_equal(model_load(&mq, path, &e), TRL_OK);
-    assert_int_equal(mq.layers[0].wq.type, QTYPE_Q8_0);
+    load_tiny_q8(&mq, "tiny-q8.gguf", 0);
     scheduler_config cfg = {1, 128, 16, 8, 0};  // one slot: every request lands in it
     scheduler *s;
     assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
@@ -249,14 +257,9 @@ static void test_prompt_cache(void **state) {
 // A prompt another slot is prefilling right now waits for those positions and copies them.
 static void test_prompt_copy(void **state) {
     (void)state;
-    tiny_model_spec spec = tiny_model_default(MODEL_ARCH_LLAMA);
-    spec.n_ctx = 1024;
     trl_err e = {{0}};
-    char path[300];
     model mq;
-    snprintf(path, sizeof(path), "%s/tiny-q8-long.gguf", g_dir);
-    assert_int_equal(tiny_model_write_gguf(&spec, QTYPE_Q8_0, path, &e), TRL_OK);
-    assert_int_equal(model_load(&mq, path, &e), TRL_OK);
+    load_tiny_q8(&mq, "tiny-q8-long.gguf", 1024);
     scheduler_config cfg = {2, 1024, 16, 8, 0};
     int np, nx;
     int32_t *p = encode("the quick brown fox jumps over the lazy dog and keeps on running far away", &np);
