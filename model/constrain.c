@@ -173,8 +173,8 @@ static int schema_node(constrain_spec *s, const cJSON *j, int depth) {
         n.items = (uint16_t)child;
     }
     const cJSON *mn = cJSON_GetObjectItemCaseSensitive(j, "minItems"), *mx = cJSON_GetObjectItemCaseSensitive(j, "maxItems");
-    if (cJSON_IsNumber(mx) && mx->valuedouble >= 1 && mx->valuedouble <= 65535) n.max_items = (uint16_t)mx->valuedouble;
-    if (cJSON_IsNumber(mn) && mn->valuedouble >= 1 && mn->valuedouble <= 65535) n.min_items = (uint16_t)mn->valuedouble;
+    if ((cJSON_IsNumber(mx) || cJSON_IsRaw(mx)) && mx->valuedouble >= 1 && mx->valuedouble <= 65535) n.max_items = (uint16_t)mx->valuedouble;
+    if ((cJSON_IsNumber(mn) || cJSON_IsRaw(mn)) && mn->valuedouble >= 1 && mn->valuedouble <= 65535) n.min_items = (uint16_t)mn->valuedouble;
     if (n.max_items && n.min_items > n.max_items) n.min_items = n.max_items;
     if (!n.types && !n.n_enum && !n.n_props && !n.closed && !n.items && !n.max_items && !n.min_items) return 0;  // any
     if (s->n_nodes >= 65535) return 0;  // table full: any value

@@ -1,12 +1,12 @@
 // toolprompt.c: renders the Tool-N1 prompt (see toolprompt.h) over ChatML.
 #include "toolprompt.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
+#include "data/pyjson.h"
 #include "data/strbuf.h"
 
 static const char *SYS_HEAD =
@@ -30,87 +30,17 @@ static const char *SYS_TAIL =
     "\"banana\"}}]</tool_call>. \n"
     "Please make sure the type of the arguments is correct. ";
 
-static void py_string(strbuf *b, const char *s) {
-    strbuf_adds(b, "\"");
-    const unsigned char *u = (const unsigned char *)s;
-    while (*u) {
-        unsigned c = *u;
-        char esc[16];
-        if (c == '"') strbuf_adds(b, "\\\"");
-        else if (c == '\\') strbuf_adds(b, "\\\\");
-        else if (c == '\n') strbuf_adds(b, "\\n");
-        else if (c == '\r') strbuf_adds(b, "\\r");
-        else if (c == '\t') strbuf_adds(b, "\\t");
-        else if (c == '\b') strbuf_adds(b, "\\b");
-        else if (c == '\f') strbuf_adds(b, "\\f");
-        else if (c < 0x20 || c == 0x7f) {
-            if (c == 0x7f) strbuf_add(b, (const char *)u, 1);
-            else {
-                snprintf(esc, sizeof(esc), "\\u%04x", c);
-                strbuf_adds(b, esc);
-            }
-        } else if (c < 0x80) strbuf_add(b, (const char *)u, 1);
-        else {  // decode UTF-8; invalid bytes are escaped as themselves (U+00XX)
-            unsigned cp = 0;
-            int len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-            int ok = len > 1;
-            cp = len == 4 ? c & 7 : len == 3 ? c & 15 : c & 31;
-            for (int i = 1; ok && i < len; i++) {
-                if ((u[i] & 0xc0) != 0x80) ok = 0;
-                else cp = (cp << 6) | (u[i] & 63);
-            }
-            if (!ok) {
-                cp = c;
-                len = 1;
-            }
-            if (cp >= 0x10000) {
-                unsigned v = cp - 0x10000;
-                snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
-            } else snprintf(esc, sizeof(esc), "\\u%04x", cp);
-            strbuf_adds(b, esc);
-            u += len;
-            continue;
-        }
-        u++;
+// Appends json.dumps(v) (Python's defaults: ", " / ": " separators, ensure_ascii) through the
+// project's one Python-compatible writer, data/pyjson.c, so tool lists and calls print exactly as
+// the training data's json.dumps does (1.0 stays 1.0, 0.1 stays 0.1).
+static void add_pydumps(strbuf *b, const cJSON *v) {
+    char *s = pyjson_dump(v, PYJSON_ASCII);
+    if (!s) {
+        b->oom = 1;
+        return;
     }
-    strbuf_adds(b, "\"");
-}
-
-static void py_dump(strbuf *b, const cJSON *v) {
-    char num[64];
-    if (cJSON_IsNull(v) || !v) strbuf_adds(b, "null");
-    else if (cJSON_IsTrue(v)) strbuf_adds(b, "true");
-    else if (cJSON_IsFalse(v)) strbuf_adds(b, "false");
-    else if (cJSON_IsRaw(v)) strbuf_adds(b, v->valuestring ? v->valuestring : "null");
-    else if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (isfinite(d) && d == floor(d) && fabs(d) < 1e15) snprintf(num, sizeof(num), "%.0f", d);
-        else if (!isfinite(d)) snprintf(num, sizeof(num), "%s", isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
-        else snprintf(num, sizeof(num), "%.17g", d);
-        strbuf_adds(b, num);
-    } else if (cJSON_IsString(v)) py_string(b, v->valuestring);
-    else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-        int obj = cJSON_IsObject(v);
-        strbuf_adds(b, obj ? "{" : "[");
-        int first = 1;
-        for (const cJSON *c = v->child; c; c = c->next) {
-            if (!first) strbuf_adds(b, ", ");
-            first = 0;
-            if (obj) {
-                py_string(b, c->string ? c->string : "");
-                strbuf_adds(b, ": ");
-            }
-            py_dump(b, c);
-        }
-        strbuf_adds(b, obj ? "}" : "]");
-    }
-}
-
-char *toolprompt_pydumps(const cJSON *v) {
-    strbuf b = {0};
-    strbuf_adds(&b, "");
-    py_dump(&b, v);
-    return strbuf_take(&b);
+    strbuf_adds(b, s);
+    free(s);
 }
 
 static char *system_text(const cJSON *tools, const char *user_system, const char *instruction) {
@@ -125,7 +55,7 @@ static char *system_text(const cJSON *tools, const char *user_system, const char
     for (const cJSON *t = tools ? tools->child : NULL; t; t = t->next) {
         if (!first) strbuf_adds(&b, "\n");
         first = 0;
-        py_dump(&b, t);
+        add_pydumps(&b, t);
     }
     strbuf_adds(&b, SYS_TAIL);
     if (instruction && *instruction) strbuf_adds(&b, instruction);
@@ -142,7 +72,7 @@ static char *assistant_text(const toolprompt_msg *m) {
     if (m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
         if (m->content && *m->content) strbuf_adds(&b, " ");
         strbuf_adds(&b, "<tool_call>");
-        py_dump(&b, m->tool_calls);
+        add_pydumps(&b, m->tool_calls);
         strbuf_adds(&b, "</tool_call>");
     }
     return strbuf_take(&b);

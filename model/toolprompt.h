@@ -3,6 +3,8 @@
 // for <think>…</think> then <tool_call>[{"name":…,"arguments":{…}}]</tool_call>. Earlier assistant
 // calls render as <tool_call> blocks and tool results as <tool_response> blocks inside a user turn
 // (consecutive results merged, as Qwen2.5's template does); the chat is then ChatML (chat.h).
+// Every JSON value (tool lines, calls) is written by pyjson_dump(v, PYJSON_ASCII), i.e. Python's
+// json.dumps(v): pass trees parsed by pyjson_parse so that number tokens (1.0 vs 1) survive.
 #ifndef TOOLRL_TOOLPROMPT_H
 #define TOOLRL_TOOLPROMPT_H
 
@@ -26,8 +28,5 @@ char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n);
 // history calls and results still render as <tool_call> / <tool_response> blocks.
 char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const char *jinja_template,
                            const toolprompt_msg *msgs, int n);
-// Python json.dumps(v) with default separators (", " and ": ") and ASCII escaping, as the
-// Tool-N1 data pipeline writes tool lines. Returns malloc'd text or NULL.
-char *toolprompt_pydumps(const cJSON *v);
 
 #endif

@@ -2,6 +2,8 @@
 // OpenAI's CreateChatCompletionRequest; unknown keys are accepted and ignored.
 #include "chat_request.h"
 
+#include "data/pyjson.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,7 +107,9 @@ static int valid_tool_name(const char *s) {
     return 1;
 }
 
-static int parse_tools(chat_request *r, const cJSON *tools, api_error *err) {
+// pytools: the same array as parsed by pyjson_parse (number tokens kept, so a schema's 1.0 prints
+// as 1.0 in the prompt, as json.dumps prints it in training), or NULL when that parse failed.
+static int parse_tools(chat_request *r, const cJSON *tools, const cJSON *pytools, api_error *err) {
     if (!tools || cJSON_IsNull(tools)) return 0;
     if (!cJSON_IsArray(tools)) return BAD("tools", "'tools' must be an array");
     int n = cJSON_GetArraySize(tools);
@@ -115,7 +119,8 @@ static int parse_tools(chat_request *r, const cJSON *tools, api_error *err) {
     if (!r->tools || !r->tool_names) return OOM();
     int i = 0;
     char p[128];
-    for (const cJSON *t = tools->child; t; t = t->next, i++) {
+    const cJSON *pt = cJSON_IsArray(pytools) && cJSON_GetArraySize(pytools) == n ? pytools->child : NULL;
+    for (const cJSON *t = tools->child; t; t = t->next, i++, pt = pt ? pt->next : NULL) {
         snprintf(p, sizeof(p), "tools[%d]", i);
         if (!cJSON_IsObject(t)) return BAD(p, "'%s' must be an object", p);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(t, "type");
@@ -155,7 +160,11 @@ static int parse_tools(chat_request *r, const cJSON *tools, api_error *err) {
         cJSON *nm = cJSON_AddStringToObject(f, "name", name->valuestring);
         if (!nm) return OOM();
         if (cJSON_IsString(desc)) cJSON_AddStringToObject(f, "description", desc->valuestring);
-        if (cJSON_IsObject(params)) cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(params, 1));
+        const cJSON *pyparams = pt ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pt, "function"),
+                                                                       "parameters")
+                                   : NULL;
+        if (cJSON_IsObject(params))
+            cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(cJSON_IsObject(pyparams) ? pyparams : params, 1));
         r->tool_names[i] = nm->valuestring;
         r->n_tools = i + 1;
     }
@@ -206,7 +215,7 @@ static int parse_history_calls(chat_request *r, const cJSON *tc, int mi, const c
         snprintf(p, sizeof(p), "messages[%d].tool_calls[%d].function.arguments", mi, i);
         cJSON *a = NULL;
         if (cJSON_IsString(args)) {
-            a = cJSON_Parse(args->valuestring);
+            a = pyjson_parse(args->valuestring, strlen(args->valuestring), NULL);  // 1.0 stays 1.0
             if (!a || !cJSON_IsObject(a)) {
                 cJSON_Delete(a);
                 return BAD(p, "'%s' of message %d (role 'assistant') is not a JSON object string", p, mi);
@@ -375,7 +384,7 @@ static int parse_stop(chat_request *r, const cJSON *stop, api_error *err) {
     return 0;
 }
 
-static int parse_all(chat_request *r, api_error *err) {
+static int parse_all(chat_request *r, const char *body, size_t len, api_error *err) {
     cJSON *root = r->root;
     if (!cJSON_IsObject(root)) return BAD(NULL, "the request body must be a JSON object");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -383,7 +392,15 @@ static int parse_all(chat_request *r, api_error *err) {
     if (!cJSON_IsString(model)) return BAD("model", "'model' must be a string");
     r->model = model->valuestring;
     if (parse_messages(r, cJSON_GetObjectItemCaseSensitive(root, "messages"), err)) return -1;
-    if (parse_tools(r, cJSON_GetObjectItemCaseSensitive(root, "tools"), err)) return -1;
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    cJSON *py = NULL;
+    if (cJSON_IsArray(tools)) {  // the body again with Python's number rules, for the prompt's copy of the tools
+        trl_err pe = {{0}};
+        py = pyjson_parse(body, len, &pe);
+    }
+    int bad = parse_tools(r, tools, cJSON_GetObjectItemCaseSensitive(py, "tools"), err);
+    cJSON_Delete(py);
+    if (bad) return -1;
     if (parse_tool_choice(r, cJSON_GetObjectItemCaseSensitive(root, "tool_choice"), err)) return -1;
     r->parallel_tool_calls = 1;
     if (get_bool(root, "parallel_tool_calls", &r->parallel_tool_calls, err)) return -1;
@@ -474,7 +491,7 @@ int chat_request_parse(const char *body, size_t len, chat_request *req, api_erro
         return api_error_set(err, 400, "invalid_request_error", NULL, NULL,
                              "the request body is not valid JSON (error near byte %ld)", off);
     }
-    if (parse_all(req, err)) {
+    if (parse_all(req, body, len, err)) {
         chat_request_free(req);
         return -1;
     }

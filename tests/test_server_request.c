@@ -211,15 +211,6 @@ static void test_error_json(void **state) {
     cJSON_Delete(j);
 }
 
-static void test_pydumps(void **state) {
-    (void)state;
-    cJSON *v = cJSON_Parse("{\"a\":[1,2.5,true,null],\"b\":\"é\\n\\\"\"}");
-    char *s = toolprompt_pydumps(v);
-    assert_string_equal(s, "{\"a\": [1, 2.5, true, null], \"b\": \"\\u00e9\\n\\\"\"}");
-    free(s);
-    cJSON_Delete(v);
-}
-
 static void test_plain_render_keeps_blocks(void **state) {
     (void)state;
     cJSON *calls = cJSON_Parse("[{\"name\":\"f\",\"arguments\":{}}]");
@@ -237,7 +228,7 @@ int main(void) {
         cmocka_unit_test(test_minimal_defaults),  cmocka_unit_test(test_fields),
         cmocka_unit_test(test_tools_and_choice),  cmocka_unit_test(test_history_with_results),
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_error_json),
-        cmocka_unit_test(test_pydumps),           cmocka_unit_test(test_plain_render_keeps_blocks),
+        cmocka_unit_test(test_plain_render_keeps_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

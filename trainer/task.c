@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "example.h"
+#include "pyjson.h"
 #include "strbuf.h"
 #include "tokenizer.h"
 #include "toolprompt.h"
 
 char *task_sft_reply(const char *gold_json) {
-    cJSON *gold = cJSON_Parse(gold_json);
+    cJSON *gold = pyjson_parse(gold_json, strlen(gold_json), NULL);  // keeps 1.0 apart from 1
     if (!gold) return NULL;
     strbuf sb;
     strbuf_init(&sb);
@@ -30,7 +31,7 @@ char *task_sft_reply(const char *gold_json) {
         }
         strbuf_adds(&sb, " with the values given in it.</think>\n");
     }
-    char *calls = toolprompt_pydumps(gold);
+    char *calls = pyjson_dump(gold, PYJSON_ASCII);
     strbuf_adds(&sb, "<tool_call>");
     strbuf_adds(&sb, calls ? calls : "[]");
     strbuf_adds(&sb, "</tool_call>");
