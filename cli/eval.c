@@ -10,6 +10,7 @@
 #include "quant.h"
 #include "runner.h"
 #include "store.h"
+#include "toolprompt.h"
 
 typedef struct {
     double t0;
@@ -29,15 +30,18 @@ static void progress(void *ctx, int done, int total) {
 
 int cli_eval(int argc, char **argv) {
     static const char *const known[] = {"--model", "--suite", "--categories", "--limit", "--report", "--batch",
-                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", "--journal", NULL};
+                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", "--journal", "--prompt", NULL};
     cli_check_opts(argc, argv, known);
     const char *model_path = cli_opt(argc, argv, "--model", NULL), *suite = cli_opt(argc, argv, "--suite", "bfcl");
     const char *report = cli_opt(argc, argv, "--report", NULL);
     int limit = (int)cli_opt_int(argc, argv, "--limit", 0), B = (int)cli_opt_int(argc, argv, "--batch", 8);
     int max_new = (int)cli_opt_int(argc, argv, "--max-tokens", 256), n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 4096);
-    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank")) || B < 1 || max_new < 1 || n_ctx < 64) {
+    toolprompt_style style = TOOLPROMPT_TOOLN1;
+    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank")) || B < 1 || max_new < 1 || n_ctx < 64 ||
+        toolprompt_style_parse(cli_opt(argc, argv, "--prompt", "tooln1"), &style)) {
         fprintf(stderr, "usage: toolrl eval --model M --suite bfcl|apibank [--categories a,b] [--limit N]\n"
-                        "                   [--report FILE.json] [--journal FILE.jsonl] [--batch B] [--max-tokens N] [--ctx N]\n");
+                        "                   [--report FILE.json] [--journal FILE.jsonl] [--batch B] [--max-tokens N] [--ctx N]\n"
+                        "                   [--prompt tooln1|hermes]\n");
         return 2;
     }
     cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
@@ -58,8 +62,17 @@ int cli_eval(int argc, char **argv) {
     }
     bar b = {0};
     // --journal: a run that is stopped goes on where it stopped when started again (runner.h).
-    eval_opts o = {suite, cli_opt(argc, argv, "--categories", NULL), limit, B, max_new, n_ctx, NULL, NULL, progress, &b,
-                   cli_opt(argc, argv, "--journal", NULL), model_path};
+    eval_opts o = {.suite = suite,
+                   .categories = cli_opt(argc, argv, "--categories", NULL),
+                   .limit = limit,
+                   .batch = B,
+                   .max_new = max_new,
+                   .n_ctx = n_ctx,
+                   .progress = progress,
+                   .ctx = &b,
+                   .journal = cli_opt(argc, argv, "--journal", NULL),
+                   .journal_key = model_path,
+                   .prompt_style = style};
     eval_run r;
     int rc = 0;
     if (eval_run_all(&r, &m, &o, &e)) {

@@ -64,7 +64,7 @@ static cJSON *tools_of(const cJSON *functions) {
     return tools;
 }
 
-static char *render(const cJSON *functions, const cJSON *messages) {
+static char *render(const eval_opts *o, const cJSON *functions, const cJSON *messages) {
     int n = cJSON_GetArraySize(messages), k = 0;
     toolprompt_msg *msgs = calloc((size_t)(n ? n : 1), sizeof(*msgs));
     if (!msgs) return NULL;
@@ -77,7 +77,7 @@ static char *render(const cJSON *functions, const cJSON *messages) {
         msgs[k++] = (toolprompt_msg){role, c->valuestring, NULL};
     }
     cJSON *tools = tools_of(functions);
-    char *p = toolprompt_render(tools, msgs, k);
+    char *p = toolprompt_render_style((toolprompt_style)o->prompt_style, tools, msgs, k);
     cJSON_Delete(tools);
     free(msgs);
     return p;
@@ -115,7 +115,7 @@ static int load_bfcl(const eval_opts *o, const char *cats, int limit, bfcl_datas
         (*n_ds)++;
         for (size_t j = 0; j < ds->n && (limit <= 0 || (int)j < limit); j++) {
             const bfcl_entry *en = &ds->entries[j];
-            char *p = render(en->functions, bfcl_entry_messages(en));
+            char *p = render(o, en->functions, bfcl_entry_messages(en));
             eval_item x = {strdup(cat), strdup(en->id), p, en->functions, en->ground_truth, NULL, NULL, 0, 0, 0, ""};
             if (!p || !x.category || !x.id || items_push(it, x)) {
                 free(list);
@@ -151,7 +151,7 @@ static int load_apibank(const eval_opts *opt, int limit, cJSON **keep, eval_item
         const cJSON *exp = cJSON_GetObjectItem(orig, "expected_output");
         char id[64];
         snprintf(id, sizeof(id), "apibank_l1_%d", i);
-        char *p = render(cJSON_GetObjectItem(row, "tools"), cJSON_GetObjectItem(row, "query"));
+        char *p = render(opt, cJSON_GetObjectItem(row, "tools"), cJSON_GetObjectItem(row, "query"));
         eval_item x = {strdup("apibank_l1"), strdup(id), p, NULL, NULL,
                        strdup(cJSON_IsString(exp) ? exp->valuestring : ""), NULL, 0, 0, 0, ""};
         if (!p || !x.category || !x.id || !x.expected || items_push(it, x)) return trl_errf(e, "out of memory");
@@ -159,9 +159,10 @@ static int load_apibank(const eval_opts *opt, int limit, cJSON **keep, eval_item
     return TRL_OK;
 }
 
-static void score(eval_item *x) {
+static void score(eval_item *x, int prompt_style) {
     toolcall_info info;
-    cJSON *calls = toolcall_parse_bfcl(x->output, strlen(x->output), &info);
+    cJSON *calls = prompt_style == TOOLPROMPT_HERMES ? toolcall_parse_hermes(x->output, strlen(x->output), &info)
+                                                     : toolcall_parse_bfcl(x->output, strlen(x->output), &info);
     trl_err e = {{0}};
     if (x->expected) {  // API-Bank: the first call must match
         const cJSON *c = cJSON_IsArray(calls) ? cJSON_GetArrayItem(calls, 0) : NULL;
@@ -251,6 +252,7 @@ static cJSON *journal_header(const eval_opts *o, int max_new, int n_ctx) {
     cJSON_AddStringToObject(h, "key", o->journal_key ? o->journal_key : "");
     cJSON_AddNumberToObject(h, "max_new", max_new);
     cJSON_AddNumberToObject(h, "n_ctx", n_ctx);
+    if (o->prompt_style) cJSON_AddStringToObject(h, "prompt", toolprompt_style_name((toolprompt_style)o->prompt_style));
     return h;
 }
 
@@ -332,7 +334,7 @@ static int journal_open(const eval_opts *o, eval_items *it, int max_new, int n_c
                 const cJSON *np = cJSON_GetObjectItem(j, "prompt_tokens"), *no = cJSON_GetObjectItem(j, "output_tokens");
                 x->n_prompt = cJSON_IsNumber(np) ? np->valueint : 0;
                 x->n_out = cJSON_IsNumber(no) ? no->valueint : 0;
-                if (x->output) score(x), done++;
+                if (x->output) score(x, o->prompt_style), done++;
                 break;
             }
             cJSON_Delete(j);
@@ -403,7 +405,7 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
             }
             if (n < 0 || n + 2 > n_ctx) {  // too long for the context: scored as no reply
                 x->output = strdup("");
-                score(x);
+                score(x, o->prompt_style);
                 snprintf(x->verdict, sizeof(x->verdict), "prompt of %d tokens exceeds the context (%d)", n, n_ctx);
                 x->correct = 0;
                 done++, next_item++, s--;
@@ -430,13 +432,13 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
                 int len = tokenizer_decode(m->tok, t, 0, piece, sizeof(piece));
                 if (len > 0 && len <= (int)sizeof(piece) && out_append(&sl[s], piece, len)) rc = trl_errf(e, "oom");
                 sl[s].n_gen++;
-                // The parser reads the first <tool_call> block: once it is closed, stop.
-                if (strstr(sl[s].out, "</tool_call>")) fin = 1;
+                // The Tool-N1 parser reads the first <tool_call> block: once it is closed, stop.
+                if (o->prompt_style == TOOLPROMPT_TOOLN1 && strstr(sl[s].out, "</tool_call>")) fin = 1;
             }
             if (fin) {
                 x->output = strdup(sl[s].out);
                 x->n_out = sl[s].n_gen;
-                if (x->output) score(x);
+                if (x->output) score(x, o->prompt_style);
                 if (x->output && jf && journal_write(jf, x)) rc = trl_errf(e, "cannot write journal %s", o->journal);
                 sl[s].item = -1;
                 ++done;

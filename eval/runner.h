@@ -34,6 +34,10 @@ typedef struct {
     // under other settings is refused.
     const char *journal;
     const char *journal_key;
+    // The prompt style (toolprompt.h): TOOLPROMPT_TOOLN1 (0, the default) asks for one
+    // <tool_call>[…]</tool_call> list and a reply ends at its closing tag; TOOLPROMPT_HERMES is
+    // Qwen2.5's own tool template, read back as one call per block, the reply ending at <|im_end|>.
+    int prompt_style;
 } eval_opts;
 
 typedef struct eval_items eval_items;

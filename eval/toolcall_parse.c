@@ -149,6 +149,43 @@ cJSON *toolcall_parse_bfcl(const char *text, size_t len, toolcall_info *info) {
     return toolcall_parse(text, len, NULL, TOOLCALL_FIRST_BLOCK, info);
 }
 
+cJSON *toolcall_parse_hermes(const char *text, size_t len, toolcall_info *info) {
+    toolcall_info dummy;
+    if (!info) info = &dummy;
+    memset(info, 0, sizeof(*info));
+    info->scope = text;
+    info->scope_len = len;
+    cJSON *calls = cJSON_CreateArray();
+    if (!calls) return NULL;
+    size_t off = 0;
+    const char *body;
+    size_t blen;
+    while (off < len && toolcall_find_block(text + off, len - off, 1, &body, &blen)) {
+        info->found_block = 1;
+        off = (size_t)(body - text) + blen + strlen("</tool_call>");
+        toolcall_strip(&body, &blen);
+        cJSON *v = pyjson_parse(body, blen, NULL);
+        if (!v) continue;  // a block that is not JSON is skipped, as Hermes parsers do
+        info->json_ok = 1;
+        if (cJSON_IsObject(v)) {
+            cJSON_AddItemToArray(calls, v);
+        } else {
+            cJSON *c = cJSON_IsArray(v) ? v->child : NULL;
+            while (c) {  // a list of calls in one block: take each dict
+                cJSON *next = c->next;
+                if (cJSON_IsObject(c)) cJSON_AddItemToArray(calls, cJSON_DetachItemViaPointer(v, c));
+                c = next;
+            }
+            cJSON_Delete(v);
+        }
+    }
+    if (!info->json_ok) {
+        cJSON_Delete(calls);
+        return NULL;
+    }
+    return calls;
+}
+
 int toolcall_valid_format(const cJSON *v) {
     if (!cJSON_IsArray(v)) return 0;
     for (const cJSON *c = v->child; c; c = c->next) {

@@ -46,6 +46,10 @@ cJSON *toolcall_parse(const char *text, size_t len, const char *marker, unsigned
 cJSON *toolcall_parse_training(const char *text, size_t len, toolcall_info *info);
 // The Tool-N1 BFCL handler's reading of a completion: first block, json.loads once.
 cJSON *toolcall_parse_bfcl(const char *text, size_t len, toolcall_info *info);
+// Qwen2.5's own (Hermes) format: every <tool_call> block in order, each one JSON object
+// {"name", "arguments"} (a list of such objects is taken item by item); blocks that are not JSON
+// are skipped. Returns the list of calls, or NULL when no block parsed.
+cJSON *toolcall_parse_hermes(const char *text, size_t len, toolcall_info *info);
 // Tool-N1's validate_format: v is a list whose items are all dicts holding "name" and
 // "arguments" (other keys allowed; an empty list passes). Returns 1 or 0.
 int toolcall_valid_format(const cJSON *v);

@@ -129,3 +129,96 @@ char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const ch
     free(cm);
     return out;
 }
+
+int toolprompt_style_parse(const char *name, toolprompt_style *out) {
+    if (!strcmp(name, "tooln1")) *out = TOOLPROMPT_TOOLN1;
+    else if (!strcmp(name, "hermes")) *out = TOOLPROMPT_HERMES;
+    else return -1;
+    return 0;
+}
+
+const char *toolprompt_style_name(toolprompt_style s) { return s == TOOLPROMPT_HERMES ? "hermes" : "tooln1"; }
+
+// Qwen2.5's template, rendered without a Jinja engine: the same ChatML turns (chat_render), with
+// the tool list in the system turn, calls as one block each, results merged into one user turn.
+static char *render_hermes(const cJSON *tools, const toolprompt_msg *msgs, int n) {
+    chat_msg *cm = calloc((size_t)n + 1, sizeof(*cm));
+    char **owned = calloc((size_t)n + 1, sizeof(*owned));
+    char *out = NULL;
+    int k = 0, no = 0, start = 0, ok = cm && owned;
+    if (ok) {
+        strbuf b = {0};
+        strbuf_adds(&b, "");
+        if (n > 0 && !strcmp(msgs[0].role, "system")) {
+            strbuf_adds(&b, msgs[0].content ? msgs[0].content : "");
+            start = 1;
+        } else {
+            strbuf_adds(&b, TOOLPROMPT_QWEN_SYSTEM);
+        }
+        if (tools && cJSON_GetArraySize(tools) > 0) {
+            strbuf_adds(&b, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+            for (const cJSON *t = tools->child; t; t = t->next) {
+                char *line = pyjson_dump(t, 0);  // Jinja's tojson: json.dumps(ensure_ascii=False)
+                strbuf_adds(&b, "\n");
+                if (line) strbuf_adds(&b, line);
+                else b.oom = 1;
+                free(line);
+            }
+            strbuf_adds(&b, "\n</tools>\n\nFor each function call, return a json object with function name and "
+                            "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+                            "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
+        }
+        owned[no] = strbuf_take(&b);
+        ok = owned[no] != NULL;
+        cm[k++] = (chat_msg){"system", owned[no++]};
+    }
+    for (int i = start; ok && i < n; i++) {
+        const toolprompt_msg *m = &msgs[i];
+        if (!strcmp(m->role, "tool")) {
+            strbuf b = {0};
+            strbuf_adds(&b, "");
+            int j = i;
+            for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
+                if (j > i) strbuf_adds(&b, "\n");
+                strbuf_adds(&b, "<tool_response>\n");
+                strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
+                strbuf_adds(&b, "\n</tool_response>");
+            }
+            i = j - 1;
+            owned[no] = strbuf_take(&b);
+            ok = owned[no] != NULL;
+            cm[k++] = (chat_msg){"user", owned[no++]};
+        } else if (!strcmp(m->role, "assistant") && m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
+            strbuf b = {0};
+            strbuf_adds(&b, m->content ? m->content : "");
+            int first = !(m->content && *m->content);
+            for (const cJSON *c = m->tool_calls->child; c; c = c->next) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
+                char *args = pyjson_dump(cJSON_GetObjectItemCaseSensitive(c, "arguments"), 0);
+                strbuf_adds(&b, first ? "<tool_call>\n{\"name\": \"" : "\n<tool_call>\n{\"name\": \"");
+                strbuf_adds(&b, cJSON_IsString(nm) ? nm->valuestring : "");
+                strbuf_adds(&b, "\", \"arguments\": ");
+                if (args) strbuf_adds(&b, args);
+                else b.oom = 1;
+                strbuf_adds(&b, "}\n</tool_call>");
+                free(args);
+                first = 0;
+            }
+            owned[no] = strbuf_take(&b);
+            ok = owned[no] != NULL;
+            cm[k++] = (chat_msg){"assistant", owned[no++]};
+        } else {
+            cm[k++] = (chat_msg){m->role, m->content ? m->content : ""};
+        }
+    }
+    if (ok) out = chat_render(NULL, cm, k, 1);
+    for (int i = 0; owned && i < no; i++) free(owned[i]);
+    free(owned);
+    free(cm);
+    return out;
+}
+
+char *toolprompt_render_style(toolprompt_style style, const cJSON *tools, const toolprompt_msg *msgs, int n) {
+    return style == TOOLPROMPT_HERMES ? render_hermes(tools, msgs, n) : toolprompt_render(tools, msgs, n);
+}

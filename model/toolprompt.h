@@ -29,4 +29,18 @@ char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n);
 char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const char *jinja_template,
                            const toolprompt_msg *msgs, int n);
 
+// Which prompt asks for the calls. TOOLN1 is the one above (the project's, trained for).
+// HERMES is Qwen2.5's own chat template for tools (tokenizer_config.json of the Qwen2.5 and
+// Qwen2.5-Coder Instruct models): "# Tools" in the system turn, each tool as json.dumps(tool,
+// ensure_ascii=False) inside <tools></tools>, and one <tool_call>\n{"name": …, "arguments": …}\n
+// </tool_call> block per call; with no system message its default system text is
+// TOOLPROMPT_QWEN_SYSTEM. Used to measure a base model with the prompt it was tuned on.
+typedef enum { TOOLPROMPT_TOOLN1 = 0, TOOLPROMPT_HERMES = 1 } toolprompt_style;
+#define TOOLPROMPT_QWEN_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+// "tooln1" or "hermes"; returns 0, or -1 for an unknown name.
+int toolprompt_style_parse(const char *name, toolprompt_style *out);
+const char *toolprompt_style_name(toolprompt_style s);
+// The whole prompt in the given style (TOOLN1: toolprompt_render). Malloc'd, NULL if out of memory.
+char *toolprompt_render_style(toolprompt_style style, const cJSON *tools, const toolprompt_msg *msgs, int n);
+
 #endif

@@ -70,7 +70,8 @@ static void test_resume_matches_one_run(void **state) {
     fx *f = *state;
     trl_err e = {{0}};
     int last = 0;
-    eval_opts o = {"bfcl", "simple_python,irrelevance", 3, 2, 6, 4096, NULL, NULL, count, &last, f->journal, "tiny"};
+    eval_opts o = {.suite = "bfcl", .categories = "simple_python,irrelevance", .limit = 3, .batch = 2, .max_new = 6,
+                   .n_ctx = 4096, .progress = count, .ctx = &last, .journal = f->journal, .journal_key = "tiny"};
     eval_run r;
     calls = 0;
     assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
@@ -120,7 +121,8 @@ static void test_other_settings_refused(void **state) {
     int last = 0;
     char path[320];
     snprintf(path, sizeof(path), "%s/other.jsonl", f->dir);
-    eval_opts o = {"bfcl", "irrelevance", 1, 1, 4, 4096, NULL, NULL, count, &last, path, "tiny"};
+    eval_opts o = {.suite = "bfcl", .categories = "irrelevance", .limit = 1, .batch = 1, .max_new = 4, .n_ctx = 4096,
+                   .progress = count, .ctx = &last, .journal = path, .journal_key = "tiny"};
     eval_run r;
     assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
     eval_run_free(&r);

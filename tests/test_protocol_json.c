@@ -23,6 +23,7 @@
 #include "reward.h"
 #include "strbuf.h"
 #include "task.h"
+#include "toolcall_parse.h"
 #include "toolprompt.h"
 
 typedef struct {
@@ -190,6 +191,57 @@ static void test_answer_server_history(void **state) {
     }
 }
 
+// Qwen2.5's own tool template (the "hermes" prompt style), written out by hand from its Jinja
+// source: system text, "# Tools", tojson lines (non-ASCII kept), one block per earlier call,
+// results merged into a user turn.
+static void test_hermes_render(void **state) {
+    (void)state;
+    const char *tools_txt = "[{\"type\": \"function\", \"function\": {\"name\": \"w\", \"parameters\": "
+                            "{\"x\": 1.0, \"c\": \"\u00e9\"}}}]";
+    cJSON *tools = pyjson_parse(tools_txt, strlen(tools_txt), NULL);
+    cJSON *calls = pyjson_parse("[{\"name\": \"w\", \"arguments\": {\"x\": 2.0}}, {\"name\": \"w\", \"arguments\": {}}]", 72, NULL);
+    assert_non_null(tools);
+    assert_non_null(calls);
+    toolprompt_msg m[4] = {{"user", "hi", NULL}, {"assistant", NULL, calls}, {"tool", "r1", NULL}, {"tool", "r2", NULL}};
+    char *p = toolprompt_render_style(TOOLPROMPT_HERMES, tools, m, 4);
+    const char *want =
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n"
+        "You may call one or more functions to assist with the user query.\n\nYou are provided with function "
+        "signatures within <tools></tools> XML tags:\n<tools>\n"
+        "{\"type\": \"function\", \"function\": {\"name\": \"w\", \"parameters\": {\"x\": 1.0, \"c\": \"\xc3\xa9\"}}}\n"
+        "</tools>\n\nFor each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+        "<args-json-object>}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\nhi<|im_end|>\n"
+        "<|im_start|>assistant\n<tool_call>\n{\"name\": \"w\", \"arguments\": {\"x\": 2.0}}\n</tool_call>\n"
+        "<tool_call>\n{\"name\": \"w\", \"arguments\": {}}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\n<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n";
+    assert_string_equal(p, want);
+    free(p);
+    toolprompt_style st;
+    assert_int_equal(toolprompt_style_parse("hermes", &st), 0);
+    assert_int_equal(st, TOOLPROMPT_HERMES);
+    assert_int_equal(toolprompt_style_parse("jinja", &st), -1);
+    cJSON_Delete(tools);
+    cJSON_Delete(calls);
+}
+
+// Hermes replies: every block, one call each (or a list), non-JSON blocks skipped.
+static void test_hermes_parse(void **state) {
+    (void)state;
+    const char *r = "ok <tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1.0}}\n</tool_call>\n"
+                    "<tool_call>not json</tool_call><tool_call>[{\"name\": \"b\", \"arguments\": {}}]</tool_call>";
+    cJSON *v = toolcall_parse_hermes(r, strlen(r), NULL);
+    assert_non_null(v);
+    char *s = pyjson_dump(v, 0);
+    assert_string_equal(s, "[{\"name\": \"a\", \"arguments\": {\"x\": 1.0}}, {\"name\": \"b\", \"arguments\": {}}]");
+    free(s);
+    cJSON_Delete(v);
+    assert_null(toolcall_parse_hermes("```json\n{\"name\": \"a\"}\n```", 25, NULL));
+    assert_null(toolcall_parse_hermes("<tool_call>{</tool_call>", 24, NULL));
+}
+
 // ---- every SFT target of the training data scores 1.0 ----
 
 static const char *shared_dir(void) {
@@ -268,6 +320,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tool_line_training_prompt), cmocka_unit_test(test_tool_line_server_prompt),
         cmocka_unit_test(test_answer_sft_target),         cmocka_unit_test(test_answer_server_history),
+        cmocka_unit_test(test_hermes_render),             cmocka_unit_test(test_hermes_parse),
         cmocka_unit_test(test_every_sft_target_scores_one),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,9 +243,13 @@ static void run_eval_job(job_ctx *c) {
         size_t n = strlen(cats);
         snprintf(cats + n, sizeof(cats) - n, "%s%s", n ? "," : "", x->valuestring);
     }
-    eval_opts o = {cJSON_IsString(suite) ? suite->valuestring : "bfcl", cats[0] ? cats : NULL,
-                   cJSON_IsNumber(lim) ? lim->valueint : 0, 8, cJSON_IsNumber(mt) ? mt->valueint : 256, 4096,
-                   NULL, NULL, eval_on_progress, NULL, NULL, NULL};
+    eval_opts o = {.suite = cJSON_IsString(suite) ? suite->valuestring : "bfcl",
+                   .categories = cats[0] ? cats : NULL,
+                   .limit = cJSON_IsNumber(lim) ? lim->valueint : 0,
+                   .batch = 8,
+                   .max_new = cJSON_IsNumber(mt) ? mt->valueint : 256,
+                   .n_ctx = 4096,
+                   .progress = eval_on_progress};
     model m;
     if (model_load(&m, model_path, &e)) {
         cJSON_Delete(mc);
