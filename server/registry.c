@@ -34,11 +34,13 @@ void registry_release(registry *r, served_model *sm) {
     if (sm && atomic_fetch_sub(&sm->refs, 1) == 1) sm_free(sm);
 }
 
+// Reads a model and starts its scheduler. Touches only r->cfg (constant): call it without mu.
 static served_model *sm_load(registry *r, const char *id, const char *path, trl_err *e) {
     served_model *sm = calloc(1, sizeof(*sm));
     if (!sm) return trl_errf(e, "out of memory"), NULL;
     snprintf(sm->id, sizeof(sm->id), "%s", id);
     snprintf(sm->path, sizeof(sm->path), "%s", path);
+    if (r->cfg.on_load) r->cfg.on_load(r->cfg.on_load_ctx, path);
     if (model_load(&sm->m, path, e)) {
         free(sm);
         return NULL;
@@ -167,52 +169,90 @@ served_model *registry_acquire(registry *r, const char *id, int *status, trl_err
     }
     store_model row = {0};
     int rc = r->db ? store_model_get(r->db, id, &row, e) : STORE_NOT_FOUND;
+    pthread_mutex_unlock(&r->mu);
     if (rc != TRL_OK) {
-        pthread_mutex_unlock(&r->mu);
         *status = rc == STORE_NOT_FOUND ? 404 : 500;
         trl_errf(e, "The model `%.200s` does not exist or you do not have access to it.", id);
         return NULL;
     }
-    sm = sm_load(r, row.id, row.path, e);
+    served_model *nw = sm_load(r, row.id, row.path, e);  // unlocked: other requests go on
     store_model_clear(&row);
-    if (!sm) {
-        pthread_mutex_unlock(&r->mu);
+    if (!nw) {
         *status = 503;
         return NULL;
     }
+    pthread_mutex_lock(&r->mu);
+    sm = find(r, id);
+    if (sm) {  // another request loaded it meanwhile: use that one, drop ours
+        atomic_fetch_add(&sm->refs, 1);
+        pthread_mutex_unlock(&r->mu);
+        registry_release(r, nw);
+        return sm;
+    }
     served_model **tail = &r->list;
     while (*tail) tail = &(*tail)->next;
-    *tail = sm;
-    atomic_fetch_add(&sm->refs, 1);  // the caller's
+    *tail = nw;
+    atomic_fetch_add(&nw->refs, 1);  // the caller's
     evict(r);
     pthread_mutex_unlock(&r->mu);
-    return sm;
+    return nw;
 }
+
+// A resident model whose store row points somewhere new.
+typedef struct {
+    char id[256], path[1024];
+    int generation;
+} pending_swap;
 
 int registry_refresh(registry *r, trl_err *e) {
     if (!r->db) return 0;
-    int swaps = 0;
+    // 1. Under the lock: which resident models have a newer checkpoint (store reads are quick).
+    pending_swap *todo = NULL;
+    int n = 0, cap = 0, swaps = 0;
     pthread_mutex_lock(&r->mu);
-    for (served_model **pp = &r->list->next; *pp; pp = &(*pp)->next) {
-        served_model *cur = *pp;
+    for (served_model *cur = r->list->next; cur; cur = cur->next) {
         store_model row = {0};
         if (store_model_get(r->db, cur->id, &row, e) != TRL_OK) continue;
         if (strcmp(row.path, cur->path) != 0 && strcmp(row.path, cur->failed_path) != 0) {
-            served_model *nw = sm_load(r, row.id, row.path, e);
-            if (nw) {
-                nw->generation = cur->generation + 1;
-                nw->next = cur->next;
-                *pp = nw;
-                registry_release(r, cur);  // in-flight requests keep the old weights alive
-                atomic_fetch_add(&r->swaps, 1);
-                swaps++;
-            } else {
-                snprintf(cur->failed_path, sizeof(cur->failed_path), "%s", row.path);
-                fprintf(stderr, "toolrl serve: cannot load %s from %s: %s\n", row.id, row.path, e->msg);
+            if (n == cap) {
+                int nc = cap ? 2 * cap : 4;
+                pending_swap *t = realloc(todo, sizeof(*todo) * (size_t)nc);
+                if (!t) {
+                    store_model_clear(&row);
+                    break;
+                }
+                todo = t, cap = nc;
             }
+            snprintf(todo[n].id, sizeof(todo[n].id), "%s", cur->id);
+            snprintf(todo[n].path, sizeof(todo[n].path), "%s", row.path);
+            todo[n++].generation = cur->generation + 1;
         }
         store_model_clear(&row);
     }
     pthread_mutex_unlock(&r->mu);
+    // 2. Without it: load each, then swap it in if the model is still resident and not already
+    //    on that checkpoint (a concurrent refresh may have got there first).
+    for (int i = 0; i < n; i++) {
+        served_model *nw = sm_load(r, todo[i].id, todo[i].path, e);
+        pthread_mutex_lock(&r->mu);
+        served_model **pp = &r->list->next;
+        while (*pp && strcmp((*pp)->id, todo[i].id) != 0) pp = &(*pp)->next;
+        served_model *cur = *pp;
+        if (!nw) {
+            if (cur) snprintf(cur->failed_path, sizeof(cur->failed_path), "%s", todo[i].path);
+            fprintf(stderr, "toolrl serve: cannot load %s from %s: %s\n", todo[i].id, todo[i].path, e->msg);
+        } else if (cur && strcmp(cur->path, todo[i].path) != 0) {
+            nw->generation = todo[i].generation;
+            nw->next = cur->next;
+            *pp = nw;
+            registry_release(r, cur);  // in-flight requests keep the old weights alive
+            nw = NULL;
+            atomic_fetch_add(&r->swaps, 1);
+            swaps++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (nw) registry_release(r, nw);  // evicted or swapped meanwhile: not needed
+    }
+    free(todo);
     return swaps;
 }

@@ -5,6 +5,8 @@
 // the new weights are loaded beside the old ones with their own scheduler and swapped in:
 // requests that arrive afterwards get the new weights, requests in flight finish on the old
 // ones, which are freed when the last of them releases them. No restart, no request lost.
+// Loading (reading, quantizing, a scheduler) happens outside the registry's lock: requests for
+// any model, the base one included, go on while a checkpoint loads.
 #ifndef TOOLRL_REGISTRY_H
 #define TOOLRL_REGISTRY_H
 
@@ -33,6 +35,10 @@ typedef struct {
     const char *quantize;       // NULL, or "q8_0": fine-tuned (F32) weights are quantized at load
     int poll_ms;                // watcher period (0: 1000)
     int max_resident;           // fine-tuned models kept loaded at once (0: 2)
+    // May be NULL. Called in the loading thread just before a model's weights are read, with no
+    // registry lock held (tests hold a load open with it to show requests are not blocked).
+    void (*on_load)(void *ctx, const char *path);
+    void *on_load_ctx;
 } registry_config;
 
 // Takes ownership of base (a loaded model, served as base_id; also matched by alias).

@@ -992,8 +992,15 @@ int server_load_model(server *s, trl_err *e) {
     snprintf(s->model_stem, sizeof(s->model_stem), "%s", s->model_id);
     char *dot = strstr(s->model_stem, ".gguf");
     if (dot) *dot = 0;
-    registry_config rc = {s->cfg.db_path, {s->cfg.n_slots, s->cfg.n_ctx, 512, s->cfg.max_queue, s->cfg.compute_threads},
-                          "q8_0", 1000, 2};
+    registry_config rc = {.db_path = s->cfg.db_path,
+                          .sched = {.n_slots = s->cfg.n_slots,
+                                    .n_ctx = s->cfg.n_ctx,
+                                    .max_batch = 512,
+                                    .max_queue = s->cfg.max_queue,
+                                    .n_threads = s->cfg.compute_threads},
+                          .quantize = "q8_0",
+                          .poll_ms = 1000,
+                          .max_resident = 2};
     if (registry_init(&s->reg, &rc, &m, s->model_id, s->model_stem, e)) {
         model_free(&m);
         return TRL_ERR;

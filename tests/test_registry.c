@@ -1,13 +1,17 @@
 // test_registry.c: the server's model registry on tiny models and a real job store: a
 // fine-tuned model is loaded on its first request, a newer checkpoint is swapped in while a
-// request still holds the old weights, and the old weights live until that request ends.
+// request still holds the old weights, and the old weights live until that request ends; a
+// request to the base model completes while a checkpoint is loading.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -37,7 +41,10 @@ static void test_swap(void **state) {
 
     model base;
     assert_int_equal(model_load(&base, base_path, &e), TRL_OK);
-    registry_config cfg = {db, {2, 128, 64, 4, 1}, NULL, 60000, 2};  // watcher idle: refresh by hand
+    registry_config cfg = {.db_path = db,
+                           .sched = {.n_slots = 2, .n_ctx = 128, .max_batch = 64, .max_queue = 4, .n_threads = 1},
+                           .poll_ms = 60000,  // watcher idle: refresh by hand
+                           .max_resident = 2};
     registry *r;
     assert_int_equal(registry_init(&r, &cfg, &base, "base.gguf", "base", &e), TRL_OK);
     int status = 0;
@@ -81,7 +88,124 @@ static void test_swap(void **state) {
     tiny_model_rmdir(dir);
 }
 
+
+// A load held open by the on_load hook until the main thread says so (or 20 s pass, so that a
+// registry that loads under its lock fails the test instead of hanging it).
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, released;
+    atomic_int loading;  // 1 from the hook's start until the load it holds has returned
+    registry *r;
+    int swaps;
+} load_gate;
+
+static void gate_hook(void *ctx, const char *path) {
+    (void)path;
+    load_gate *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->entered = 1;
+    atomic_store(&g->loading, 1);
+    pthread_cond_broadcast(&g->cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    while (!g->released && pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0) {}
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void *refresh_thread(void *arg) {
+    load_gate *g = arg;
+    trl_err e = {{0}};
+    g->swaps = registry_refresh(g->r, &e);
+    atomic_store(&g->loading, 0);
+    return NULL;
+}
+
+static void test_base_answers_during_load(void **state) {
+    (void)state;
+    char dir[256], db[300], base_path[300], v1[300], v2[300];
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), 0);
+    snprintf(db, sizeof(db), "%s/t.db", dir);
+    snprintf(base_path, sizeof(base_path), "%s/base.gguf", dir);
+    snprintf(v1, sizeof(v1), "%s/step-1", dir);
+    snprintf(v2, sizeof(v2), "%s/step-2", dir);
+    tiny_model_spec s = tiny_model_default(0);
+    assert_int_equal(tiny_model_write_gguf(&s, 0, base_path, &e), TRL_OK);
+    mkdir(v1, 0755), mkdir(v2, 0755);
+    assert_int_equal(tiny_model_write_hf(&s, v1, &e), TRL_OK);
+    s.seed = 7;
+    assert_int_equal(tiny_model_write_hf(&s, v2, &e), TRL_OK);
+    store *st;
+    assert_int_equal(store_open(&st, db, &e), TRL_OK);
+    store_model_new row = {"ft:tiny:x:job2", "fine-tuned", "base.gguf", NULL, v1};
+    assert_int_equal(store_model_upsert(st, &row, &e), TRL_OK);
+
+    load_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    model base;
+    assert_int_equal(model_load(&base, base_path, &e), TRL_OK);
+    registry_config cfg = {.db_path = db,
+                           .sched = {.n_slots = 2, .n_ctx = 128, .max_batch = 64, .max_queue = 4, .n_threads = 1},
+                           .poll_ms = 60000,
+                           .max_resident = 2,
+                           .on_load = gate_hook,
+                           .on_load_ctx = &g};
+    registry *r;
+    assert_int_equal(registry_init(&r, &cfg, &base, "base.gguf", "base", &e), TRL_OK);
+    g.r = r;
+    int status = 0;
+    g.released = 1;  // the first load (on first request) passes the gate at once
+    served_model *ft = registry_acquire(r, "ft:tiny:x:job2", &status, &e);
+    assert_non_null(ft);
+    registry_release(r, ft);
+    g.released = 0, g.entered = 0;
+
+    row.path = v2;
+    assert_int_equal(store_model_upsert(st, &row, &e), TRL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, refresh_thread, &g), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    // The checkpoint is loading now. A request to the base model must get through.
+    served_model *b = registry_acquire(r, "base", &status, &e);
+    assert_non_null(b);
+    int32_t ids[] = {1, 2, 3, 4};
+    sampler_params greedy = {0, 0, 1, 1};
+    sched_req *q = sched_req_new(ids, 4, &greedy, 6, NULL, 0);
+    assert_int_equal(scheduler_submit(b->sched, q), 0);
+    size_t seen = 0;
+    int rc;
+    do {
+        char *chunk = NULL;
+        size_t n;
+        rc = sched_req_take(q, &seen, &chunk, &n, 1000);
+        free(chunk);
+    } while (rc == 0);
+    assert_int_equal(rc, 1);
+    assert_null(sched_req_error(q));
+    assert_int_equal(sched_req_completion_tokens(q), 6);
+    int still_loading = atomic_load(&g.loading);
+    sched_req_release(q);
+    registry_release(r, b);
+
+    pthread_mutex_lock(&g.mu);
+    g.released = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(th, NULL);
+    assert_true(still_loading);  // the request finished before the load did
+    assert_int_equal(g.swaps, 1);
+    ft = registry_acquire(r, "ft:tiny:x:job2", &status, &e);
+    assert_string_equal(ft->path, v2);
+    registry_release(r, ft);
+    registry_free(r);
+    store_close(st);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_swap)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_swap), cmocka_unit_test(test_base_answers_during_load)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
