@@ -1,12 +1,12 @@
 // generate.c: `toolrl generate`, `toolrl tokenize` and `toolrl info`: load a model, encode
-// a prompt (optionally through the chat template), decode token by token, print as it goes.
+// a prompt (optionally through the chat template), generate (model/generate.h), print as it goes.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
 #include "cli.h"
-#include "forward.h"
+#include "generate.h"
 #include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
@@ -68,51 +68,34 @@ int cli_generate(int argc, char **argv) {
     }
     int n_gen = (int)cli_opt_int(argc, argv, "-n", 128);
     int n_ctx = (int)cli_opt_int(argc, argv, "--ctx", n_prompt + n_gen + 1);
-    engine en;
+    generator g;
     trl_err e = {{0}};
-    const ops *be = cli_flag(argc, argv, "--ref") ? &ops_ref : &ops_cpu;
-    if (engine_init(&en, &m, be, 1, n_ctx, 256, &e)) {
-        fprintf(stderr, "toolrl generate: %s\n", e.msg);
-        free(ids);
-        free(text);
-        model_free(&m);
-        return 1;
-    }
-    sampler_params sp = {(float)cli_opt_float(argc, argv, "--temp", 0.0), (int)cli_opt_int(argc, argv, "--top-k", 0),
-                         (float)cli_opt_float(argc, argv, "--top-p", 1.0),
-                         (uint64_t)cli_opt_int(argc, argv, "--seed", 42)};
-    sampler s;
-    float *logits = malloc(sizeof(float) * (size_t)m.cfg.n_vocab);
-    if (!logits || sampler_init(&s, &sp, m.cfg.n_vocab)) {
-        fprintf(stderr, "toolrl generate: out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    if (engine_feed(&en, 0, ids, n_prompt, logits, &e)) {
+    if (generator_init(&g, &m, cli_flag(argc, argv, "--ref") ? &ops_ref : &ops_cpu, 1, n_ctx, 256, &e) ||
+        generator_start(&g, 0,
+                        &(gen_params){.prompt = ids,
+                                      .n_prompt = n_prompt,
+                                      .sp = {.temperature = (float)cli_opt_float(argc, argv, "--temp", 0.0),
+                                             .top_k = (int)cli_opt_int(argc, argv, "--top-k", 0),
+                                             .top_p = (float)cli_opt_float(argc, argv, "--top-p", 1.0),
+                                             .seed = (uint64_t)cli_opt_int(argc, argv, "--seed", 42)},
+                                      .max_tokens = n_gen},
+                        &e)) {
         fprintf(stderr, "toolrl generate: %s\n", e.msg);
         rc = 1;
-        goto done_s;
     }
-    for (int i = 0; i < n_gen; i++) {
-        int32_t tok = sampler_sample(&s, logits);
-        if (tokenizer_is_eog(m.tok, tok)) break;
-        char piece[256];
-        int len = tokenizer_decode(m.tok, tok, 0, piece, sizeof(piece));
-        if (len > 0 && len <= (int)sizeof(piece)) fwrite(piece, 1, (size_t)len, stdout);
-        fflush(stdout);
-        if (en.seq_len[0] >= en.kv.n_ctx) break;
-        if (engine_feed(&en, 0, &tok, 1, logits, &e)) {
+    size_t shown = 0;  // print the text as it becomes final
+    while (!rc && g.slots[0].state != GEN_DONE) {
+        if (generator_step(&g, &e) < 0) {
             fprintf(stderr, "\ntoolrl generate: %s\n", e.msg);
             rc = 1;
-            break;
         }
+        const gen_slot *s = &g.slots[0];
+        fwrite(s->text + shown, 1, s->safe - shown, stdout);
+        fflush(stdout);
+        shown = s->safe;
     }
     fputc('\n', stdout);
-done_s:
-    sampler_free(&s);
-done:
-    free(logits);
-    engine_free(&en);
+    if (g.m) generator_free(&g);
     free(ids);
     free(text);
     model_free(&m);

@@ -9,8 +9,7 @@
 
 #include "apibank.h"
 #include "store.h"
-#include "forward.h"
-#include "sampler.h"
+#include "generate.h"
 #include "tokenizer.h"
 #include "toolcall_parse.h"
 #include "toolprompt.h"
@@ -184,29 +183,6 @@ static void score(eval_item *x, int prompt_style) {
     cJSON_Delete(calls);
 }
 
-// Generation state of one slot of the batch.
-typedef struct {
-    int item;       // index into items, -1 when free
-    char *out;      // reply so far
-    size_t len, cap;
-    int n_gen;
-    int32_t next;   // token to feed next
-} slot;
-
-static int out_append(slot *s, const char *p, int n) {
-    if (s->len + (size_t)n + 1 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 1024;
-        while (nc < s->len + (size_t)n + 1) nc *= 2;
-        char *np = realloc(s->out, nc);
-        if (!np) return TRL_ERR;
-        s->out = np;
-        s->cap = nc;
-    }
-    memcpy(s->out + s->len, p, (size_t)n);
-    s->len += (size_t)n;
-    s->out[s->len] = 0;
-    return TRL_OK;
-}
 
 
 // Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the byte starts none.
@@ -359,24 +335,22 @@ static int journal_open(const eval_opts *o, eval_items *it, int max_new, int n_c
     return done;
 }
 
-// Runs every item through the engine, B at a time, greedy, at most max_new tokens each.
+// Runs every item through the generator (model/generate.h), B at a time, greedy, at most
+// max_new tokens each; a finished slot is refilled with the next item at once. Items already
+// in the journal are skipped; a prompt longer than the context is scored as no reply.
 static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_err *e) {
     int B = o->batch > 0 ? o->batch : 8, n_ctx = o->n_ctx > 0 ? o->n_ctx : 4096, max_new = o->max_new > 0 ? o->max_new : 256;
-    engine en;
-    if (engine_init(&en, m, &ops_cpu, B, n_ctx, 512, e)) return TRL_ERR;
-    int V = m->cfg.n_vocab, next_item = 0, done = 0, rc = TRL_OK;
+    generator g;
+    if (generator_init(&g, m, NULL, B, n_ctx, 512, e)) return TRL_ERR;
+    int next_item = 0, done = 0, rc = TRL_OK;
     FILE *jf = NULL;  // the journal, when there is one
-    slot *sl = calloc((size_t)B, sizeof(slot));
-    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)B);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx), *tok = malloc(sizeof(int32_t) * (size_t)B),
-            *seq = malloc(sizeof(int32_t) * (size_t)B), *pos = malloc(sizeof(int32_t) * (size_t)B);
-    int8_t *want = malloc((size_t)B);
-    int *who = malloc(sizeof(int) * (size_t)B);
-    if (!sl || !logits || !ids || !tok || !seq || !pos || !want || !who) {
+    int *item_of = malloc(sizeof(int) * (size_t)B);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    if (!item_of || !ids) {
         rc = trl_errf(e, "out of memory");
         goto out;
     }
-    for (int s = 0; s < B; s++) sl[s].item = -1;
+    for (int s = 0; s < B; s++) item_of[s] = -1;
     if (o->journal && (done = journal_open(o, it, max_new, n_ctx, &jf, e)) < 0) {
         rc = TRL_ERR;
         goto out;
@@ -387,87 +361,61 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
             rc = EVAL_ABORTED;
             break;
         }
-        // Refill free slots: prefill the prompt, take its first token greedily.
-        for (int s = 0; s < B && next_item < it->n; s++) {
-            if (sl[s].item >= 0) continue;
-            if (it->v[next_item].output) {  // done by an earlier run (the journal)
-                next_item++, s--;
+        while (next_item < it->n) {  // fill free slots
+            eval_item *x = &it->v[next_item];
+            if (x->output) {  // done by an earlier run (the journal)
+                next_item++;
                 continue;
             }
-            eval_item *x = &it->v[next_item];
             int n = tokenizer_encode(m->tok, x->prompt, strlen(x->prompt), 1, ids, n_ctx);
             x->n_prompt = n;
-            sl[s].len = 0;
-            sl[s].n_gen = 0;
-            if (out_append(&sl[s], "", 0)) {
-                rc = trl_errf(e, "out of memory");
-                break;
-            }
             if (n < 0 || n + 2 > n_ctx) {  // too long for the context: scored as no reply
                 x->output = strdup("");
-                score(x, o->prompt_style);
+                if (!x->output) rc = trl_errf(e, "out of memory");
+                else score(x, o->prompt_style);
                 snprintf(x->verdict, sizeof(x->verdict), "prompt of %d tokens exceeds the context (%d)", n, n_ctx);
                 x->correct = 0;
-                done++, next_item++, s--;
+                done++, next_item++;
                 continue;
             }
-            engine_seq_reset(&en, s);
-            if (engine_feed(&en, s, ids, n, logits, e)) {
+            gen_params p = {.prompt = ids,
+                            .n_prompt = n,
+                            .sp = {.temperature = 0, .top_k = 0, .top_p = 1.0f, .seed = 0},
+                            .max_tokens = max_new,
+                            // the Tool-N1 parser reads the first <tool_call> block: once it is closed, stop
+                            .stop_at_tool_call = o->prompt_style == TOOLPROMPT_TOOLN1};
+            int slot = generator_admit(&g, &p, e);
+            if (slot == -1 || slot == -2) break;
+            if (slot < 0) {
                 rc = TRL_ERR;
                 break;
             }
-            sl[s].item = next_item++;
-            sl[s].next = sampler_argmax(logits, V);
+            item_of[slot] = next_item++;
         }
         if (rc) break;
-        // Append each slot's pending token; finish slots at end-of-generation or limits.
-        int nb = 0;
-        for (int s = 0; s < B; s++) {
-            if (sl[s].item < 0) continue;
-            eval_item *x = &it->v[sl[s].item];
-            int32_t t = sl[s].next;
-            int fin = tokenizer_is_eog(m->tok, t) || sl[s].n_gen >= max_new || en.seq_len[s] + 1 >= n_ctx;
-            if (!fin) {
-                char piece[256];
-                int len = tokenizer_decode(m->tok, t, 0, piece, sizeof(piece));
-                if (len > 0 && len <= (int)sizeof(piece) && out_append(&sl[s], piece, len)) rc = trl_errf(e, "oom");
-                sl[s].n_gen++;
-                // The Tool-N1 parser reads the first <tool_call> block: once it is closed, stop.
-                if (o->prompt_style == TOOLPROMPT_TOOLN1 && strstr(sl[s].out, "</tool_call>")) fin = 1;
-            }
-            if (fin) {
-                x->output = strdup(sl[s].out);
-                x->n_out = sl[s].n_gen;
-                if (x->output) score(x, o->prompt_style);
-                if (x->output && jf && journal_write(jf, x)) rc = trl_errf(e, "cannot write journal %s", o->journal);
-                sl[s].item = -1;
-                ++done;
-                if (o->progress) o->progress(o->ctx, done, it->n);
-                continue;
-            }
-            tok[nb] = t, seq[nb] = s, pos[nb] = en.seq_len[s], want[nb] = 1, who[nb] = s;
-            nb++;
-        }
-        if (nb == 0 || rc) continue;
-        engine_batch b = {nb, tok, seq, pos, want};
-        if (engine_forward(&en, &b, logits, e)) {
+        if (generator_step(&g, e) < 0) {
             rc = TRL_ERR;
             break;
         }
-        for (int i = 0; i < nb; i++) sl[who[i]].next = sampler_argmax(logits + (size_t)i * V, V);
+        for (int s = 0; s < B; s++) {
+            if (item_of[s] < 0 || g.slots[s].state != GEN_DONE) continue;
+            eval_item *x = &it->v[item_of[s]];
+            x->output = strdup(g.slots[s].text);
+            x->n_out = g.slots[s].n_text_tokens;
+            if (x->output) score(x, o->prompt_style);
+            else rc = trl_errf(e, "out of memory");
+            if (x->output && jf && journal_write(jf, x)) rc = trl_errf(e, "cannot write journal %s", o->journal);
+            generator_release(&g, s);
+            item_of[s] = -1;
+            ++done;
+            if (o->progress) o->progress(o->ctx, done, it->n);
+        }
     }
 out:
     if (jf) fclose(jf);
-    for (int s = 0; sl && s < B; s++) free(sl[s].out);
-    free(sl);
-    free(logits);
+    free(item_of);
     free(ids);
-    free(tok);
-    free(seq);
-    free(pos);
-    free(want);
-    free(who);
-    engine_free(&en);
+    generator_free(&g);
     return rc;
 }
 

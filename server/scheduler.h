@@ -1,7 +1,8 @@
-// scheduler.h: continuous batching. One thread owns the engine; requests wait in a bounded
-// queue until a sequence slot is free. Each step is one engine_forward holding one decode
-// token for every generating sequence plus prompt chunks of the sequences still in prefill.
-// Generated text is handed to the request's consumer (an HTTP thread) as it grows.
+// scheduler.h: continuous batching for the server. One thread owns a generator (model/generate.h:
+// slots, prompt caching, sampling, constraints, stop rules); requests wait in a bounded queue
+// until a slot is free. Each step is one engine_forward holding one decode token for every
+// generating sequence plus prompt chunks of the sequences still in prefill. Generated text is
+// handed to the request's consumer (an HTTP thread) as it becomes final.
 #ifndef TOOLRL_SCHEDULER_H
 #define TOOLRL_SCHEDULER_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "generate.h"
 #include "sampler.h"
 #include "util.h"
 
@@ -49,14 +51,8 @@ int sched_req_constrain(sched_req *r, const constrain_spec *spec);
 
 // Log-probabilities of generated tokens: the model's log-softmax at temperature 1, before
 // any constraint mask, with the top alternatives.
-#define SCHED_MAX_TOP 20
-typedef struct {
-    int32_t tok;
-    float logprob;
-    int n_top;
-    int32_t top_tok[SCHED_MAX_TOP];
-    float top_lp[SCHED_MAX_TOP];
-} sched_logprob;
+#define SCHED_MAX_TOP GEN_MAX_TOP
+typedef gen_logprob sched_logprob;
 void sched_req_want_logprobs(sched_req *r, int top);  // before scheduler_submit
 // Copies records [from, …) made so far into a malloc'd array (*out; NULL when none); returns
 // their count.

@@ -1,14 +1,14 @@
-// rollout.h: batched sampling for training and evaluation: every prompt of a batch is
-// sampled n times, all sequences decoding together through the inference engine (one
-// engine_forward per step for all live sequences). A completion ends at end-of-turn, at
-// max_new tokens, or once it has closed a `</tool_call>` block (the reward reads that block;
-// what a model writes after it is never scored).
+// rollout.h: GRPO's sampling: every prompt of a batch is sampled n times, all sequences
+// decoding together through the one batched generator (model/generate.h). A completion ends
+// at end-of-turn, at max_new tokens, or once it has closed a `</tool_call>` block (the reward
+// reads that block; what a model writes after it is never scored). Each prompt is prefilled
+// once: its other samples wait a step and copy its cache.
 #ifndef TOOLRL_ROLLOUT_H
 #define TOOLRL_ROLLOUT_H
 
 #include <stdint.h>
 
-#include "forward.h"
+#include "generate.h"
 #include "model.h"
 #include "util.h"
 
@@ -20,12 +20,8 @@ typedef struct {
 } rollout_seq;
 
 typedef struct {
-    engine en;
+    generator gen;
     int max_seqs, n_ctx, max_new;
-    float *logits;   // (max_seqs, V)
-    int32_t *tok, *seq, *pos;  // (max_seqs) batch arrays
-    int8_t *want;
-    int *who;
     rollout_seq *out;  // (max_seqs) results of the last rollout_run
     const volatile int *abort;  // optional: nonzero stops rollout_run (it returns TRL_ERR)
 } rollout;
