@@ -1,6 +1,6 @@
 // data.c: `toolrl data`: dataset conversion into the unified training format and validation.
-//   toolrl data convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl
-//                       [--drop-no-call] [--no-repair]
+//   toolrl data convert --format FORMAT --in FILE|FOLDER --out FILE.jsonl [--tools FILE]
+//                       [--source NAME] [--drop-no-call] [--no-repair]
 //   toolrl data validate --in FILE.jsonl [--max-errors N]
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +13,11 @@
 
 static void data_usage(FILE *f) {
     fprintf(f,
-            "usage: toolrl data convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n"
-            "                           [--drop-no-call] [--no-repair]\n"
-            "       toolrl data validate --in FILE.jsonl [--max-errors N]\n");
+            "usage: toolrl data convert --format FORMAT --in FILE|FOLDER --out FILE.jsonl [--tools FILE]\n"
+            "                           [--source NAME] [--drop-no-call] [--no-repair]\n"
+            "         FORMAT: %s\n"
+            "       toolrl data validate --in FILE.jsonl [--max-errors N]\n",
+            convert_format_list());
 }
 
 typedef struct {
@@ -53,7 +55,8 @@ static void print_counts(const convert_counts *c) {
 }
 
 static int data_convert(int argc, char **argv) {
-    static const char *const known[] = {"--format", "--in", "--out", "--drop-no-call!", "--no-repair!", NULL};
+    static const char *const known[] = {"--format",       "--in",        "--out", "--tools", "--source",
+                                        "--drop-no-call!", "--no-repair!", NULL};
     cli_check_opts(argc, argv, known);
     const char *fmt = cli_opt(argc, argv, "--format", NULL);
     const char *in = cli_opt(argc, argv, "--in", NULL);
@@ -72,7 +75,10 @@ static int data_convert(int argc, char **argv) {
         fprintf(stderr, "toolrl data convert: %s\n", e.msg);
         return 1;
     }
-    convert_opts o = {.drop_no_call = cli_flag(argc, argv, "--drop-no-call"), .no_repair = cli_flag(argc, argv, "--no-repair")};
+    convert_opts o = {.drop_no_call = cli_flag(argc, argv, "--drop-no-call"),
+                      .no_repair = cli_flag(argc, argv, "--no-repair"),
+                      .side_path = cli_opt(argc, argv, "--tools", NULL),
+                      .source = cli_opt(argc, argv, "--source", NULL)};
     FILE *fo = fopen(out, "w");
     if (!fo) {
         perror(out);
@@ -81,7 +87,7 @@ static int data_convert(int argc, char **argv) {
     file_sink fs = {fo, out};
     convert_counts c;
     convert_counts_init(&c);
-    int rc = convert_file(f, in, &o, write_line, &fs, &c, &e);
+    int rc = convert_path(f, in, &o, write_line, &fs, &c, &e);
     if (fclose(fo) != 0 && rc == TRL_OK) rc = trl_errf(&e, "%s: write failed", out);
     if (rc) {
         fprintf(stderr, "toolrl data convert: %s\n", e.msg);
