@@ -121,7 +121,7 @@ static int data_validate(int argc, char **argv) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;
         lines++;
-        if (example_validate_line(text + pos, end - pos, &e)) {
+        if (example_validate_line_at(text + pos, end - pos, lines, &e)) {
             if (bad < max_err) printf("%s:%ld: %s\n", in, lines, e.msg);
             bad++;
         }
