@@ -417,6 +417,17 @@ static int convert_text_named(convert_format f, const char *text, size_t len, co
     return TRL_OK;
 }
 
+// TRL_ERR if the first record of text (an array's first item or the first line) is refused.
+static int first_record_refused(const char *text, size_t len, trl_err *e) {
+    size_t pos = 0;
+    while (pos < len && is_ws(text[pos])) pos++;
+    if (pos < len && text[pos] == '[') pos++;
+    cJSON *rec = pyjson_parse_next(text, len, &pos, NULL);
+    int rc = convert_refuse_record(rec, e);
+    cJSON_Delete(rec);
+    return rc;
+}
+
 int convert_text(convert_format f, const char *text, size_t len, const convert_opts *o, convert_sink sink, void *ctx,
                  convert_counts *c, trl_err *e) {
     return convert_text_named(f, text, len, o, NULL, sink, ctx, c, e);
@@ -425,26 +436,6 @@ int convert_text(convert_format f, const char *text, size_t len, const convert_o
 int convert_file(convert_format f, const char *path, const convert_opts *o, convert_sink sink, void *ctx,
                  convert_counts *c, trl_err *e) {
     if (convert_refuse_path(path, e)) return TRL_ERR;
-    convert_opts opts = {0};
-    if (o) opts = *o;
-    cJSON *side = NULL;
-    if (convert_needs_side(f) && !opts.side) {
-        char sp[2048];
-        const char *sidep = opts.side_path;
-        if (!sidep) {
-            if (convert_side_path(f, path, sp, sizeof(sp), e)) return TRL_ERR;
-            sidep = sp;
-        }
-        if (convert_refuse_path(sidep, e)) return TRL_ERR;
-        size_t sl;
-        char *st = trl_read_file(sidep, &sl, e);
-        if (!st) return TRL_ERR;
-        trl_err pe;
-        side = pyjson_parse(st, sl, &pe);
-        free(st);
-        if (!side) return trl_errf(e, "%s: not JSON (%s)", sidep, pe.msg);
-        opts.side = side;
-    }
     // The stem names the file in ids: "dialogues_001.json" -> "dialogues_001".
     char stem[256];
     const char *base = strrchr(path, '/');
@@ -454,8 +445,41 @@ int convert_file(convert_format f, const char *path, const convert_opts *o, conv
     if (dot) *dot = 0;
     size_t len;
     char *text = trl_read_file(path, &len, e);
-    int rc = TRL_ERR;
-    if (text) rc = convert_text_named(f, text, len, &opts, stem, sink, ctx, c, e);
+    if (!text) return TRL_ERR;
+    // An evaluation set under another name is refused before its side file is looked for.
+    if (first_record_refused(text, len, e)) {
+        free(text);
+        return TRL_ERR;
+    }
+    convert_opts opts = {0};
+    if (o) opts = *o;
+    cJSON *side = NULL;
+    if (convert_needs_side(f) && !opts.side) {
+        char sp[2048];
+        const char *sidep = opts.side_path;
+        if (!sidep) {
+            if (convert_side_path(f, path, sp, sizeof(sp), e)) {
+                free(text);
+                return TRL_ERR;
+            }
+            sidep = sp;
+        }
+        size_t sl;
+        char *st = convert_refuse_path(sidep, e) ? NULL : trl_read_file(sidep, &sl, e);
+        if (!st) {
+            free(text);
+            return TRL_ERR;
+        }
+        trl_err pe;
+        side = pyjson_parse(st, sl, &pe);
+        free(st);
+        if (!side) {
+            free(text);
+            return trl_errf(e, "%s: not JSON (%s)", sidep, pe.msg);
+        }
+        opts.side = side;
+    }
+    int rc = convert_text_named(f, text, len, &opts, stem, sink, ctx, c, e);
     free(text);
     cJSON_Delete(side);
     return rc;
