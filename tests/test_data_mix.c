@@ -517,8 +517,9 @@ static long check_mix_file(const char *path, strset *ids, const strset *evalq, l
         size_t end = nl ? (size_t)(nl - text) : len;
         example ex;
         trl_err e;
-        if (example_parse(text + pos, end - pos, &ex, &e)) fprintf(stderr, "%s:%ld: %s\n", path, n + 1, e.msg);
-        assert_int_equal(example_parse(text + pos, end - pos, &ex, &e), TRL_OK);
+        int rc = example_parse(text + pos, end - pos, &ex, &e);
+        if (rc) fprintf(stderr, "%s:%ld: %s\n", path, n + 1, e.msg);
+        assert_int_equal(rc, TRL_OK);
         assert_int_equal(strset_add(ids, ex.id), 1);
         const char *q = NULL;
         for (const cJSON *m = ex.messages->child; m; m = m->next)
