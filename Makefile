@@ -88,9 +88,10 @@ fuzz-smoke: $(FUZZ_TARGETS:%=build-fuzz/%)
 deps:
 	@bash scripts/setup.sh
 
-# The ready training set (docs/data.md): shared xLAM + ToolACE + ToolRL, converted and filtered.
+# The training mix (docs/data.md): every shared training source, converted, filtered, deduplicated,
+# evaluation questions dropped; var/data/train.jsonl and var/data/val.jsonl.
 data: $(BUILD)/toolrl
-	@bash scripts/make-train-set.sh var/data/train.jsonl
+	@bash scripts/make-train-set.sh var/data
 
 model:
 	@bash scripts/fetch-model.sh

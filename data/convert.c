@@ -3,9 +3,11 @@
 #include "convert.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "example.h"
 #include "pyjson.h"
@@ -23,6 +25,8 @@ static const struct {
     {"empty_call", CONVERT_FILTER},
     {"unknown_tool", CONVERT_FILTER},
     {"ambiguous_name", CONVERT_FILTER},
+    {"dependent_only", CONVERT_FILTER},
+    {"wildcard_value", CONVERT_FILTER},
     {"no_call_dropped", CONVERT_FILTER},
     {"invalid_example", CONVERT_FILTER},
     {"no_call_kept", CONVERT_NOTE},
@@ -57,23 +61,68 @@ long convert_count_get(const convert_counts *c, const char *name) {
     return 0;
 }
 
-static const char *const FORMAT_NAMES[] = {"xlam", "toolace", "toolrl", "openai"};
+static const char *const FORMAT_NAMES[CONVERT_N_FORMATS] = {"xlam", "toolace",  "toolrl",     "openai",  "seal",
+                                                             "callnavi", "glaive", "toolalpaca", "nestful", "sgd"};
+
+const char *convert_format_list(void) {
+    return "xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, nestful, sgd";
+}
 
 int convert_format_parse(const char *name, convert_format *f, trl_err *e) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < CONVERT_N_FORMATS; i++)
         if (name && !strcmp(name, FORMAT_NAMES[i])) {
             *f = (convert_format)i;
             return TRL_OK;
         }
-    return trl_errf(e, "unknown format '%s' (xlam, toolace, toolrl, openai)", name ? name : "");
+    return trl_errf(e, "unknown format '%s' (%s)", name ? name : "", convert_format_list());
 }
 
-const char *convert_format_name(convert_format f) { return (unsigned)f < 4 ? FORMAT_NAMES[f] : "?"; }
+const char *convert_format_name(convert_format f) { return (unsigned)f < CONVERT_N_FORMATS ? FORMAT_NAMES[f] : "?"; }
+
+int convert_needs_side(convert_format f) {
+    return f == CONVERT_SEAL || f == CONVERT_CALLNAVI || f == CONVERT_NESTFUL || f == CONVERT_SGD;
+}
+
+// Splits path into its folder (with the final '/', or "") and its file name.
+static void split_path(const char *path, char *dir, size_t dsz, const char **base) {
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash + 1 - path) : 0;
+    if (dl >= dsz) dl = dsz - 1;
+    memcpy(dir, path, dl);
+    dir[dl] = 0;
+    *base = slash ? slash + 1 : path;
+}
+
+int convert_side_path(convert_format f, const char *input, char *out, size_t outsz, trl_err *e) {
+    char dir[1024];
+    const char *base;
+    split_path(input, dir, sizeof(dir), &base);
+    size_t bl = strlen(base);
+    int n = -1;
+    switch (f) {
+        case CONVERT_SEAL:  // <dir>/<split>.jsonl -> <dir>/dataset_for_finetune/<split>.json
+            if (bl > 6 && !strcmp(base + bl - 6, ".jsonl"))
+                n = snprintf(out, outsz, "%sdataset_for_finetune/%.*s.json", dir, (int)(bl - 6), base);
+            break;
+        case CONVERT_CALLNAVI:  // <root>/Questions/<domain>.json -> <root>/APISchema/<domain>.json
+            n = snprintf(out, outsz, "%s../APISchema/%s", dir, base);
+            break;
+        case CONVERT_NESTFUL:  // <dir>/<name>-data.json -> <dir>/<name>-spec.json
+            if (bl > 10 && !strcmp(base + bl - 10, "-data.json"))
+                n = snprintf(out, outsz, "%s%.*s-spec.json", dir, (int)(bl - 10), base);
+            break;
+        case CONVERT_SGD: n = snprintf(out, outsz, "%sschema.json", dir); break;
+        default: return trl_errf(e, "format %s has no side file", convert_format_name(f));
+    }
+    if (n < 0 || (size_t)n >= outsz)
+        return trl_errf(e, "%s: cannot tell where its tool file is (give --tools FILE)", input);
+    return TRL_OK;
+}
 
 int convert_refuse_path(const char *path, trl_err *e) {
     if (!path) return TRL_OK;
-    static const char *const EVAL[] = {"bfcl", "apibank", "api-bank", "api_bank", "level-1-api", "level-2-api",
-                                       "level-3"};
+    static const char *const EVAL[] = {"bfcl",        "apibank",     "api-bank", "api_bank",       "level-1-api",
+                                       "level-2-api", "level-3",     "acebench", "possible_answer"};
     char low[1024];
     size_t n = strlen(path);
     if (n >= sizeof(low)) n = sizeof(low) - 1;
@@ -85,11 +134,21 @@ int convert_refuse_path(const char *path, trl_err *e) {
     return TRL_OK;
 }
 
+// CallNavi's ground truth {"API": [names], "parameters": [objects]} (a training set): the only
+// ground_truth that is not refused.
+static int callnavi_truth(const cJSON *gt) {
+    if (!cJSON_IsObject(gt) || cJSON_GetArraySize(gt) != 2) return 0;
+    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(gt, "API")) &&
+           cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(gt, "parameters"));
+}
+
 int convert_refuse_record(const cJSON *rec, trl_err *e) {
     if (!cJSON_IsObject(rec)) return TRL_OK;
+    const cJSON *gt = cJSON_GetObjectItemCaseSensitive(rec, "ground_truth");
     if ((cJSON_GetObjectItemCaseSensitive(rec, "question") && cJSON_GetObjectItemCaseSensitive(rec, "function")) ||
-        cJSON_GetObjectItemCaseSensitive(rec, "ground_truth"))
-        return trl_errf(e, "the input has BFCL rows (question/function/ground_truth): evaluation data is refused");
+        (gt && !callnavi_truth(gt)))
+        return trl_errf(e, "the input has BFCL or ACEBench rows (question/function/ground_truth): evaluation data is "
+                           "refused");
     if (cJSON_GetObjectItemCaseSensitive(rec, "expected_output"))
         return trl_errf(e, "the input has API-Bank rows (expected_output): evaluation data is refused");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, "query");
@@ -101,6 +160,14 @@ int convert_refuse_record(const cJSON *rec, trl_err *e) {
 
 int convert_emit(convert_run *r, cJSON *ex, trl_err *e) {
     if (!ex) return trl_errf(e, "out of memory");
+    if (r->opts && r->opts->source && r->opts->source[0]) {
+        cJSON *s = cJSON_CreateString(r->opts->source);
+        if (!s || !cJSON_ReplaceItemInObjectCaseSensitive(ex, "source", s)) {
+            cJSON_Delete(s);
+            cJSON_Delete(ex);
+            return trl_errf(e, "out of memory");
+        }
+    }
     const cJSON *answer = cJSON_GetObjectItemCaseSensitive(ex, "answer");
     int no_call = cJSON_IsArray(answer) && cJSON_GetArraySize(answer) == 0;
     if (no_call && r->opts && r->opts->drop_no_call) {
@@ -240,6 +307,25 @@ int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **
     return n;
 }
 
+int convert_any_string(const cJSON *v, int (*pred)(const char *s)) {
+    if (!v) return 0;
+    if (cJSON_IsString(v)) return pred(v->valuestring);
+    for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c; c = c->next)
+        if (convert_any_string(c, pred)) return 1;
+    return 0;
+}
+
+cJSON *convert_user_messages(const char *text) {
+    cJSON *msgs = cJSON_CreateArray();
+    cJSON *m = example_make_message("user", text);
+    if (!msgs || !m || !cJSON_AddItemToArray(msgs, m)) {
+        cJSON_Delete(msgs);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    return msgs;
+}
+
 typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -250,6 +336,12 @@ static record_fn record_fn_for(convert_format f) {
         case CONVERT_TOOLACE: return convert_toolace_record;
         case CONVERT_TOOLRL: return convert_toolrl_record;
         case CONVERT_OPENAI: return convert_openai_record;
+        case CONVERT_SEAL: return convert_seal_record;
+        case CONVERT_CALLNAVI: return convert_callnavi_record;
+        case CONVERT_GLAIVE: return convert_glaive_record;
+        case CONVERT_TOOLALPACA: return convert_toolalpaca_record;
+        case CONVERT_NESTFUL: return convert_nestful_record;
+        case CONVERT_SGD: return convert_sgd_record;
         default: return NULL;
     }
 }
@@ -265,10 +357,11 @@ static int handle_record(convert_run *r, record_fn fn, cJSON *rec, size_t index,
     return rc;
 }
 
-int convert_text(convert_format f, const char *text, size_t len, const convert_opts *o, convert_sink sink, void *ctx,
-                 convert_counts *c, trl_err *e) {
-    static const convert_opts defaults = {0, 0};
-    convert_run run = {.opts = o ? o : &defaults, .sink = sink, .sink_ctx = ctx, .counts = c};
+static int convert_text_named(convert_format f, const char *text, size_t len, const convert_opts *o, const char *stem,
+                              convert_sink sink, void *ctx, convert_counts *c, trl_err *e) {
+    static const convert_opts defaults = {0};
+    convert_run run = {.opts = o ? o : &defaults, .sink = sink, .sink_ctx = ctx, .counts = c, .stem = stem ? stem : ""};
+    run.side = run.opts->side;
     record_fn fn = record_fn_for(f);
     if (!fn) return trl_errf(e, "unknown format %d", (int)f);
     size_t pos = 0;
@@ -324,13 +417,130 @@ int convert_text(convert_format f, const char *text, size_t len, const convert_o
     return TRL_OK;
 }
 
+// TRL_ERR if the first record of text (an array's first item or the first line) is refused.
+static int first_record_refused(const char *text, size_t len, trl_err *e) {
+    size_t pos = 0;
+    while (pos < len && is_ws(text[pos])) pos++;
+    if (pos < len && text[pos] == '[') pos++;
+    cJSON *rec = pyjson_parse_next(text, len, &pos, NULL);
+    int rc = convert_refuse_record(rec, e);
+    cJSON_Delete(rec);
+    return rc;
+}
+
+int convert_text(convert_format f, const char *text, size_t len, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e) {
+    return convert_text_named(f, text, len, o, NULL, sink, ctx, c, e);
+}
+
 int convert_file(convert_format f, const char *path, const convert_opts *o, convert_sink sink, void *ctx,
                  convert_counts *c, trl_err *e) {
     if (convert_refuse_path(path, e)) return TRL_ERR;
+    // The stem names the file in ids: "dialogues_001.json" -> "dialogues_001".
+    char stem[256];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(stem, sizeof(stem), "%s", base);
+    char *dot = strchr(stem, '.');
+    if (dot) *dot = 0;
     size_t len;
     char *text = trl_read_file(path, &len, e);
     if (!text) return TRL_ERR;
-    int rc = convert_text(f, text, len, o, sink, ctx, c, e);
+    // An evaluation set under another name is refused before its side file is looked for.
+    if (first_record_refused(text, len, e)) {
+        free(text);
+        return TRL_ERR;
+    }
+    convert_opts opts = {0};
+    if (o) opts = *o;
+    cJSON *side = NULL;
+    if (convert_needs_side(f) && !opts.side) {
+        char sp[2048];
+        const char *sidep = opts.side_path;
+        if (!sidep) {
+            if (convert_side_path(f, path, sp, sizeof(sp), e)) {
+                free(text);
+                return TRL_ERR;
+            }
+            sidep = sp;
+        }
+        size_t sl;
+        char *st = convert_refuse_path(sidep, e) ? NULL : trl_read_file(sidep, &sl, e);
+        if (!st) {
+            free(text);
+            return TRL_ERR;
+        }
+        trl_err pe;
+        side = pyjson_parse(st, sl, &pe);
+        free(st);
+        if (!side) {
+            free(text);
+            return trl_errf(e, "%s: not JSON (%s)", sidep, pe.msg);
+        }
+        opts.side = side;
+    }
+    int rc = convert_text_named(f, text, len, &opts, stem, sink, ctx, c, e);
     free(text);
+    cJSON_Delete(side);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+// Is name an input file of format f (inside a folder given as --in)?
+static int is_input_name(convert_format f, const char *name) {
+    if (name[0] == '.') return 0;
+    switch (f) {
+        case CONVERT_SEAL: return ends_with(name, ".jsonl") && strcmp(name, "tool.jsonl") && strcmp(name, "field.jsonl");
+        case CONVERT_CALLNAVI: return ends_with(name, ".json");
+        case CONVERT_NESTFUL: return ends_with(name, "-data.json");
+        case CONVERT_SGD: return !strncmp(name, "dialogues_", 10) && ends_with(name, ".json");
+        default: return ends_with(name, ".json") || ends_with(name, ".jsonl");
+    }
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int convert_path(convert_format f, const char *path, const convert_opts *o, convert_sink sink, void *ctx,
+                 convert_counts *c, trl_err *e) {
+    struct stat st;
+    if (convert_refuse_path(path, e)) return TRL_ERR;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return convert_file(f, path, o, sink, ctx, c, e);
+    DIR *d = opendir(path);
+    if (!d) return trl_errf(e, "%s: cannot open the folder", path);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = TRL_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_input_name(f, de->d_name)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, cap * sizeof(*names));
+            if (!nn) {
+                rc = trl_errf(e, "out of memory");
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            rc = trl_errf(e, "out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc == TRL_OK && n == 0) rc = trl_errf(e, "%s: no %s input files in the folder", path, convert_format_name(f));
+    if (rc == TRL_OK) qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; rc == TRL_OK && i < n; i++) {
+        char fp[4096];
+        snprintf(fp, sizeof(fp), "%s/%s", path, names[i]);
+        rc = convert_file(f, fp, o, sink, ctx, c, e);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
     return rc;
 }

@@ -210,11 +210,30 @@ fail:
     return NULL;
 }
 
+// The content of the first message of prompt with that role, or NULL.
+static const cJSON *verl_message(const cJSON *prompt, const char *role) {
+    for (const cJSON *m = cJSON_IsArray(prompt) ? prompt->child : NULL; m; m = m->next) {
+        const cJSON *ro = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(ro) && !strcmp(ro->valuestring, role)) return cJSON_GetObjectItemCaseSensitive(m, "content");
+    }
+    return NULL;
+}
+
 int convert_toolrl_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e) {
     convert_counts *c = r->counts;
     const cJSON *instr = cJSON_GetObjectItemCaseSensitive(rec, "instruction");
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(rec, "input");
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(rec, "output");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(rec, "prompt");
+    const cJSON *rm = cJSON_GetObjectItemCaseSensitive(rec, "reward_model");
+    int verl = !instr && prompt && rm;
+    if (verl) {
+        instr = verl_message(prompt, "system");
+        in = verl_message(prompt, "user");
+        out = cJSON_GetObjectItemCaseSensitive(rm, "ground_truth");
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "extra_info"), "index");
+        if (cJSON_IsRaw(ix) || cJSON_IsNumber(ix)) index = (size_t)pyjson_number(ix);
+    }
     if (!cJSON_IsString(instr) || !cJSON_IsString(in) || !cJSON_IsString(out)) {
         convert_count(c, "malformed_row", 1);
         return TRL_OK;
@@ -265,6 +284,6 @@ int convert_toolrl_record(convert_run *r, const cJSON *rec, size_t index, trl_er
         return TRL_OK;
     }
     char id[64];
-    snprintf(id, sizeof(id), "toolrl-%zu", index);
+    snprintf(id, sizeof(id), "%s-%zu", verl ? "verl" : "toolrl", index);
     return convert_emit(r, example_build(id, "toolrl", msgs, tools, answer), e);
 }

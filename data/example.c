@@ -1,6 +1,7 @@
 // example.c: validation, parsing and building of unified training examples (see example.h).
 #include "example.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,20 +123,146 @@ int example_validate(const cJSON *obj, trl_err *e) {
     return validate_calls(answer, "answer", tools, 1, e);
 }
 
-int example_validate_line(const char *line, size_t len, trl_err *e) {
-    if (!line) return trl_errf(e, "line: empty");
+// One call of OpenAI's form {"id"?, "type": "function", "function": {"name", "arguments":
+// "<JSON text of an object>"}} as {"name", "arguments": {...}}; a call already in the unified
+// form is copied. NULL with a message naming where.
+static cJSON *openai_call(const cJSON *c, const char *where, trl_err *e) {
+    if (!cJSON_IsObject(c)) return trl_errf(e, "%s: expected an object, got %s", where, type_word(c)), NULL;
+    const cJSON *fn = get(c, "function");
+    if (!fn) {  // already {"name", "arguments"}: checked by example_validate
+        cJSON *cp = pyjson_copy(c);
+        if (!cp) trl_errf(e, "out of memory");
+        return cp;
+    }
+    const cJSON *ty = get(c, "type");
+    if (ty && (!cJSON_IsString(ty) || strcmp(ty->valuestring, "function")))
+        return trl_errf(e, "%s.type: expected \"function\"", where), NULL;
+    if (!cJSON_IsObject(fn)) return trl_errf(e, "%s.function: expected an object, got %s", where, type_word(fn)), NULL;
+    const cJSON *n = get(fn, "name"), *a = get(fn, "arguments");
+    if (!nonempty_string(n))
+        return trl_errf(e, "%s.function.name: expected a non-empty string, got %s", where,
+                        cJSON_IsString(n) ? "\"\"" : type_word(n)),
+               NULL;
+    cJSON *args = NULL;
+    if (cJSON_IsString(a)) {
+        args = pyjson_parse(a->valuestring, strlen(a->valuestring), NULL);
+        if (!cJSON_IsObject(args)) {
+            cJSON_Delete(args);
+            return trl_errf(e, "%s.function.arguments: expected the JSON text of an object", where), NULL;
+        }
+    } else if (cJSON_IsObject(a)) {
+        args = pyjson_copy(a);
+    } else {
+        return trl_errf(e, "%s.function.arguments: expected the JSON text of an object, got %s", where, type_word(a)),
+               NULL;
+    }
+    cJSON *call = args ? example_make_call(n->valuestring, args) : NULL;
+    if (!call) trl_errf(e, "out of memory");
+    return call;
+}
+
+// A list of OpenAI-form calls in the unified form; NULL with a message.
+static cJSON *openai_calls(const cJSON *tc, int msg, trl_err *e) {
+    if (!cJSON_IsArray(tc))
+        return trl_errf(e, "messages[%d].tool_calls: expected a list, got %s", msg, type_word(tc)), NULL;
+    cJSON *out = cJSON_CreateArray();
+    if (!out) return trl_errf(e, "out of memory"), NULL;
+    int i = 0;
+    for (const cJSON *c = tc->child; c; c = c->next, i++) {
+        char where[64];
+        snprintf(where, sizeof(where), "messages[%d].tool_calls[%d]", msg, i);
+        cJSON *call = openai_call(c, where, e);
+        if (!call || !cJSON_AddItemToArray(out, call)) {
+            if (call) trl_errf(e, "out of memory");
+            cJSON_Delete(call);
+            cJSON_Delete(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+// A row without "answer" is read in OpenAI's fine-tuning shape: {"messages": [..., the
+// assistant's reply], "tools": [...]}. The reply is taken off the messages and its tool_calls
+// become the answer ([] for a reply without calls); the tool_calls of earlier assistant
+// messages are turned into the unified form too; a missing id becomes "line-<lineno>" (or,
+// with lineno 0, "upload-<FNV-1a hash of the line>"), a missing source "upload". A row with
+// "answer" is left as it is.
+static int from_openai(cJSON *obj, const char *line, size_t len, long lineno, trl_err *e) {
+    if (!cJSON_IsObject(obj) || get(obj, "answer")) return TRL_OK;
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
+    if (!cJSON_IsArray(msgs) || !msgs->child) return TRL_OK;  // example_validate names the problem
+    int n = cJSON_GetArraySize(msgs);
+    cJSON *last = cJSON_GetArrayItem(msgs, n - 1);
+    const cJSON *role = get(last, "role");
+    if (!cJSON_IsString(role) || strcmp(role->valuestring, "assistant"))
+        return trl_errf(e, "answer: missing, and the messages do not end with the assistant's reply (OpenAI's "
+                           "fine-tuning shape)");
+    if (n < 2) return trl_errf(e, "messages: expected at least one message before the assistant's reply");
+    int i = 0;
+    for (cJSON *m = msgs->child; m; m = m->next, i++) {
+        const cJSON *tc = get(m, "tool_calls");
+        if (!tc || cJSON_IsNull(tc)) {
+            if (tc) cJSON_DeleteItemFromObjectCaseSensitive(m, "tool_calls");
+            continue;
+        }
+        const cJSON *r = get(m, "role");
+        if (!cJSON_IsString(r) || strcmp(r->valuestring, "assistant")) continue;  // example_validate says why
+        cJSON *calls = openai_calls(tc, i, e);
+        if (!calls) return TRL_ERR;
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(m, "tool_calls", calls)) {
+            cJSON_Delete(calls);
+            return trl_errf(e, "out of memory");
+        }
+    }
+    cJSON *reply = cJSON_DetachItemFromArray(msgs, n - 1);
+    cJSON *answer = cJSON_DetachItemFromObjectCaseSensitive(reply, "tool_calls");
+    cJSON_Delete(reply);
+    if (!answer) answer = cJSON_CreateArray();
+    if (!answer || !cJSON_AddItemToObject(obj, "answer", answer)) {
+        cJSON_Delete(answer);
+        return trl_errf(e, "out of memory");
+    }
+    if (!get(obj, "id")) {
+        char id[64];
+        if (lineno > 0) {
+            snprintf(id, sizeof(id), "line-%ld", lineno);
+        } else {
+            uint32_t h = 2166136261u;
+            for (size_t k = 0; k < len; k++) h = (h ^ (unsigned char)line[k]) * 16777619u;
+            snprintf(id, sizeof(id), "upload-%08x", (unsigned)h);
+        }
+        if (!cJSON_AddStringToObject(obj, "id", id)) return trl_errf(e, "out of memory");
+    }
+    if (!get(obj, "source") && !cJSON_AddStringToObject(obj, "source", "upload")) return trl_errf(e, "out of memory");
+    return TRL_OK;
+}
+
+// Parses a line and reads it as a unified example (see from_openai); NULL with a message.
+static cJSON *parse_line(const char *line, size_t len, long lineno, trl_err *e) {
+    if (!line) return trl_errf(e, "line: empty"), NULL;
     trl_err pe;
     cJSON *obj = pyjson_parse(line, len, &pe);
     if (!obj) {
         size_t k = 0;
         while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
-        if (k == len) return trl_errf(e, "line: empty");
-        return trl_errf(e, "line: invalid JSON (%s)", pe.msg);
+        if (k == len) return trl_errf(e, "line: empty"), NULL;
+        return trl_errf(e, "line: invalid JSON (%s)", pe.msg), NULL;
     }
-    int rc = example_validate(obj, e);
-    cJSON_Delete(obj);
-    return rc;
+    if (from_openai(obj, line, len, lineno, e) || example_validate(obj, e)) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
 }
+
+int example_validate_line_at(const char *line, size_t len, long lineno, trl_err *e) {
+    cJSON *obj = parse_line(line, len, lineno, e);
+    cJSON_Delete(obj);
+    return obj ? TRL_OK : TRL_ERR;
+}
+
+int example_validate_line(const char *line, size_t len, trl_err *e) { return example_validate_line_at(line, len, 0, e); }
 
 void example_free(example *ex) {
     if (!ex) return;
@@ -147,15 +274,10 @@ void example_free(example *ex) {
     memset(ex, 0, sizeof(*ex));
 }
 
-int example_parse(const char *line, size_t len, example *ex, trl_err *e) {
+int example_parse_at(const char *line, size_t len, long lineno, example *ex, trl_err *e) {
     memset(ex, 0, sizeof(*ex));
-    trl_err pe;
-    cJSON *obj = pyjson_parse(line, len, &pe);
-    if (!obj) return trl_errf(e, "line: invalid JSON (%s)", pe.msg);
-    if (example_validate(obj, e)) {
-        cJSON_Delete(obj);
-        return TRL_ERR;
-    }
+    cJSON *obj = parse_line(line, len, lineno, e);
+    if (!obj) return TRL_ERR;
     ex->id = strdup(get(obj, "id")->valuestring);
     ex->source = strdup(get(obj, "source")->valuestring);
     ex->messages = cJSON_DetachItemFromObjectCaseSensitive(obj, "messages");
@@ -168,6 +290,8 @@ int example_parse(const char *line, size_t len, example *ex, trl_err *e) {
     }
     return TRL_OK;
 }
+
+int example_parse(const char *line, size_t len, example *ex, trl_err *e) { return example_parse_at(line, len, 0, ex, e); }
 
 cJSON *example_build(const char *id, const char *source, cJSON *messages, cJSON *tools, cJSON *answer) {
     cJSON *o = cJSON_CreateObject();

@@ -22,6 +22,16 @@
 //     different tools under one name);
 //   * answer: a list (possibly empty) of {"name": non-empty string, "arguments": object}; every
 //     name is the name of one of the tools.
+// OpenAI's fine-tuning shape is accepted too (example_validate_line, example_parse): a row
+// without "answer" whose messages end with the assistant's reply,
+//   {"messages": [..., {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+//    "function": {"name": "f", "arguments": "{\"x\": 1}"}}]}], "tools": [...]}
+// is read as the unified row whose answer is that reply's calls ([] for a reply without calls)
+// and whose messages are the ones before it; OpenAI-form tool_calls of earlier assistant
+// messages are converted the same way; a missing id becomes "line-<n>" (n = the line number
+// when the caller gives it, else "upload-<hash of the line>") and a missing source "upload".
+// Every other rule applies unchanged to the result. example_validate (a parsed object) checks
+// the unified form only.
 // Numbers keep their token text (pyjson.h), so "arguments": {"x": 1.0} stays 1.0 on the way to
 // the reward, which tells 1 from 1.0.
 #ifndef TOOLRL_EXAMPLE_H
@@ -45,8 +55,11 @@ typedef struct {
 int example_validate_line(const char *line, size_t len, trl_err *e);
 // Validates an already parsed object.
 int example_validate(const cJSON *obj, trl_err *e);
+// The same, knowing the line number (1-based) for a defaulted id.
+int example_validate_line_at(const char *line, size_t len, long lineno, trl_err *e);
 // Parses and validates one line into ex (free with example_free).
 int example_parse(const char *line, size_t len, example *ex, trl_err *e);
+int example_parse_at(const char *line, size_t len, long lineno, example *ex, trl_err *e);
 void example_free(example *ex);
 // The example as one JSON line (no newline; non-ASCII as UTF-8; numbers as their tokens).
 char *example_to_json(const example *ex);

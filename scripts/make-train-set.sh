@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
-# make-train-set.sh [OUT]: the ready training set for the default model: the shared xLAM,
-# ToolACE and ToolRL files converted to the unified format (toolrl data convert, with the
-# paper's filters) and concatenated into OUT (default var/data/train.jsonl). Evaluation sets
-# (BFCL, API-Bank) are never read. Prints each converter's filter counts.
+# make-train-set.sh [OUT]: the training mix for the default model (docs/data.md): every shared
+# training source converted with the paper's filters, rows asking an evaluation question
+# (BFCL, API-Bank, ACEBench) dropped, duplicates dropped, and a seeded validation split
+# (toolrl data mix --val-frac 0.02 --seed 1). OUT is a folder (default var/data), which gets
+# train.jsonl and val.jsonl, or a .jsonl path for the training rows (val.jsonl goes next to
+# it). Evaluation sets are never read as training data. Prints the mix's composition.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${TOOLRL_SHARED:-../shared}
-OUT=${1:-var/data/train.jsonl}
-mkdir -p "$(dirname "$OUT")"
+OUT=${1:-var/data}
+if [[ $OUT == *.jsonl ]]; then DIR=$(dirname "$OUT"); else DIR=$OUT; fi
 make -s build/toolrl
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-./build/toolrl data convert --format xlam --in "$SHARED/data/xlam/masking_sft_data_example.json" --out "$tmp/xlam.jsonl"
-./build/toolrl data convert --format toolace --in "$SHARED/data/toolace/sharegpt_func_fixed.json" --out "$tmp/toolace.jsonl"
-./build/toolrl data convert --format toolrl --in "$SHARED/data/toolrl_rlla/rlla_sft.json" --out "$tmp/toolrl.jsonl"
-cat "$tmp/xlam.jsonl" "$tmp/toolace.jsonl" "$tmp/toolrl.jsonl" > "$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
-echo "make-train-set: $(wc -l < "$OUT") examples in $OUT"
+./build/toolrl data mix --shared "$SHARED" --out-dir "$DIR" --val-frac 0.02 --seed 1
+if [[ $OUT == *.jsonl && $OUT != "$DIR/train.jsonl" ]]; then mv "$DIR/train.jsonl" "$OUT"; fi
+echo "make-train-set: $(wc -l < "${OUT%/}$([[ $OUT == *.jsonl ]] || echo /train.jsonl)") training rows"

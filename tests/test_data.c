@@ -1,7 +1,8 @@
 // test_data.c: the unified example format (validation, parsing, printing), the Python-style call
 // parser, and the converters: on every shared training file (xlam, toolace, toolrl_rlla) with
-// their filter counts, on synthetic rows of each format, refusing the BFCL and API-Bank
-// evaluation files, and on garbage. Shared data: $TOOLRL_SHARED or ../shared.
+// their filter counts, on synthetic rows of each format, refusing the BFCL, API-Bank and
+// ACEBench evaluation files (with every format), and on garbage; rows in OpenAI's fine-tuning
+// shape. The newer sources and the mix are in test_data_mix.c. Shared data: $TOOLRL_SHARED or ../shared.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +184,84 @@ static void test_example_roundtrip(void **state) {
     example_free(&ex);
     assert_int_equal(example_parse("{}", 2, &ex, &e), TRL_ERR);
     assert_null(ex.id);
+}
+
+// An upload in OpenAI's fine-tuning shape is the unified row it stands for.
+static void test_openai_shape(void **state) {
+    (void)state;
+    const char *tools = "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+                        "\"description\": \"Weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                        "{\"city\": {\"type\": \"string\"}, \"days\": {\"type\": \"integer\"}}, \"required\": "
+                        "[\"city\"]}}}]";
+    char openai[2048], unified[2048];
+    snprintf(openai, sizeof(openai),
+             "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+             "\"content\": \"Weather in Paris?\"}, {\"role\": \"assistant\", \"content\": null, \"tool_calls\": "
+             "[{\"id\": \"call_0\", \"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+             "\"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}}]}, {\"role\": \"tool\", \"tool_call_id\": "
+             "\"call_0\", \"content\": \"sunny\"}, {\"role\": \"user\", \"content\": \"And Oslo for 2.0 days?\"}, "
+             "{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"call_1\", \"type\": \"function\", "
+             "\"function\": {\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Oslo\\\", "
+             "\\\"days\\\": 2.0}\"}}]}], %s, \"parallel_tool_calls\": false}\n",
+             tools);
+    snprintf(unified, sizeof(unified),
+             "{\"id\": \"line-3\", \"source\": \"upload\", \"messages\": [{\"role\": \"system\", \"content\": "
+             "\"Be brief.\"}, {\"role\": \"user\", \"content\": \"Weather in Paris?\"}, {\"role\": \"assistant\", "
+             "\"content\": null, \"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]}, "
+             "{\"role\": \"tool\", \"tool_call_id\": \"call_0\", \"content\": \"sunny\"}, {\"role\": \"user\", "
+             "\"content\": \"And Oslo for 2.0 days?\"}], %s, \"answer\": [{\"name\": \"get_weather\", "
+             "\"arguments\": {\"city\": \"Oslo\", \"days\": 2.0}}]}",
+             tools);
+    expect_valid(openai);
+    expect_valid(unified);
+    example a, b;
+    trl_err e;
+    assert_int_equal(example_parse_at(openai, strlen(openai), 3, &a, &e), TRL_OK);
+    assert_int_equal(example_parse(unified, strlen(unified), &b, &e), TRL_OK);
+    assert_string_equal(a.id, "line-3");
+    assert_string_equal(a.source, "upload");
+    char *ja = example_to_json(&a), *jb = example_to_json(&b);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
+    char *gt = example_answer_json(&a);
+    assert_string_equal(gt, "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\", \"days\": 2.0}}]");
+    free(gt);
+    example_free(&a);
+    example_free(&b);
+    // Without a line number the id is a hash of the line; given id and source are kept.
+    assert_int_equal(example_parse(openai, strlen(openai), &a, &e), TRL_OK);
+    assert_true(!strncmp(a.id, "upload-", 7) && strlen(a.id) == 15);
+    example_free(&a);
+    const char *named = "{\"id\": \"r9\", \"source\": \"mine\", \"messages\": [{\"role\": \"user\", \"content\": "
+                        "\"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}], \"tools\": []}";
+    assert_int_equal(example_parse(named, strlen(named), &a, &e), TRL_OK);
+    assert_string_equal(a.id, "r9");
+    assert_string_equal(a.source, "mine");
+    assert_int_equal(cJSON_GetArraySize(a.answer), 0);  // a reply without calls: answer []
+    assert_int_equal(cJSON_GetArraySize(a.messages), 1);
+    example_free(&a);
+    // The other checks still apply.
+    const char *m = "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+                    "\"tool_calls\": [{\"type\": \"function\", \"function\": {\"name\": \"nope\", \"arguments\": "
+                    "\"{}\"}}]}], \"tools\": []}";
+    expect_invalid(m, "answer[0].name");
+    expect_invalid("{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+                   "\"tool_calls\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": "
+                   "\"{bad\"}}]}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}",
+                   "messages[1].tool_calls[0].function.arguments");
+    expect_invalid("{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+                   "\"tool_calls\": [{\"type\": \"custom\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}], "
+                   "\"tools\": []}",
+                   "messages[1].tool_calls[0].type");
+    expect_invalid("{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}], \"tools\": []}", "answer:");
+    expect_invalid("{\"messages\": [{\"role\": \"assistant\", \"content\": \"q\"}], \"tools\": []}", "messages:");
+    expect_invalid("{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+                   "\"content\": \"x\"}]}",
+                   "tools:");
+    expect_invalid("{\"id\": 5, \"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": "
+                   "\"assistant\", \"content\": \"x\"}], \"tools\": []}",
+                   "id:");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +529,7 @@ static void refuse_dir(const char *rel, int *count) {
         trl_err e;
         char *text = trl_read_file(path, &len, &e);
         if (!text) continue;  // a directory
-        for (int f = 0; f < 4; f++) {
+        for (int f = 0; f < CONVERT_N_FORMATS; f++) {
             convert_counts c;
             convert_counts_init(&c);
             collect col = {0};
@@ -482,8 +561,10 @@ static void test_refuse_eval_sets(void **state) {
     refuse_dir("bfcl/possible_answer", &n);
     refuse_dir("apibank", &n);
     refuse_dir("apibank/hammer", &n);
+    refuse_dir("acebench/data_en", &n);
+    refuse_dir("acebench/possible_answer_en", &n);
     printf("refused %d evaluation files\n", n);
-    assert_true(n >= 21);
+    assert_true(n >= 21 + 17 + 17);
 }
 
 static void run_text(convert_format f, const char *text, const convert_opts *o, collect *col, convert_counts *c) {
@@ -683,7 +764,7 @@ static void test_convert_garbage(void **state) {
         "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [null, 1, {\"function\": 3}]}], \"tools\": [1]}",
     };
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
-        for (int f = 0; f < 4; f++) {
+        for (int f = 0; f < CONVERT_N_FORMATS; f++) {
             convert_counts c;
             convert_counts_init(&c);
             collect col = {0};
@@ -717,6 +798,7 @@ int main(void) {
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_robust),
         cmocka_unit_test(test_example_roundtrip),
+        cmocka_unit_test(test_openai_shape),
         cmocka_unit_test(test_pycall),
         cmocka_unit_test(test_convert_xlam_shared),
         cmocka_unit_test(test_convert_toolace_shared),
