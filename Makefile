@@ -16,6 +16,7 @@ LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcry
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 MODEL    ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+RLLA4K   := var/data/sources/toolrl_rlla4k_test.jsonl
 PORT     ?= 8080
 
 LIB_SRC  := $(wildcard model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
@@ -90,8 +91,12 @@ deps:
 
 # The training mix (docs/data.md): every shared training source, converted, filtered, deduplicated,
 # evaluation questions dropped; var/data/train.jsonl and var/data/val.jsonl.
-data: $(BUILD)/toolrl
+data: $(BUILD)/toolrl $(RLLA4K)
 	@bash scripts/make-train-set.sh var/data
+
+# The one parquet training file, as JSONL (scripts/setup-data.sh; pyarrow from PyPI).
+$(RLLA4K): scripts/parquet-to-jsonl.py scripts/setup-data.sh
+	@bash scripts/setup-data.sh $@
 
 model:
 	@bash scripts/fetch-model.sh
@@ -100,7 +105,7 @@ run: deps model all
 	./$(BUILD)/toolrl serve --model $(MODEL) --port $(PORT) --workers 1
 
 # Runs every test binary; each prints its cmocka summary. Fails if any test fails.
-check: $(BUILD)/toolrl $(TEST_BIN)
+check: $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
 	@bash scripts/run-tests.sh $(BUILD)
 
 check-asan:

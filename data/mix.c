@@ -17,7 +17,7 @@ const mix_source MIX_DEFAULT_SOURCES[] = {
     {"xlam", CONVERT_XLAM, {"xlam/masking_sft_data_example.json"}, 0, 0},
     {"toolace", CONVERT_TOOLACE, {"toolace/sharegpt_func_fixed.json"}, 0, 0},
     {"toolrl", CONVERT_TOOLRL, {"toolrl_rlla/rlla_sft.json"}, 0, 0},
-    {"toolrl_rlla4k_test", CONVERT_TOOLRL, {"scripts/data/toolrl_rlla4k_test.jsonl"}, 1, 1},
+    {"toolrl_rlla4k_test", CONVERT_TOOLRL, {"var/data/sources/toolrl_rlla4k_test.jsonl"}, 1, 1},
     {"seal_tools", CONVERT_SEAL, {"seal_tools/Seal-Tools_Dataset"}, 0, 0},
     {"callnavi", CONVERT_CALLNAVI, {"callnavi/Dataset/Questions"}, 0, 0},
     {"glaive", CONVERT_GLAIVE, {"glaive/data/glaive_toolcall_en_demo.json"}, 0, 0},

@@ -28,7 +28,9 @@ typedef struct {
     int override;                     // write label as every row's "source"
 } mix_source;
 
-// The default sources: every shared training set (and the committed rlla_4k test split).
+// The default sources: every shared training set. ToolRL's rlla_4k test split is parquet; the
+// set-up (`make var/data/sources/toolrl_rlla4k_test.jsonl`, part of `make data` and `make check`)
+// writes it as JSONL first (scripts/parquet-to-jsonl.py, pyarrow from PyPI in .venv-data).
 extern const mix_source MIX_DEFAULT_SOURCES[];
 extern const size_t MIX_DEFAULT_N;
 

@@ -1,14 +1,10 @@
 #!/usr/bin/env python3
 """parquet-to-jsonl.py IN.parquet OUT.jsonl: writes every row of a parquet file as one JSON line
 (all columns, nested lists and structs as JSON lists and objects, keys in column order,
-json.dumps with ensure_ascii=False). Used once for ToolRL's rlla_4k test split (verl format),
-whose JSONL is committed as scripts/data/toolrl_rlla4k_test.jsonl so that neither the build nor
-the tests need pyarrow; `toolrl data convert --format toolrl` reads it.
-
-Needs pyarrow (PyPI), e.g.:
-    python3 -m venv /tmp/pq && /tmp/pq/bin/pip install pyarrow
-    /tmp/pq/bin/python scripts/parquet-to-jsonl.py \
-        ../shared/data/toolrl_rlla4k_test/dataset/rlla_4k/test.parquet scripts/data/toolrl_rlla4k_test.jsonl
+json.dumps with ensure_ascii=False). The set-up runs it on ToolRL's rlla_4k test split (verl
+format) into the ignored var/data/sources/toolrl_rlla4k_test.jsonl (Makefile rule of that name,
+with pyarrow from PyPI in .venv-data); `toolrl data convert --format toolrl` reads it. Datasets
+are never committed.
 """
 import json
 import sys

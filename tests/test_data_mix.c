@@ -322,9 +322,9 @@ static void test_sgd_shared(void **state) {
 
 static void test_rlla4k_test_split(void **state) {
     (void)state;
-    const char *path = "scripts/data/toolrl_rlla4k_test.jsonl";  // in the repository
+    const char *path = "var/data/sources/toolrl_rlla4k_test.jsonl";  // made by the set-up from the parquet file
     if (access(path, R_OK)) {
-        printf("skipped: %s not found (run the tests from the repository root)\n", path);
+        printf("skipped: %s not found (make %s writes it from the shared parquet file)\n", path, path);
         skip();
     }
     collect col;

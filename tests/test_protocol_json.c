@@ -5,20 +5,22 @@
 //   * the training prompt (toolprompt_system over a pyjson-parsed tool list, as trainer/task.c),
 //   * the server's prompt (chat_request_parse of an OpenAI request, then toolprompt_render_ex),
 //   * the SFT target (task_sft_reply) and an earlier assistant turn's tool_calls in a request,
-// and must print exactly the fixture's line. Then every SFT target built from every shared
-// training file must score 1.0 under the binary reward it is trained against.
+// and must print exactly the fixture's line. Then every SFT target of the training mix (every
+// shared training source, `toolrl data mix`) must score 1.0 under the binary reward.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "chat_request.h"
 #include "convert.h"
 #include "example.h"
+#include "mix.h"
 #include "pyjson.h"
 #include "reward.h"
 #include "strbuf.h"
@@ -279,41 +281,51 @@ static int score_example(void *ctx, const cJSON *obj, trl_err *e) {
     return TRL_OK;
 }
 
+// The whole training mix (toolrl data mix over every shared training source, both files).
 static void test_every_sft_target_scores_one(void **state) {
     (void)state;
-    static const struct {
-        const char *format, *path;
-    } sources[] = {
-        {"xlam", "data/xlam/masking_sft_data_example.json"},
-        {"toolace", "data/toolace/sharegpt_func_fixed.json"},
-        {"toolrl", "data/toolrl_rlla/rlla_sft.json"},
-    };
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/data/PROVENANCE.md", shared_dir());
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        printf("skipped: no shared training data at %s/data (set TOOLRL_SHARED)\n", shared_dir());
+    char data_dir[1024];
+    snprintf(data_dir, sizeof(data_dir), "%s/data", shared_dir());
+    char probe[1100];
+    snprintf(probe, sizeof(probe), "%s/PROVENANCE.md", data_dir);
+    FILE *pf = fopen(probe, "rb");
+    if (!pf) {
+        printf("skipped: no shared training data at %s (set TOOLRL_SHARED)\n", data_dir);
         skip();
     }
-    fclose(probe);
-    long total = 0;
-    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
-        convert_format f;
-        trl_err e = {{0}};
-        assert_int_equal(convert_format_parse(sources[i].format, &f, &e), TRL_OK);
-        snprintf(path, sizeof(path), "%s/%s", shared_dir(), sources[i].path);
-        convert_opts o = {0};
-        convert_counts c;
-        convert_counts_init(&c);
-        sft_tally t = {0};
-        if (convert_file(f, path, &o, score_example, &t, &c, &e)) fail_msg("%s: %s", path, e.msg);
-        printf("  %-8s %ld SFT targets, %ld score 1.0\n", sources[i].format, t.rows, t.ones);
-        if (t.ones != t.rows) fail_msg("%s: %ld of %ld targets score below 1, first: %s", sources[i].format,
-                                       t.rows - t.ones, t.rows, t.first_bad);
-        assert_true(t.rows > 0);
-        total += t.rows;
+    fclose(pf);
+    char tmp[] = "/tmp/toolrl-sft-XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    mix_config cfg = {.data_dir = data_dir, .repo_dir = ".", .out_dir = tmp, .sources = MIX_DEFAULT_SOURCES,
+                      .n_sources = MIX_DEFAULT_N, .val_frac = 0.02, .seed = 1};
+    mix_report rep;
+    trl_err e = {{0}};
+    if (mix_build(&cfg, &rep, &e)) fail_msg("mix: %s", e.msg);
+    sft_tally t = {0};
+    const char *files[] = {"train.jsonl", "val.jsonl"};
+    for (int f = 0; f < 2; f++) {
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/%s", tmp, files[f]);
+        FILE *in = fopen(path, "rb");
+        assert_non_null(in);
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, in)) > 0) {
+            cJSON *obj = pyjson_parse(line, (size_t)len, NULL);
+            assert_non_null(obj);
+            assert_int_equal(score_example(&t, obj, &e), TRL_OK);
+            cJSON_Delete(obj);
+        }
+        free(line);
+        fclose(in);
+        remove(path);
     }
-    assert_true(total >= 500);
+    rmdir(tmp);
+    printf("  %ld SFT targets of the mix (%ld sources), %ld score 1.0\n", t.rows, (long)rep.n_sources, t.ones);
+    if (t.ones != t.rows) fail_msg("%ld of %ld targets score below 1, first: %s", t.rows - t.ones, t.rows, t.first_bad);
+    assert_int_equal(t.rows, rep.total);
+    assert_true(t.rows > 10000);
 }
 
 int main(void) {

@@ -91,7 +91,7 @@ int task_set_load(task_set *ts, const char *path, const model *m, int max_tokens
         if (len == 1 && line[0] == '\n') continue;
         example ex;
         trl_err le = {{0}};
-        if (example_parse(line, (size_t)len, &ex, &le)) {
+        if (example_parse_at(line, (size_t)len, ts->n_lines, &ex, &le)) {  // an OpenAI-shaped row gets id line-N
             if (!ts->n_invalid++)
                 snprintf(ts->first_error, sizeof(ts->first_error), "line %d: %.200s", ts->n_lines, le.msg);
             continue;
