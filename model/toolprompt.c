@@ -64,18 +64,82 @@ static char *system_text(const cJSON *tools, const char *user_system, const char
 
 char *toolprompt_system(const cJSON *tools, const char *user_system) { return system_text(tools, user_system, NULL); }
 
-// An assistant turn: its text, then its calls as one <tool_call>[…]</tool_call> block.
-static char *assistant_text(const toolprompt_msg *m) {
+// An assistant turn: its text, then its calls. Tool-N1: one <tool_call>[…]</tool_call> block
+// after a space; Hermes (Qwen2.5's template): one "<tool_call>\n{"name": …, "arguments": …}\n
+// </tool_call>" block per call, each after a newline (none before the first when there is no text).
+static char *assistant_text(toolprompt_style style, const toolprompt_msg *m) {
     strbuf b = {0};
-    strbuf_adds(&b, "");
-    if (m->content) strbuf_adds(&b, m->content);
-    if (m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
-        if (m->content && *m->content) strbuf_adds(&b, " ");
+    strbuf_adds(&b, m->content ? m->content : "");
+    int has_text = m->content && *m->content;
+    if (!m->tool_calls || cJSON_GetArraySize(m->tool_calls) == 0) return strbuf_take(&b);
+    if (style == TOOLPROMPT_TOOLN1) {
+        if (has_text) strbuf_adds(&b, " ");
         strbuf_adds(&b, "<tool_call>");
         add_pydumps(&b, m->tool_calls);
         strbuf_adds(&b, "</tool_call>");
+        return strbuf_take(&b);
+    }
+    for (const cJSON *c = m->tool_calls->child; c; c = c->next) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
+        char *args = pyjson_dump(cJSON_GetObjectItemCaseSensitive(c, "arguments"), 0);  // Jinja's tojson
+        strbuf_adds(&b, has_text || c != m->tool_calls->child ? "\n<tool_call>\n{\"name\": \"" : "<tool_call>\n{\"name\": \"");
+        strbuf_adds(&b, cJSON_IsString(nm) ? nm->valuestring : "");
+        strbuf_adds(&b, "\", \"arguments\": ");
+        if (args) strbuf_adds(&b, args);
+        else b.oom = 1;
+        strbuf_adds(&b, "}\n</tool_call>");
+        free(args);
     }
     return strbuf_take(&b);
+}
+
+// Consecutive tool results msgs[i..) as one user turn of <tool_response> blocks (as Qwen2.5's
+// template merges them); *next gets the index after them.
+static char *results_text(const toolprompt_msg *msgs, int i, int n, int *next) {
+    strbuf b = {0};
+    strbuf_adds(&b, "");
+    int j = i;
+    for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
+        if (j > i) strbuf_adds(&b, "\n");
+        strbuf_adds(&b, "<tool_response>\n");
+        strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
+        strbuf_adds(&b, "\n</tool_response>");
+    }
+    *next = j;
+    return strbuf_take(&b);
+}
+
+// The whole chat: the system turn (owned system text, or NULL for the template's default),
+// then msgs[start..n) with results merged and calls in the style's form, as ChatML.
+static char *render_turns(toolprompt_style style, char *system, const char *jinja_template, const toolprompt_msg *msgs,
+                          int start, int n) {
+    chat_msg *cm = calloc((size_t)n + 1, sizeof(*cm));
+    char **owned = calloc((size_t)n + 2, sizeof(*owned));
+    char *out = NULL;
+    int k = 0, no = 0, ok = cm && owned;
+    if (ok && system) cm[k++] = (chat_msg){"system", owned[no++] = system};
+    else free(system);
+    for (int i = start; ok && i < n; i++) {
+        const toolprompt_msg *m = &msgs[i];
+        const char *role = m->role;
+        char *text = NULL;
+        if (!strcmp(role, "tool")) {
+            text = results_text(msgs, i, n, &i), role = "user";
+            i--;
+        } else if (!strcmp(role, "assistant")) {
+            text = assistant_text(style, m);
+        } else {
+            cm[k++] = (chat_msg){role, m->content ? m->content : ""};
+            continue;
+        }
+        ok = text != NULL;
+        cm[k++] = (chat_msg){role, owned[no++] = text};
+    }
+    if (ok) out = chat_render(jinja_template, cm, k, 1);
+    for (int i = 0; owned && i < no; i++) free(owned[i]);
+    free(owned);
+    free(cm);
+    return out;
 }
 
 char *toolprompt_render(const cJSON *tools, const toolprompt_msg *msgs, int n) {
@@ -90,44 +154,9 @@ char *toolprompt_render_ex(const cJSON *tools, const char *instruction, const ch
         user_sys = msgs[0].content;
         start = 1;
     }
-    chat_msg *cm = calloc((size_t)n + 1, sizeof(*cm));
-    char **owned = calloc((size_t)n + 1, sizeof(*owned));
-    char *out = NULL;
-    int k = 0, no = 0, ok = cm && owned;
-    if (ok && tools) {
-        owned[no] = system_text(tools, user_sys, instruction);
-        ok = owned[no] != NULL;
-        cm[k++] = (chat_msg){"system", owned[no++]};
-    }
-    for (int i = start; ok && i < n; i++) {
-        const toolprompt_msg *m = &msgs[i];
-        if (!strcmp(m->role, "tool")) {  // merge consecutive results into one user turn
-            strbuf b = {0};
-            strbuf_adds(&b, "");
-            int j = i;
-            for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
-                if (j > i) strbuf_adds(&b, "\n");
-                strbuf_adds(&b, "<tool_response>\n");
-                strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
-                strbuf_adds(&b, "\n</tool_response>");
-            }
-            i = j - 1;
-            owned[no] = strbuf_take(&b);
-            ok = owned[no] != NULL;
-            cm[k++] = (chat_msg){"user", owned[no++]};
-        } else if (!strcmp(m->role, "assistant")) {
-            owned[no] = assistant_text(m);
-            ok = owned[no] != NULL;
-            cm[k++] = (chat_msg){"assistant", owned[no++]};
-        } else {
-            cm[k++] = (chat_msg){m->role, m->content ? m->content : ""};
-        }
-    }
-    if (ok) out = chat_render(tools ? NULL : jinja_template, cm, k, 1);
-    for (int i = 0; owned && i < no; i++) free(owned[i]);
-    free(owned);
-    free(cm);
-    return out;
+    char *system = NULL;
+    if (tools && !(system = system_text(tools, user_sys, instruction))) return NULL;
+    return render_turns(TOOLPROMPT_TOOLN1, system, tools ? NULL : jinja_template, msgs, start, n);
 }
 
 int toolprompt_style_parse(const char *name, toolprompt_style *out) {
@@ -139,84 +168,28 @@ int toolprompt_style_parse(const char *name, toolprompt_style *out) {
 
 const char *toolprompt_style_name(toolprompt_style s) { return s == TOOLPROMPT_HERMES ? "hermes" : "tooln1"; }
 
-// Qwen2.5's template, rendered without a Jinja engine: the same ChatML turns (chat_render), with
-// the tool list in the system turn, calls as one block each, results merged into one user turn.
+// Qwen2.5's template, rendered without a Jinja engine: its system turn (the caller's system
+// text or Qwen's default, then "# Tools" with one tojson line per tool), then the same turns.
 static char *render_hermes(const cJSON *tools, const toolprompt_msg *msgs, int n) {
-    chat_msg *cm = calloc((size_t)n + 1, sizeof(*cm));
-    char **owned = calloc((size_t)n + 1, sizeof(*owned));
-    char *out = NULL;
-    int k = 0, no = 0, start = 0, ok = cm && owned;
-    if (ok) {
-        strbuf b = {0};
-        strbuf_adds(&b, "");
-        if (n > 0 && !strcmp(msgs[0].role, "system")) {
-            strbuf_adds(&b, msgs[0].content ? msgs[0].content : "");
-            start = 1;
-        } else {
-            strbuf_adds(&b, TOOLPROMPT_QWEN_SYSTEM);
+    strbuf b = {0};
+    int start = n > 0 && !strcmp(msgs[0].role, "system");
+    strbuf_adds(&b, start ? (msgs[0].content ? msgs[0].content : "") : TOOLPROMPT_QWEN_SYSTEM);
+    if (tools && cJSON_GetArraySize(tools) > 0) {
+        strbuf_adds(&b, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+        for (const cJSON *t = tools->child; t; t = t->next) {
+            char *line = pyjson_dump(t, 0);  // Jinja's tojson: json.dumps(ensure_ascii=False)
+            strbuf_adds(&b, "\n");
+            if (line) strbuf_adds(&b, line);
+            else b.oom = 1;
+            free(line);
         }
-        if (tools && cJSON_GetArraySize(tools) > 0) {
-            strbuf_adds(&b, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-                            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
-            for (const cJSON *t = tools->child; t; t = t->next) {
-                char *line = pyjson_dump(t, 0);  // Jinja's tojson: json.dumps(ensure_ascii=False)
-                strbuf_adds(&b, "\n");
-                if (line) strbuf_adds(&b, line);
-                else b.oom = 1;
-                free(line);
-            }
-            strbuf_adds(&b, "\n</tools>\n\nFor each function call, return a json object with function name and "
-                            "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
-                            "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
-        }
-        owned[no] = strbuf_take(&b);
-        ok = owned[no] != NULL;
-        cm[k++] = (chat_msg){"system", owned[no++]};
+        strbuf_adds(&b, "\n</tools>\n\nFor each function call, return a json object with function name and "
+                        "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+                        "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
     }
-    for (int i = start; ok && i < n; i++) {
-        const toolprompt_msg *m = &msgs[i];
-        if (!strcmp(m->role, "tool")) {
-            strbuf b = {0};
-            strbuf_adds(&b, "");
-            int j = i;
-            for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
-                if (j > i) strbuf_adds(&b, "\n");
-                strbuf_adds(&b, "<tool_response>\n");
-                strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
-                strbuf_adds(&b, "\n</tool_response>");
-            }
-            i = j - 1;
-            owned[no] = strbuf_take(&b);
-            ok = owned[no] != NULL;
-            cm[k++] = (chat_msg){"user", owned[no++]};
-        } else if (!strcmp(m->role, "assistant") && m->tool_calls && cJSON_GetArraySize(m->tool_calls) > 0) {
-            strbuf b = {0};
-            strbuf_adds(&b, m->content ? m->content : "");
-            int first = !(m->content && *m->content);
-            for (const cJSON *c = m->tool_calls->child; c; c = c->next) {
-                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
-                char *args = pyjson_dump(cJSON_GetObjectItemCaseSensitive(c, "arguments"), 0);
-                strbuf_adds(&b, first ? "<tool_call>\n{\"name\": \"" : "\n<tool_call>\n{\"name\": \"");
-                strbuf_adds(&b, cJSON_IsString(nm) ? nm->valuestring : "");
-                strbuf_adds(&b, "\", \"arguments\": ");
-                if (args) strbuf_adds(&b, args);
-                else b.oom = 1;
-                strbuf_adds(&b, "}\n</tool_call>");
-                free(args);
-                first = 0;
-            }
-            owned[no] = strbuf_take(&b);
-            ok = owned[no] != NULL;
-            cm[k++] = (chat_msg){"assistant", owned[no++]};
-        } else {
-            cm[k++] = (chat_msg){m->role, m->content ? m->content : ""};
-        }
-    }
-    if (ok) out = chat_render(NULL, cm, k, 1);
-    for (int i = 0; owned && i < no; i++) free(owned[i]);
-    free(owned);
-    free(cm);
-    return out;
+    char *system = strbuf_take(&b);
+    return system ? render_turns(TOOLPROMPT_HERMES, system, NULL, msgs, start, n) : NULL;
 }
 
 char *toolprompt_render_style(toolprompt_style style, const cJSON *tools, const toolprompt_msg *msgs, int n) {

@@ -16,28 +16,23 @@
 #include "tests/support/tiny_model.h"
 
 typedef struct {
-    char dir[256], model[300], journal[300], cut[300];
-    model m;
+    tiny_model_fixture t;
+    char dir[256], journal[300], cut[300];
 } fx;
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof(*f));
-    trl_err e = {{0}};
-    if (tiny_model_tempdir(f->dir, sizeof(f->dir))) return -1;
-    snprintf(f->model, sizeof(f->model), "%s/tiny.gguf", f->dir);
+    if (!f || tiny_model_fixture_open(&f->t, 4096)) return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s", f->t.dir);
     snprintf(f->journal, sizeof(f->journal), "%s/j.jsonl", f->dir);
     snprintf(f->cut, sizeof(f->cut), "%s/cut.jsonl", f->dir);
-    tiny_model_spec s = tiny_model_default(0);
-    s.n_ctx = 4096;
-    if (tiny_model_write_gguf(&s, 0, f->model, &e) || model_load(&f->m, f->model, &e)) return -1;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fx *f = *state;
-    model_free(&f->m);
-    tiny_model_rmdir(f->dir);
+    tiny_model_fixture_close(&f->t);
     free(f);
     return 0;
 }
@@ -74,7 +69,7 @@ static void test_resume_matches_one_run(void **state) {
                    .n_ctx = 4096, .progress = count, .ctx = &last, .journal = f->journal, .journal_key = "tiny"};
     eval_run r;
     calls = 0;
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_OK);
     assert_int_equal(eval_run_count(&r), 6);
     assert_int_equal(calls, 6);
     char p1[320];
@@ -95,7 +90,7 @@ static void test_resume_matches_one_run(void **state) {
     o.journal = f->cut;
     last = 0;
     calls = 0;
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_OK);
     assert_int_equal(last, 6);
     assert_int_equal(calls, 6);  // two came from the journal (the first callback), four were generated
     char p2[320];
@@ -110,7 +105,7 @@ static void test_resume_matches_one_run(void **state) {
 
     // A third run finds everything done and generates nothing.
     last = 0;
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_OK);
     assert_int_equal(count_lines(f->cut), 8);
     eval_run_free(&r);
 }
@@ -124,15 +119,15 @@ static void test_other_settings_refused(void **state) {
     eval_opts o = {.suite = "bfcl", .categories = "irrelevance", .limit = 1, .batch = 1, .max_new = 4, .n_ctx = 4096,
                    .progress = count, .ctx = &last, .journal = path, .journal_key = "tiny"};
     eval_run r;
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_OK);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_OK);
     eval_run_free(&r);
     o.max_new = 5;
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_ERR);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_ERR);
     assert_non_null(strstr(e.msg, "written by another run"));
     eval_run_free(&r);
     o.max_new = 4;
     o.journal_key = "another model";
-    assert_int_equal(eval_run_all(&r, &f->m, &o, &e), TRL_ERR);
+    assert_int_equal(eval_run_all(&r, &f->t.m, &o, &e), TRL_ERR);
     eval_run_free(&r);
 }
 

@@ -18,31 +18,22 @@
 #include "rollout.h"
 #include "runner.h"
 #include "scheduler.h"
+#include "tests/support/sched_drain.h"
 #include "tests/support/tiny_model.h"
 #include "tokenizer.h"
 
-typedef struct {
-    char dir[256], model[300];
-    model m;
-} fx;
+typedef tiny_model_fixture fx;
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof(*f));
-    trl_err e = {{0}};
-    if (tiny_model_tempdir(f->dir, sizeof(f->dir))) return -1;
-    snprintf(f->model, sizeof(f->model), "%s/tiny.gguf", f->dir);
-    tiny_model_spec s = tiny_model_default(0);
-    s.n_ctx = 4096;
-    if (tiny_model_write_gguf(&s, 0, f->model, &e) || model_load(&f->m, f->model, &e)) return -1;
+    if (!f || tiny_model_fixture_open(f, 4096)) return -1;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
-    fx *f = *state;
-    model_free(&f->m);
-    tiny_model_rmdir(f->dir);
-    free(f);
+    tiny_model_fixture_close(*state);
+    free(*state);
     return 0;
 }
 
@@ -58,22 +49,8 @@ static int32_t *encode(const model *m, const char *text, int *n) {
 static char *sched_text(scheduler *s, const int32_t *ids, int n, sampler_params sp, int max_tokens) {
     sched_req *q = sched_req_new(ids, n, &sp, max_tokens, NULL, 0);
     assert_int_equal(scheduler_submit(s, q), 0);
-    char *all = calloc(1, 1);
-    size_t len = 0, seen = 0;
-    int rc;
-    do {
-        char *chunk = NULL;
-        size_t k = 0;
-        rc = sched_req_take(q, &seen, &chunk, &k, 1000);
-        assert_true(rc >= 0);
-        if (chunk) {
-            all = realloc(all, len + k + 1);
-            memcpy(all + len, chunk, k);
-            len += k;
-            all[len] = 0;
-            free(chunk);
-        }
-    } while (rc == 0);
+    char *all = sched_drain(q);
+    assert_non_null(all);
     assert_null(sched_req_error(q));
     sched_req_release(q);
     return all;

@@ -15,6 +15,7 @@
 #include "model.h"
 #include "quant.h"
 #include "scheduler.h"
+#include "tests/support/sched_drain.h"
 #include "tests/support/tiny_model.h"
 #include "tokenizer.h"
 
@@ -49,25 +50,10 @@ static int32_t *encode(const char *text, int *n) {
     return ids;
 }
 
-// Waits for the whole text of r (malloc'd).
 static char *drain(sched_req *r) {
-    char *all = calloc(1, 1);
-    size_t len = 0, seen = 0;
-    for (;;) {
-        char *chunk;
-        size_t n;
-        int rc = sched_req_take(r, &seen, &chunk, &n, 1000);
-        assert_true(rc >= 0);
-        if (chunk) {
-            all = realloc(all, len + n + 1);
-            memcpy(all + len, chunk, n);
-            len += n;
-            all[len] = 0;
-            free(chunk);
-        }
-        if (rc == 1) break;
-    }
-    return all;
+    char *t = sched_drain(r);
+    assert_non_null(t);
+    return t;
 }
 
 static void test_many_requests_few_slots(void **state) {

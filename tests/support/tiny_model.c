@@ -750,3 +750,19 @@ void tiny_model_rmdir(const char *dir) {
     closedir(d);
     rmdir(dir);
 }
+
+int tiny_model_fixture_open(tiny_model_fixture *f, int n_ctx) {
+    trl_err e = {{0}};
+    memset(f, 0, sizeof(*f));
+    if (tiny_model_tempdir(f->dir, sizeof(f->dir))) return -1;
+    snprintf(f->path, sizeof(f->path), "%s/tiny.gguf", f->dir);
+    tiny_model_spec s = tiny_model_default(0);
+    s.n_ctx = n_ctx;
+    if (tiny_model_write_gguf(&s, 0, f->path, &e) || model_load(&f->m, f->path, &e)) return -1;
+    return 0;
+}
+
+void tiny_model_fixture_close(tiny_model_fixture *f) {
+    model_free(&f->m);
+    tiny_model_rmdir(f->dir);
+}

@@ -44,4 +44,14 @@ int tiny_model_tempdir(char *out, size_t cap);
 // Removes dir and everything under it.
 void tiny_model_rmdir(const char *dir);
 
+// A fixture: a fresh temp dir holding tiny.gguf (the default Llama spec, F32, context n_ctx),
+// loaded into m. 0 or -1.
+#include "model/model.h"
+typedef struct {
+    char dir[256], path[300];
+    model m;
+} tiny_model_fixture;
+int tiny_model_fixture_open(tiny_model_fixture *f, int n_ctx);
+void tiny_model_fixture_close(tiny_model_fixture *f);
+
 #endif
