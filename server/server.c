@@ -346,7 +346,9 @@ static enum MHD_Result send_method_not_allowed(server *s, struct MHD_Connection 
     api_error err;
     api_error_set(&err, 405, "invalid_request_error", NULL, "method_not_allowed", "method not allowed; use %s %s",
                   m->use, m->path_route->path);
-    char *body = cJSON_PrintUnformatted(api_error_json(&err));
+    cJSON *j = api_error_json(&err);
+    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
     count_status(s, 405);
     if (!body) return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
