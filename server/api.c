@@ -62,7 +62,7 @@ void api_set_base_model(api *a, const char *id, const char *alias, const char *p
     snprintf(a->base_path, sizeof(a->base_path), "%s", path ? path : "");
     // The base model is a row too, so workers find its path by name.
     trl_err e = {{0}};
-    store_model_new mn = {id, "base", NULL, NULL, a->base_path};
+    store_model_new mn = {.id = id, .kind = "base", .path = a->base_path};
     pthread_mutex_lock(&a->mu);
     if (path && store_model_upsert(a->db, &mn, &e) != TRL_OK) fprintf(stderr, "toolrl serve: %s\n", e.msg);
     pthread_mutex_unlock(&a->mu);

@@ -295,7 +295,7 @@ out:
 static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, api_reply *r) {
     trl_err e = {{0}};
     store_checkpoints l = {0};
-    store_page pg = {NULL, 10000, 1};
+    store_page pg = {.after = NULL, .limit = 10000, .ascending = 1};
     pthread_mutex_lock(&a->mu);
     int rc = store_checkpoint_list(a->db, job_id, &pg, &l, &e);
     const store_checkpoint *ck = NULL;
@@ -303,7 +303,8 @@ static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, ap
         if (!strcmp(l.items[i].id, ckpt_id)) ck = &l.items[i];
     store_job j = {0};
     if (ck && ck->model_name && store_job_get(a->db, job_id, &j, &e) == TRL_OK) {
-        store_model_new mn = {ck->model_name, "fine-tuned", j.model, job_id, ck->path};
+        store_model_new mn = {
+            .id = ck->model_name, .kind = "fine-tuned", .base_model = j.model, .job_id = job_id, .path = ck->path};
         rc = store_model_upsert(a->db, &mn, &e);
         if (rc == TRL_OK) rc = store_model_set_served(a->db, ck->model_name, &e);
     }

@@ -138,7 +138,10 @@ static int completion_start(completion *cc, api_error *err) {
     }
     uint64_t seed = r->has_seed ? r->seed : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)cc;
     for (int i = 0; i < r->n; i++) {
-        sampler_params sp = {(float)r->temperature, 0, (float)r->top_p, seed + (uint64_t)i};
+        sampler_params sp = {.temperature = (float)r->temperature,
+                             .top_k = 0,
+                             .top_p = (float)r->top_p,
+                             .seed = seed + (uint64_t)i};
         sched_req *q = sched_req_new(ids, need, &sp, max_tokens, r->stop, r->n_stop);
         if (q && r->logprobs) sched_req_want_logprobs(q, r->top_logprobs);
         if (q && constrained && sched_req_constrain(q, &spec)) {
