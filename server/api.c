@@ -1,5 +1,5 @@
-// api.c: the training API's shared pieces: set-up, routing, replies, lists, and the
-// fine-tuned models of /v1/models (see api.h).
+// api.c: the training API's shared pieces: set-up, replies, lists, ids, and the fine-tuned
+// models of /v1/models (see api.h). Its endpoints are api_files.c, api_jobs.c, api_evals.c.
 #include "api_internal.h"
 
 #include <errno.h>
@@ -62,10 +62,15 @@ void api_set_base_model(api *a, const char *id, const char *alias, const char *p
     snprintf(a->base_path, sizeof(a->base_path), "%s", path ? path : "");
     // The base model is a row too, so workers find its path by name.
     trl_err e = {{0}};
-    store_model_new mn = {id, "base", NULL, NULL, a->base_path};
+    store_model_new mn = {.id = id, .kind = "base", .path = a->base_path};
     pthread_mutex_lock(&a->mu);
     if (path && store_model_upsert(a->db, &mn, &e) != TRL_OK) fprintf(stderr, "toolrl serve: %s\n", e.msg);
     pthread_mutex_unlock(&a->mu);
+}
+
+void api_reply_init(api_reply *r) {
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
 }
 
 void api_reply_json(api_reply *r, int status, cJSON *j) {
@@ -92,6 +97,13 @@ void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *w
     else if (rc == STORE_CONFLICT)
         api_reply_error(r, 409, "invalid_request_error", NULL, "conflict", "%s", e->msg);
     else api_reply_error(r, 500, "server_error", NULL, NULL, "store: %s", e->msg);
+}
+
+int api_id_ok(const char *id, const char *what, api_reply *r) {
+    size_t n = strlen(id);
+    if (n > 0 && n < STORE_ID_MAX) return 1;
+    api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No %s with id '%.60s'", what, id);
+    return 0;
 }
 
 int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r) {
@@ -174,57 +186,4 @@ cJSON *api_model_object(api *a, const char *id) {
     cJSON *o = !strcmp(m.kind, "fine-tuned") ? model_json(&m) : NULL;
     store_model_clear(&m);
     return o;
-}
-
-int api_handle(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-               void *arg_ctx, api_reply *r) {
-    memset(r, 0, sizeof(*r));
-    r->fd = -1;
-    if (!strcmp(url, "/v1/files") || !strncmp(url, "/v1/files/", 10)) {
-        api_files_route(a, method, url, arg, arg_ctx, r);
-        return 1;
-    }
-    if (!strcmp(url, "/v1/evals")) {  // stored evaluation results (toolrl eval --db)
-        if (strcmp(method, "GET")) {
-            api_reply_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "use GET /v1/evals");
-            return 1;
-        }
-        store_page pg;
-        if (api_page(arg, arg_ctx, &pg, r)) return 1;
-        const char *model = arg(arg_ctx, "model"), *suite = arg(arg_ctx, "suite");
-        store_evals l = {0};
-        trl_err e = {{0}};
-        pthread_mutex_lock(&a->mu);
-        int rc = store_eval_list(a->db, model, suite, &pg, &l, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc) return api_reply_store_error(r, rc, &e, "eval result", pg.after ? pg.after : ""), 1;
-        cJSON *data = cJSON_CreateArray();
-        for (int i = 0; i < l.n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", l.items[i].id);
-            cJSON_AddStringToObject(o, "object", "eval.result");
-            cJSON_AddStringToObject(o, "model", l.items[i].model);
-            cJSON_AddStringToObject(o, "suite", l.items[i].suite);
-            cJSON_AddStringToObject(o, "category", l.items[i].category);
-            cJSON_AddNumberToObject(o, "score", l.items[i].score);
-            cJSON_AddNumberToObject(o, "n_cases", (double)l.items[i].n_cases);
-            cJSON_AddNumberToObject(o, "created_at", (double)l.items[i].created_at);
-            if (l.items[i].job_id) cJSON_AddStringToObject(o, "run_id", l.items[i].job_id);
-            else cJSON_AddNullToObject(o, "run_id");
-            cJSON_AddItemToArray(data, o);
-        }
-        api_reply_json(r, 200, api_list(data, l.has_more));
-        store_evals_free(&l);
-        return 1;
-    }
-    if (!strncmp(url, "/v1/evals/", 10)) {  // evaluation runs (server/api_evals.c)
-        api_evals_route(a, method, url, body, len, arg, arg_ctx, r);
-        return 1;
-    }
-    if (!strcmp(url, "/v1/fine_tuning/jobs") || !strncmp(url, "/v1/fine_tuning/jobs/", 21) ||
-        !strcmp(url, "/v1/fine_tuning/hyperparameters")) {
-        api_jobs_route(a, method, url, body, len, arg, arg_ctx, r);
-        return 1;
-    }
-    return 0;
 }

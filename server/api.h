@@ -1,6 +1,8 @@
-// api.h: the training REST API in OpenAI's shapes (docs/api.md): Files (/v1/files …) and
-// Fine-tuning (/v1/fine_tuning/jobs …), plus the fine-tuned models of /v1/models, on top of
-// the job store. HTTP-free: server.c turns requests into these calls and replies into HTTP.
+// api.h: what every endpoint's handler takes and fills (api_request, api_reply; the table of
+// endpoints is server/routes.c), and the training REST API in OpenAI's shapes (docs/api.md)
+// on top of the job store: Files (/v1/files …), Fine-tuning (/v1/fine_tuning/jobs …),
+// evaluation runs and results (/v1/evals …), plus the fine-tuned models of /v1/models.
+// HTTP-free: server.c turns each request into one handler call and its reply into HTTP.
 //
 // Uploads stream: server.c feeds multipart chunks to api_upload_data as they arrive; the
 // bytes go to a temporary file in the data folder while their SHA-256 is computed and the
@@ -13,17 +15,32 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "chat_request.h"
 #include "util.h"
 
 typedef struct api api;
 
+// A body made as the client reads it (SSE): read(stream, pos, buf, max) returns the bytes it
+// wrote to buf, or API_STREAM_END / API_STREAM_ERROR (the same values and signature as
+// libmicrohttpd's content reader); stream_free(stream) runs once, whether or not it was sent.
+#define API_STREAM_END ((ssize_t)-1)
+#define API_STREAM_ERROR ((ssize_t)-2)
+typedef ssize_t (*api_stream_read_fn)(void *stream, uint64_t pos, char *buf, size_t max);
+
+// A handler's answer: status and one body form. Start from api_reply_init.
 typedef struct {
     int status;
-    cJSON *json;     // the body, or NULL when fd is used
-    int fd;          // >= 0: send this file's bytes (GET …/content), size bytes
+    cJSON *json;     // the body, or NULL when fd, text or read is used
+    int fd;          // >= 0: send this file's bytes (GET …/content), size bytes; closed after
     uint64_t size;
+    char *text;      // a text body (malloc'd, freed after sending)
+    api_stream_read_fn read;  // a streamed body (see above)
+    void (*stream_free)(void *stream);
+    void *stream;
+    const char *ctype;  // Content-Type of an fd, text or streamed body (default application/octet-stream)
+    int no_cache;       // send Cache-Control: no-cache
 } api_reply;
 
 // Opens the store at db_path (creating it) and the uploads folder data_dir.
@@ -35,18 +52,55 @@ void api_set_base_model(api *a, const char *id, const char *alias, const char *p
 // Looks up a query argument ("after", "limit", "purpose"); NULL when absent.
 typedef const char *(*api_arg_fn)(void *ctx, const char *name);
 
-// Handles every /v1/files and /v1/fine_tuning route except the multipart upload. Returns 1
-// when url is one of its routes (r filled), 0 otherwise.
-int api_handle(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-               void *arg_ctx, api_reply *r);
+// One request to one endpoint, as its handler sees it (server.c fills it; see server/routes.c).
+#define API_MAX_PARAMS 4
+typedef struct api_upload api_upload;
+typedef struct {
+    const char *method;      // "GET" (HEAD arrives as itself and is answered like GET), "POST", …
+    const char *path;        // the URL path, without the query
+    const char *params[API_MAX_PARAMS];  // the path's {…} segments, in the pattern's order
+    int n_params;
+    const char *body;        // ROUTE_BODY_JSON: the body, NUL-terminated, len bytes (NULL when empty)
+    size_t len;
+    api_arg_fn arg;          // query arguments
+    void *arg_ctx;
+    api_upload *upload;      // ROUTE_BODY_UPLOAD: the multipart upload, streamed already (the handler
+                             // finishes it), or NULL when the body was not multipart/form-data
+    int upload_complete;     // the multipart body was well-formed and whole
+} api_request;
+
+// An endpoint over the job store (registered in server/routes.c).
+typedef void (*api_handler_fn)(api *a, const api_request *rq, api_reply *r);
+
+// Files (api_files.c)
+void api_files_create(api *a, const api_request *rq, api_reply *r);  // POST /v1/files (multipart upload)
+void api_files_list(api *a, const api_request *rq, api_reply *r);
+void api_files_retrieve(api *a, const api_request *rq, api_reply *r);
+void api_files_delete(api *a, const api_request *rq, api_reply *r);
+void api_files_content(api *a, const api_request *rq, api_reply *r);
+// Fine-tuning (api_jobs.c)
+void api_jobs_create(api *a, const api_request *rq, api_reply *r);
+void api_jobs_list(api *a, const api_request *rq, api_reply *r);
+void api_jobs_retrieve(api *a, const api_request *rq, api_reply *r);
+void api_jobs_cancel(api *a, const api_request *rq, api_reply *r);
+void api_jobs_list_events(api *a, const api_request *rq, api_reply *r);
+void api_jobs_list_checkpoints(api *a, const api_request *rq, api_reply *r);
+void api_jobs_serve_checkpoint(api *a, const api_request *rq, api_reply *r);
+void api_jobs_get_hyperparameters(api *a, const api_request *rq, api_reply *r);
+// Evaluation results and runs (api_evals.c)
+void api_evals_list_results(api *a, const api_request *rq, api_reply *r);
+void api_evals_create_run(api *a, const api_request *rq, api_reply *r);
+void api_evals_list_runs(api *a, const api_request *rq, api_reply *r);
+void api_evals_retrieve_run(api *a, const api_request *rq, api_reply *r);
+void api_evals_cancel_run(api *a, const api_request *rq, api_reply *r);
+void api_evals_list_run_events(api *a, const api_request *rq, api_reply *r);
 
 // Models: appends the fine-tuned models of the store to data (OpenAI model objects); returns
 // a model object for id or NULL.
 void api_models_append(api *a, cJSON *data);
 cJSON *api_model_object(api *a, const char *id);
 
-// ---- streaming upload ----
-typedef struct api_upload api_upload;
+// ---- streaming upload (server.c feeds it; api_files_create finishes it) ----
 api_upload *api_upload_begin(api *a);
 // A multipart field chunk: "purpose" (text) or "file" (the bytes, with its filename).
 void api_upload_data(api_upload *u, const char *key, const char *filename, const char *data, size_t size);
@@ -54,6 +108,8 @@ void api_upload_data(api_upload *u, const char *key, const char *filename, const
 void api_upload_finish(api_upload *u, int complete, api_reply *r);
 void api_upload_abort(api_upload *u);  // connection lost: remove the temporary file
 
+// An empty reply: status 0, no body, fd -1.
+void api_reply_init(api_reply *r);
 void api_reply_error(api_reply *r, int status, const char *type, const char *param, const char *code,
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 

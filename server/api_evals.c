@@ -1,7 +1,8 @@
-// api_evals.c: evaluation runs over REST, in the shape of OpenAI's Evals runs. An eval is one
-// of the benchmarks the project measures (bfcl, apibank); a run evaluates one model on it and
-// is queued in the job store (method 'eval') for a worker, which writes the per-category
-// scores to eval_results (see eval/runner.h, trainer/worker.c).
+// api_evals.c: evaluation results and runs over REST, runs in the shape of OpenAI's Evals runs.
+// An eval is one of the benchmarks the project measures (bfcl, apibank); a run evaluates one
+// model on it and is queued in the job store (method 'eval') for a worker, which writes the
+// per-category scores to eval_results (see eval/runner.h, trainer/worker.c).
+//   GET  /v1/evals?model=&suite=&after=&limit=   stored results, newest first
 //   POST /v1/evals/{suite}/runs            {"model", "categories"?, "limit"?, "max_tokens"?}
 //   GET  /v1/evals/{suite}/runs            list, newest first (after, limit)
 //   GET  /v1/evals/{suite}/runs/{id}       the run with its results once completed
@@ -167,112 +168,151 @@ static int create_run(api *a, const char *suite, const char *body, size_t len, a
     return 1;
 }
 
-int api_evals_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-                    void *ctx, api_reply *r) {
-    // url = /v1/evals/{suite}/runs[/{id}[/events]]
-    const char *p = url + 10;
-    size_t n = strcspn(p, "/");
-    char suite[16];
-    if (n == 0 || n >= sizeof(suite)) n = 0;
-    memcpy(suite, p, n);
-    suite[n] = 0;
-    if (strcmp(suite, "bfcl") && strcmp(suite, "apibank")) {
-        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "No eval '%.40s' (bfcl or apibank)",
-                        n ? suite : p);
-        return 1;
+// ---- endpoints (server/routes.c) ----------------------------------------------------------
+
+// GET /v1/evals: stored evaluation results (toolrl eval --db, and the runs' own).
+void api_evals_list_results(api *a, const api_request *rq, api_reply *r) {
+    store_page pg;
+    if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    const char *model = rq->arg(rq->arg_ctx, "model"), *suite = rq->arg(rq->arg_ctx, "suite");
+    store_evals l = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_eval_list(a->db, model, suite, &pg, &l, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) return api_reply_store_error(r, rc, &e, "eval result", pg.after ? pg.after : "");
+    cJSON *data = cJSON_CreateArray();
+    for (int i = 0; i < l.n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", l.items[i].id);
+        cJSON_AddStringToObject(o, "object", "eval.result");
+        cJSON_AddStringToObject(o, "model", l.items[i].model);
+        cJSON_AddStringToObject(o, "suite", l.items[i].suite);
+        cJSON_AddStringToObject(o, "category", l.items[i].category);
+        cJSON_AddNumberToObject(o, "score", l.items[i].score);
+        cJSON_AddNumberToObject(o, "n_cases", (double)l.items[i].n_cases);
+        cJSON_AddNumberToObject(o, "created_at", (double)l.items[i].created_at);
+        if (l.items[i].job_id) cJSON_AddStringToObject(o, "run_id", l.items[i].job_id);
+        else cJSON_AddNullToObject(o, "run_id");
+        cJSON_AddItemToArray(data, o);
     }
-    p += n;
-    if (strncmp(p, "/runs", 5) || (p[5] && p[5] != '/')) {
-        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
-        return 1;
-    }
-    p += 5;
-    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+    api_reply_json(r, 200, api_list(data, l.has_more));
+    store_evals_free(&l);
+}
+
+// The eval {eval} names (bfcl or apibank), or NULL with r a 404.
+static const char *eval_suite(const api_request *rq, api_reply *r) {
+    const char *suite = rq->params[0];
+    if (!strcmp(suite, "bfcl") || !strcmp(suite, "apibank")) return suite;
+    api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "No eval '%.40s' (bfcl or apibank)", suite);
+    return NULL;
+}
+
+// POST /v1/evals/{eval}/runs
+void api_evals_create_run(api *a, const api_request *rq, api_reply *r) {
+    const char *suite = eval_suite(rq, r);
+    if (suite) create_run(a, suite, rq->body, rq->len, r);
+}
+
+// GET /v1/evals/{eval}/runs?after=&limit=
+void api_evals_list_runs(api *a, const api_request *rq, api_reply *r) {
+    const char *suite = eval_suite(rq, r);
+    if (!suite) return;
     trl_err e = {{0}};
     store_page pg;
-    if (!*p) {
-        if (post) return create_run(a, suite, body, len, r);
-        if (!get) {
-            api_reply_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "use GET or POST");
-            return 1;
-        }
-        if (api_page(arg, ctx, &pg, r)) return 1;
-        store_jobs l = {0};
-        pthread_mutex_lock(&a->mu);
-        int rc = store_job_list_kind(a->db, 1, suite, &pg, &l, &e);
-        cJSON *data = cJSON_CreateArray();
-        for (int i = 0; rc == TRL_OK && i < l.n; i++) cJSON_AddItemToArray(data, run_json(a, &l.items[i]));
-        pthread_mutex_unlock(&a->mu);
-        if (rc) {
-            cJSON_Delete(data);
-            api_reply_store_error(r, rc, &e, "eval run", pg.after ? pg.after : "");
-        } else {
-            api_reply_json(r, 200, api_list(data, l.has_more));
-        }
-        store_jobs_free(&l);
-        return 1;
-    }
-    char id[STORE_ID_MAX];
-    n = strcspn(p + 1, "/");
-    if (n == 0 || n >= sizeof(id)) {
-        api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No eval run with id '%.60s'", p + 1);
-        return 1;
-    }
-    memcpy(id, p + 1, n);
-    id[n] = 0;
-    const char *tail = p + 1 + n;
-    store_job j = {0};
+    if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    store_jobs l = {0};
     pthread_mutex_lock(&a->mu);
-    int rc = store_job_get(a->db, id, &j, &e);
-    if (rc == TRL_OK && (strcmp(j.method, "eval") || strcmp(j.training_file, suite))) {
-        rc = STORE_NOT_FOUND;  // a fine-tuning job, or a run of the other eval
+    int rc = store_job_list_kind(a->db, 1, suite, &pg, &l, &e);
+    cJSON *data = cJSON_CreateArray();
+    for (int i = 0; rc == TRL_OK && i < l.n; i++) cJSON_AddItemToArray(data, run_json(a, &l.items[i]));
+    pthread_mutex_unlock(&a->mu);
+    if (rc) {
+        cJSON_Delete(data);
+        api_reply_store_error(r, rc, &e, "eval run", pg.after ? pg.after : "");
+    } else {
+        api_reply_json(r, 200, api_list(data, l.has_more));
+    }
+    store_jobs_free(&l);
+}
+
+// The run {run_id} of the eval {eval}; called under a->mu. -1 with r filled (404) when there is
+// none (a fine-tuning job, or a run of the other eval, is none).
+static int run_get(api *a, const api_request *rq, store_job *j, api_reply *r) {
+    const char *suite = eval_suite(rq, r), *id = rq->params[1];
+    if (!suite || !api_id_ok(id, "eval run", r)) return -1;
+    trl_err e = {{0}};
+    int rc = store_job_get(a->db, id, j, &e);
+    if (rc == TRL_OK && (strcmp(j->method, "eval") || strcmp(j->training_file, suite))) {
+        rc = STORE_NOT_FOUND;
         trl_errf(&e, "no eval run %s", id);
     }
-    if (rc == TRL_OK && !*tail && get) {
-        api_reply_json(r, 200, run_json(a, &j));
-    } else if (rc == TRL_OK && !*tail && post) {
+    if (rc) api_reply_store_error(r, rc, &e, "eval run", id);
+    return rc ? -1 : 0;
+}
+
+// GET /v1/evals/{eval}/runs/{run_id}: status, progress, and the results once completed.
+void api_evals_retrieve_run(api *a, const api_request *rq, api_reply *r) {
+    store_job j = {0};
+    pthread_mutex_lock(&a->mu);
+    if (run_get(a, rq, &j, r) == 0) api_reply_json(r, 200, run_json(a, &j));
+    pthread_mutex_unlock(&a->mu);
+    store_job_clear(&j);
+}
+
+// POST /v1/evals/{eval}/runs/{run_id}: cancel (as OpenAI's API).
+void api_evals_cancel_run(api *a, const api_request *rq, api_reply *r) {
+    const char *id = rq->params[1];
+    store_job j = {0};
+    pthread_mutex_lock(&a->mu);
+    if (run_get(a, rq, &j, r) == 0) {
+        trl_err e = {{0}};
         store_job_clear(&j);
-        rc = store_job_cancel(a->db, id, &j, &e);
+        int rc = store_job_cancel(a->db, id, &j, &e);
         if (rc == STORE_CONFLICT)
             api_reply_error(r, 400, "invalid_request_error", NULL, "run_finished",
                             "The eval run %s has already finished and cannot be canceled", id);
         else if (rc == TRL_OK) api_reply_json(r, 200, run_json(a, &j));
         else api_reply_store_error(r, rc, &e, "eval run", id);
-        rc = TRL_OK;
-    } else if (rc == TRL_OK && !strcmp(tail, "/events") && get) {
-        store_events l = {0};
-        if (api_page(arg, ctx, &pg, r)) {
-            pthread_mutex_unlock(&a->mu);
-            store_job_clear(&j);
-            return 1;
-        }
-        rc = store_event_list(a->db, id, &pg, &l, &e);
-        if (rc == TRL_OK) {
-            cJSON *data = cJSON_CreateArray();
-            for (int i = 0; i < l.n; i++) {
-                const store_event *ev = &l.items[i];
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "object", "eval.run.event");
-                cJSON_AddStringToObject(o, "id", ev->id);
-                cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
-                cJSON_AddStringToObject(o, "level", ev->level);
-                cJSON_AddStringToObject(o, "type", ev->type);
-                cJSON_AddStringToObject(o, "message", ev->message);
-                cJSON *d = ev->data ? cJSON_Parse(ev->data) : NULL;
-                if (d) cJSON_AddItemToObject(o, "data", d);
-                cJSON_AddItemToArray(data, o);
-            }
-            api_reply_json(r, 200, api_list(data, l.has_more));
-        } else {
-            api_reply_store_error(r, rc, &e, "event", pg.after ? pg.after : "");
-            rc = TRL_OK;
-        }
-        store_events_free(&l);
-    } else if (rc == TRL_OK) {
-        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
     }
     pthread_mutex_unlock(&a->mu);
-    if (rc) api_reply_store_error(r, rc, &e, "eval run", id);
     store_job_clear(&j);
-    return 1;
+}
+
+// GET /v1/evals/{eval}/runs/{run_id}/events?after=&limit=
+void api_evals_list_run_events(api *a, const api_request *rq, api_reply *r) {
+    const char *id = rq->params[1];
+    store_job j = {0};
+    store_page pg;
+    pthread_mutex_lock(&a->mu);
+    if (run_get(a, rq, &j, r) || api_page(rq->arg, rq->arg_ctx, &pg, r)) {
+        pthread_mutex_unlock(&a->mu);
+        store_job_clear(&j);
+        return;
+    }
+    trl_err e = {{0}};
+    store_events l = {0};
+    int rc = store_event_list(a->db, id, &pg, &l, &e);
+    if (rc == TRL_OK) {
+        cJSON *data = cJSON_CreateArray();
+        for (int i = 0; i < l.n; i++) {
+            const store_event *ev = &l.items[i];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "object", "eval.run.event");
+            cJSON_AddStringToObject(o, "id", ev->id);
+            cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
+            cJSON_AddStringToObject(o, "level", ev->level);
+            cJSON_AddStringToObject(o, "type", ev->type);
+            cJSON_AddStringToObject(o, "message", ev->message);
+            cJSON *d = ev->data ? cJSON_Parse(ev->data) : NULL;
+            if (d) cJSON_AddItemToObject(o, "data", d);
+            cJSON_AddItemToArray(data, o);
+        }
+        api_reply_json(r, 200, api_list(data, l.has_more));
+    } else {
+        api_reply_store_error(r, rc, &e, "event", pg.after ? pg.after : "");
+    }
+    store_events_free(&l);
+    pthread_mutex_unlock(&a->mu);
+    store_job_clear(&j);
 }

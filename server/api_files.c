@@ -195,77 +195,91 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
     upload_free(u, 0);
 }
 
-int api_files_route(api *a, const char *method, const char *url, api_arg_fn arg, void *ctx, api_reply *r) {
-    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+// ---- endpoints (server/routes.c) ----------------------------------------------------------
+
+// POST /v1/files: the multipart upload server.c has streamed into rq->upload.
+void api_files_create(api *a, const api_request *rq, api_reply *r) {
+    (void)a;
+    if (!rq->upload) {
+        api_reply_error(r, 400, "invalid_request_error", "file", "invalid_content_type",
+                        "POST /v1/files takes multipart/form-data with 'file' and 'purpose' fields");
+        return;
+    }
+    api_upload_finish(rq->upload, rq->upload_complete, r);
+}
+
+// GET /v1/files?purpose=&after=&limit=
+void api_files_list(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
-    if (!strcmp(url, "/v1/files")) {
-        if (!get) {
-            api_reply_error(r, 405, "invalid_request_error", NULL, "method_not_allowed",
-                            "use GET /v1/files, or POST a multipart/form-data upload");
-            return 1;
-        }
-        store_page pg;
-        if (api_page(arg, ctx, &pg, r)) return 1;
-        const char *purpose = arg(ctx, "purpose");
-        store_files l = {0};
-        pthread_mutex_lock(&a->mu);
-        int rc = store_file_list(a->db, purpose && *purpose ? purpose : NULL, &pg, &l, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc) {
-            api_reply_store_error(r, rc, &e, "file", pg.after ? pg.after : "");
-            return 1;
-        }
-        cJSON *data = cJSON_CreateArray();
-        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, file_json(&l.items[i]));
-        api_reply_json(r, 200, api_list(data, l.has_more));
-        store_files_free(&l);
-        return 1;
-    }
-    char id[STORE_ID_MAX + 1];
-    const char *rest = url + 10;
-    size_t n = strcspn(rest, "/");
-    if (n == 0 || n > STORE_ID_MAX - 1) {
-        api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No file with id '%.60s'", rest);
-        return 1;
-    }
-    memcpy(id, rest, n);
-    id[n] = 0;
-    const char *tail = rest + n;
-    store_file f = {0};
+    store_page pg;
+    if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    const char *purpose = rq->arg(rq->arg_ctx, "purpose");
+    store_files l = {0};
     pthread_mutex_lock(&a->mu);
-    int rc = store_file_get(a->db, id, &f, &e);
+    int rc = store_file_list(a->db, purpose && *purpose ? purpose : NULL, &pg, &l, &e);
     pthread_mutex_unlock(&a->mu);
     if (rc) {
-        api_reply_store_error(r, rc, &e, "file", id);
-        return 1;
+        api_reply_store_error(r, rc, &e, "file", pg.after ? pg.after : "");
+        return;
     }
-    if (!*tail && get) {
-        api_reply_json(r, 200, file_json(&f));
-    } else if (!*tail && !strcmp(method, "DELETE")) {
-        pthread_mutex_lock(&a->mu);
-        rc = store_file_delete(a->db, id, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc) api_reply_store_error(r, rc, &e, "file", id);
-        else {
-            if (f.path) unlink(f.path);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", id);
-            cJSON_AddStringToObject(o, "object", "file");
-            cJSON_AddBoolToObject(o, "deleted", 1);
-            api_reply_json(r, 200, o);
-        }
-    } else if (!strcmp(tail, "/content") && get) {
-        int fd = f.path ? open(f.path, O_RDONLY) : -1;
-        struct stat sb;
-        if (fd < 0 || fstat(fd, &sb)) {
-            if (fd >= 0) close(fd);
-            api_reply_error(r, 500, "server_error", NULL, NULL, "the file's bytes are missing on disk");
-        } else {
-            r->status = 200, r->json = NULL, r->fd = fd, r->size = (uint64_t)sb.st_size;
-        }
-    } else {
-        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
+    cJSON *data = cJSON_CreateArray();
+    for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, file_json(&l.items[i]));
+    api_reply_json(r, 200, api_list(data, l.has_more));
+    store_files_free(&l);
+}
+
+// The file {file_id} names, or -1 with r filled (404).
+static int file_get(api *a, const api_request *rq, store_file *f, api_reply *r) {
+    const char *id = rq->params[0];
+    memset(f, 0, sizeof(*f));
+    if (!api_id_ok(id, "file", r)) return -1;
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_file_get(a->db, id, f, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) api_reply_store_error(r, rc, &e, "file", id);
+    return rc ? -1 : 0;
+}
+
+// GET /v1/files/{file_id}
+void api_files_retrieve(api *a, const api_request *rq, api_reply *r) {
+    store_file f;
+    if (file_get(a, rq, &f, r)) return;
+    api_reply_json(r, 200, file_json(&f));
+    store_file_clear(&f);
+}
+
+// DELETE /v1/files/{file_id}: the row and the bytes.
+void api_files_delete(api *a, const api_request *rq, api_reply *r) {
+    store_file f;
+    if (file_get(a, rq, &f, r)) return;
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_file_delete(a->db, f.id, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) api_reply_store_error(r, rc, &e, "file", f.id);
+    else {
+        if (f.path) unlink(f.path);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", f.id);
+        cJSON_AddStringToObject(o, "object", "file");
+        cJSON_AddBoolToObject(o, "deleted", 1);
+        api_reply_json(r, 200, o);
     }
     store_file_clear(&f);
-    return 1;
+}
+
+// GET /v1/files/{file_id}/content: the bytes as uploaded.
+void api_files_content(api *a, const api_request *rq, api_reply *r) {
+    store_file f;
+    if (file_get(a, rq, &f, r)) return;
+    int fd = f.path ? open(f.path, O_RDONLY) : -1;
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        if (fd >= 0) close(fd);
+        api_reply_error(r, 500, "server_error", NULL, NULL, "the file's bytes are missing on disk");
+    } else {
+        r->status = 200, r->json = NULL, r->fd = fd, r->size = (uint64_t)sb.st_size;
+    }
+    store_file_clear(&f);
 }

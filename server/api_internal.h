@@ -26,10 +26,7 @@ void api_reply_json(api_reply *r, int status, cJSON *j);
 // An error from the store: 404 for STORE_NOT_FOUND (naming what), 409 for a conflict, else 500.
 void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id);
 
-int api_files_route(api *a, const char *method, const char *url, api_arg_fn arg, void *ctx, api_reply *r);
-int api_jobs_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-                   void *ctx, api_reply *r);
-int api_evals_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-                    void *ctx, api_reply *r);
+// An id captured from the path: 1 when it may name a row; else 0 with r a 404 naming what.
+int api_id_ok(const char *id, const char *what, api_reply *r);
 
 #endif

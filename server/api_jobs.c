@@ -295,7 +295,7 @@ out:
 static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, api_reply *r) {
     trl_err e = {{0}};
     store_checkpoints l = {0};
-    store_page pg = {NULL, 10000, 1};
+    store_page pg = {.after = NULL, .limit = 10000, .ascending = 1};
     pthread_mutex_lock(&a->mu);
     int rc = store_checkpoint_list(a->db, job_id, &pg, &l, &e);
     const store_checkpoint *ck = NULL;
@@ -303,7 +303,8 @@ static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, ap
         if (!strcmp(l.items[i].id, ckpt_id)) ck = &l.items[i];
     store_job j = {0};
     if (ck && ck->model_name && store_job_get(a->db, job_id, &j, &e) == TRL_OK) {
-        store_model_new mn = {ck->model_name, "fine-tuned", j.model, job_id, ck->path};
+        store_model_new mn = {
+            .id = ck->model_name, .kind = "fine-tuned", .base_model = j.model, .job_id = job_id, .path = ck->path};
         rc = store_model_upsert(a->db, &mn, &e);
         if (rc == TRL_OK) rc = store_model_set_served(a->db, ck->model_name, &e);
     }
@@ -316,102 +317,109 @@ static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, ap
     store_checkpoints_free(&l);
 }
 
-int api_jobs_route(api *a, const char *method, const char *url, const char *body, size_t len, api_arg_fn arg,
-                   void *ctx, api_reply *r) {
-    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+// ---- endpoints (server/routes.c) ----------------------------------------------------------
+
+// GET /v1/fine_tuning/hyperparameters?method=reinforcement|supervised: the defaults, for forms.
+void api_jobs_get_hyperparameters(api *a, const api_request *rq, api_reply *r) {
+    (void)a;
+    const char *m = rq->arg(rq->arg_ctx, "method");
+    train_config c;
+    train_config_defaults(&c, m && !strcmp(m, "supervised") ? TRAIN_SFT : TRAIN_GRPO);
+    api_reply_json(r, 200, train_config_to_json(&c));
+}
+
+// POST /v1/fine_tuning/jobs
+void api_jobs_create(api *a, const api_request *rq, api_reply *r) { create_job(a, rq->body, rq->len, r); }
+
+// GET /v1/fine_tuning/jobs?after=&limit=
+void api_jobs_list(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
     store_page pg;
-    if (!strcmp(url, "/v1/fine_tuning/hyperparameters") && get) {  // the defaults, for forms
-        const char *m = arg(ctx, "method");
-        train_config c;
-        train_config_defaults(&c, m && !strcmp(m, "supervised") ? TRAIN_SFT : TRAIN_GRPO);
-        api_reply_json(r, 200, train_config_to_json(&c));
-        return 1;
-    }
-    if (!strcmp(url, "/v1/fine_tuning/jobs")) {
-        if (post) return create_job(a, body, len, r), 1;
-        if (!get) {
-            api_reply_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "use GET or POST");
-            return 1;
-        }
-        if (api_page(arg, ctx, &pg, r)) return 1;
-        store_jobs l = {0};
-        pthread_mutex_lock(&a->mu);
-        int rc = store_job_list(a->db, &pg, &l, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc) return api_reply_store_error(r, rc, &e, "fine-tuning job", pg.after ? pg.after : ""), 1;
-        cJSON *data = cJSON_CreateArray();
-        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, job_json(&l.items[i]));
-        api_reply_json(r, 200, api_list(data, l.has_more));
-        store_jobs_free(&l);
-        return 1;
-    }
-    const char *rest = url + 21;
-    size_t n = strcspn(rest, "/");
-    char id[STORE_ID_MAX];
-    if (n == 0 || n >= sizeof(id)) {
-        api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No fine-tuning job with id '%.60s'", rest);
-        return 1;
-    }
-    memcpy(id, rest, n);
-    id[n] = 0;
-    const char *tail = rest + n;
+    if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    store_jobs l = {0};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_job_list(a->db, &pg, &l, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) return api_reply_store_error(r, rc, &e, "fine-tuning job", pg.after ? pg.after : "");
+    cJSON *data = cJSON_CreateArray();
+    for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, job_json(&l.items[i]));
+    api_reply_json(r, 200, api_list(data, l.has_more));
+    store_jobs_free(&l);
+}
+
+// GET /v1/fine_tuning/jobs/{job_id}
+void api_jobs_retrieve(api *a, const api_request *rq, api_reply *r) {
+    const char *id = rq->params[0];
+    if (!api_id_ok(id, "fine-tuning job", r)) return;
+    trl_err e = {{0}};
     store_job j = {0};
-    int rc;
-    if (!*tail && get) {
-        pthread_mutex_lock(&a->mu);
-        rc = store_job_get(a->db, id, &j, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = STORE_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
-        if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
-        else api_reply_json(r, 200, job_json(&j));
-    } else if (!strcmp(tail, "/cancel") && post) {
-        pthread_mutex_lock(&a->mu);
-        rc = store_job_cancel(a->db, id, &j, &e);
-        pthread_mutex_unlock(&a->mu);
-        if (rc == STORE_CONFLICT)
-            api_reply_error(r, 400, "invalid_request_error", NULL, "job_finished",
-                            "The job %s has already finished and cannot be cancelled", id);
-        else if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
-        else api_reply_json(r, 200, job_json(&j));
-    } else if (!strncmp(tail, "/checkpoints/", 13) && post && strlen(tail) > 19 &&
-               !strcmp(tail + strlen(tail) - 6, "/serve")) {
-        char ck[STORE_ID_MAX];
-        size_t m = strlen(tail + 13) - 6;
-        if (m >= sizeof(ck)) m = sizeof(ck) - 1;
-        memcpy(ck, tail + 13, m);
-        ck[m] = 0;
-        serve_checkpoint(a, id, ck, r);
-    } else if ((!strcmp(tail, "/events") || !strcmp(tail, "/checkpoints")) && get) {
-        if (api_page(arg, ctx, &pg, r)) return 1;
-        pthread_mutex_lock(&a->mu);
-        rc = store_job_get(a->db, id, &j, &e);
-        cJSON *data = cJSON_CreateArray();
-        int more = 0;
-        if (rc == TRL_OK && !strcmp(tail, "/events")) {
-            store_events l = {0};
-            rc = store_event_list(a->db, id, &pg, &l, &e);
-            for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, event_json(&l.items[i]));
-            more = l.has_more;
-            store_events_free(&l);
-        } else if (rc == TRL_OK) {
-            store_checkpoints l = {0};
-            rc = store_checkpoint_list(a->db, id, &pg, &l, &e);
-            for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, checkpoint_json(&l.items[i]));
-            more = l.has_more;
-            store_checkpoints_free(&l);
-        }
-        pthread_mutex_unlock(&a->mu);
-        if (rc) {
-            cJSON_Delete(data);
-            api_reply_store_error(r, rc, &e, rc == STORE_NOT_FOUND && j.id ? "event" : "fine-tuning job",
-                                  rc == STORE_NOT_FOUND && j.id ? pg.after : id);
-        } else {
-            api_reply_json(r, 200, api_list(data, more));
-        }
+    pthread_mutex_lock(&a->mu);
+    int rc = store_job_get(a->db, id, &j, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = STORE_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
+    if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
+    else api_reply_json(r, 200, job_json(&j));
+    store_job_clear(&j);
+}
+
+// POST /v1/fine_tuning/jobs/{job_id}/cancel
+void api_jobs_cancel(api *a, const api_request *rq, api_reply *r) {
+    const char *id = rq->params[0];
+    if (!api_id_ok(id, "fine-tuning job", r)) return;
+    trl_err e = {{0}};
+    store_job j = {0};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_job_cancel(a->db, id, &j, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc == STORE_CONFLICT)
+        api_reply_error(r, 400, "invalid_request_error", NULL, "job_finished",
+                        "The job %s has already finished and cannot be cancelled", id);
+    else if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
+    else api_reply_json(r, 200, job_json(&j));
+    store_job_clear(&j);
+}
+
+// POST /v1/fine_tuning/jobs/{job_id}/checkpoints/{checkpoint_id}/serve
+void api_jobs_serve_checkpoint(api *a, const api_request *rq, api_reply *r) {
+    if (!api_id_ok(rq->params[0], "fine-tuning job", r)) return;
+    serve_checkpoint(a, rq->params[0], rq->params[1], r);
+}
+
+// GET …/jobs/{job_id}/events and …/checkpoints (newest first, after=&limit=).
+static void list_job_items(api *a, const api_request *rq, int events, api_reply *r) {
+    const char *id = rq->params[0];
+    if (!api_id_ok(id, "fine-tuning job", r)) return;
+    trl_err e = {{0}};
+    store_page pg;
+    if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    store_job j = {0};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_job_get(a->db, id, &j, &e);
+    cJSON *data = cJSON_CreateArray();
+    int more = 0;
+    if (rc == TRL_OK && events) {
+        store_events l = {0};
+        rc = store_event_list(a->db, id, &pg, &l, &e);
+        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, event_json(&l.items[i]));
+        more = l.has_more;
+        store_events_free(&l);
+    } else if (rc == TRL_OK) {
+        store_checkpoints l = {0};
+        rc = store_checkpoint_list(a->db, id, &pg, &l, &e);
+        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, checkpoint_json(&l.items[i]));
+        more = l.has_more;
+        store_checkpoints_free(&l);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (rc) {
+        cJSON_Delete(data);
+        api_reply_store_error(r, rc, &e, rc == STORE_NOT_FOUND && j.id ? "event" : "fine-tuning job",
+                              rc == STORE_NOT_FOUND && j.id ? pg.after : id);
     } else {
-        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
+        api_reply_json(r, 200, api_list(data, more));
     }
     store_job_clear(&j);
-    return 1;
 }
+
+void api_jobs_list_events(api *a, const api_request *rq, api_reply *r) { list_job_items(a, rq, 1, r); }
+void api_jobs_list_checkpoints(api *a, const api_request *rq, api_reply *r) { list_job_items(a, rq, 0, r); }

@@ -1,6 +1,9 @@
-// server.c: the libmicrohttpd daemon: routing, bearer auth, body limits, OpenAI error bodies,
-// /v1/models, /metrics, and POST /v1/chat/completions in JSON and SSE form on top of the
-// scheduler (continuous batching), toolprompt (Tool-N1 prompt) and chat_response (reply parsing).
+// server.c: the HTTP side of `toolrl serve` (libmicrohttpd, one thread per connection): the
+// daemon, per-connection state, route lookup in the table (routes.c), bearer auth and body
+// limits before a body is read, JSON bodies collected and multipart uploads streamed, the
+// reply a handler fills sent as HTTP, OpenAI error bodies, the metrics counters; and the
+// server's own small endpoints (health, metrics, models, the dashboard's files), which read
+// its state. The chat completion itself is chat_completion.c; the training API, api_*.c.
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -18,13 +21,15 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "chat_request.h"
-#include "chat_response.h"
+#include "chat_completion.h"
 #include "registry.h"
+#include "routes.h"
 #include "scheduler.h"
 #include "static.h"
-#include "tokenizer.h"
-#include "toolprompt.h"
+
+// The streamed body of an api_reply is handed to libmicrohttpd as is.
+_Static_assert(API_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "api.h stream end");
+_Static_assert(API_STREAM_ERROR == MHD_CONTENT_READER_END_WITH_ERROR, "api.h stream error");
 
 #define N_LAT_BUCKETS 10
 static const double LAT_BUCKETS[N_LAT_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -50,11 +55,14 @@ struct server {
 
 // Per-connection state, freed in the request-completed callback.
 typedef struct {
-    char *body;
+    routes_result found;  // the route, looked up from the request line
+    route_match m;
+    int answered;         // a response is queued already (401, 413 from the headers)
+    char *body;           // ROUTE_BODY_JSON: the body so far (len bytes; other routes count len only)
     size_t len, cap;
-    int too_big;
+    int too_big;          // over --max-body
     int oom;
-    // POST /v1/files: the multipart body streams through pp into up
+    // ROUTE_BODY_UPLOAD: the multipart body streams through pp into up
     struct MHD_PostProcessor *pp;
     api_upload *up;
     int pp_failed;
@@ -109,21 +117,35 @@ static enum MHD_Result send_error(server *s, struct MHD_Connection *c, unsigned 
     return send_api_error(s, c, &err);
 }
 
-// ---- the training API (api.h) ------------------------------------------------------------
-
 static const char *query_arg(void *ctx, const char *name) {
     return MHD_lookup_connection_value((struct MHD_Connection *)ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static enum MHD_Result send_api_reply(server *s, struct MHD_Connection *c, api_reply *r) {
-    if (r->fd < 0) return send_json(s, c, (unsigned)r->status, r->json);
-    count_status(s, (unsigned)r->status);
-    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)r->size, r->fd);  // closes fd
-    if (!resp) {
-        close(r->fd);
-        return MHD_NO;
+// A handler's reply as HTTP (frees what it owns, sent or not).
+static enum MHD_Result send_reply(server *s, struct MHD_Connection *c, api_reply *r) {
+    if (r->status == 0) {  // a handler that answered nothing: a bug, not the client's
+        if (r->stream_free) r->stream_free(r->stream);
+        if (r->fd >= 0) close(r->fd);
+        free(r->text);
+        cJSON_Delete(r->json);
+        return send_error(s, c, 500, "server_error", NULL, NULL, "no reply");
     }
-    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+    if (!r->read && r->fd < 0 && !r->text) return send_json(s, c, (unsigned)r->status, r->json);
+    count_status(s, (unsigned)r->status);
+    struct MHD_Response *resp;
+    if (r->read) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, r->read, r->stream, r->stream_free);
+        if (!resp) r->stream_free(r->stream);
+    } else if (r->fd >= 0) {
+        resp = MHD_create_response_from_fd(r->size, r->fd);  // closes fd
+        if (!resp) close(r->fd);
+    } else {
+        resp = MHD_create_response_from_buffer(strlen(r->text), r->text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) free(r->text);
+    }
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/octet-stream");
+    if (r->no_cache) MHD_add_response_header(resp, "Cache-Control", "no-cache");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -138,7 +160,7 @@ static enum MHD_Result upload_field(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-// ---- /v1/models ------------------------------------------------------------------------
+// ---- the server's own endpoints (routes.c) --------------------------------------------------
 
 static cJSON *model_object(server *s) {
     cJSON *o = cJSON_CreateObject();
@@ -218,532 +240,91 @@ static char *metrics_text(server *s) {
     return b;
 }
 
-// ---- chat completions ------------------------------------------------------------------
 
-typedef struct {
-    server *s;
-    served_model *sm;    // the weights answering (a reference, released in job_free)
-    chat_request req;
-    sched_req **jobs;
-    int n_jobs;
-    int n_prompt;
-    char id[48];
-    time_t created;
-    double t0;
-    // streaming
-    reply_parser *parsers;
-    int *done;           // per choice: finished and finish chunk sent
-    int *n_calls;        // per choice: tool calls sent so far
-    size_t *seen;
-    int phase;           // 0 role chunks, 1 generating, 2 usage/[DONE] written, 3 end
-    char *out;
-    size_t out_len, out_cap, out_pos;
-    int cur_choice;      // choice whose events are being written
-    int lp_sent[128];    // per choice: logprob records already sent (streaming)
-    int oom;
-    double last_write;
-} chat_job;
-
-static cJSON *logprobs_json(chat_job *j, int i, int *from, int need_new);
-
-static void job_free(chat_job *j) {
-    if (!j) return;
-    for (int i = 0; i < j->n_jobs; i++) sched_req_release(j->jobs[i]);
-    if (j->parsers)
-        for (int i = 0; i < j->n_jobs; i++) reply_parser_free(&j->parsers[i]);
-    free(j->parsers);
-    free(j->done);
-    free(j->n_calls);
-    free(j->seen);
-    free(j->jobs);
-    free(j->out);
-    chat_request_free(&j->req);
-    if (j->sm) registry_release(j->s->reg, j->sm);
-    free(j);
+// GET /metrics
+void server_get_metrics(server *s, const api_request *rq, api_reply *r) {
+    (void)rq;
+    r->status = 200;
+    r->text = metrics_text(s);
+    r->ctype = "text/plain; version=0.0.4";
 }
 
-static const char *choice_instruction(const chat_request *r) {
-    static _Thread_local char buf[256];
-    if (r->tool_choice == TOOL_CHOICE_NAMED) {
-        snprintf(buf, sizeof(buf), "\nYou must call the function \"%.64s\" exactly once.", r->tool_choice_name);
-        return buf;
-    }
-    if (r->tool_choice == TOOL_CHOICE_REQUIRED)
-        return r->parallel_tool_calls ? "\nYou must call at least one function." : "\nYou must call exactly one function.";
-    if (!r->parallel_tool_calls) return "\nCall at most one function.";
-    return NULL;
+// GET /health (public): 503 while the model loads.
+void server_get_health(server *s, const api_request *rq, api_reply *r) {
+    (void)rq;
+    cJSON *j = cJSON_CreateObject();
+    int ok = atomic_load(&s->ready);
+    cJSON_AddStringToObject(j, "status", ok ? "ok" : "loading");
+    if (ok) cJSON_AddStringToObject(j, "model", s->model_id);
+    r->status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    r->json = j;
 }
 
-// Renders and tokenizes the prompt, then queues one generation per choice.
-static int job_start(chat_job *j, api_error *err) {
-    server *s = j->s;
-    chat_request *r = &j->req;
-    int use_tools = r->n_tools && r->tool_choice != TOOL_CHOICE_NONE;
-    char *prompt = toolprompt_render_ex(use_tools ? r->tools : NULL, use_tools ? choice_instruction(r) : NULL,
-                                        j->sm->m.chat_template, r->msgs, r->n_msgs);
-    if (!prompt) return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
-    size_t plen = strlen(prompt);
-    int need = tokenizer_encode(j->sm->m.tok, prompt, plen, 1, NULL, 0);
-    int32_t *ids = need > 0 ? malloc(sizeof(int32_t) * (size_t)need) : NULL;
-    if (!ids) {
-        free(prompt);
-        return api_error_set(err, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
-    }
-    tokenizer_encode(j->sm->m.tok, prompt, plen, 1, ids, need);
-    free(prompt);
-    int n_ctx = scheduler_n_ctx(j->sm->sched);
-    if (need >= n_ctx - 1) {
-        free(ids);
-        return api_error_set(err, 400, "invalid_request_error", "messages", "context_length_exceeded",
-                             "the prompt is %d tokens; this server's context is %d tokens", need, n_ctx);
-    }
-    int max_tokens = r->max_tokens > 0 ? r->max_tokens : s->cfg.max_tokens;
-    if (max_tokens > n_ctx - 1 - need) max_tokens = n_ctx - 1 - need;
-    j->n_prompt = need;
-    j->jobs = calloc((size_t)r->n, sizeof(*j->jobs));
-    if (!j->jobs) {
-        free(ids);
-        return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
-    }
-    // tool_choice required / named, and response_format json_object, are enforced by a token
-    // mask (model/constrain.h), not by the prompt alone
-    constrain_spec spec = {0};
-    int constrained = 0;
-    if (use_tools && (r->tool_choice == TOOL_CHOICE_REQUIRED || r->tool_choice == TOOL_CHOICE_NAMED)) {
-        spec.mode = CONSTRAIN_TOOL_CALL;
-        spec.max_calls = r->parallel_tool_calls ? 0 : 1;
-        spec.think_budget = 200;  // bytes of reasoning before "</think>" is forced, leaving room for the call
-        // each allowed tool with its parameters schema: argument names, types and enums hold
-        for (int i = 0; i < r->n_tools && spec.n_names < CONSTRAIN_MAX_NAMES; i++) {
-            if (r->tool_choice == TOOL_CHOICE_NAMED && strcmp(r->tool_names[i], r->tool_choice_name)) continue;
-            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r->tools, i), "function");
-            if (constrain_spec_add_tool(&spec, r->tool_names[i], cJSON_GetObjectItemCaseSensitive(fn, "parameters"))) {
-                constrain_spec_free(&spec);
-                free(ids);
-                return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
-            }
-        }
-        constrained = 1;
-    } else if ((r->json_object || r->json_schema) && !use_tools) {
-        spec.mode = CONSTRAIN_JSON_OBJECT;
-        int root = r->json_schema ? constrain_schema_add(&spec, r->json_schema) : 0;
-        if (root < 0) {
-            constrain_spec_free(&spec);
-            free(ids);
-            return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
-        }
-        spec.root = (uint16_t)root;
-        constrained = 1;
-    }
-    uint64_t seed = r->has_seed ? r->seed : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)j;
-    for (int i = 0; i < r->n; i++) {
-        sampler_params sp = {(float)r->temperature, 0, (float)r->top_p, seed + (uint64_t)i};
-        sched_req *q = sched_req_new(ids, need, &sp, max_tokens, r->stop, r->n_stop);
-        if (q && r->logprobs) sched_req_want_logprobs(q, r->top_logprobs);
-        if (q && constrained && sched_req_constrain(q, &spec)) {
-            sched_req_release(q);
-            q = NULL;
-        }
-        if (!q) {
-            free(ids);
-            constrain_spec_free(&spec);
-            return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
-        }
-        if (scheduler_submit(j->sm->sched, q)) {
-            sched_req_release(q);
-            free(ids);
-            constrain_spec_free(&spec);
-            return api_error_set(err, 429, "rate_limit_error", NULL, "rate_limit_exceeded",
-                                 "the server is busy (request queue full); retry later");
-        }
-        j->jobs[j->n_jobs++] = q;
-    }
-    free(ids);
-    constrain_spec_free(&spec);
-    return 0;
+// GET /v1/models: the base model (once loaded) and the fine-tuned ones of the store.
+void server_list_models(server *s, const api_request *rq, api_reply *r) {
+    (void)rq;
+    cJSON *j = cJSON_CreateObject();
+    cJSON *data = j ? cJSON_AddArrayToObject(j, "data") : NULL;
+    if (j) cJSON_AddStringToObject(j, "object", "list");
+    if (data && atomic_load(&s->ready)) cJSON_AddItemToArray(data, model_object(s));
+    if (data && s->api) api_models_append(s->api, data);
+    r->status = 200;
+    r->json = j;
 }
 
-static cJSON *usage_json(chat_job *j) {
-    int comp = 0;
-    for (int i = 0; i < j->n_jobs; i++) comp += sched_req_completion_tokens(j->jobs[i]);
-    cJSON *u = cJSON_CreateObject();
-    if (!u) return NULL;
-    cJSON_AddNumberToObject(u, "prompt_tokens", j->n_prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", comp);
-    cJSON_AddNumberToObject(u, "total_tokens", j->n_prompt + comp);
-    // OpenAI's field for prompt caching: the leading prompt tokens not computed again.
-    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-    if (d) cJSON_AddNumberToObject(d, "cached_tokens", j->n_jobs > 0 ? sched_req_cached_tokens(j->jobs[0]) : 0);
-    return u;
-}
-
-static enum MHD_Result chat_blocking(server *s, struct MHD_Connection *c, chat_job *j) {
-    cJSON *resp = cJSON_CreateObject(), *choices = cJSON_CreateArray();
-    if (!resp || !choices) {
-        cJSON_Delete(resp);
-        cJSON_Delete(choices);
-        job_free(j);
-        return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
-    }
-    cJSON_AddStringToObject(resp, "id", j->id);
-    cJSON_AddStringToObject(resp, "object", "chat.completion");
-    cJSON_AddNumberToObject(resp, "created", (double)j->created);
-    cJSON_AddStringToObject(resp, "model", j->sm->id);
-    cJSON_AddItemToObject(resp, "choices", choices);
-    const char *fail = NULL;
-    for (int i = 0; i < j->n_jobs && !fail; i++) {
-        reply_message msg = {0};
-        reply_parser p;
-        reply_parser_init(&p, &j->req, reply_message_collect, &msg);
-        size_t seen = 0;
-        for (;;) {
-            char *chunk;
-            size_t n;
-            int rc = sched_req_take(j->jobs[i], &seen, &chunk, &n, 1000);
-            if (rc < 0) {
-                fail = "out of memory";
-                break;
-            }
-            if (chunk) reply_parser_feed(&p, chunk, n, 0);
-            free(chunk);
-            if (rc == 1) break;
-        }
-        reply_parser_feed(&p, "", 0, 1);
-        if (!fail && sched_req_error(j->jobs[i])) fail = sched_req_error(j->jobs[i]);
-        if (!fail && (p.oom || msg.oom)) fail = "out of memory";
-        cJSON *ch = cJSON_CreateObject();
-        if (!fail && ch) {
-            cJSON_AddNumberToObject(ch, "index", i);
-            cJSON_AddItemToObject(ch, "message", reply_message_json(&msg));
-            int from = 0;
-            cJSON *lp = logprobs_json(j, i, &from, 0);
-            if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
-            else cJSON_AddNullToObject(ch, "logprobs");
-            cJSON_AddStringToObject(ch, "finish_reason",
-                                    msg.tool_calls ? "tool_calls" : sched_req_finish_reason(j->jobs[i]));
-            cJSON_AddItemToArray(choices, ch);
-        } else cJSON_Delete(ch);
-        reply_parser_free(&p);
-        reply_message_free(&msg);
-    }
-    if (fail) {
-        cJSON_Delete(resp);
-        char m[300];
-        snprintf(m, sizeof(m), "generation failed: %s", fail);
-        job_free(j);
-        return send_error(s, c, 503, "server_error", NULL, NULL, m);
-    }
-    cJSON_AddItemToObject(resp, "usage", usage_json(j));
-    observe_latency(s, trl_now() - j->t0);
-    job_free(j);
-    return send_json(s, c, 200, resp);
-}
-
-// ---- streaming ---------------------------------------------------------------------------
-
-static void out_put(chat_job *j, const char *p, size_t n) {
-    if (j->oom) return;
-    if (j->out_len + n + 1 > j->out_cap) {
-        size_t cap = j->out_cap ? j->out_cap : 4096;
-        while (cap < j->out_len + n + 1) cap *= 2;
-        char *nb = realloc(j->out, cap);
-        if (!nb) {
-            j->oom = 1;
-            return;
-        }
-        j->out = nb;
-        j->out_cap = cap;
-    }
-    memcpy(j->out + j->out_len, p, n);
-    j->out_len += n;
-}
-
-static void out_event(chat_job *j, cJSON *obj) {
-    char *t = obj ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    if (!t) {
-        j->oom = 1;
+// GET /v1/models/{model}
+void server_get_model(server *s, const api_request *rq, api_reply *r) {
+    const char *id = rq->params[0];
+    cJSON *m = atomic_load(&s->ready) && model_matches(s, id) ? model_object(s) : NULL;
+    if (!m && s->api) m = api_model_object(s->api, id);
+    if (m) {
+        r->status = 200;
+        r->json = m;
         return;
     }
-    out_put(j, "data: ", 6);
-    out_put(j, t, strlen(t));
-    out_put(j, "\n\n", 2);
-    free(t);
+    api_reply_error(r, 404, "invalid_request_error", "model", "model_not_found",
+                    "The model `%.200s` does not exist or you do not have access to it.", id);
 }
 
-// A token's text for the logprobs objects: its bytes, with invalid UTF-8 shown as U+FFFD
-// (the exact bytes go in "bytes").
-static cJSON *token_entry(const tokenizer *t, int32_t tok, float lp) {
-    char buf[256], txt[768];
-    int n = tokenizer_decode(t, tok, 1, buf, sizeof(buf));
-    if (n < 0 || n > (int)sizeof(buf)) n = 0;
-    size_t o = 0;
-    for (int i = 0; i < n;) {
-        unsigned char c = (unsigned char)buf[i];
-        int k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = k > 0 && i + k <= n;
-        for (int m = 1; ok && m < k; m++) ok = ((unsigned char)buf[i + m] & 0xc0) == 0x80;
-        if (ok) memcpy(txt + o, buf + i, (size_t)k), o += (size_t)k, i += k;
-        else memcpy(txt + o, "\xef\xbf\xbd", 3), o += 3, i++;
-    }
-    txt[o] = 0;
-    cJSON *e = cJSON_CreateObject(), *bytes = cJSON_CreateArray();
-    cJSON_AddStringToObject(e, "token", txt);
-    cJSON_AddNumberToObject(e, "logprob", lp);
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)buf[i]));
-    cJSON_AddItemToObject(e, "bytes", bytes);
-    return e;
-}
+static void observe_completion(void *ctx, double seconds) { observe_latency(ctx, seconds); }
 
-// {"content": [...], "refusal": null} for the records of choice i from *from on, or NULL when
-// logprobs were not asked for (or, streaming, when there is nothing new).
-static cJSON *logprobs_json(chat_job *j, int i, int *from, int need_new) {
-    if (!j->req.logprobs) return NULL;
-    sched_logprob *recs;
-    int n = sched_req_logprobs(j->jobs[i], *from, &recs);
-    if (n == 0 && need_new) return NULL;
-    cJSON *o = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(o, "content");
-    const tokenizer *t = j->sm->m.tok;
-    for (int k = 0; k < n; k++) {
-        cJSON *e = token_entry(t, recs[k].tok, recs[k].logprob), *top = cJSON_AddArrayToObject(e, "top_logprobs");
-        for (int m = 0; m < recs[k].n_top; m++) cJSON_AddItemToArray(top, token_entry(t, recs[k].top_tok[m], recs[k].top_lp[m]));
-        cJSON_AddItemToArray(content, e);
-    }
-    cJSON_AddNullToObject(o, "refusal");
-    *from += n;
-    free(recs);
-    return o;
-}
-
-// A chunk with one choice; delta is consumed (NULL = {}).
-static cJSON *chunk_new(chat_job *j, int index, cJSON *delta, const char *finish) {
-    cJSON *o = cJSON_CreateObject(), *choices = cJSON_CreateArray(), *ch = cJSON_CreateObject();
-    if (!delta) delta = cJSON_CreateObject();
-    if (!o || !choices || !ch || !delta) {
-        cJSON_Delete(o);
-        cJSON_Delete(choices);
-        cJSON_Delete(ch);
-        cJSON_Delete(delta);
-        return NULL;
-    }
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
-    cJSON_AddNumberToObject(o, "created", (double)j->created);
-    cJSON_AddStringToObject(o, "model", j->sm->id);
-    cJSON_AddNumberToObject(ch, "index", index);
-    cJSON_AddItemToObject(ch, "delta", delta);
-    cJSON *lp = index < j->n_jobs && index < 128 ? logprobs_json(j, index, &j->lp_sent[index], 1) : NULL;
-    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
-    else cJSON_AddNullToObject(ch, "logprobs");
-    if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
-    else cJSON_AddNullToObject(ch, "finish_reason");
-    cJSON_AddItemToArray(choices, ch);
-    cJSON_AddItemToObject(o, "choices", choices);
-    if (j->req.include_usage) cJSON_AddNullToObject(o, "usage");
-    return o;
-}
-
-static void stream_event(void *ud, reply_event_kind kind, const char *text, size_t len, const char *call_id,
-                         const char *name, const char *args_json) {
-    chat_job *j = ud;
-    int i = j->cur_choice;
-    cJSON *d = cJSON_CreateObject();
-    if (!d) {
-        j->oom = 1;
-        return;
-    }
-    if (kind != REPLY_TOOL_CALL) {
-        char *t = malloc(len + 1);
-        if (!t) {
-            cJSON_Delete(d);
-            j->oom = 1;
-            return;
-        }
-        memcpy(t, text, len);
-        t[len] = 0;
-        cJSON_AddStringToObject(d, kind == REPLY_CONTENT ? "content" : "reasoning_content", t);
-        free(t);
-        out_event(j, chunk_new(j, i, d, NULL));
-        return;
-    }
-    // a call: index/id/type/name once (arguments ""), then the arguments as a fragment
-    cJSON *arr = cJSON_AddArrayToObject(d, "tool_calls"), *tc = cJSON_CreateObject(), *fn = cJSON_CreateObject();
-    if (!arr || !tc || !fn) {
-        cJSON_Delete(tc);
-        cJSON_Delete(fn);
-        cJSON_Delete(d);
-        j->oom = 1;
-        return;
-    }
-    cJSON_AddNumberToObject(tc, "index", j->n_calls[i]);
-    cJSON_AddStringToObject(tc, "id", call_id);
-    cJSON_AddStringToObject(tc, "type", "function");
-    cJSON_AddStringToObject(fn, "name", name);
-    cJSON_AddStringToObject(fn, "arguments", "");
-    cJSON_AddItemToObject(tc, "function", fn);
-    cJSON_AddItemToArray(arr, tc);
-    out_event(j, chunk_new(j, i, d, NULL));
-    cJSON *d2 = cJSON_CreateObject(), *arr2 = d2 ? cJSON_AddArrayToObject(d2, "tool_calls") : NULL;
-    cJSON *tc2 = cJSON_CreateObject(), *fn2 = cJSON_CreateObject();
-    if (!arr2 || !tc2 || !fn2) {
-        cJSON_Delete(d2);
-        cJSON_Delete(tc2);
-        cJSON_Delete(fn2);
-        j->oom = 1;
-        return;
-    }
-    cJSON_AddNumberToObject(tc2, "index", j->n_calls[i]);
-    cJSON_AddStringToObject(fn2, "arguments", args_json);
-    cJSON_AddItemToObject(tc2, "function", fn2);
-    cJSON_AddItemToArray(arr2, tc2);
-    out_event(j, chunk_new(j, i, d2, NULL));
-    j->n_calls[i]++;
-}
-
-// Produces more SSE text into j->out; blocks until some is ready (or a keep-alive is due).
-static void stream_produce(chat_job *j) {
-    if (j->phase == 0) {
-        for (int i = 0; i < j->n_jobs; i++) {
-            cJSON *d = cJSON_CreateObject();
-            if (d) {
-                cJSON_AddStringToObject(d, "role", "assistant");
-                cJSON_AddStringToObject(d, "content", "");
-            }
-            out_event(j, chunk_new(j, i, d, NULL));
-        }
-        j->phase = 1;
-        return;
-    }
-    if (j->phase == 1) {
-        int all_done = 1;
-        for (int i = 0; i < j->n_jobs; i++) {
-            if (j->done[i]) continue;
-            all_done = 0;
-            char *chunk;
-            size_t n;
-            int rc = sched_req_take(j->jobs[i], &j->seen[i], &chunk, &n, j->n_jobs > 1 ? 20 : 500);
-            j->cur_choice = i;
-            if (rc < 0) j->oom = 1;
-            if (chunk) reply_parser_feed(&j->parsers[i], chunk, n, 0);
-            free(chunk);
-            if (rc == 1) {
-                reply_parser_feed(&j->parsers[i], "", 0, 1);
-                const char *err = sched_req_error(j->jobs[i]);
-                if (err) {
-                    api_error e;
-                    api_error_set(&e, 503, "server_error", NULL, NULL, "generation failed: %s", err);
-                    out_event(j, api_error_json(&e));
-                    j->phase = 2;
-                    out_put(j, "data: [DONE]\n\n", 14);
-                    return;
-                }
-                out_event(j, chunk_new(j, i, NULL,
-                                       j->n_calls[i] ? "tool_calls" : sched_req_finish_reason(j->jobs[i])));
-                j->done[i] = 1;
-            }
-        }
-        if (all_done) {
-            if (j->req.include_usage) {
-                cJSON *o = cJSON_CreateObject();
-                if (o) {
-                    cJSON_AddStringToObject(o, "id", j->id);
-                    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
-                    cJSON_AddNumberToObject(o, "created", (double)j->created);
-                    cJSON_AddStringToObject(o, "model", j->sm->id);
-                    cJSON_AddArrayToObject(o, "choices");
-                    cJSON_AddItemToObject(o, "usage", usage_json(j));
-                }
-                out_event(j, o);
-            }
-            out_put(j, "data: [DONE]\n\n", 14);
-            observe_latency(j->s, trl_now() - j->t0);
-            j->phase = 2;
-        } else if (j->out_len == j->out_pos && trl_now() - j->last_write > 10) {
-            out_put(j, ": keep-alive\n\n", 14);  // lets a dead client be noticed while waiting
-        }
-    }
-}
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
-    (void)pos;
-    chat_job *j = cls;
-    while (j->out_pos == j->out_len) {
-        j->out_pos = j->out_len = 0;
-        if (j->phase >= 2 || j->oom) return MHD_CONTENT_READER_END_OF_STREAM;
-        stream_produce(j);
-    }
-    if (j->oom) return MHD_CONTENT_READER_END_WITH_ERROR;
-    size_t n = j->out_len - j->out_pos;
-    if (n > max) n = max;
-    memcpy(buf, j->out + j->out_pos, n);
-    j->out_pos += n;
-    j->last_write = trl_now();
-    return (ssize_t)n;
-}
-
-// Called by MHD when the response is done or the client went away: cancels what still runs.
-static void stream_free(void *cls) { job_free(cls); }
-
-static enum MHD_Result chat_stream(server *s, struct MHD_Connection *c, chat_job *j) {
-    int n = j->n_jobs;
-    j->parsers = calloc((size_t)n, sizeof(*j->parsers));
-    j->done = calloc((size_t)n, sizeof(int));
-    j->n_calls = calloc((size_t)n, sizeof(int));
-    j->seen = calloc((size_t)n, sizeof(size_t));
-    if (!j->parsers || !j->done || !j->n_calls || !j->seen) {
-        job_free(j);
-        return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
-    }
-    for (int i = 0; i < n; i++) reply_parser_init(&j->parsers[i], &j->req, stream_event, j);
-    j->last_write = trl_now();
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j, stream_free);
-    if (!r) {
-        job_free(j);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    count_status(s, 200);
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result handle_chat(server *s, struct MHD_Connection *c, conn_state *cs) {
+// POST /v1/chat/completions (chat_completion.c)
+void server_create_chat_completion(server *s, const api_request *rq, api_reply *r) {
     atomic_fetch_add(&s->met.chat_requests, 1);
-    if (!atomic_load(&s->ready))
-        return send_error(s, c, 503, "server_error", NULL, "model_loading", "the model is still loading");
-    chat_job *j = calloc(1, sizeof(*j));
-    if (!j) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
-    j->s = s;
-    j->t0 = trl_now();
-    j->created = time(NULL);
-    reply_completion_id(j->id);
-    api_error err;
-    if (chat_request_parse(cs->body ? cs->body : "", cs->len, &j->req, &err)) {
-        free(j);
-        return send_api_error(s, c, &err);
+    if (!atomic_load(&s->ready)) {
+        api_reply_error(r, 503, "server_error", NULL, "model_loading", "the model is still loading");
+        return;
     }
-    int status = 404;
-    trl_err e = {{0}};
-    const char *want = model_matches(s, j->req.model) ? s->model_id : j->req.model;
-    j->sm = registry_acquire(s->reg, want, &status, &e);
-    if (!j->sm) {
-        if (status == 404)
-            api_error_set(&err, 404, "invalid_request_error", "model", "model_not_found",
-                          "The model `%.128s` does not exist or you do not have access to it.", j->req.model);
-        else api_error_set(&err, status, "server_error", "model", "model_unavailable", "%.400s", e.msg);
-        job_free(j);
-        return send_api_error(s, c, &err);
-    }
-    if (job_start(j, &err)) {
-        job_free(j);
-        return send_api_error(s, c, &err);
-    }
-    return j->req.stream ? chat_stream(s, c, j) : chat_blocking(s, c, j);
+    chat_completion_env env = {.reg = s->reg,
+                               .model_id = s->model_id,
+                               .model_stem = s->model_stem,
+                               .max_tokens = s->cfg.max_tokens,
+                               .observe = observe_completion,
+                               .observe_ctx = s};
+    chat_completion_handle(&env, rq->body, rq->len, r);
 }
 
-// ---- routing -----------------------------------------------------------------------------
+// GET /, /index.html, /web/…, /vendor/dygraphs/… (public: the dashboard's API calls carry the key)
+void server_get_static(server *s, const api_request *rq, api_reply *r) {
+    char path[1200];
+    const char *ctype = NULL;
+    int fd = -1;
+    struct stat sb;
+    if (static_resolve(s->cfg.web_dir ? s->cfg.web_dir : "web", rq->path, path, sizeof(path), &ctype) > 0)
+        fd = open(path, O_RDONLY);
+    if (fd < 0 || fstat(fd, &sb)) {
+        if (fd >= 0) close(fd);
+        api_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "no such file");
+        return;
+    }
+    r->status = 200;
+    r->fd = fd;
+    r->size = (uint64_t)sb.st_size;
+    r->ctype = ctype;
+    r->no_cache = 1;
+}
+
+// ---- requests ------------------------------------------------------------------------------
 
 static int authorized(server *s, struct MHD_Connection *c) {
     const char *key = s->cfg.api_key;
@@ -754,185 +335,155 @@ static int authorized(server *s, struct MHD_Connection *c) {
     return x && !strcmp(x, key);
 }
 
-static enum MHD_Result method_not_allowed(server *s, struct MHD_Connection *c, const char *what) {
+static enum MHD_Result send_too_large(server *s, struct MHD_Connection *c) {
     char m[128];
-    snprintf(m, sizeof(m), "method not allowed; use %s", what);
-    return send_error(s, c, 405, "invalid_request_error", NULL, "method_not_allowed", m);
+    snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
+    return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
 }
 
-static enum MHD_Result send_file(server *s, struct MHD_Connection *c, const char *path, const char *ctype) {
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb)) {
-        if (fd >= 0) close(fd);
-        return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "no such file");
-    }
-    count_status(s, 200);
-    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+// 405 for a known path: "method not allowed; use GET or POST /v1/fine_tuning/jobs", with Allow.
+static enum MHD_Result send_method_not_allowed(server *s, struct MHD_Connection *c, const route_match *m) {
+    api_error err;
+    api_error_set(&err, 405, "invalid_request_error", NULL, "method_not_allowed", "method not allowed; use %s %s",
+                  m->use, m->path_route->path);
+    cJSON *j = api_error_json(&err);
+    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    count_status(s, 405);
+    if (!body) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
-        close(fd);
+        free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Allow", m->allow);
+    enum MHD_Result ret = MHD_queue_response(c, 405, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *url, const char *method,
-                             conn_state *cs) {
-    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    if (get) {  // the dashboard (public: its API calls carry the key)
-        char path[1200];
-        const char *ctype = NULL;
-        int st = static_resolve(s->cfg.web_dir ? s->cfg.web_dir : "web", url, path, sizeof(path), &ctype);
-        if (st > 0) return send_file(s, c, path, ctype);
-        if (st < 0) return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "no such file");
-    }
-    if (!strcmp(url, "/health")) {
-        if (!get) return method_not_allowed(s, c, "GET /health");
-        cJSON *j = cJSON_CreateObject();
-        int ok = atomic_load(&s->ready);
-        cJSON_AddStringToObject(j, "status", ok ? "ok" : "loading");
-        if (ok) cJSON_AddStringToObject(j, "model", s->model_id);
-        return send_json(s, c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
-    }
-    if (!strcmp(url, "/metrics")) {
-        if (!get) return method_not_allowed(s, c, "GET /metrics");
-        return send_text(s, c, 200, metrics_text(s), "text/plain; version=0.0.4");
-    }
-    if (!strcmp(url, "/v1/models")) {
-        if (!get) return method_not_allowed(s, c, "GET /v1/models");
-        cJSON *j = cJSON_CreateObject();
-        cJSON *data = j ? cJSON_AddArrayToObject(j, "data") : NULL;
-        if (j) cJSON_AddStringToObject(j, "object", "list");
-        if (data && atomic_load(&s->ready)) cJSON_AddItemToArray(data, model_object(s));
-        if (data && s->api) api_models_append(s->api, data);
-        return send_json(s, c, 200, j);
-    }
-    if (!strncmp(url, "/v1/models/", 11)) {
-        if (!get) return method_not_allowed(s, c, "GET /v1/models/{id}");
-        if (atomic_load(&s->ready) && model_matches(s, url + 11)) return send_json(s, c, 200, model_object(s));
-        cJSON *fm = s->api ? api_model_object(s->api, url + 11) : NULL;
-        if (fm) return send_json(s, c, 200, fm);
-        char m[400];
-        snprintf(m, sizeof(m), "The model `%.200s` does not exist or you do not have access to it.", url + 11);
-        return send_error(s, c, 404, "invalid_request_error", "model", "model_not_found", m);
-    }
-    if (!strcmp(url, "/v1/chat/completions")) {
-        if (strcmp(method, "POST") != 0) return method_not_allowed(s, c, "POST /v1/chat/completions");
-        if (cs->too_big) {
-            char m[128];
-            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
-            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
-        }
-        if (cs->oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
-        return handle_chat(s, c, cs);
-    }
-    if (!strcmp(url, "/v1/files") && !strcmp(method, "POST")) {
-        api_reply r = {0};
-        if (!cs->up) {
-            if (cs->pp_failed)
-                return send_error(s, c, 500, "server_error", NULL, NULL, "cannot store the upload (disk?)");
-            return send_error(s, c, 400, "invalid_request_error", "file", "invalid_content_type",
-                              "POST /v1/files takes multipart/form-data with 'file' and 'purpose' fields");
-        }
-        int complete = MHD_destroy_post_processor(cs->pp) == MHD_YES && !cs->pp_failed;
-        cs->pp = NULL;
-        api_upload_finish(cs->up, complete, &r);
-        cs->up = NULL;
-        return send_api_reply(s, c, &r);
-    }
-    if (s->api) {
-        if (cs->too_big && strcmp(method, "GET")) {
-            char m[128];
-            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
-            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
-        }
-        api_reply r = {0};
-        if (api_handle(s->api, method, url, cs->body, cs->len, query_arg, c, &r)) return send_api_reply(s, c, &r);
-    } else if (!strncmp(url, "/v1/files", 9) || !strncmp(url, "/v1/fine_tuning", 15)) {
+// The whole request is in: answers from the table.
+static enum MHD_Result dispatch(server *s, struct MHD_Connection *c, const char *url, const char *method,
+                                conn_state *cs) {
+    const route_match *m = &cs->m;
+    if (cs->found == ROUTES_NOT_FOUND)
+        return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
+    if (m->path_route->store && !s->api)
         return send_error(s, c, 404, "invalid_request_error", NULL, "not_found",
                           "this server runs without a job store (start it with --db PATH)");
+    if (cs->found == ROUTES_BAD_METHOD) return send_method_not_allowed(s, c, m);
+    const route *rt = m->route;
+    if (cs->too_big && strcmp(rt->method, "GET")) return send_too_large(s, c);  // GET routes ignore bodies
+    if (cs->oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    api_request rq = {.method = method,
+                      .path = url,
+                      .n_params = m->n_params,
+                      .body = rt->body == ROUTE_BODY_JSON ? cs->body : NULL,
+                      .len = rt->body == ROUTE_BODY_JSON ? cs->len : 0,
+                      .arg = query_arg,
+                      .arg_ctx = c};
+    memcpy(rq.params, m->params, sizeof(rq.params));
+    if (rt->body == ROUTE_BODY_UPLOAD) {
+        if (!cs->up && cs->pp_failed)
+            return send_error(s, c, 500, "server_error", NULL, NULL, "cannot store the upload (disk?)");
+        if (cs->up) {
+            rq.upload_complete = MHD_destroy_post_processor(cs->pp) == MHD_YES && !cs->pp_failed;
+            cs->pp = NULL;
+            rq.upload = cs->up;  // the handler finishes (and frees) it
+            cs->up = NULL;
+        }
     }
-    return send_error(s, c, 404, "invalid_request_error", NULL, "not_found", "unknown endpoint");
+    api_reply r;
+    api_reply_init(&r);
+    if (rt->store) rt->store(s->api, &rq, &r);
+    else rt->serve(s, &rq, &r);
+    return send_reply(s, c, &r);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_size, void **req) {
-    (void)version;
-    server *s = cls;
-    if (*req == NULL) {  // first call: headers only
-        conn_state *cs = calloc(1, sizeof(*cs));
-        if (!cs) return MHD_NO;
-        *req = cs;
-        atomic_fetch_add(&s->met.requests, 1);
-        int is_static = !strcmp(url, "/") || !strncmp(url, "/web/", 5) || !strncmp(url, "/vendor/", 8) ||
-                        !strcmp(url, "/index.html");
-        if (strcmp(url, "/health") != 0 && !is_static && !authorized(s, c)) {
-            cs->too_big = -1;  // answered already
-            return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key",
-                              "Incorrect or missing API key (send Authorization: Bearer <key>).");
-        }
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (s->api && !strcmp(url, "/v1/files") && !strcmp(method, "POST")) {
-            const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-            if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
-                cs->pp = MHD_create_post_processor(c, 64 * 1024, upload_field, cs);
-                cs->up = cs->pp ? api_upload_begin(s->api) : NULL;
-                if (!cs->up) {
-                    if (cs->pp) MHD_destroy_post_processor(cs->pp);
-                    cs->pp = NULL;
-                    cs->pp_failed = 1;
-                }
+// The request line and headers are in: route, auth, and the body's fate.
+static enum MHD_Result begin(server *s, struct MHD_Connection *c, const char *url, const char *method,
+                             conn_state *cs) {
+    cs->found = routes_match(routes_table, routes_count, method, url, &cs->m);
+    const route *rt = cs->m.path_route;  // a path's entries share its auth (routes.c)
+    if (!(rt && rt->auth == ROUTE_AUTH_PUBLIC) && !authorized(s, c)) {
+        cs->answered = 1;
+        return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key",
+                          "Incorrect or missing API key (send Authorization: Bearer <key>).");
+    }
+    rt = cs->m.route;
+    if (rt && rt->body == ROUTE_BODY_UPLOAD && s->api) {
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+            cs->pp = MHD_create_post_processor(c, 64 * 1024, upload_field, cs);
+            cs->up = cs->pp ? api_upload_begin(s->api) : NULL;
+            if (!cs->up) {
+                if (cs->pp) MHD_destroy_post_processor(cs->pp);
+                cs->pp = NULL;
+                cs->pp_failed = 1;
             }
-            return MHD_YES;  // the size limit is the upload limit, enforced as bytes arrive
         }
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
-            cs->too_big = -1;
-            char m[128];
-            snprintf(m, sizeof(m), "the request body is larger than %zu bytes", s->cfg.max_body);
-            return send_error(s, c, 413, "invalid_request_error", NULL, "request_too_large", m);
-        }
-        return MHD_YES;
+        return MHD_YES;  // the size limit is the upload limit, enforced as bytes arrive
     }
-    conn_state *cs = *req;
-    if (*upload_size && cs->pp) {
-        if (MHD_post_process(cs->pp, upload, *upload_size) != MHD_YES) cs->pp_failed = 1;
-        *upload_size = 0;
-        return MHD_YES;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+        cs->answered = 1;
+        return send_too_large(s, c);
     }
-    if (*upload_size && (cs->up || cs->pp_failed || (s->api && !strcmp(url, "/v1/files")))) {
-        *upload_size = 0;  // a non-multipart upload: ignored, answered with 400 at the end
-        return MHD_YES;
+    return MHD_YES;
+}
+
+// A piece of the body: kept for ROUTE_BODY_JSON routes, counted for the others.
+static void body_append(server *s, conn_state *cs, const char *data, size_t n) {
+    if (cs->too_big) return;
+    if (cs->len + n > s->cfg.max_body) {
+        cs->too_big = 1;
+        return;
     }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (cs->too_big) return MHD_YES;
-        if (cs->len + n > s->cfg.max_body) {
-            cs->too_big = 1;
-            return MHD_YES;
-        }
+    if (cs->m.route && cs->m.route->body == ROUTE_BODY_JSON) {
+        if (cs->oom) return;
         if (cs->len + n + 1 > cs->cap) {
             size_t cap = cs->cap ? cs->cap : 4096;
             while (cap < cs->len + n + 1) cap *= 2;
             char *nb = realloc(cs->body, cap);
             if (!nb) {
                 cs->oom = 1;
-                return MHD_YES;
+                return;
             }
             cs->body = nb;
             cs->cap = cap;
         }
-        memcpy(cs->body + cs->len, upload, n);
-        cs->len += n;
-        cs->body[cs->len] = 0;
+        memcpy(cs->body + cs->len, data, n);
+        cs->body[cs->len + n] = 0;
+    }
+    cs->len += n;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **req) {
+    (void)version;
+    server *s = cls;
+    if (*req == NULL) {  // first call: the request line and headers
+        conn_state *cs = calloc(1, sizeof(*cs));
+        if (!cs) return MHD_NO;
+        *req = cs;
+        atomic_fetch_add(&s->met.requests, 1);
+        return begin(s, c, url, method, cs);
+    }
+    conn_state *cs = *req;
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (cs->answered) return MHD_YES;
+        if (cs->pp) {
+            if (MHD_post_process(cs->pp, upload, n) != MHD_YES) cs->pp_failed = 1;
+        } else if (!(cs->m.route && cs->m.route->body == ROUTE_BODY_UPLOAD && s->api)) {
+            body_append(s, cs, upload, n);
+        }  // else a non-multipart upload: ignored, answered with 400 at the end
         return MHD_YES;
     }
-    if (cs->too_big < 0) return MHD_YES;  // a response is already queued
-    return route(s, c, url, method, cs);
+    if (cs->answered) return MHD_YES;  // a response is queued already
+    return dispatch(s, c, url, method, cs);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_RequestTerminationCode toe) {
@@ -947,6 +498,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_
     free(cs);
     *req = NULL;
 }
+
+// ---- the daemon ----------------------------------------------------------------------------
 
 int server_start(server **out, const server_config *cfg, trl_err *e) {
     server *s = calloc(1, sizeof(*s));

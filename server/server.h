@@ -1,7 +1,6 @@
-// server.h: the HTTP server (libmicrohttpd, one thread per connection). Endpoints:
-//   GET /health (public; 503 while the model loads), GET /v1/models, GET /v1/models/{id},
-//   POST /v1/chat/completions (JSON or SSE; OpenAI-compatible, Tool-N1 tool calling),
-//   GET /metrics (Prometheus text). Errors use OpenAI's {"error":{…}} body.
+// server.h: the HTTP server (libmicrohttpd, one thread per connection): start, load the
+// model, stop. Its endpoints are the table in routes.c (docs/api.md); errors use OpenAI's
+// {"error":{…}} body.
 #ifndef TOOLRL_SERVER_H
 #define TOOLRL_SERVER_H
 

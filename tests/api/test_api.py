@@ -387,6 +387,63 @@ def test_error_raw_bodies(base_url, model_id):
     assert status == 200
 
 
+def raw_headers(base_url, path, method="GET", body=None, content_type="application/json"):
+    """Like raw, for the answers common to every endpoint: (status, headers, body text)."""
+    req = urllib.request.Request(base_url + path, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def test_routing_answers(base_url, model_id):
+    """The route table's answers (server/routes.c): 405 names the path's methods in the message
+    and in Allow, GET endpoints answer HEAD, a trailing slash is another (unknown) path."""
+    status, headers, body = raw_headers(base_url, "/v1/files", method="PUT", body=b"{}")
+    assert status == 405 and headers["Allow"] == "GET, HEAD, POST"
+    assert_error_shape(body, code="method_not_allowed")
+    assert json.loads(body)["error"]["message"] == "method not allowed; use GET or POST /v1/files"
+    status, headers, body = raw_headers(base_url, "/v1/chat/completions")
+    assert status == 405 and headers["Allow"] == "POST"
+    assert json.loads(body)["error"]["message"] == "method not allowed; use POST /v1/chat/completions"
+    status, headers, _ = raw_headers(base_url, "/v1/fine_tuning/jobs/ftjob-x", method="POST", body=b"{}")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    status, headers, body = raw_headers(base_url, "/v1/models", method="HEAD")
+    assert status == 200 and body == "" and headers["Content-Type"] == "application/json"
+    status, _, _ = raw_headers(base_url, "/v1/evals", method="HEAD")
+    assert status == 200
+    for path in ("/v1/files/", "/v1/models/", "/health/", "/v1/files/file-x/other"):
+        status, _, body = raw_headers(base_url, path)
+        assert status == 404, path
+        assert_error_shape(body, code="not_found")
+    status, _, body = raw_headers(base_url, "/v1/models/" + model_id)
+    assert status == 200 and json.loads(body)["id"] == model_id
+
+
+def test_routing_without_store():
+    """--no-db: every Files / Fine-tuning / Evals path answers the no-store 404, whatever the
+    method; a multipart upload included (it was a 400 about the content type)."""
+    proc, base = spawn_server("--no-db", "--slots", "1", "--ctx", "512")
+    try:
+        msg = "this server runs without a job store (start it with --db PATH)"
+        for method, path in (("GET", "/v1/files"), ("PUT", "/v1/files"), ("GET", "/v1/fine_tuning/jobs/ftjob-x"),
+                             ("GET", "/v1/evals"), ("POST", "/v1/evals/bfcl/runs")):
+            status, _, body = raw_headers(base, path, method=method, body=b"{}" if method != "GET" else None)
+            assert status == 404, (method, path)
+            assert json.loads(body)["error"]["message"] == msg
+        form = (b"--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ--\r\n")
+        status, _, body = raw_headers(base, "/v1/files", method="POST", body=form,
+                                      content_type="multipart/form-data; boundary=XyZ")
+        assert status == 404 and json.loads(body)["error"]["message"] == msg
+        status, _, _ = raw_headers(base, "/v1/models")
+        assert status == 200
+    finally:
+        stop_server(proc)
+
+
 def test_client_disconnect_frees_sequence(base_url, model_id):
     req = urllib.request.Request(base_url + "/v1/chat/completions", data=json.dumps(
         {"model": model_id, "messages": [{"role": "user", "content": "Write a very long essay."}],
