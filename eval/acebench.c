@@ -919,9 +919,9 @@ void acebench_summarize(const acebench_outcome *o, size_t n, acebench_summary *s
         i++;
     }
     const char *const *C = ACEBENCH_CATEGORIES;
-    s->atom = mean_of(s, C, 6, NULL);
-    s->single_turn = mean_of(s, C + 6, 2, NULL);
-    s->multi_turn = mean_of(s, C + 8, 2, NULL);
+    s->atom = mean_of(s, C, 6, &s->atom_parts);
+    s->single_turn = mean_of(s, C + 6, 2, &s->single_turn_parts);
+    s->multi_turn = mean_of(s, C + 8, 2, &s->multi_turn_parts);
     s->normal = mean_of(s, C, 12, &s->normal_parts);
     s->special = mean_of(s, C + 12, 3, &s->special_parts);
     s->tooln1 = mean_of(s, C, 8, &s->tooln1_parts);
@@ -963,19 +963,18 @@ void acebench_summary_print(FILE *f, const acebench_summary *s) {
     struct {
         const char *label;
         double v;
-    } L[] = {{"Atom (6 files)", s->atom},
-             {"Single-turn (2 files)", s->single_turn},
-             {"Multi-turn (2 files, dialogues)", s->multi_turn},
-             {"Normal (mean of the 12 normal files)", s->normal},
-             {"Special (3 files, Tool-N1 mapping)", s->special},
-             {"Special, official phrases only", s->special_strict},
-             {"Tool-N1 ACEBench (6 atom + 2 single-turn)", s->tooln1}};
+        int parts, of;
+    } L[] = {{"Atom (6 files)", s->atom, s->atom_parts, 6},
+             {"Single-turn (2 files)", s->single_turn, s->single_turn_parts, 2},
+             {"Multi-turn (2 files, dialogues)", s->multi_turn, s->multi_turn_parts, 2},
+             {"Normal (mean of the 12 normal files)", s->normal, s->normal_parts, 12},
+             {"Special (3 files, Tool-N1 mapping)", s->special, s->special_parts, 3},
+             {"Special, official phrases only", s->special_strict, s->special_parts, 3},
+             {"Tool-N1 ACEBench (6 atom + 2 single-turn)", s->tooln1, s->tooln1_parts, 8}};
     for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++) {
         if (L[i].v < 0) continue;
         fprintf(f, "%-46s %7.2f%%", L[i].label, 100 * L[i].v);
-        if (i == 3 && s->normal_parts < 12) fprintf(f, "  (%d of 12 files)", s->normal_parts);
-        if (i == 4 && s->special_parts < 3) fprintf(f, "  (%d of 3 files)", s->special_parts);
-        if (i == 6 && s->tooln1_parts < 8) fprintf(f, "  (%d of 8 files)", s->tooln1_parts);
+        if (L[i].parts < L[i].of) fprintf(f, "  (%d of %d files)", L[i].parts, L[i].of);
         fprintf(f, "\n");
     }
 }

@@ -151,7 +151,8 @@ typedef struct {
     double special;         // the 3 special files, Tool-N1 mapping
     double special_strict;  // the same with the official string checks
     double tooln1;          // Tool-N1's ACEBench number: the 6 atom and 2 single-turn files
-    int normal_parts, special_parts, tooln1_parts;
+    // How many files each mean covers (of 6, 2, 2, 12, 3, 3 and 8).
+    int atom_parts, single_turn_parts, multi_turn_parts, normal_parts, special_parts, tooln1_parts;
 } acebench_summary;
 
 // Tallies outcomes (in file order; a multi-turn dialogue's turns consecutive, as loaded) per file

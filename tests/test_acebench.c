@@ -430,6 +430,18 @@ static void test_summary_means(void **state) {
     assert_true(s.special > 0.499 && s.special < 0.501);
     assert_true(s.special_strict < 1e-9 && s.special_strict > -1e-9);
     assert_int_equal(s.normal_parts, 12);
+    assert_int_equal(s.atom_parts + s.single_turn_parts + s.multi_turn_parts + s.special_parts + s.tooln1_parts,
+                     6 + 2 + 2 + 3 + 8);
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *mf = open_memstream(&buf, &blen);
+    acebench_summary_print(mf, &s);
+    fclose(mf);
+    assert_non_null(strstr(buf, "Tool-N1 ACEBench (6 atom + 2 single-turn)"));
+    assert_non_null(strstr(buf, "not run: agent_multi_turn, agent_multi_step"));
+    assert_null(strstr(buf, "not run here"));
+    assert_null(strstr(buf, " of 12 files"));
+    free(buf);
     const char *names[8];
     double values[8];
     assert_int_equal(acebench_summary_scores(&s, names, values), 7);
