@@ -15,8 +15,12 @@
 #include <unistd.h>
 
 #include "acebench.h"
+#include "model.h"
 #include "pycall.h"
 #include "pyjson.h"
+#include "runner.h"
+#include "store.h"
+#include "tests/support/tiny_model.h"
 
 static const char *shared_dir(void) {
     const char *d = getenv("TOOLRL_SHARED");
@@ -252,6 +256,79 @@ static void test_special_mapping(void **state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The runner: `toolrl eval --suite acebench` on the tiny random model
+
+static void test_runner_suite(void **state) {
+    (void)state;
+    if (!ace_dir()) skip();
+    char dir[256], path[320], rep[320], db[320];
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), TRL_OK);
+    snprintf(path, sizeof(path), "%s/tiny.gguf", dir);
+    snprintf(rep, sizeof(rep), "%s/report.json", dir);
+    snprintf(db, sizeof(db), "%s/store.db", dir);
+    tiny_model_spec spec = tiny_model_default(0);
+    spec.n_ctx = 8192;
+    model m;
+    assert_int_equal(tiny_model_write_gguf(&spec, 0, path, &e), TRL_OK);
+    assert_int_equal(model_load(&m, path, &e), TRL_OK);
+    eval_opts o = {"acebench", "normal_atom_bool,normal_multi_turn_user_switch,special_irrelevant", 1, 2, 4, 8192,
+                   NULL, NULL, NULL, NULL, NULL, NULL};
+    eval_run r;
+    assert_int_equal(eval_run_all(&r, &m, &o, &e), TRL_OK);
+    assert_true(r.is_acebench);
+    assert_int_equal(r.nres, 3);
+    assert_string_equal(r.res[1].category, "normal_multi_turn_user_switch");
+    for (size_t c = 0; c < 3; c++) assert_int_equal(r.res[c].total, 1);  // multi-turn: one dialogue
+    assert_true(eval_run_count(&r) > 3);                                // ... of several turns
+    assert_int_equal(r.ace.files[1].turns, eval_run_count(&r) - 2);
+    // a tiny random model makes no call: the irrelevant row is right by the mapping, not strictly
+    assert_int_equal(r.res[2].correct, 1);
+    assert_int_equal(r.ace.files[2].strict_correct, 0);
+    assert_true(r.ace.special > 0.99 && r.ace.special_strict < 0.01);
+    assert_int_equal(r.ace.tooln1_parts, 1);
+    assert_int_equal(eval_run_report(&r, rep, "tiny", &e), TRL_OK);
+    char *txt = trl_read_file(rep, NULL, &e);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    assert_non_null(j);
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(j, "summary");
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(sum, "tooln1"));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(sum, "files")), 3);
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "rows"), eval_run_count(&r) - 1);
+    assert_true(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(last, "strict_correct")));
+    cJSON_Delete(j);
+    free(txt);
+    // stored: the 3 files and the means that were measured
+    store *s = NULL;
+    assert_int_equal(store_open(&s, db, &e), TRL_OK);
+    assert_int_equal(eval_run_store(&r, s, "tiny", rep, NULL, &e), TRL_OK);
+    store_page page = {0};
+    page.limit = 100;
+    store_evals l;
+    assert_int_equal(store_eval_list(s, "tiny", "acebench", &page, &l, &e), TRL_OK);
+    int special_strict = 0, tooln1 = 0, files = 0;
+    for (int i = 0; i < l.n; i++) {
+        special_strict += !strcmp(l.items[i].category, "special_strict") && l.items[i].score < 0.01;
+        tooln1 += !strcmp(l.items[i].category, "tooln1");
+        files += acebench_category_known(l.items[i].category);
+    }
+    assert_int_equal(special_strict, 1);
+    assert_int_equal(tooln1, 1);
+    assert_int_equal(files, 3);
+    store_evals_free(&l);
+    store_close(s);
+    eval_run_free(&r);
+    // agent files are refused, saying why
+    eval_opts bad = o;
+    bad.categories = "agent_multi_turn";
+    assert_int_equal(eval_run_all(&r, &m, &bad, &e), TRL_ERR);
+    assert_non_null(strstr(e.msg, "LLM"));
+    eval_run_free(&r);
+    model_free(&m);
+    tiny_model_rmdir(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Files, chat messages, prompts
 
 static const acebench_row *find_row(const acebench_file *f, const char *id) {
@@ -457,6 +534,7 @@ int main(void) {
         cmocka_unit_test(test_normal_rules),
         cmocka_unit_test(test_special_mapping),
         cmocka_unit_test(test_files_and_prompts),
+        cmocka_unit_test(test_runner_suite),
         cmocka_unit_test(test_question_turns),
         cmocka_unit_test(test_summary_means),
     };
