@@ -351,7 +351,7 @@ static void test_files_and_prompts(void **state) {
     assert_int_equal(acebench_file_load(dir, "agent_multi_step", 0, &f, &e), TRL_ERR);
     assert_non_null(strstr(e.msg, "environment classes"));
     assert_int_equal(acebench_file_load(dir, "normal_atom_nothing", 0, &f, &e), TRL_ERR);
-    size_t rows = 0;
+    size_t rows = 0, history_calls = 0;
     for (size_t c = 0; c < 15; c++) {
         assert_int_equal(acebench_file_load(dir, ACEBENCH_CATEGORIES[c], 0, &f, &e), TRL_OK);
         assert_true(f.n > 0);
@@ -368,6 +368,16 @@ static void test_files_and_prompts(void **state) {
             const cJSON *m0 = cJSON_GetArrayItem(r->messages, 0);
             const char *role0 = cJSON_GetObjectItemCaseSensitive(m0, "role")->valuestring;
             assert_string_equal(!strcmp(role0, "system") ? role_at(r->messages, 1) : role0, "user");
+            // every call list in the history became a tool call
+            for (const cJSON *m = r->messages->child; m; m = m->next) {
+                const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+                size_t cl = cJSON_IsString(c) ? strlen(c->valuestring) : 0;
+                int call_text = cl > 2 && c->valuestring[0] == '[' && c->valuestring[cl - 1] == ']' &&
+                                strchr(c->valuestring, '(');
+                if (call_text) fprintf(stderr, "%s: call text left as text: %.200s\n", r->id, c->valuestring);
+                assert_false(call_text);
+                history_calls += cJSON_GetObjectItemCaseSensitive(m, "tool_calls") != NULL;
+            }
             free(p);
             rows++;
         }
@@ -391,6 +401,7 @@ static void test_files_and_prompts(void **state) {
         acebench_file_free(&f);
     }
     assert_true(rows > 600);
+    assert_true(history_calls >= 150);
     // --limit: rows, or dialogues in the multi-turn files
     assert_int_equal(acebench_file_load(dir, "normal_atom_bool", 3, &f, &e), TRL_OK);
     assert_int_equal(f.n, 3);
