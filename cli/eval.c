@@ -1,4 +1,4 @@
-// eval.c: `toolrl eval`: runs a model over BFCL or API-Bank level-1 (eval/runner.c), prints
+// eval.c: `toolrl eval`: runs a model over BFCL, API-Bank level-1 or ACEBench (eval/runner.c), prints
 // a progress bar and a per-category table, writes the JSON report and, with --db, records the
 // scores in the job store (as an evaluation job over REST does).
 #include <stdio.h>
@@ -37,9 +37,9 @@ int cli_eval(int argc, char **argv) {
     int limit = (int)cli_opt_int(argc, argv, "--limit", 0), B = (int)cli_opt_int(argc, argv, "--batch", 8);
     int max_new = (int)cli_opt_int(argc, argv, "--max-tokens", 256), n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 4096);
     toolprompt_style style = TOOLPROMPT_TOOLN1;
-    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank")) || B < 1 || max_new < 1 || n_ctx < 64 ||
-        toolprompt_style_parse(cli_opt(argc, argv, "--prompt", "tooln1"), &style)) {
-        fprintf(stderr, "usage: toolrl eval --model M --suite bfcl|apibank [--categories a,b] [--limit N]\n"
+    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
+        max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_opt(argc, argv, "--prompt", "tooln1"), &style)) {
+        fprintf(stderr, "usage: toolrl eval --model M --suite bfcl|apibank|acebench [--categories a,b] [--limit N]\n"
                         "                   [--report FILE.json] [--journal FILE.jsonl] [--batch B] [--max-tokens N] [--ctx N]\n"
                         "                   [--prompt tooln1|hermes]\n");
         return 2;
@@ -80,10 +80,14 @@ int cli_eval(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    printf("%-26s %8s %8s %9s\n", "category", "correct", "total", "accuracy");
-    for (size_t c = 0; c < r.nres; c++)
-        printf("%-26s %8ld %8ld %8.2f%%\n", r.res[c].category, r.res[c].correct, r.res[c].total,
-               100.0 * r.res[c].correct / (double)r.res[c].total);
+    if (r.is_acebench) {  // per file, the groups' means and what was not run
+        acebench_summary_print(stdout, &r.ace);
+    } else {
+        printf("%-26s %8s %8s %9s\n", "category", "correct", "total", "accuracy");
+        for (size_t c = 0; c < r.nres; c++)
+            printf("%-26s %8ld %8ld %8.2f%%\n", r.res[c].category, r.res[c].correct, r.res[c].total,
+                   100.0 * r.res[c].correct / (double)r.res[c].total);
+    }
     if (r.is_bfcl) {
         if (r.sum.non_live >= 0) printf("%-26s %26.2f%%\n", "Non-live (AST)", 100 * r.sum.non_live);
         if (r.sum.live >= 0) printf("%-26s %26.2f%%\n", "Live (AST, weighted)", 100 * r.sum.live);

@@ -4,7 +4,7 @@
 //   toolrl tokenize --model PATH --text TEXT [--special]      print token ids
 //   toolrl info     --model PATH                              print the model's configuration
 //   toolrl serve    --model PATH [--port N]                   HTTP server
-//   toolrl eval --model M --suite bfcl|apibank                 benchmark scores
+//   toolrl eval --model M --suite bfcl|apibank|acebench        benchmark scores
 //   toolrl data convert --format F --in FILE --out FILE        training data in the unified format
 //   toolrl train --model M --data F.jsonl --method M           one SFT / GRPO run, no job store
 //   toolrl worker --db var/toolrl.db --model M                 trains jobs submitted over REST
@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "  tokenize  --model PATH --text TEXT [--special]\n"
             "  info      --model PATH\n"
             "  serve     --model PATH [--host ADDR] [--port N] [--threads N]\n"
-            "  eval      --model M --suite bfcl|apibank [--categories a,b] [--limit N] [--report F]\n"
+            "  eval      --model M --suite bfcl|apibank|acebench [--categories a,b] [--limit N] [--report F]\n"
             "  data      convert --format xlam|toolace|toolrl|openai --in FILE --out FILE.jsonl\n"
             "  train     --model M --data F.jsonl [--method reinforcement|supervised] [--hyper JSON]\n"
             "  worker    --db var/toolrl.db --model M [--out var/checkpoints] [--max-jobs N]\n");

@@ -208,6 +208,13 @@ static void py_str_value(strbuf *sb, const cJSON *v, int repr) {
     }
 }
 
+char *apibank_py_str(const cJSON *v, int repr) {
+    strbuf sb;
+    strbuf_init(&sb);
+    py_str_value(&sb, v, repr);
+    return strbuf_take(&sb);
+}
+
 char *apibank_render_call(const char *name, const cJSON *args) {
     strbuf sb;
     strbuf_init(&sb);

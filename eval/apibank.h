@@ -36,6 +36,8 @@ int apibank_parse_request(const char *text, apibank_call *c, trl_err *e);
 void apibank_call_free(apibank_call *c);
 // "[Name(k='v', ...)]" for a JSON call, values rendered with Python's str(). malloc'd.
 char *apibank_render_call(const char *name, const cJSON *args);
+// Python's str(v) (repr = 0) or repr(v) (repr = 1) of a JSON value, as above. malloc'd.
+char *apibank_py_str(const cJSON *v, int repr);
 // 1 if the predicted call matches expected_output ("API-Request: [...]"), 0 if not (or name is
 // NULL / args not a dict), -1 with a message if expected_output itself cannot be parsed.
 int apibank_match(const char *expected_output, const char *name, const cJSON *args, trl_err *e);

@@ -26,6 +26,8 @@ typedef struct {
     int n_prompt, n_out;
     int correct;
     char verdict[600];
+    const acebench_row *ace;   // ACEBench: the row (borrowed from eval_run.ace_files)
+    int strict;                // ACEBench special rows: the official string check alone
 } eval_item;
 
 struct eval_items {
@@ -115,7 +117,7 @@ static int load_bfcl(const eval_opts *o, const char *cats, int limit, bfcl_datas
         for (size_t j = 0; j < ds->n && (limit <= 0 || (int)j < limit); j++) {
             const bfcl_entry *en = &ds->entries[j];
             char *p = render(o, en->functions, bfcl_entry_messages(en));
-            eval_item x = {strdup(cat), strdup(en->id), p, en->functions, en->ground_truth, NULL, NULL, 0, 0, 0, ""};
+            eval_item x = {strdup(cat), strdup(en->id), p, en->functions, en->ground_truth, NULL, NULL, 0, 0, 0, "", NULL, 0};
             if (!p || !x.category || !x.id || items_push(it, x)) {
                 free(list);
                 return trl_errf(e, "out of memory");
@@ -152,16 +154,51 @@ static int load_apibank(const eval_opts *opt, int limit, cJSON **keep, eval_item
         snprintf(id, sizeof(id), "apibank_l1_%d", i);
         char *p = render(opt, cJSON_GetObjectItem(row, "tools"), cJSON_GetObjectItem(row, "query"));
         eval_item x = {strdup("apibank_l1"), strdup(id), p, NULL, NULL,
-                       strdup(cJSON_IsString(exp) ? exp->valuestring : ""), NULL, 0, 0, 0, ""};
+                       strdup(cJSON_IsString(exp) ? exp->valuestring : ""), NULL, 0, 0, 0, "", NULL, 0};
         if (!p || !x.category || !x.id || !x.expected || items_push(it, x)) return trl_errf(e, "out of memory");
     }
     return TRL_OK;
 }
 
+// ACEBench: every row of the chosen files (eval/acebench.c does the prompts and the checking).
+static int load_acebench(const eval_opts *o, eval_run *r, eval_items *it, trl_err *e) {
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/data/acebench", shared_dir_of(o));
+    char *list = strdup(o->categories ? o->categories : ""), *save = NULL;
+    r->ace_files = calloc(15, sizeof(acebench_file));
+    if (!list || !r->ace_files) return free(list), trl_errf(e, "out of memory");
+    char *tok = o->categories ? strtok_r(list, ",", &save) : NULL;
+    int rc = TRL_OK;
+    for (int i = 0; rc == TRL_OK && (o->categories ? tok != NULL : i < 15) && r->n_ace < 15; i++) {
+        const char *cat = o->categories ? tok : ACEBENCH_CATEGORIES[i];
+        acebench_file *f = &r->ace_files[r->n_ace];
+        rc = acebench_file_load(dir, cat, o->limit, f, e);
+        if (rc) break;
+        r->n_ace++;
+        for (size_t j = 0; j < f->n && rc == TRL_OK; j++) {
+            eval_item x = {strdup(cat), strdup(f->rows[j].id), acebench_row_prompt(&f->rows[j], o->prompt_style), NULL, NULL, NULL,
+                           NULL, 0, 0, 0, "", &f->rows[j], 0};
+            if (!x.category || !x.id || !x.prompt || items_push(it, x)) rc = trl_errf(e, "out of memory");
+        }
+        if (o->categories) tok = strtok_r(NULL, ",", &save);
+    }
+    free(list);
+    return rc;
+}
+
 static void score(eval_item *x, int prompt_style) {
     toolcall_info info;
-    cJSON *calls = prompt_style == TOOLPROMPT_HERMES ? toolcall_parse_hermes(x->output, strlen(x->output), &info)
-                                                     : toolcall_parse_bfcl(x->output, strlen(x->output), &info);
+    if (x->ace) {
+        acebench_verdict v;
+        trl_err e = {{0}};
+        int rc = acebench_score(x->ace, prompt_style, x->output, &v, &e);
+        x->correct = rc == TRL_OK && v.valid;
+        x->strict = rc == TRL_OK && v.strict;
+        snprintf(x->verdict, sizeof(x->verdict), "%s%s%.400s", rc ? "checker: " : v.error_type,
+                 !rc && v.error[0] ? ": " : "", rc ? e.msg : v.error);
+        return;
+    }
+    cJSON *calls = toolcall_parse_reply(prompt_style, x->output, strlen(x->output), &info);
     trl_err e = {{0}};
     if (x->expected) {  // API-Bank: the first call must match
         const cJSON *c = cJSON_IsArray(calls) ? cJSON_GetArrayItem(calls, 0) : NULL;
@@ -420,7 +457,7 @@ out:
 }
 
 static int write_report(const char *path, const char *model_path, const char *suite, const eval_items *it,
-                        const bfcl_summary *sum, trl_err *e) {
+                        const bfcl_summary *sum, const acebench_summary *ace, trl_err *e) {
     cJSON *r = cJSON_CreateObject(), *rows = cJSON_CreateArray();
     cJSON_AddStringToObject(r, "model", model_path);
     cJSON_AddStringToObject(r, "suite", suite);
@@ -431,6 +468,7 @@ static int write_report(const char *path, const char *model_path, const char *su
         cJSON_AddNumberToObject(s, "live", sum->live);
         cJSON_AddNumberToObject(s, "overall", sum->overall);
     }
+    if (ace) cJSON_AddItemToObject(r, "summary", acebench_summary_json(ace));
     for (int i = 0; i < it->n; i++) {
         const eval_item *x = &it->v[i];
         cJSON *o = cJSON_CreateObject();
@@ -443,6 +481,8 @@ static int write_report(const char *path, const char *model_path, const char *su
         cJSON_AddNumberToObject(o, "prompt_tokens", x->n_prompt);
         cJSON_AddNumberToObject(o, "output_tokens", x->n_out);
         cJSON_AddBoolToObject(o, "correct", x->correct);
+        if (x->ace && x->ace->kind >= ACE_SPECIAL_INCOMPLETE && x->ace->kind <= ACE_SPECIAL_IRRELEVANT)
+            cJSON_AddBoolToObject(o, "strict_correct", x->strict);
         clean = utf8_clean(x->verdict);
         cJSON_AddStringToObject(o, "verdict", clean ? clean : "");
         free(clean);
@@ -465,10 +505,13 @@ int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e) {
     if (!it) return trl_errf(e, "out of memory");
     r->items = it;
     r->is_bfcl = !strcmp(o->suite, "bfcl");
-    if (!r->is_bfcl && strcmp(o->suite, "apibank")) return trl_errf(e, "unknown suite '%s' (bfcl or apibank)", o->suite);
+    r->is_acebench = !strcmp(o->suite, "acebench");
+    if (!r->is_bfcl && !r->is_acebench && strcmp(o->suite, "apibank"))
+        return trl_errf(e, "unknown suite '%s' (bfcl, apibank or acebench)", o->suite);
     snprintf(r->suite, sizeof(r->suite), "%s", o->suite);
-    int rc = r->is_bfcl ? load_bfcl(o, o->categories, o->limit, &r->dss, &r->n_ds, it, e)
-                        : load_apibank(o, o->limit, r->keep, it, e);
+    int rc = r->is_bfcl       ? load_bfcl(o, o->categories, o->limit, &r->dss, &r->n_ds, it, e)
+             : r->is_acebench ? load_acebench(o, r, it, e)
+                              : load_apibank(o, o->limit, r->keep, it, e);
     if (rc == TRL_OK) rc = generate_all(m, it, o, e);
     if (rc != TRL_OK) return rc;
     // Per-category tallies, in the order the categories were loaded.
@@ -483,11 +526,22 @@ int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e) {
         r->res[c].correct += it->v[i].correct;
     }
     if (r->is_bfcl) bfcl_summarize(r->res, r->nres, &r->sum);
+    if (r->is_acebench) {  // per file as ACEBench counts (multi-turn: dialogues), and the means
+        acebench_outcome *oc = calloc((size_t)(it->n ? it->n : 1), sizeof(*oc));
+        if (!oc) return trl_errf(e, "out of memory");
+        for (int i = 0; i < it->n; i++) oc[i] = (acebench_outcome){it->v[i].ace, it->v[i].correct, it->v[i].strict};
+        acebench_summarize(oc, (size_t)it->n, &r->ace);
+        free(oc);
+        r->nres = 0;
+        for (size_t c = 0; c < r->ace.n; c++)
+            r->res[r->nres++] = (bfcl_category_result){r->ace.files[c].category, r->ace.files[c].correct, r->ace.files[c].total};
+    }
     return TRL_OK;
 }
 
 int eval_run_report(const eval_run *r, const char *path, const char *model_label, trl_err *e) {
-    return write_report(path, model_label, r->suite, r->items, r->is_bfcl ? &r->sum : NULL, e);
+    return write_report(path, model_label, r->suite, r->items, r->is_bfcl ? &r->sum : NULL,
+                        r->is_acebench ? &r->ace : NULL, e);
 }
 
 int eval_run_count(const eval_run *r) { return r->items ? r->items->n : 0; }
@@ -507,6 +561,8 @@ void eval_run_free(eval_run *r) {
     free(r->dss);
     cJSON_Delete(r->keep[0]);
     cJSON_Delete(r->keep[1]);
+    for (int i = 0; i < r->n_ace; i++) acebench_file_free(&r->ace_files[i]);
+    free(r->ace_files);
     memset(r, 0, sizeof(*r));
 }
 
@@ -526,6 +582,15 @@ int eval_run_store(const eval_run *r, store *s, const char *model_id, const char
                 store_eval_new in = {model_id, r->suite, names[k], v[k], 0, report, job_id};
                 rc = store_eval_add(s, &in, NULL, e);
             }
+    }
+    if (r->is_acebench) {
+        const char *names[8];
+        double v[8];
+        int k = acebench_summary_scores(&r->ace, names, v);
+        for (int i = 0; i < k && rc == TRL_OK; i++) {
+            store_eval_new in = {model_id, r->suite, names[i], v[i], 0, report, job_id};
+            rc = store_eval_add(s, &in, NULL, e);
+        }
     }
     return rc;
 }

@@ -1,4 +1,4 @@
-// runner.h: one evaluation run of a model over BFCL or API-Bank level-1, shared by
+// runner.h: one evaluation run of a model over BFCL, API-Bank level-1 or ACEBench, shared by
 // `toolrl eval` (cli/eval.c) and evaluation jobs run by workers (trainer/worker.c). The model
 // sees the same Tool-N1 prompt (model/toolprompt.c) and its replies go through the same parser
 // (eval/toolcall_parse.c) as the server's and the trainer's; every reply is scored by the
@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "acebench.h"
 #include "bfcl_checker.h"
 #include "bfcl_data.h"
 #include "model.h"
@@ -19,9 +20,9 @@
 #define EVAL_MAX_CATEGORIES 64
 
 typedef struct {
-    const char *suite;       // "bfcl" or "apibank"
-    const char *categories;  // BFCL: comma-separated categories; NULL: all of the shared split
-    int limit;               // examples per category (0: all)
+    const char *suite;       // "bfcl", "apibank" or "acebench"
+    const char *categories;  // BFCL, ACEBench: comma-separated categories; NULL: all of the shared split
+    int limit;               // examples per category (0: all); ACEBench multi-turn: dialogues
     int batch, max_new, n_ctx;  // 0: 8, 256, 4096
     const char *shared_dir;  // the shared data folder; NULL: $TOOLRL_SHARED, else ../shared
     volatile int *abort;     // may be NULL; when it becomes nonzero the run stops (EVAL_ABORTED)
@@ -52,6 +53,10 @@ typedef struct {
     bfcl_dataset *dss;
     int n_ds;
     cJSON *keep[2];
+    int is_acebench;
+    acebench_file *ace_files;  // ACEBench: the files loaded
+    int n_ace;
+    acebench_summary ace;      // ACEBench: per-file results (multi-turn: dialogues) and the means
 } eval_run;
 
 // Loads the examples, generates, scores and tallies. TRL_OK, TRL_ERR (e says why) or
@@ -62,8 +67,9 @@ int eval_run_report(const eval_run *r, const char *path, const char *model_label
 int eval_run_count(const eval_run *r);
 // 1 when category is one of the BFCL categories of the shared split.
 int eval_bfcl_category_known(const char *category);
-// Records every category's score and the BFCL summary lines (non_live, live, overall) in the
-// job store's eval_results under model_id (job_id: the evaluation run, or NULL).
+// Records every category's score and the summary lines (BFCL: non_live, live, overall; ACEBench:
+// normal, special, tooln1, ... as acebench_summary_scores gives them) in the job store's
+// eval_results under model_id (job_id: the evaluation run, or NULL).
 int eval_run_store(const eval_run *r, store *s, const char *model_id, const char *report, const char *job_id,
                    trl_err *e);
 void eval_run_free(eval_run *r);

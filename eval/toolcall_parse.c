@@ -1,6 +1,8 @@
 // toolcall_parse.c: extraction of <tool_call> blocks from model output (see toolcall_parse.h).
 #include "toolcall_parse.h"
 
+#include "toolprompt.h"
+
 #include <string.h>
 
 #include "pyjson.h"
@@ -184,6 +186,10 @@ cJSON *toolcall_parse_hermes(const char *text, size_t len, toolcall_info *info) 
         return NULL;
     }
     return calls;
+}
+
+cJSON *toolcall_parse_reply(int prompt_style, const char *text, size_t len, toolcall_info *info) {
+    return prompt_style == TOOLPROMPT_HERMES ? toolcall_parse_hermes(text, len, info) : toolcall_parse_bfcl(text, len, info);
 }
 
 int toolcall_valid_format(const cJSON *v) {

@@ -50,6 +50,10 @@ cJSON *toolcall_parse_bfcl(const char *text, size_t len, toolcall_info *info);
 // {"name", "arguments"} (a list of such objects is taken item by item); blocks that are not JSON
 // are skipped. Returns the list of calls, or NULL when no block parsed.
 cJSON *toolcall_parse_hermes(const char *text, size_t len, toolcall_info *info);
+// The calls of an evaluated reply written for a prompt style (toolprompt_style): Tool-N1's
+// (0) is read as its BFCL handler reads it (the first block, json.loads once); Hermes (1) as
+// toolcall_parse_hermes. NULL for no result.
+cJSON *toolcall_parse_reply(int prompt_style, const char *text, size_t len, toolcall_info *info);
 // Tool-N1's validate_format: v is a list whose items are all dicts holding "name" and
 // "arguments" (other keys allowed; an empty list passes). Returns 1 or 0.
 int toolcall_valid_format(const cJSON *v);
