@@ -15,20 +15,36 @@
 #include "sampler.h"
 #include "tokenizer.h"
 
-int cli_bench(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--prompt-tokens", "--gen-tokens", "--threads", "--reps", "--batch", NULL};
-    cli_check_opts(argc, argv, known);
-    int P = (int)cli_opt_int(argc, argv, "--prompt-tokens", 128);
-    int N = (int)cli_opt_int(argc, argv, "--gen-tokens", 128);
-    int R = (int)cli_opt_int(argc, argv, "--reps", 3);
-    int threads = (int)cli_opt_int(argc, argv, "--threads", 2);
-    int B = (int)cli_opt_int(argc, argv, "--batch", 1);
+static const cli_option BENCH_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    {.name = "--prompt-tokens", .arg = "P", .def = "128", .help = "prompt length of the prefill"},
+    {.name = "--gen-tokens", .arg = "N", .def = "128", .help = "tokens decoded after the prompt"},
+    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    {.name = "--reps", .arg = "R", .def = "3", .help = "repetitions after one warm-up; the best counts"},
+    {.name = "--batch", .arg = "B", .def = "1",
+     .help = "sequences decoded together, 1 to 256; decode_tps is then their sum"},
+    {0}};
+
+static int cli_bench(int argc, char **argv);
+const cli_command CLI_BENCH = {.name = "bench",
+                               .summary = "Prefill and decode tokens/s of the engine on a model, as one JSON line.",
+                               .usage = "--model PATH [options]",
+                               .options = BENCH_OPTIONS,
+                               .run = cli_bench};
+
+static int cli_bench(int argc, char **argv) {
+    cli_parse(&CLI_BENCH, argc, argv);
+    int P = (int)cli_get_int(&CLI_BENCH, argc, argv, "--prompt-tokens");
+    int N = (int)cli_get_int(&CLI_BENCH, argc, argv, "--gen-tokens");
+    int R = (int)cli_get_int(&CLI_BENCH, argc, argv, "--reps");
+    int threads = (int)cli_get_int(&CLI_BENCH, argc, argv, "--threads");
+    int B = (int)cli_get_int(&CLI_BENCH, argc, argv, "--batch");
     if (P < 1 || N < 1 || R < 1 || B < 1 || B > 256) {
         fprintf(stderr, "toolrl bench: counts must be ≥ 1 (--batch at most 256)\n");
         return 2;
     }
     cli_set_threads(threads);
-    const char *path = cli_opt(argc, argv, "--model", NULL);
+    const char *path = cli_get(&CLI_BENCH, argc, argv, "--model");
     if (!path) {
         fprintf(stderr, "toolrl bench: --model PATH is required\n");
         return 2;

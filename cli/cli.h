@@ -1,25 +1,62 @@
-// cli.h: the subcommands of the toolrl binary and the option helpers they share.
+// cli.h: the subcommands of the toolrl binary, their option tables, and the helpers they share.
 #ifndef TOOLRL_CLI_H
 #define TOOLRL_CLI_H
 
-int cli_generate(int argc, char **argv);
-int cli_bench(int argc, char **argv);
-int cli_tokenize(int argc, char **argv);
-int cli_info(int argc, char **argv);
-int cli_serve(int argc, char **argv);
-int cli_data(int argc, char **argv);
-int cli_eval(int argc, char **argv);
-int cli_train(int argc, char **argv);
-int cli_worker(int argc, char **argv);
+#include <stdio.h>
+#include <sys/types.h>
 
-// Option parsing: "--name VALUE" pairs. Returns the value or def; exits with a usage
-// message on a missing value (CLI code only).
-const char *cli_opt(int argc, char **argv, const char *name, const char *def);
-int cli_flag(int argc, char **argv, const char *name);
-long cli_opt_int(int argc, char **argv, const char *name, long def);
-double cli_opt_float(int argc, char **argv, const char *name, double def);
-// Rejects options not in the NULL-terminated list (flags marked with a trailing '!').
-void cli_check_opts(int argc, char **argv, const char *const *known);
+// One option of a subcommand: the single source of its name, value placeholder, default and
+// help. The tables end with {0}.
+typedef struct {
+    const char *name;  // "--port", "-n"
+    const char *arg;   // the value's placeholder ("N", "PATH"); NULL: a flag without a value
+    const char *def;   // the default as text; NULL: none (or computed: the help says how)
+    const char *help;  // one line
+} cli_option;
+
+// An environment variable a subcommand reads ({0}-terminated lists).
+typedef struct {
+    const char *name;
+    const char *help;
+} cli_env;
+
+typedef struct cli_command {
+    const char *name;                              // "serve", "data mix"; "" for toolrl itself
+    const char *summary;                           // one line
+    const char *usage;                             // what follows "toolrl NAME" on the usage line
+    const cli_option *options;                     // {0}-terminated; NULL: none
+    const cli_env *env;                            // {0}-terminated; NULL: none
+    const struct cli_command *const *subcommands;  // NULL-terminated (toolrl, toolrl data)
+    int (*run)(int argc, char **argv);             // argv[0] is the command's last word
+} cli_command;
+
+// toolrl itself, whose subcommands are every command (commands.c), and the commands.
+extern const cli_command CLI_TOOLRL;
+extern const cli_command CLI_GENERATE, CLI_BENCH, CLI_TOKENIZE, CLI_INFO, CLI_SERVE, CLI_DATA, CLI_EVAL,
+    CLI_TRAIN, CLI_WORKER;
+
+// Runs the subcommand named by argv[1] of a command with subcommands; answers --help, -h and
+// `help [CMD...]` (exit status 0), no or an unknown subcommand (2).
+int cli_dispatch(const cli_command *c, int argc, char **argv);
+// Checks argv[1..] against c's table. Exits: 0 after printing the help on --help/-h; 2 with a
+// one-line error on an unknown option or a missing value (CLI code only).
+void cli_parse(const cli_command *c, int argc, char **argv);
+// The full help (usage, summary, options with defaults, environment, subcommands).
+void cli_help_print(const cli_command *c, FILE *f);
+// The usage line and "try 'toolrl CMD --help'", for a usage error.
+void cli_usage_print(const cli_command *c, FILE *f);
+
+// Option values (after cli_parse). The value given, else the table's default (cli_get may give
+// NULL; the others abort when there is neither). A name not in c's table aborts: a programming
+// error. cli_get_int and cli_get_float exit 2 on a value that is not a number.
+const char *cli_get(const cli_command *c, int argc, char **argv, const char *name);
+long cli_get_int(const cli_command *c, int argc, char **argv, const char *name);
+double cli_get_float(const cli_command *c, int argc, char **argv, const char *name);
+int cli_get_flag(const cli_command *c, int argc, char **argv, const char *name);
+// A repeatable option: the argv index of the value of its first occurrence after argv[after]
+// (start with 0), or 0 when there is none.
+int cli_get_next(const cli_command *c, int argc, char **argv, const char *name, int after);
+
 // Sets OpenMP and OpenBLAS thread counts.
 void cli_set_threads(int n);
 // Re-executes the process with OPENBLAS_CORETYPE set when OpenBLAS fell back to its generic
@@ -27,7 +64,6 @@ void cli_set_threads(int n);
 void cli_blas_setup(char **argv);
 
 // `toolrl worker` processes started by `toolrl serve --workers N` (spawn.c).
-#include <sys/types.h>
 pid_t cli_spawn_worker(const char *db, const char *model, const char *out_dir, int threads);
 void cli_stop_worker(pid_t pid);  // SIGTERM, wait up to 30 s, then SIGKILL
 

@@ -1,9 +1,5 @@
-// data.c: `toolrl data`: dataset conversion into the unified training format and validation.
-//   toolrl data convert --format FORMAT --in FILE|FOLDER --out FILE.jsonl [--tools FILE]
-//                       [--source NAME] [--drop-no-call] [--no-repair]
-//   toolrl data validate --in FILE.jsonl [--max-errors N]
-//   toolrl data mix [--shared DIR] [--out-dir var/data] [--val-frac 0.02] [--seed 1]
-//                   [--only LABEL,...] [--add LABEL=FORMAT:PATH]...
+// data.c: `toolrl data`: dataset conversion into the unified training format (convert),
+// validation (validate) and the training mix of every shared source (mix).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +9,6 @@
 #include "example.h"
 #include "mix.h"
 #include "pyjson.h"
-
-static void data_usage(FILE *f) {
-    fprintf(f,
-            "usage: toolrl data convert --format FORMAT --in FILE|FOLDER --out FILE.jsonl [--tools FILE]\n"
-            "                           [--source NAME] [--drop-no-call] [--no-repair]\n"
-            "         FORMAT: %s\n"
-            "       toolrl data validate --in FILE.jsonl [--max-errors N]\n"
-            "       toolrl data mix [--shared DIR] [--out-dir var/data] [--val-frac 0.02] [--seed 1]\n"
-            "                       [--only LABEL,...] [--add LABEL=FORMAT:PATH]...\n",
-            convert_format_list());
-}
 
 typedef struct {
     FILE *out;
@@ -59,15 +44,33 @@ static void print_counts(const convert_counts *c) {
     if (c->first_invalid[0]) printf("  first invalid example: %s\n", c->first_invalid);
 }
 
+static const cli_option CONVERT_OPTIONS[] = {
+    {.name = "--format", .arg = "FORMAT",
+     .help = "the source's format (required): xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, "
+             "nestful, sgd"},
+    {.name = "--in", .arg = "FILE|FOLDER", .help = "the source file or folder (required)"},
+    {.name = "--out", .arg = "FILE.jsonl", .help = "the converted examples (required)"},
+    {.name = "--tools", .arg = "FILE",
+     .help = "the tools side file of seal, callnavi, nestful, sgd (default: found next to the input)"},
+    {.name = "--source", .arg = "NAME", .help = "write NAME as every example's \"source\" (default: the converter's)"},
+    {.name = "--drop-no-call", .help = "drop examples whose answer is [] (no call; kept by default)"},
+    {.name = "--no-repair", .help = "ToolACE: do not repair truncated function names"},
+    {0}};
+
+static int data_convert(int argc, char **argv);
+static const cli_command DATA_CONVERT = {.name = "data convert",
+                                         .summary = "Convert a dataset into the unified training format (JSONL).",
+                                         .usage = "--format FORMAT --in FILE|FOLDER --out FILE.jsonl [options]",
+                                         .options = CONVERT_OPTIONS,
+                                         .run = data_convert};
+
 static int data_convert(int argc, char **argv) {
-    static const char *const known[] = {"--format",       "--in",        "--out", "--tools", "--source",
-                                        "--drop-no-call!", "--no-repair!", NULL};
-    cli_check_opts(argc, argv, known);
-    const char *fmt = cli_opt(argc, argv, "--format", NULL);
-    const char *in = cli_opt(argc, argv, "--in", NULL);
-    const char *out = cli_opt(argc, argv, "--out", NULL);
+    cli_parse(&DATA_CONVERT, argc, argv);
+    const char *fmt = cli_get(&DATA_CONVERT, argc, argv, "--format");
+    const char *in = cli_get(&DATA_CONVERT, argc, argv, "--in");
+    const char *out = cli_get(&DATA_CONVERT, argc, argv, "--out");
     if (!fmt || !in || !out) {
-        data_usage(stderr);
+        cli_usage_print(&DATA_CONVERT, stderr);
         return 2;
     }
     trl_err e;
@@ -80,10 +83,10 @@ static int data_convert(int argc, char **argv) {
         fprintf(stderr, "toolrl data convert: %s\n", e.msg);
         return 1;
     }
-    convert_opts o = {.drop_no_call = cli_flag(argc, argv, "--drop-no-call"),
-                      .no_repair = cli_flag(argc, argv, "--no-repair"),
-                      .side_path = cli_opt(argc, argv, "--tools", NULL),
-                      .source = cli_opt(argc, argv, "--source", NULL)};
+    convert_opts o = {.drop_no_call = cli_get_flag(&DATA_CONVERT, argc, argv, "--drop-no-call"),
+                      .no_repair = cli_get_flag(&DATA_CONVERT, argc, argv, "--no-repair"),
+                      .side_path = cli_get(&DATA_CONVERT, argc, argv, "--tools"),
+                      .source = cli_get(&DATA_CONVERT, argc, argv, "--source")};
     FILE *fo = fopen(out, "w");
     if (!fo) {
         perror(out);
@@ -104,13 +107,24 @@ static int data_convert(int argc, char **argv) {
     return 0;
 }
 
+static const cli_option VALIDATE_OPTIONS[] = {
+    {.name = "--in", .arg = "FILE.jsonl", .help = "the file to check (required)"},
+    {.name = "--max-errors", .arg = "N", .def = "20", .help = "invalid lines printed (all are counted)"},
+    {0}};
+
+static int data_validate(int argc, char **argv);
+static const cli_command DATA_VALIDATE = {.name = "data validate",
+                                          .summary = "Check every line of a unified-format JSONL file.",
+                                          .usage = "--in FILE.jsonl [--max-errors N]",
+                                          .options = VALIDATE_OPTIONS,
+                                          .run = data_validate};
+
 static int data_validate(int argc, char **argv) {
-    static const char *const known[] = {"--in", "--max-errors", NULL};
-    cli_check_opts(argc, argv, known);
-    const char *in = cli_opt(argc, argv, "--in", NULL);
-    long max_err = cli_opt_int(argc, argv, "--max-errors", 20);
+    cli_parse(&DATA_VALIDATE, argc, argv);
+    const char *in = cli_get(&DATA_VALIDATE, argc, argv, "--in");
+    long max_err = cli_get_int(&DATA_VALIDATE, argc, argv, "--max-errors");
     if (!in) {
-        data_usage(stderr);
+        cli_usage_print(&DATA_VALIDATE, stderr);
         return 2;
     }
     trl_err e;
@@ -149,12 +163,34 @@ static int in_list(const char *list, const char *label) {
     return 0;
 }
 
+static const cli_option MIX_OPTIONS[] = {
+    {.name = "--shared", .arg = "DIR", .help = "the shared data folder (computed: $TOOLRL_SHARED, else ../shared)"},
+    {.name = "--out-dir", .arg = "DIR", .def = "var/data", .help = "where train.jsonl and val.jsonl go"},
+    {.name = "--val-frac", .arg = "F", .def = "0.02", .help = "fraction of the examples held out for validation"},
+    {.name = "--seed", .arg = "S", .def = "1", .help = "seed of the split"},
+    {.name = "--only", .arg = "LABEL,...", .help = "only these default sources (default: all)"},
+    {.name = "--add", .arg = "LABEL=FORMAT:PATH",
+     .help = "a further source, a file or folder; repeatable (default: none)"},
+    {0}};
+
+static const cli_env MIX_ENV[] = {
+    {.name = "TOOLRL_SHARED", .help = "the shared data folder when --shared is not given"}, {0}};
+
+static int data_mix(int argc, char **argv);
+static const cli_command DATA_MIX = {.name = "data mix",
+                                     .summary = "Build the training mix from every shared source: converted, filtered, "
+                                                "deduplicated, evaluation questions dropped, split.",
+                                     .usage = "[--shared DIR] [--out-dir var/data] [options]",
+                                     .options = MIX_OPTIONS,
+                                     .env = MIX_ENV,
+                                     .run = data_mix};
+
 static int data_mix(int argc, char **argv) {
-    static const char *const known[] = {"--shared", "--out-dir", "--val-frac", "--seed", "--only", "--add", NULL};
-    cli_check_opts(argc, argv, known);
+    cli_parse(&DATA_MIX, argc, argv);
     const char *env = getenv("TOOLRL_SHARED");
-    const char *shared = cli_opt(argc, argv, "--shared", env && *env ? env : "../shared");
-    const char *only = cli_opt(argc, argv, "--only", NULL);
+    const char *shared = cli_get(&DATA_MIX, argc, argv, "--shared");
+    if (!shared) shared = env && *env ? env : "../shared";
+    const char *only = cli_get(&DATA_MIX, argc, argv, "--only");
     mix_source src[MIX_MAX_SOURCES];
     size_t n = 0;
     for (size_t i = 0; i < MIX_DEFAULT_N; i++)
@@ -172,9 +208,8 @@ static int data_mix(int argc, char **argv) {
         }
     }
     // --add LABEL=FORMAT:PATH, repeatable: a further source (a file or folder path as given).
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--add")) continue;
-        char *spec = argv[++i], *eq = strchr(spec, '='), *colon = eq ? strchr(eq, ':') : NULL;
+    for (int i = 0; (i = cli_get_next(&DATA_MIX, argc, argv, "--add", i));) {
+        char *spec = argv[i], *eq = strchr(spec, '='), *colon = eq ? strchr(eq, ':') : NULL;
         trl_err fe;
         convert_format f;
         if (!eq || !colon || eq == spec || !colon[1]) {
@@ -197,11 +232,11 @@ static int data_mix(int argc, char **argv) {
     snprintf(data_dir, sizeof(data_dir), "%s/data", shared);
     mix_config cfg = {.data_dir = data_dir,
                       .repo_dir = ".",
-                      .out_dir = cli_opt(argc, argv, "--out-dir", "var/data"),
+                      .out_dir = cli_get(&DATA_MIX, argc, argv, "--out-dir"),
                       .sources = src,
                       .n_sources = n,
-                      .val_frac = cli_opt_float(argc, argv, "--val-frac", 0.02),
-                      .seed = (unsigned long)cli_opt_int(argc, argv, "--seed", 1)};
+                      .val_frac = cli_get_float(&DATA_MIX, argc, argv, "--val-frac"),
+                      .seed = (unsigned long)cli_get_int(&DATA_MIX, argc, argv, "--seed")};
     mix_report rep;
     trl_err e;
     if (mix_build(&cfg, &rep, &e)) {
@@ -214,15 +249,9 @@ static int data_mix(int argc, char **argv) {
     return 0;
 }
 
-int cli_data(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        data_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "convert")) return data_convert(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "validate")) return data_validate(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "mix")) return data_mix(argc - 1, argv + 1);
-    fprintf(stderr, "toolrl data: unknown subcommand '%s'\n", argv[1]);
-    data_usage(stderr);
-    return 2;
-}
+static const cli_command *const DATA_COMMANDS[] = {&DATA_CONVERT, &DATA_VALIDATE, &DATA_MIX, NULL};
+
+const cli_command CLI_DATA = {.name = "data",
+                              .summary = "Training data: convert datasets, validate files, build the training mix.",
+                              .usage = "convert|validate|mix [options]",
+                              .subcommands = DATA_COMMANDS};

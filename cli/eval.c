@@ -28,30 +28,65 @@ static void progress(void *ctx, int done, int total) {
     fflush(stderr);
 }
 
-int cli_eval(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--suite", "--categories", "--limit", "--report", "--batch",
-                                        "--max-tokens", "--ctx", "--threads", "--db", "--model-id", "--quantize", "--journal", "--prompt", NULL};
-    cli_check_opts(argc, argv, known);
-    const char *model_path = cli_opt(argc, argv, "--model", NULL), *suite = cli_opt(argc, argv, "--suite", "bfcl");
-    const char *report = cli_opt(argc, argv, "--report", NULL);
-    int limit = (int)cli_opt_int(argc, argv, "--limit", 0), B = (int)cli_opt_int(argc, argv, "--batch", 8);
-    int max_new = (int)cli_opt_int(argc, argv, "--max-tokens", 256), n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 4096);
+static const cli_option EVAL_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    {.name = "--suite", .arg = "bfcl|apibank|acebench", .def = "bfcl", .help = "the benchmark"},
+    {.name = "--categories", .arg = "A,B",
+     .help = "BFCL, ACEBench: only these categories (default: all of the shared split)"},
+    {.name = "--limit", .arg = "N", .def = "0",
+     .help = "examples per category, ACEBench multi-turn: dialogues (0: all)"},
+    {.name = "--report", .arg = "FILE.json",
+     .help = "write the JSON report (every example, its output and verdict) here"},
+    {.name = "--batch", .arg = "B", .def = "8", .help = "sequences decoded together"},
+    {.name = "--max-tokens", .arg = "N", .def = "256", .help = "most tokens of a reply"},
+    {.name = "--ctx", .arg = "N", .def = "4096", .help = "context length per sequence (at least 64)"},
+    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    {.name = "--db", .arg = "PATH", .help = "also record the scores in this job store (default: not recorded)"},
+    {.name = "--model-id", .arg = "ID",
+     .help = "with --db: the model's name there (computed: the model path's file name)"},
+    {.name = "--quantize", .arg = "q8_0|q4_0|q4_1", .help = "quantize the weights first (default: as loaded)"},
+    {.name = "--journal", .arg = "FILE.jsonl",
+     .help = "record finished examples; a stopped run started again goes on where it stopped"},
+    {.name = "--prompt", .arg = "tooln1|hermes", .def = "tooln1",
+     .help = "prompt style: Tool-N1's, or Qwen2.5's own tool template"},
+    {0}};
+
+static const cli_env EVAL_ENV[] = {
+    {.name = "TOOLRL_SHARED",
+     .help = "the shared benchmark data: $TOOLRL_SHARED/data/{bfcl,apibank,acebench} (default ../shared)"},
+    {0}};
+
+static int cli_eval(int argc, char **argv);
+const cli_command CLI_EVAL = {.name = "eval",
+                              .summary = "Score a model on BFCL, API-Bank level-1 or ACEBench.",
+                              .usage = "--model PATH [--suite bfcl|apibank|acebench] [options]",
+                              .options = EVAL_OPTIONS,
+                              .env = EVAL_ENV,
+                              .run = cli_eval};
+
+static int cli_eval(int argc, char **argv) {
+    cli_parse(&CLI_EVAL, argc, argv);
+    const char *model_path = cli_get(&CLI_EVAL, argc, argv, "--model");
+    const char *suite = cli_get(&CLI_EVAL, argc, argv, "--suite");
+    const char *report = cli_get(&CLI_EVAL, argc, argv, "--report");
+    int limit = (int)cli_get_int(&CLI_EVAL, argc, argv, "--limit");
+    int B = (int)cli_get_int(&CLI_EVAL, argc, argv, "--batch");
+    int max_new = (int)cli_get_int(&CLI_EVAL, argc, argv, "--max-tokens");
+    int n_ctx = (int)cli_get_int(&CLI_EVAL, argc, argv, "--ctx");
     toolprompt_style style = TOOLPROMPT_TOOLN1;
     if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
-        max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_opt(argc, argv, "--prompt", "tooln1"), &style)) {
-        fprintf(stderr, "usage: toolrl eval --model M --suite bfcl|apibank|acebench [--categories a,b] [--limit N]\n"
-                        "                   [--report FILE.json] [--journal FILE.jsonl] [--batch B] [--max-tokens N] [--ctx N]\n"
-                        "                   [--prompt tooln1|hermes]\n");
+        max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_get(&CLI_EVAL, argc, argv, "--prompt"), &style)) {
+        cli_usage_print(&CLI_EVAL, stderr);
         return 2;
     }
-    cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
+    cli_set_threads((int)cli_get_int(&CLI_EVAL, argc, argv, "--threads"));
     model m;
     trl_err e = {{0}};
     if (model_load(&m, model_path, &e)) {
         fprintf(stderr, "toolrl eval: %s\n", e.msg);
         return 1;
     }
-    const char *qn = cli_opt(argc, argv, "--quantize", NULL);
+    const char *qn = cli_get(&CLI_EVAL, argc, argv, "--quantize");
     if (qn) {
         uint32_t qt = !strcmp(qn, "q8_0") ? QTYPE_Q8_0 : !strcmp(qn, "q4_0") ? QTYPE_Q4_0 : !strcmp(qn, "q4_1") ? QTYPE_Q4_1 : QTYPE_F32;
         if (qt == QTYPE_F32 || model_quantize(&m, qt, &e)) {
@@ -63,14 +98,14 @@ int cli_eval(int argc, char **argv) {
     bar b = {0};
     // --journal: a run that is stopped goes on where it stopped when started again (runner.h).
     eval_opts o = {.suite = suite,
-                   .categories = cli_opt(argc, argv, "--categories", NULL),
+                   .categories = cli_get(&CLI_EVAL, argc, argv, "--categories"),
                    .limit = limit,
                    .batch = B,
                    .max_new = max_new,
                    .n_ctx = n_ctx,
                    .progress = progress,
                    .ctx = &b,
-                   .journal = cli_opt(argc, argv, "--journal", NULL),
+                   .journal = cli_get(&CLI_EVAL, argc, argv, "--journal"),
                    .journal_key = model_path,
                    .prompt_style = style};
     eval_run r;
@@ -97,10 +132,11 @@ int cli_eval(int argc, char **argv) {
         fprintf(stderr, "toolrl eval: %s\n", e.msg);
         rc = 1;
     }
-    const char *db = cli_opt(argc, argv, "--db", NULL);
+    const char *db = cli_get(&CLI_EVAL, argc, argv, "--db");
     if (!rc && db) {
         const char *base = strrchr(model_path, '/');
-        const char *mid = cli_opt(argc, argv, "--model-id", base && base[1] ? base + 1 : model_path);
+        const char *mid = cli_get(&CLI_EVAL, argc, argv, "--model-id");
+        if (!mid) mid = base && base[1] ? base + 1 : model_path;
         store *s = NULL;
         if (store_open(&s, db, &e) || eval_run_store(&r, s, mid, report, NULL, &e)) {
             fprintf(stderr, "toolrl eval: %s\n", e.msg);

@@ -34,24 +34,44 @@ static int32_t *encode_alloc(const tokenizer *t, const char *text, int special, 
     return ids;
 }
 
-int cli_generate(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--prompt", "--chat!", "--system", "-n", "--temp", "--top-k",
-                                        "--top-p", "--seed", "--threads", "--ref!", "--ctx", NULL};
-    cli_check_opts(argc, argv, known);
-    const char *prompt = cli_opt(argc, argv, "--prompt", NULL);
+static const cli_option GENERATE_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    {.name = "--prompt", .arg = "TEXT", .help = "the prompt (required)"},
+    {.name = "--chat", .help = "wrap the prompt in the model's chat template as a user message"},
+    {.name = "--system", .arg = "TEXT", .help = "with --chat: a system message first (default: none)"},
+    {.name = "-n", .arg = "N", .def = "128", .help = "most tokens to generate"},
+    {.name = "--temp", .arg = "T", .def = "0", .help = "sampling temperature (0: greedy)"},
+    {.name = "--top-k", .arg = "K", .def = "0", .help = "sample from the K likeliest tokens (0: all)"},
+    {.name = "--top-p", .arg = "P", .def = "1", .help = "nucleus sampling: the likeliest tokens up to probability P"},
+    {.name = "--seed", .arg = "S", .def = "42", .help = "sampling seed"},
+    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    {.name = "--ref", .help = "use the reference (slow, plain C) kernels"},
+    {.name = "--ctx", .arg = "N", .help = "context length (computed: prompt tokens + n + 1)"},
+    {0}};
+
+static int cli_generate(int argc, char **argv);
+const cli_command CLI_GENERATE = {.name = "generate",
+                                  .summary = "Generate a completion of a prompt and print it as it comes.",
+                                  .usage = "--model PATH --prompt TEXT [options]",
+                                  .options = GENERATE_OPTIONS,
+                                  .run = cli_generate};
+
+static int cli_generate(int argc, char **argv) {
+    cli_parse(&CLI_GENERATE, argc, argv);
+    const char *prompt = cli_get(&CLI_GENERATE, argc, argv, "--prompt");
     if (!prompt) {
         fprintf(stderr, "toolrl generate: --prompt TEXT is required\n");
         return 2;
     }
-    cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
+    cli_set_threads((int)cli_get_int(&CLI_GENERATE, argc, argv, "--threads"));
     model m;
-    int rc = load_or_die(&m, cli_opt(argc, argv, "--model", NULL));
+    int rc = load_or_die(&m, cli_get(&CLI_GENERATE, argc, argv, "--model"));
     if (rc) return rc;
     char *text = NULL;
-    if (cli_flag(argc, argv, "--chat")) {
+    if (cli_get_flag(&CLI_GENERATE, argc, argv, "--chat")) {
         chat_msg msgs[2];
         int n = 0;
-        const char *sys = cli_opt(argc, argv, "--system", NULL);
+        const char *sys = cli_get(&CLI_GENERATE, argc, argv, "--system");
         if (sys) msgs[n++] = (chat_msg){"system", sys};
         msgs[n++] = (chat_msg){"user", prompt};
         text = chat_render(m.chat_template, msgs, n, 1);
@@ -66,18 +86,20 @@ int cli_generate(int argc, char **argv) {
         model_free(&m);
         return 1;
     }
-    int n_gen = (int)cli_opt_int(argc, argv, "-n", 128);
-    int n_ctx = (int)cli_opt_int(argc, argv, "--ctx", n_prompt + n_gen + 1);
+    int n_gen = (int)cli_get_int(&CLI_GENERATE, argc, argv, "-n");
+    int n_ctx = cli_get(&CLI_GENERATE, argc, argv, "--ctx") ? (int)cli_get_int(&CLI_GENERATE, argc, argv, "--ctx")
+                                                           : n_prompt + n_gen + 1;
     generator g;
     trl_err e = {{0}};
-    if (generator_init(&g, &m, cli_flag(argc, argv, "--ref") ? &ops_ref : &ops_cpu, 1, n_ctx, 256, &e) ||
+    const ops *kernels = cli_get_flag(&CLI_GENERATE, argc, argv, "--ref") ? &ops_ref : &ops_cpu;
+    if (generator_init(&g, &m, kernels, 1, n_ctx, 256, &e) ||
         generator_start(&g, 0,
                         &(gen_params){.prompt = ids,
                                       .n_prompt = n_prompt,
-                                      .sp = {.temperature = (float)cli_opt_float(argc, argv, "--temp", 0.0),
-                                             .top_k = (int)cli_opt_int(argc, argv, "--top-k", 0),
-                                             .top_p = (float)cli_opt_float(argc, argv, "--top-p", 1.0),
-                                             .seed = (uint64_t)cli_opt_int(argc, argv, "--seed", 42)},
+                                      .sp = {.temperature = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--temp"),
+                                             .top_k = (int)cli_get_int(&CLI_GENERATE, argc, argv, "--top-k"),
+                                             .top_p = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--top-p"),
+                                             .seed = (uint64_t)cli_get_int(&CLI_GENERATE, argc, argv, "--seed")},
                                       .max_tokens = n_gen},
                         &e)) {
         fprintf(stderr, "toolrl generate: %s\n", e.msg);
@@ -102,19 +124,31 @@ int cli_generate(int argc, char **argv) {
     return rc;
 }
 
-int cli_tokenize(int argc, char **argv) {
-    static const char *const known[] = {"--model", "--text", "--special!", NULL};
-    cli_check_opts(argc, argv, known);
-    const char *text = cli_opt(argc, argv, "--text", NULL);
+static const cli_option TOKENIZE_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    {.name = "--text", .arg = "TEXT", .help = "the text to encode (required)"},
+    {.name = "--special", .help = "read special tokens (<|im_start|>, ...) in the text as themselves"},
+    {0}};
+
+static int cli_tokenize(int argc, char **argv);
+const cli_command CLI_TOKENIZE = {.name = "tokenize",
+                                  .summary = "Print the token ids of a text.",
+                                  .usage = "--model PATH --text TEXT [--special]",
+                                  .options = TOKENIZE_OPTIONS,
+                                  .run = cli_tokenize};
+
+static int cli_tokenize(int argc, char **argv) {
+    cli_parse(&CLI_TOKENIZE, argc, argv);
+    const char *text = cli_get(&CLI_TOKENIZE, argc, argv, "--text");
     if (!text) {
         fprintf(stderr, "toolrl tokenize: --text TEXT is required\n");
         return 2;
     }
     model m;
-    int rc = load_or_die(&m, cli_opt(argc, argv, "--model", NULL));
+    int rc = load_or_die(&m, cli_get(&CLI_TOKENIZE, argc, argv, "--model"));
     if (rc) return rc;
     int n = 0;
-    int32_t *ids = encode_alloc(m.tok, text, cli_flag(argc, argv, "--special"), &n);
+    int32_t *ids = encode_alloc(m.tok, text, cli_get_flag(&CLI_TOKENIZE, argc, argv, "--special"), &n);
     for (int i = 0; ids && i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
     printf("\n");
     free(ids);
@@ -122,11 +156,20 @@ int cli_tokenize(int argc, char **argv) {
     return ids ? 0 : 1;
 }
 
-int cli_info(int argc, char **argv) {
-    static const char *const known[] = {"--model", NULL};
-    cli_check_opts(argc, argv, known);
+static const cli_option INFO_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"}, {0}};
+
+static int cli_info(int argc, char **argv);
+const cli_command CLI_INFO = {.name = "info",
+                              .summary = "Print a model's configuration.",
+                              .usage = "--model PATH",
+                              .options = INFO_OPTIONS,
+                              .run = cli_info};
+
+static int cli_info(int argc, char **argv) {
+    cli_parse(&CLI_INFO, argc, argv);
     model m;
-    int rc = load_or_die(&m, cli_opt(argc, argv, "--model", NULL));
+    int rc = load_or_die(&m, cli_get(&CLI_INFO, argc, argv, "--model"));
     if (rc) return rc;
     const model_config *c = &m.cfg;
     printf("arch %s\nvocab %d\nembd %d\nlayers %d\nheads %d\nkv_heads %d\nhead_dim %d\nff %d\nctx %d\n"

@@ -1,4 +1,5 @@
-// opts.c: tiny option parsing shared by the subcommands, and thread setup.
+// opts.c: the subcommands' option tables at work: parsing, --help, usage errors and the value
+// getters (defaults come from the tables), dispatch to subcommands, and thread setup.
 #include <cblas.h>
 #include <errno.h>
 #include <omp.h>
@@ -10,67 +11,169 @@
 
 #include "cli.h"
 
-const char *cli_opt(int argc, char **argv, const char *name, const char *def) {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], name) != 0) continue;
-        if (i + 1 >= argc) {
-            fprintf(stderr, "toolrl: option %s needs a value\n", name);
-            exit(2);
-        }
-        return argv[i + 1];
-    }
-    return def;
+// "toolrl" or "toolrl NAME", for messages.
+static const char *label(const cli_command *c, char *buf, size_t n) {
+    snprintf(buf, n, "toolrl%s%s", c->name[0] ? " " : "", c->name);
+    return buf;
 }
 
-int cli_flag(int argc, char **argv, const char *name) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name)) return 1;
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+static const cli_option *find(const cli_command *c, const char *name) {
+    for (const cli_option *o = c->options; o && o->name; o++)
+        if (!strcmp(o->name, name)) return o;
+    return NULL;
+}
+
+static const cli_option *must_find(const cli_command *c, const char *name) {
+    const cli_option *o = find(c, name);
+    if (!o) {
+        char b[64];
+        fprintf(stderr, "%s: internal error: option %s is not in the command's table\n", label(c, b, sizeof(b)), name);
+        abort();
+    }
+    return o;
+}
+
+static void die_usage(const cli_command *c, const char *what, const char *arg) {
+    char b[64];
+    fprintf(stderr, "%s: %s '%s'; try '%s --help'\n", label(c, b, sizeof(b)), what, arg, b);
+    exit(2);
+}
+
+void cli_usage_print(const cli_command *c, FILE *f) {
+    char b[64];
+    fprintf(f, "usage: %s %s\ntry '%s --help'\n", label(c, b, sizeof(b)), c->usage, b);
+}
+
+// The last word of a command's name ("mix" of "data mix").
+static const char *last_word(const char *name) {
+    const char *s = strrchr(name, ' ');
+    return s ? s + 1 : name;
+}
+
+void cli_help_print(const cli_command *c, FILE *f) {
+    char b[64];
+    fprintf(f, "usage: %s %s\n\n%s\n", label(c, b, sizeof(b)), c->usage, c->summary);
+    if (c->subcommands) {
+        fprintf(f, "\ncommands:\n");
+        for (const cli_command *const *s = c->subcommands; *s; s++)
+            fprintf(f, "  %-10s %s\n", last_word((*s)->name), (*s)->summary);
+    }
+    fprintf(f, "\noptions:\n");
+    for (const cli_option *o = c->options; o && o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (strlen(left) > 24) fprintf(f, "  %s\n  %-24s %s", left, "", o->help);  // a long one: help below
+        else fprintf(f, "  %-24s %s", left, o->help);
+        if (o->def) fprintf(f, " (default: %s)", o->def);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-24s %s\n", "-h, --help", "print this help and exit");
+    if (c->env && c->env->name) {
+        fprintf(f, "\nenvironment:\n");
+        for (const cli_env *v = c->env; v->name; v++) fprintf(f, "  %-24s %s\n", v->name, v->help);
+    }
+    if (c->subcommands) fprintf(f, "\n'%s COMMAND --help' lists a command's options.\n", b);
+}
+
+void cli_parse(const cli_command *c, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            cli_help_print(c, stdout);
+            exit(0);
+        }
+        const cli_option *o = find(c, argv[i]);
+        if (!o) die_usage(c, "unknown option", argv[i]);
+        if (o->arg && ++i >= argc) die_usage(c, "missing value for option", o->name);
+    }
+}
+
+static const cli_command *find_sub(const cli_command *c, const char *word) {
+    for (const cli_command *const *p = c->subcommands; p && *p; p++)
+        if (!strcmp(last_word((*p)->name), word)) return *p;
+    return NULL;
+}
+
+int cli_dispatch(const cli_command *c, int argc, char **argv) {
+    if (argc < 2) {
+        cli_help_print(c, stderr);
+        return 2;
+    }
+    if (is_help(argv[1]) || !strcmp(argv[1], "help")) {  // also `toolrl help CMD [SUB]`
+        const cli_command *t = c;
+        for (int i = 2; i < argc; i++) {
+            const cli_command *s = find_sub(t, argv[i]);
+            if (!s) die_usage(t, t->name[0] ? "unknown subcommand" : "unknown command", argv[i]);
+            t = s;
+        }
+        cli_help_print(t, stdout);
+        return 0;
+    }
+    const cli_command *s = find_sub(c, argv[1]);
+    if (!s) die_usage(c, c->name[0] ? "unknown subcommand" : "unknown command", argv[1]);
+    if (s->subcommands) return cli_dispatch(s, argc - 1, argv + 1);
+    if (!s->run) {
+        char b[64];
+        fprintf(stderr, "%s: internal error: nothing to run\n", label(s, b, sizeof(b)));
+        abort();
+    }
+    return s->run(argc - 1, argv + 1);
+}
+
+int cli_get_next(const cli_command *c, int argc, char **argv, const char *name, int after) {
+    must_find(c, name);
+    for (int i = 1; i < argc; i++) {
+        const cli_option *o = find(c, argv[i]);
+        if (!o) continue;  // cli_parse has rejected it already
+        if (i > after && !strcmp(o->name, name)) return o->arg ? (i + 1 < argc ? i + 1 : 0) : i;
+        if (o->arg) i++;
+    }
     return 0;
 }
 
-long cli_opt_int(int argc, char **argv, const char *name, long def) {
-    const char *v = cli_opt(argc, argv, name, NULL);
-    if (!v) return def;
-    char *end;
+const char *cli_get(const cli_command *c, int argc, char **argv, const char *name) {
+    const cli_option *o = must_find(c, name);
+    int i = cli_get_next(c, argc, argv, name, 0);
+    return i ? argv[i] : o->def;
+}
+
+int cli_get_flag(const cli_command *c, int argc, char **argv, const char *name) {
+    return cli_get_next(c, argc, argv, name, 0) != 0;
+}
+
+static const char *get_some(const cli_command *c, int argc, char **argv, const char *name) {
+    const char *v = cli_get(c, argc, argv, name);
+    if (!v) {
+        char b[64];
+        fprintf(stderr, "%s: internal error: option %s has no value and no default\n", label(c, b, sizeof(b)), name);
+        abort();
+    }
+    return v;
+}
+
+long cli_get_int(const cli_command *c, int argc, char **argv, const char *name) {
+    const char *v = get_some(c, argc, argv, name);
+    char *end, b[64];
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || end == v) {
-        fprintf(stderr, "toolrl: option %s expects an integer, got '%s'\n", name, v);
+        fprintf(stderr, "%s: option %s expects an integer, got '%s'\n", label(c, b, sizeof(b)), name, v);
         exit(2);
     }
     return x;
 }
 
-double cli_opt_float(int argc, char **argv, const char *name, double def) {
-    const char *v = cli_opt(argc, argv, name, NULL);
-    if (!v) return def;
-    char *end;
+double cli_get_float(const cli_command *c, int argc, char **argv, const char *name) {
+    const char *v = get_some(c, argc, argv, name);
+    char *end, b[64];
     errno = 0;
     double x = strtod(v, &end);
     if (errno || *end || end == v) {
-        fprintf(stderr, "toolrl: option %s expects a number, got '%s'\n", name, v);
+        fprintf(stderr, "%s: option %s expects a number, got '%s'\n", label(c, b, sizeof(b)), name, v);
         exit(2);
     }
     return x;
-}
-
-void cli_check_opts(int argc, char **argv, const char *const *known) {
-    for (int i = 1; i < argc; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k; k++) {
-            size_t n = strlen(*k);
-            int is_flag = (*k)[n - 1] == '!';
-            if (strncmp(argv[i], *k, is_flag ? n - 1 : n) == 0 && argv[i][is_flag ? n - 1 : n] == 0) {
-                ok = 1;
-                if (!is_flag) i++;
-                break;
-            }
-        }
-        if (!ok) {
-            fprintf(stderr, "toolrl %s: unknown option '%s'\n", argv[0], argv[i]);
-            exit(2);
-        }
-    }
 }
 
 void cli_set_threads(int n) {

@@ -13,34 +13,69 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-int cli_serve(int argc, char **argv) {
-    static const char *const known[] = {"--model",   "--host",      "--port",      "--threads",  "--api-key",
-                                        "--slots",   "--ctx",       "--max-queue", "--max-tokens", "--max-body",
-                                        "--compute-threads", "--db", "--data-dir", "--max-upload", "--workers",
-                                        "--out", "--no-db!", "--web-dir", NULL};
-    cli_check_opts(argc, argv, known);
+static const cli_option SERVE_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    {.name = "--host", .arg = "ADDR", .def = "127.0.0.1", .help = "address to listen on"},
+    {.name = "--port", .arg = "N", .def = "8080", .help = "TCP port; 0 picks a free one"},
+    {.name = "--threads", .arg = "N", .def = "4", .help = "HTTP connection budget: at most 64*N open connections"},
+    {.name = "--api-key", .arg = "KEY",
+     .help = "key clients must send as 'Authorization: Bearer KEY' (computed: $TOOLRL_API_KEY, else none: no key)"},
+    {.name = "--slots", .arg = "N", .def = "8", .help = "sequences decoded together by continuous batching"},
+    {.name = "--ctx", .arg = "N", .def = "2048", .help = "context length of each sequence, in tokens"},
+    {.name = "--max-queue", .arg = "N", .def = "64", .help = "requests waiting for a slot before 429"},
+    {.name = "--max-tokens", .arg = "N", .def = "512", .help = "completion limit when a request sets none"},
+    {.name = "--max-body", .arg = "BYTES", .def = "4194304", .help = "request body limit, 4 MiB by default"},
+    {.name = "--compute-threads", .arg = "N", .def = "2", .help = "compute threads of the engine and of each worker"},
+    {.name = "--db", .arg = "PATH", .def = "var/toolrl.db",
+     .help = "the job store (SQLite): files, fine-tuning jobs, models"},
+    {.name = "--data-dir", .arg = "DIR", .def = "var/files", .help = "where uploaded files go"},
+    {.name = "--max-upload", .arg = "BYTES", .def = "268435456", .help = "upload size limit, 256 MiB by default"},
+    {.name = "--workers", .arg = "N", .def = "0",
+     .help = "`toolrl worker` processes to start beside the server, at most 16"},
+    {.name = "--out", .arg = "DIR", .def = "var/checkpoints", .help = "the workers' checkpoint folder"},
+    {.name = "--no-db", .help = "serve only the model: no job store, no training API; --db is ignored"},
+    {.name = "--web-dir", .arg = "DIR", .def = "web", .help = "the dashboard's files"},
+    {0}};
+
+static const cli_env SERVE_ENV[] = {
+    {.name = "TOOLRL_API_KEY", .help = "the API key when --api-key is not given"},
+    {.name = "TOOLRL_SHARED", .help = "--workers: the shared benchmark data of evaluation jobs (default ../shared)"},
+    {0}};
+
+static int cli_serve(int argc, char **argv);
+const cli_command CLI_SERVE = {.name = "serve",
+                               .summary = "Serve a model over an OpenAI-compatible HTTP API, with fine-tuning jobs "
+                                          "and the dashboard.",
+                               .usage = "--model PATH [options]",
+                               .options = SERVE_OPTIONS,
+                               .env = SERVE_ENV,
+                               .run = cli_serve};
+
+static int cli_serve(int argc, char **argv) {
+    cli_parse(&CLI_SERVE, argc, argv);
     server_config cfg = {0};
-    cfg.host = cli_opt(argc, argv, "--host", "127.0.0.1");
-    cfg.port = (uint16_t)cli_opt_int(argc, argv, "--port", 8080);
-    cfg.threads = (int)cli_opt_int(argc, argv, "--threads", 4);
-    cfg.model_path = cli_opt(argc, argv, "--model", NULL);
-    cfg.api_key = cli_opt(argc, argv, "--api-key", getenv("TOOLRL_API_KEY"));
-    cfg.n_slots = (int)cli_opt_int(argc, argv, "--slots", 8);
-    cfg.n_ctx = (int)cli_opt_int(argc, argv, "--ctx", 2048);
-    cfg.max_queue = (int)cli_opt_int(argc, argv, "--max-queue", 64);
-    cfg.max_tokens = (int)cli_opt_int(argc, argv, "--max-tokens", 512);
-    cfg.max_body = (size_t)cli_opt_int(argc, argv, "--max-body", 4L << 20);
+    cfg.host = cli_get(&CLI_SERVE, argc, argv, "--host");
+    cfg.port = (uint16_t)cli_get_int(&CLI_SERVE, argc, argv, "--port");
+    cfg.threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--threads");
+    cfg.model_path = cli_get(&CLI_SERVE, argc, argv, "--model");
+    cfg.api_key = cli_get(&CLI_SERVE, argc, argv, "--api-key");
+    if (!cfg.api_key) cfg.api_key = getenv("TOOLRL_API_KEY");
+    cfg.n_slots = (int)cli_get_int(&CLI_SERVE, argc, argv, "--slots");
+    cfg.n_ctx = (int)cli_get_int(&CLI_SERVE, argc, argv, "--ctx");
+    cfg.max_queue = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-queue");
+    cfg.max_tokens = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-tokens");
+    cfg.max_body = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-body");
     if (!cfg.model_path) {
         fprintf(stderr, "toolrl serve: --model PATH is required\n");
         return 2;
     }
-    cfg.compute_threads = (int)cli_opt_int(argc, argv, "--compute-threads", 2);
-    cfg.db_path = cli_flag(argc, argv, "--no-db") ? NULL : cli_opt(argc, argv, "--db", "var/toolrl.db");
-    cfg.data_dir = cli_opt(argc, argv, "--data-dir", "var/files");
-    cfg.web_dir = cli_opt(argc, argv, "--web-dir", "web");
-    cfg.max_upload = (size_t)cli_opt_int(argc, argv, "--max-upload", 256L << 20);
-    int n_workers = (int)cli_opt_int(argc, argv, "--workers", 0);
-    const char *out_dir = cli_opt(argc, argv, "--out", "var/checkpoints");
+    cfg.compute_threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--compute-threads");
+    cfg.db_path = cli_get_flag(&CLI_SERVE, argc, argv, "--no-db") ? NULL : cli_get(&CLI_SERVE, argc, argv, "--db");
+    cfg.data_dir = cli_get(&CLI_SERVE, argc, argv, "--data-dir");
+    cfg.web_dir = cli_get(&CLI_SERVE, argc, argv, "--web-dir");
+    cfg.max_upload = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-upload");
+    int n_workers = (int)cli_get_int(&CLI_SERVE, argc, argv, "--workers");
+    const char *out_dir = cli_get(&CLI_SERVE, argc, argv, "--out");
     if (n_workers > 0 && !cfg.db_path) {
         fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
         return 2;

@@ -112,25 +112,54 @@ static int parse_config(train_config *cfg, const char *method, const char *hyper
     return rc ? 2 : 0;
 }
 
-int cli_train(int argc, char **argv) {
-    static const char *const known[] = {"--model",    "--data",     "--method",      "--hyper",
-                                        "--grader",   "--metrics",  "--threads",     "--eval-first!",
-                                        "--sft-hyper", "--save-raw", "--init-raw", "--save", NULL};
-    cli_check_opts(argc, argv, known);
+static const cli_option TRAIN_OPTIONS[] = {
+    {.name = "--model", .arg = "PATH", .help = "the model to start from: GGUF file or Hugging Face folder (required)"},
+    {.name = "--data", .arg = "FILE.jsonl", .help = "training examples in the unified format (required)"},
+    {.name = "--method", .arg = "reinforcement|supervised", .def = "reinforcement", .help = "GRPO or SFT"},
+    {.name = "--hyper", .arg = "JSON", .def = "{}",
+     .help = "OpenAI-style hyperparameters (batch_size, learning_rate, n_epochs, ...; trainer/train.c)"},
+    {.name = "--grader", .arg = "NAME",
+     .help = "GRPO reward: binary, no_think, partial, partial_funcname, lexico, llama (default: binary)"},
+    {.name = "--metrics", .arg = "OUT.jsonl", .help = "write the metrics' JSON lines here (default: stdout)"},
+    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    {.name = "--eval-first", .help = "evaluate on the held-out examples before the first step"},
+    {.name = "--sft-hyper", .arg = "JSON",
+     .help = "run an SFT warm start with these hyperparameters first (default: none)"},
+    {.name = "--save-raw", .arg = "PARAMS.f32",
+     .help = "write the fp32 parameters at each checkpoint interval (default: not written)"},
+    {.name = "--init-raw", .arg = "PARAMS.f32",
+     .help = "start from parameters --save-raw wrote (default: the model's)"},
+    {.name = "--save", .arg = "CKPT_DIR",
+     .help = "a Hugging Face checkpoint of the last phase at each checkpoint interval (default: none)"},
+    {0}};
+
+static const cli_env TRAIN_ENV[] = {{.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
+                                    {0}};
+
+static int cli_train(int argc, char **argv);
+const cli_command CLI_TRAIN = {.name = "train",
+                               .summary = "One SFT or GRPO run on a JSONL file, without the job store.",
+                               .usage = "--model PATH --data FILE.jsonl [--method reinforcement|supervised] [options]",
+                               .options = TRAIN_OPTIONS,
+                               .env = TRAIN_ENV,
+                               .run = cli_train};
+
+static int cli_train(int argc, char **argv) {
+    cli_parse(&CLI_TRAIN, argc, argv);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
-    const char *model_path = cli_opt(argc, argv, "--model", NULL), *data = cli_opt(argc, argv, "--data", NULL);
-    const char *method = cli_opt(argc, argv, "--method", "reinforcement");
-    const char *hyper_s = cli_opt(argc, argv, "--hyper", "{}"), *grader = cli_opt(argc, argv, "--grader", NULL);
-    const char *sft_s = cli_opt(argc, argv, "--sft-hyper", NULL), *raw = cli_opt(argc, argv, "--save-raw", NULL);
-    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
+    const char *model_path = cli_get(&CLI_TRAIN, argc, argv, "--model");
+    const char *data = cli_get(&CLI_TRAIN, argc, argv, "--data");
+    const char *method = cli_get(&CLI_TRAIN, argc, argv, "--method");
+    const char *hyper_s = cli_get(&CLI_TRAIN, argc, argv, "--hyper");
+    const char *grader = cli_get(&CLI_TRAIN, argc, argv, "--grader");
+    const char *sft_s = cli_get(&CLI_TRAIN, argc, argv, "--sft-hyper");
+    const char *raw = cli_get(&CLI_TRAIN, argc, argv, "--save-raw");
+    const char *metrics_path = cli_get(&CLI_TRAIN, argc, argv, "--metrics");
     if (!model_path || !data) {
-        fprintf(stderr, "usage: toolrl train --model M --data F.jsonl [--method reinforcement|supervised]\n"
-                        "         [--hyper JSON] [--grader binary|...] [--sft-hyper JSON (an SFT warm start first)]\n"
-                        "         [--metrics OUT.jsonl] [--save-raw PARAMS.f32] [--init-raw PARAMS.f32]\n"
-                        "         [--save CKPT_DIR (a Hugging Face checkpoint of the last phase)] [--eval-first]\n");
+        cli_usage_print(&CLI_TRAIN, stderr);
         return 2;
     }
-    cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
+    cli_set_threads((int)cli_get_int(&CLI_TRAIN, argc, argv, "--threads"));
     train_config cfg, sft;
     if (parse_config(&cfg, method, hyper_s, grader) || (sft_s && parse_config(&sft, "supervised", sft_s, NULL)))
         return 2;
@@ -156,21 +185,21 @@ int cli_train(int argc, char **argv) {
         rc = 1;
     }
     lm_params warm = {0};
-    const char *init_raw = cli_opt(argc, argv, "--init-raw", NULL);
+    const char *init_raw = cli_get(&CLI_TRAIN, argc, argv, "--init-raw");
     if (!rc && init_raw) {
         if (lm_params_alloc(&warm, &m.cfg, &e) || load_raw(init_raw, &warm)) {
             fprintf(stderr, "toolrl train: %s is not a parameter snapshot of this model\n", init_raw);
             rc = 1;
         }
     }
-    int eval_first = cli_flag(argc, argv, "--eval-first");
+    int eval_first = cli_get_flag(&CLI_TRAIN, argc, argv, "--eval-first");
     if (!rc && sft_s) {
         lm_params init = warm;
         warm = (lm_params){0};
         rc = run_phase(&sft, &m, &ts, init.mem ? &init : NULL, &warm, mf, eval_first, raw, NULL), eval_first = 0;
         lm_params_free(&init);
     }
-    const char *save_dir = cli_opt(argc, argv, "--save", NULL);
+    const char *save_dir = cli_get(&CLI_TRAIN, argc, argv, "--save");
     if (!rc) rc = run_phase(&cfg, &m, &ts, warm.mem ? &warm : NULL, NULL, mf, eval_first, raw, save_dir);
     lm_params_free(&warm);
     if (mf && mf != stdout) fclose(mf);

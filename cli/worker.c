@@ -14,22 +14,48 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-int cli_worker(int argc, char **argv) {
-    static const char *const known[] = {"--db", "--out", "--model", "--id", "--lease", "--heartbeat-ms", "--poll-ms",
-                                        "--max-jobs", "--threads", NULL};
-    cli_check_opts(argc, argv, known);
+static const cli_option WORKER_OPTIONS[] = {
+    {.name = "--db", .arg = "PATH", .def = "var/toolrl.db", .help = "the job store (SQLite) to take jobs from"},
+    {.name = "--out", .arg = "DIR", .def = "var/checkpoints", .help = "checkpoint folder (one subfolder per job)"},
+    {.name = "--model", .arg = "PATH",
+     .help = "base model for jobs whose model the store has no row for (default: none)"},
+    {.name = "--id", .arg = "NAME", .help = "worker id in the job store (computed: HOSTNAME-PID)"},
+    {.name = "--lease", .arg = "SECONDS", .def = "60",
+     .help = "a job's lease: unrenewed that long, it goes to another worker"},
+    {.name = "--heartbeat-ms", .arg = "MS", .def = "2000", .help = "how often the lease is renewed"},
+    {.name = "--poll-ms", .arg = "MS", .def = "1000", .help = "idle wait between looks for a job"},
+    {.name = "--max-jobs", .arg = "N", .def = "0", .help = "stop after N jobs (0: run until SIGINT/SIGTERM)"},
+    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    {0}};
+
+static const cli_env WORKER_ENV[] = {
+    {.name = "TOOLRL_SHARED", .help = "the shared benchmark data of evaluation jobs (default ../shared)"},
+    {.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
+    {0}};
+
+static int cli_worker(int argc, char **argv);
+const cli_command CLI_WORKER = {.name = "worker",
+                                .summary = "Run the fine-tuning and evaluation jobs of a job store until "
+                                           "SIGINT/SIGTERM.",
+                                .usage = "[--db var/toolrl.db] [--model PATH] [options]",
+                                .options = WORKER_OPTIONS,
+                                .env = WORKER_ENV,
+                                .run = cli_worker};
+
+static int cli_worker(int argc, char **argv) {
+    cli_parse(&CLI_WORKER, argc, argv);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     worker_config cfg = {0};
-    cfg.db_path = cli_opt(argc, argv, "--db", "var/toolrl.db");
-    cfg.out_dir = cli_opt(argc, argv, "--out", "var/checkpoints");
-    cfg.default_model = cli_opt(argc, argv, "--model", NULL);
-    cfg.worker_id = cli_opt(argc, argv, "--id", NULL);
-    cfg.lease_seconds = (int)cli_opt_int(argc, argv, "--lease", 60);
-    cfg.heartbeat_ms = (int)cli_opt_int(argc, argv, "--heartbeat-ms", 2000);
-    cfg.poll_ms = (int)cli_opt_int(argc, argv, "--poll-ms", 1000);
-    cfg.max_jobs = (int)cli_opt_int(argc, argv, "--max-jobs", 0);
+    cfg.db_path = cli_get(&CLI_WORKER, argc, argv, "--db");
+    cfg.out_dir = cli_get(&CLI_WORKER, argc, argv, "--out");
+    cfg.default_model = cli_get(&CLI_WORKER, argc, argv, "--model");
+    cfg.worker_id = cli_get(&CLI_WORKER, argc, argv, "--id");
+    cfg.lease_seconds = (int)cli_get_int(&CLI_WORKER, argc, argv, "--lease");
+    cfg.heartbeat_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--heartbeat-ms");
+    cfg.poll_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--poll-ms");
+    cfg.max_jobs = (int)cli_get_int(&CLI_WORKER, argc, argv, "--max-jobs");
     cfg.stop = &g_stop;
-    cli_set_threads((int)cli_opt_int(argc, argv, "--threads", 2));
+    cli_set_threads((int)cli_get_int(&CLI_WORKER, argc, argv, "--threads"));
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     trl_err e = {{0}};
