@@ -44,6 +44,11 @@ $(BUILD)/toolrl: $(CLI_OBJ) $(LIB_OBJ)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
 
+# The CLI's test links the subcommands' tables (all of cli/ but main) and runs the built toolrl.
+$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(SUP_OBJ) $(LIB_OBJ) \
+                         | $(BUILD)/toolrl
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+
 # store/migrations.c is generated from migrations/*.sql (and committed); rebuilt when they change.
 store/migrations.c: $(wildcard migrations/*.sql) scripts/embed-migrations.sh
 	bash scripts/embed-migrations.sh migrations > $@.tmp && mv $@.tmp $@
