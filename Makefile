@@ -1,6 +1,8 @@
 # toolrl: one binary (`toolrl`) and a cmocka test suite.
-#   make run    install what is missing, fetch the default model, build, start the server
-#   make test   the same set-up, then every test, the OpenAI-SDK tests against a live server,
+#   make run    install what is missing for building and serving, fetch the default model, build,
+#               start the server
+#   make test   the same set-up plus the tests' packages (Chromium for the dashboard's test), then
+#               every test, the OpenAI-SDK tests against a live server, the dashboard in Chromium,
 #               then every C test again under ASan+UBSan
 #   make        just build
 CC      ?= gcc
@@ -29,7 +31,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan check-web deps model clean bench data fuzz fuzz-smoke
+.PHONY: all run test check check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -91,8 +93,12 @@ fuzz-smoke: $(FUZZ_TARGETS:%=build-fuzz/%)
 	@for t in $(FUZZ_TARGETS); do ./build-fuzz/$$t fuzz/corpus/$$t -runs=0 > build-fuzz/$$t.smoke.log 2>&1 \
 	  || { tail -30 build-fuzz/$$t.smoke.log; exit 1; }; echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) inputs replayed"; done
 
+# Debian packages: deps for building and serving; deps-test also the tests' (scripts/setup.sh).
 deps:
 	@bash scripts/setup.sh
+
+deps-test:
+	@bash scripts/setup.sh --test
 
 # The training mix (docs/data.md): every shared training source, converted, filtered, deduplicated,
 # evaluation questions dropped; var/data/train.jsonl and var/data/val.jsonl.
@@ -121,10 +127,10 @@ check-api: $(BUILD)/toolrl
 	bash tests/api/run.sh
 
 # The dashboard in headless Chromium against a real server.
-check-web: $(BUILD)/toolrl
+check-web: deps-test $(BUILD)/toolrl
 	bash tests/web/run.sh
 
-test: deps model
+test: deps-test model
 	$(MAKE) check
 	$(MAKE) check-api
 	$(MAKE) check-web

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# setup.sh: installs the Debian packages toolrl builds and tests with, only those missing.
+# setup.sh [--test]: installs the Debian packages toolrl needs, only those missing. Without
+# --test: what building, serving and fetching the default model need (`make run`, the Docker
+# image). With --test: also what the tests need: cmocka, clang (fuzzing), python3-venv (the
+# Python tests' virtual environments) and Chromium with its driver (the dashboard's browser
+# test, `make check-web`).
 set -euo pipefail
-PKGS=(gcc clang make libc6-dev libopenblas-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libcjson-dev
-      libsqlite3-dev libssl-dev chromium chromium-driver libjs-dygraphs python3 python3-pip python3-venv ca-certificates curl)
+PKGS=(gcc make libc6-dev libopenblas-dev libpcre2-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libssl-dev
+      libjs-dygraphs python3 python3-pip ca-certificates curl)
+TEST_PKGS=(clang libcmocka-dev python3-venv chromium chromium-driver)
+case "${1:-}" in
+    --test) PKGS+=("${TEST_PKGS[@]}") ;;
+    "") ;;
+    *) echo "usage: setup.sh [--test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
