@@ -15,7 +15,10 @@ CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
+# MODEL: a GGUF path or a name scripts/fetch-model.sh knows (`bash scripts/fetch-model.sh --list`:
+# smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), e.g. `make model run MODEL=qwen2.5-coder-0.5b`.
 MODEL    ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_PATH = $(shell bash scripts/fetch-model.sh --path '$(MODEL)')
 PORT     ?= 8080
 
 LIB_SRC  := $(wildcard model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
@@ -93,10 +96,10 @@ data: $(BUILD)/toolrl
 	@bash scripts/make-train-set.sh var/data/train.jsonl
 
 model:
-	@bash scripts/fetch-model.sh
+	@bash scripts/fetch-model.sh '$(MODEL)'
 
 run: deps model all
-	./$(BUILD)/toolrl serve --model $(MODEL) --port $(PORT) --workers 1
+	./$(BUILD)/toolrl serve --model '$(MODEL_PATH)' --port $(PORT) --workers 1
 
 # Runs every test binary; each prints its cmocka summary. Fails if any test fails.
 check: $(BUILD)/toolrl $(TEST_BIN)
@@ -121,7 +124,7 @@ test: deps model
 	$(MAKE) check-asan
 
 bench: deps model all
-	@bash bench/run.sh
+	@MODEL='$(MODEL_PATH)' bash bench/run.sh
 
 clean:
 	rm -rf build build-asan toolrl
