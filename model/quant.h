@@ -77,7 +77,8 @@ int quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 //                the two products: |error| ≤ 2^-11·(15·|d·sc| + |dmin·m|) (+ 16·2^-25 where a
 //                product falls below fp16's normal range, 2^-14).
 //   Q5_1, Q5_K, Q6_K → Q8_0  re-quantized from the reference dequantization (quantize_row):
-//                |error| ≤ (0.5 + 127·2^-11)·amax/127 per block of 32, amax its largest |value|.
+//                |error| ≤ (0.5 + 127·2^-11)·amax/127 per block of 32, amax its largest |value|
+//                (+ 127·2^-25 where the scale amax/127 is an fp16 subnormal, below 2^-14).
 // QTYPE_F32 (0) where a type has no conversion (F32, F16, BF16, the types kernels read).
 uint32_t quant_convert_target(uint32_t type);
 // One row of n elements (n a multiple of the source block size). tmp: n floats of scratch
