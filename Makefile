@@ -17,8 +17,11 @@ CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
+# MODEL: a GGUF path or a name scripts/fetch-model.sh knows (`bash scripts/fetch-model.sh --list`:
+# smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), e.g. `make model run MODEL=qwen2.5-coder-0.5b`.
 MODEL    ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 RLLA4K   := var/data/sources/toolrl_rlla4k_test.jsonl
+MODEL_PATH = $(shell bash scripts/fetch-model.sh --path '$(MODEL)')
 PORT     ?= 8080
 
 LIB_SRC  := $(wildcard model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
@@ -102,7 +105,7 @@ deps-test:
 
 # The training mix (docs/data.md): every shared training source, converted, filtered, deduplicated,
 # evaluation questions dropped; var/data/train.jsonl and var/data/val.jsonl.
-data: $(BUILD)/toolrl $(RLLA4K)
+data: deps $(BUILD)/toolrl $(RLLA4K)
 	@bash scripts/make-train-set.sh var/data
 
 # The one parquet training file, as JSONL (scripts/setup-data.sh; pyarrow from PyPI).
@@ -110,10 +113,10 @@ $(RLLA4K): scripts/parquet-to-jsonl.py scripts/setup-data.sh
 	@bash scripts/setup-data.sh $@
 
 model:
-	@bash scripts/fetch-model.sh
+	@bash scripts/fetch-model.sh '$(MODEL)'
 
 run: deps model all
-	./$(BUILD)/toolrl serve --model $(MODEL) --port $(PORT) --workers 1
+	./$(BUILD)/toolrl serve --model '$(MODEL_PATH)' --port $(PORT) --workers 1
 
 # Runs every test binary; each prints its cmocka summary. Fails if any test fails.
 check: $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
@@ -138,7 +141,7 @@ test: deps-test model
 	$(MAKE) check-asan
 
 bench: deps model all
-	@bash bench/run.sh
+	@MODEL='$(MODEL_PATH)' bash bench/run.sh
 
 clean:
 	rm -rf build build-asan toolrl

@@ -12,13 +12,20 @@
 #include "quant.h"
 
 size_t ops_matmul_scratch(const model_tensor *w, int T) {
-    size_t a = matmul_scratch_bytes(w->type, w->n_cols, T);
+    size_t a = matmul_scratch_bytes(model_tensor_kernel_type(w), w->n_cols, T);
     size_t b = (size_t)w->n_cols * sizeof(float);  // ops_ref: one dequantized row
     return (a > b ? a : b) + 64;
 }
 
+// The kernels' view of a weight: its packed copy where it has one (whose type differs from
+// the rows' where they were converted at load; the rows are then not passed), else its rows.
+static matmul_job weight_job(const model_tensor *w, float *y) {
+    if (w->packed) return (matmul_job){w->packed_type, NULL, w->n_rows, y, w->packed};
+    return (matmul_job){w->type, w->data, w->n_rows, y, NULL};
+}
+
 static void cpu_matmul(const model_tensor *w, const float *x, float *y, int T, void *scratch) {
-    const matmul_job job = {w->type, w->data, w->n_rows, y, w->packed};
+    const matmul_job job = weight_job(w, y);
     matmul_forward_n(&job, 1, w->n_cols, x, T, scratch);
 }
 
@@ -27,7 +34,7 @@ static void cpu_matmul_n(const model_tensor *const *w, const float *x, float *co
     matmul_job jobs[8];
     int same = n <= 8;
     for (int i = 0; i < n && same; i++) {
-        jobs[i] = (matmul_job){w[i]->type, w[i]->data, w[i]->n_rows, y[i], w[i]->packed};
+        jobs[i] = weight_job(w[i], y[i]);
         same = w[i]->n_cols == w[0]->n_cols;
     }
     if (same) matmul_forward_n(jobs, n, w[0]->n_cols, x, T, scratch);

@@ -27,19 +27,23 @@ static int own(model *m, void *p) {
     return TRL_OK;
 }
 
-// Once a matrix is packed the kernels read only the copy (decode and prefill alike); its
-// GGUF rows stay mapped for the few readers left (an embedding lookup touches one row, the
-// trainer dequantizes once), so their pages are handed back to the page cache: resident
-// memory holds one copy of the weights, not two. Only pages wholly inside the tensor, and
-// only in the file's own read-only mapping (never an owned buffer, where this would zero it).
-static void drop_file_pages(const model *m, const model_tensor *t) {
+// Once a matrix is packed (or converted) the kernels read only the copy (decode and prefill
+// alike); its GGUF rows stay mapped for the few readers left (an embedding lookup touches one
+// row, the trainer dequantizes once), so their pages are handed back to the page cache:
+// resident memory holds one copy of the weights, not two. Only pages wholly inside the rows,
+// and only in the file's own read-only mapping (never an owned buffer, where this would zero it).
+static void drop_file_range(const model *m, const void *data, size_t bytes) {
     const gguf_file *g = m->gguf;
     if (!g || !g->owns_map) return;
-    const uintptr_t base = (uintptr_t)g->map, lo = (uintptr_t)t->data;
-    const uintptr_t hi = lo + t->row_bytes * (size_t)t->n_rows, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t base = (uintptr_t)g->map, lo = (uintptr_t)data;
+    const uintptr_t hi = lo + bytes, page = (uintptr_t)sysconf(_SC_PAGESIZE);
     if (lo < base || hi > base + g->size) return;
     const uintptr_t a = (lo + page - 1) & ~(page - 1), b = hi & ~(page - 1);
     if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);  // advice: nothing is lost if refused
+}
+
+static void drop_file_pages(const model *m, const model_tensor *t) {
+    drop_file_range(m, t->data, t->row_bytes * (size_t)t->n_rows);
 }
 
 // The kernels' copy of a quantized matrix (matmul_pack), where they have a layout for it.
@@ -53,20 +57,73 @@ static int pack_tensor(model *m, model_tensor *t, const char *name, trl_err *e) 
     }
     matmul_pack(t->type, t->data, t->n_rows, t->n_cols, p);
     t->packed = p;
+    t->packed_type = t->type;
     drop_file_pages(m, t);
+    return TRL_OK;
+}
+
+// A matrix of a type no kernel reads, converted once into quant_convert_target(type)
+// (quant.h). Where the kernels can pack the result, the packed copy is all that is kept of it
+// (the rows stay the file's, in their own type); otherwise the converted rows replace the
+// file's. *done = 0 (nothing changed) where the type has no conversion or a row's values do
+// not fit it. The two buffers are made once per matrix, at load.
+static int convert_tensor(model *m, model_tensor *t, uint32_t type, int64_t n_rows, int64_t n_cols, const void *data,
+                          const char *name, int *done, trl_err *e) {
+    *done = 0;
+    const uint32_t to = quant_convert_target(type);
+    const size_t rb = qtype_row_bytes(type, n_cols), trb = qtype_row_bytes(to, n_cols);
+    if (to == QTYPE_F32 || trb == 0 || !matmul_has_kernel(to)) return TRL_OK;
+    uint8_t *q = malloc(trb * (size_t)n_rows);
+    float *tmp = malloc(sizeof(float) * (size_t)n_cols);
+    if (!q || !tmp) {
+        free(q);
+        free(tmp);
+        return trl_errf(e, "tensor %s: out of memory", name);
+    }
+    int ok = 1;
+    for (int64_t r = 0; r < n_rows && ok; r++)
+        ok = quant_convert_row(type, (const uint8_t *)data + (size_t)r * rb, q + (size_t)r * trb, n_cols, tmp) == 0;
+    free(tmp);
+    if (!ok) {
+        free(q);
+        return TRL_OK;
+    }
+    model_tensor c = {to, n_rows, n_cols, trb, q, NULL, to};
+    if (matmul_packed_bytes(to, n_rows, n_cols) > 0) {
+        if (pack_tensor(m, &c, name, e)) {
+            free(q);
+            return TRL_ERR;
+        }
+        free(q);
+        *t = (model_tensor){type, n_rows, n_cols, rb, data, c.packed, to};
+        m->converted_bytes += matmul_packed_bytes(to, n_rows, n_cols);
+    } else {
+        if (own(m, q)) {
+            free(q);
+            return trl_errf(e, "tensor %s: out of memory", name);
+        }
+        *t = c;
+        m->converted_bytes += trb * (size_t)n_rows;
+    }
+    drop_file_range(m, data, rb * (size_t)n_rows);  // read once here; the copy serves from now on
+    if (type < sizeof(m->n_converted) / sizeof(m->n_converted[0])) m->n_converted[type]++;
+    *done = 1;
     return TRL_OK;
 }
 
 int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows, int64_t n_cols, const void *data,
                        const char *name, trl_err *e) {
-    if (!qtype_supported(type)) return trl_errf(e, "tensor %s: unsupported type %u", name, type);
+    if (!qtype_supported(type)) return trl_errf(e, "tensor %s: unsupported type %u (%s)", name, type, qtype_name(type));
     size_t rb = qtype_row_bytes(type, n_cols);
     if (rb == 0) return trl_errf(e, "tensor %s: %lld columns do not fit %s blocks", name, (long long)n_cols, qtype_name(type));
     if (matmul_has_kernel(type)) {
-        *t = (model_tensor){type, n_rows, n_cols, rb, data, NULL};
+        *t = (model_tensor){type, n_rows, n_cols, rb, data, NULL, type};
         return pack_tensor(m, t, name, e);
     }
-    // No fast kernel for this type: dequantize once into an owned F32 copy.
+    int done;
+    if (convert_tensor(m, t, type, n_rows, n_cols, data, name, &done, e)) return TRL_ERR;
+    if (done) return TRL_OK;
+    // Neither a kernel nor a conversion for this type: dequantize once into an owned F32 copy.
     float *f = malloc(sizeof(float) * (size_t)n_rows * (size_t)n_cols);
     if (!f || own(m, f)) {
         free(f);
@@ -74,7 +131,7 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
     }
     for (int64_t r = 0; r < n_rows; r++)
         dequantize_row(type, (const uint8_t *)data + (size_t)r * rb, f + (size_t)r * n_cols, n_cols);
-    *t = (model_tensor){QTYPE_F32, n_rows, n_cols, sizeof(float) * (size_t)n_cols, f, NULL};
+    *t = (model_tensor){QTYPE_F32, n_rows, n_cols, sizeof(float) * (size_t)n_cols, f, NULL, QTYPE_F32};
     return TRL_OK;
 }
 
@@ -90,7 +147,7 @@ static int quantize_tensor(model *m, model_tensor *t, uint32_t type, trl_err *e)
     }
     for (int64_t r = 0; r < t->n_rows; r++)
         quantize_row(type, (const float *)t->data + (size_t)r * (size_t)t->n_cols, q + (size_t)r * rb, t->n_cols);
-    *t = (model_tensor){type, t->n_rows, t->n_cols, rb, q, NULL};
+    *t = (model_tensor){type, t->n_rows, t->n_cols, rb, q, NULL, type};
     return pack_tensor(m, t, "(quantized)", e);
 }
 
@@ -182,6 +239,16 @@ static int load_mat(model *m, const gguf_file *g, model_tensor *dst, const char 
     return model_tensor_adopt(m, dst, t->type, rows, cols, t->data, name, e);
 }
 
+// A matrix kept as the file's rows, in its own type, for row lookups only (no kernel reads it).
+static int adopt_rows(model_tensor *dst, const gguf_tensor *t, int64_t rows, int64_t cols, const char *name,
+                      trl_err *e) {
+    if (!qtype_supported(t->type)) return trl_errf(e, "tensor %s: unsupported type %u (%s)", name, t->type, qtype_name(t->type));
+    size_t rb = qtype_row_bytes(t->type, cols);
+    if (rb == 0) return trl_errf(e, "tensor %s: %lld columns do not fit %s blocks", name, (long long)cols, qtype_name(t->type));
+    *dst = (model_tensor){t->type, rows, cols, rb, t->data, NULL, t->type};
+    return TRL_OK;
+}
+
 static int load_vec(model *m, const gguf_file *g, const float **dst, const char *name, int64_t n, int required,
                     trl_err *e) {
     int err = 0;
@@ -191,6 +258,19 @@ static int load_vec(model *m, const gguf_file *g, const float **dst, const char 
         return required || err ? TRL_ERR : TRL_OK;
     }
     return model_vector_adopt(m, dst, t->type, n, t->data, name, e);
+}
+
+// One line on stderr when matrices were converted at load (quant_convert_target).
+static void note_conversions(const model *m, const char *path) {
+    char buf[256];
+    size_t n = 0;
+    for (uint32_t ty = 0; ty < sizeof(m->n_converted) / sizeof(m->n_converted[0]); ty++)
+        if (m->n_converted[ty] && n < sizeof(buf))
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%d %s->%s", n ? ", " : "", m->n_converted[ty],
+                                  qtype_name(ty), qtype_name(quant_convert_target(ty)));
+    if (n)
+        fprintf(stderr, "model: %s: converted at load for the CPU kernels: %s (%.1f MiB)\n", path, buf,
+                (double)m->converted_bytes / (1 << 20));
 }
 
 int model_load_gguf(model *m, const char *path, trl_err *e) {
@@ -254,13 +334,17 @@ int model_load_gguf(model *m, const char *path, trl_err *e) {
     c->has_qkv_bias = c->arch == MODEL_ARCH_QWEN2;
     if (model_config_validate(c, e)) goto fail;
     int C = c->n_embd, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim, F = c->n_ff;
-    if (load_mat(m, g, &m->tok_embd, "token_embd.weight", C, c->n_vocab, e)) goto fail;
     const gguf_tensor *to = want(g, "output.weight", C, c->n_vocab, 0, e, &err);
     if (err) goto fail;
     c->tied_embeddings = to == NULL;
     if (to) {
-        if (model_tensor_adopt(m, &m->output, to->type, c->n_vocab, C, to->data, "output.weight", e)) goto fail;
+        // Untied: the embedding is only looked up, a row at a time, from the file's rows.
+        if (!want(g, "token_embd.weight", C, c->n_vocab, 1, e, &err) ||
+            adopt_rows(&m->tok_embd, te, c->n_vocab, C, "token_embd.weight", e) ||
+            model_tensor_adopt(m, &m->output, to->type, c->n_vocab, C, to->data, "output.weight", e))
+            goto fail;
     } else {
+        if (load_mat(m, g, &m->tok_embd, "token_embd.weight", C, c->n_vocab, e)) goto fail;
         m->output = m->tok_embd;
     }
     if (load_vec(m, g, &m->out_norm, "output_norm.weight", C, 1, e)) goto fail;
@@ -297,6 +381,7 @@ int model_load_gguf(model *m, const char *path, trl_err *e) {
                  c->n_vocab);
         goto fail;
     }
+    note_conversions(m, path);
     gguf_str tmpl;
     if (gguf_get_str(g, "tokenizer.chat_template", &tmpl) == TRL_OK) {
         m->chat_template = malloc(tmpl.len + 1);

@@ -1,8 +1,11 @@
 // model.h: a loaded transformer: its configuration and its weights, from a GGUF file or a
 // Hugging Face model directory (config.json + *.safetensors + tokenizer.json).
 // Weights stay in the file's own type when a fast kernel exists for it (F32, Q4_0, Q4_1,
-// Q8_0, all memory-mapped); any other type (F16, BF16, Q4_K, Q5_K, Q6_K) is dequantized to
-// F32 once at load into memory the model owns.
+// Q8_0, all memory-mapped). Q5_0, Q5_1, Q4_K, Q5_K and Q6_K matrices are converted once at
+// load into a compact type the kernels read (quant_convert_target: Q8_0 or Q4_1), held as the
+// kernels' packed copy while the rows stay the file's (docs/architecture.md); F16 and BF16
+// are dequantized to F32 into memory the model owns. An untied token embedding is only ever
+// looked up a row at a time: it stays in the file, in its own type.
 #ifndef TOOLRL_MODEL_H
 #define TOOLRL_MODEL_H
 
@@ -41,7 +44,16 @@ typedef struct {
     size_t row_bytes;
     const void *data;  // borrowed: inside the mmap, or inside model->owned
     const void *packed;  // the CPU decode kernels' copy (matmul_pack) in model->owned, or NULL
+    // The type of the packed copy: `type` itself, or the compact type the rows were converted
+    // to at load (then `data` keeps the file's rows, read for embeddings and the trainer's
+    // fp32 copy, and only the packed copy is in the converted type). Unused without `packed`.
+    uint32_t packed_type;
 } model_tensor;
+
+// The type and rows the matmul kernels read: the packed copy's type where there is one.
+static inline uint32_t model_tensor_kernel_type(const model_tensor *t) {
+    return t->packed ? t->packed_type : t->type;
+}
 
 typedef struct {
     const float *attn_norm;  // (C)
@@ -73,6 +85,10 @@ typedef struct model {
     int n_maps;
     void **owned;            // buffers dequantized at load
     int n_owned, cap_owned;
+    // Matrices converted at load, by source type (index: qtype, < 16) and the bytes of their
+    // converted copies; model_load_gguf prints one line about them.
+    int n_converted[16];
+    size_t converted_bytes;
 } model;
 
 // Loads a GGUF file or a Hugging Face directory (detected from the path).
@@ -81,8 +97,10 @@ int model_load_gguf(model *m, const char *path, trl_err *e);
 int model_load_hf_dir(model *m, const char *dir, trl_err *e);
 void model_free(model *m);
 
-// Shared by both loaders: adopt a tensor of any supported type, dequantizing it to F32 into
-// an owned buffer when no fast kernel exists for its type.
+// Shared by both loaders: adopt a matrix of any supported type: kept (and packed) where a
+// fast kernel reads its type, else converted to quant_convert_target(type) where there is
+// one (packed; where the shape cannot be packed the converted rows replace the file's), else
+// dequantized to F32 into an owned buffer. Conversions are counted in m->n_converted.
 int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows, int64_t n_cols,
                        const void *data, const char *name, trl_err *e);
 // A 1-D F32 view; converts F16/BF16 into an owned buffer.

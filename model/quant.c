@@ -1,6 +1,7 @@
 // quant.c: ggml tensor types: fp16/bf16 conversions, type tables, the plain-C reference
-// dequantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and the reference
-// quantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1) used by tests and model writers.
+// dequantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), the reference
+// quantizers (F32, F16, BF16, Q8_0, Q4_0, Q4_1) used by tests and model writers, and the
+// at-load conversions of the types no kernel reads into ones they do (quant_convert_row).
 // Everything here is scalar and portable (but F16 rows, converted 8 at a time with F16C where
 // built with it: the KV cache is F16); fast kernels live in matmul_cpu.c.
 #include "quant.h"
@@ -76,7 +77,8 @@ uint16_t fp32_to_bf16(float f) {
 int qtype_supported(uint32_t type) {
     switch (type) {
     case QTYPE_F32: case QTYPE_F16: case QTYPE_BF16: case QTYPE_Q8_0: case QTYPE_Q4_0:
-    case QTYPE_Q4_1: case QTYPE_Q4_K: case QTYPE_Q5_K: case QTYPE_Q6_K: return 1;
+    case QTYPE_Q4_1: case QTYPE_Q5_0: case QTYPE_Q5_1: case QTYPE_Q4_K: case QTYPE_Q5_K:
+    case QTYPE_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -113,7 +115,7 @@ const char *qtype_name(uint32_t type) {
 int qtype_block_size(uint32_t type) {
     switch (type) {
     case QTYPE_F32: case QTYPE_F16: case QTYPE_BF16: return 1;
-    case QTYPE_Q8_0: case QTYPE_Q4_0: case QTYPE_Q4_1: return 32;
+    case QTYPE_Q8_0: case QTYPE_Q4_0: case QTYPE_Q4_1: case QTYPE_Q5_0: case QTYPE_Q5_1: return 32;
     case QTYPE_Q4_K: case QTYPE_Q5_K: case QTYPE_Q6_K: return QK_K;
     default: return 0;
     }
@@ -126,6 +128,8 @@ size_t qtype_block_bytes(uint32_t type) {
     case QTYPE_Q8_0: return sizeof(block_q8_0);
     case QTYPE_Q4_0: return sizeof(block_q4_0);
     case QTYPE_Q4_1: return sizeof(block_q4_1);
+    case QTYPE_Q5_0: return sizeof(block_q5_0);
+    case QTYPE_Q5_1: return sizeof(block_q5_1);
     case QTYPE_Q4_K: return sizeof(block_q4_k);
     case QTYPE_Q5_K: return sizeof(block_q5_k);
     case QTYPE_Q6_K: return sizeof(block_q6_k);
@@ -142,6 +146,8 @@ size_t qtype_row_bytes(uint32_t type, int64_t n) {
 // The layouts above must match the file format byte for byte.
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0");
 _Static_assert(sizeof(block_q4_1) == 20, "block_q4_1");
+_Static_assert(sizeof(block_q5_0) == 22, "block_q5_0");
+_Static_assert(sizeof(block_q5_1) == 24, "block_q5_1");
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0");
 _Static_assert(sizeof(block_q4_k) == 144, "block_q4_k");
 _Static_assert(sizeof(block_q5_k) == 176, "block_q5_k");
@@ -180,6 +186,37 @@ static void dq_q4_1(const uint8_t *src, float *y, int64_t nb) {
             y[j] = d * (float)(b.qs[j] & 0xf) + m;
             y[j + 16] = d * (float)(b.qs[j] >> 4) + m;
         }
+    }
+}
+
+// The 5-bit values of a Q5_0 / Q5_1 block, unsigned (0..31), in element order.
+static void q5_values(const uint8_t qh4[4], const uint8_t qs[16], int q[32]) {
+    uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 | (uint32_t)qh4[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0xf) | (int)((qh >> j) & 1u) << 4;
+        q[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4;
+    }
+}
+
+static void dq_q5_0(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, src += sizeof(block_q5_0), y += 32) {
+        block_q5_0 b;
+        memcpy(&b, src, sizeof(b));
+        float d = fp16_to_fp32(b.d);
+        int q[32];
+        q5_values(b.qh, b.qs, q);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)(q[j] - 16);
+    }
+}
+
+static void dq_q5_1(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, src += sizeof(block_q5_1), y += 32) {
+        block_q5_1 b;
+        memcpy(&b, src, sizeof(b));
+        float d = fp16_to_fp32(b.d), m = fp16_to_fp32(b.m);
+        int q[32];
+        q5_values(b.qh, b.qs, q);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)q[j] + m;
     }
 }
 
@@ -288,6 +325,8 @@ void dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
     case QTYPE_Q8_0: dq_q8_0(s, dst, n / 32); break;
     case QTYPE_Q4_0: dq_q4_0(s, dst, n / 32); break;
     case QTYPE_Q4_1: dq_q4_1(s, dst, n / 32); break;
+    case QTYPE_Q5_0: dq_q5_0(s, dst, n / 32); break;
+    case QTYPE_Q5_1: dq_q5_1(s, dst, n / 32); break;
     case QTYPE_Q4_K: dq_q4_k(s, dst, n / QK_K); break;
     case QTYPE_Q5_K: dq_q5_k(s, dst, n / QK_K); break;
     case QTYPE_Q6_K: dq_q6_k(s, dst, n / QK_K); break;
@@ -383,4 +422,73 @@ int quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
     default: return -1;
     }
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions at load (quant.h: quant_convert_target, with the error of each).
+
+uint32_t quant_convert_target(uint32_t type) {
+    switch (type) {
+    case QTYPE_Q5_0: case QTYPE_Q5_1: case QTYPE_Q5_K: case QTYPE_Q6_K: return QTYPE_Q8_0;
+    case QTYPE_Q4_K: return QTYPE_Q4_1;
+    default: return QTYPE_F32;
+    }
+}
+
+#define FP16_MAX 65504.0f
+
+// Q5_0 → Q8_0: the same scale, the signed 5-bit values as bytes.
+static void cv_q5_0(const uint8_t *src, uint8_t *dst, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, src += sizeof(block_q5_0), dst += sizeof(block_q8_0)) {
+        block_q5_0 b;
+        memcpy(&b, src, sizeof(b));
+        int q[32];
+        q5_values(b.qh, b.qs, q);
+        block_q8_0 o;
+        o.d = b.d;
+        for (int j = 0; j < 32; j++) o.qs[j] = (int8_t)(q[j] - 16);
+        memcpy(dst, &o, sizeof(o));
+    }
+}
+
+// Q4_K → Q4_1: one Q4_1 block per 32-element sub-block. Sub-block 2c holds the low nibbles
+// of qs[32c .. 32c+31], sub-block 2c+1 their high nibbles; a Q4_1 block keeps element j in
+// the low nibble of byte j%16 for j < 16, the high nibble for j ≥ 16.
+static int cv_q4_k(const uint8_t *src, uint8_t *dst, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, src += sizeof(block_q4_k)) {
+        block_q4_k b;
+        memcpy(&b, src, sizeof(b));
+        float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+        for (int s = 0; s < 8; s++, dst += sizeof(block_q4_1)) {
+            int sc, mn;
+            k_scale_min(b.scales, s, &sc, &mn);
+            float ds = d * (float)sc, ms = -dmin * (float)mn;  // exact: 11-bit × 6-bit products
+            if (!(fabsf(ds) <= FP16_MAX) || !(fabsf(ms) <= FP16_MAX)) return -1;
+            const uint8_t *q = b.qs + 32 * (s / 2);
+            const int shift = 4 * (s % 2);
+            block_q4_1 o;
+            o.d = fp32_to_fp16(ds);
+            o.m = fp32_to_fp16(ms);
+            for (int j = 0; j < 16; j++)
+                o.qs[j] = (uint8_t)(((q[j] >> shift) & 0xf) | (((q[j + 16] >> shift) & 0xf) << 4));
+            memcpy(dst, &o, sizeof(o));
+        }
+    }
+    return 0;
+}
+
+int quant_convert_row(uint32_t type, const void *src, void *dst, int64_t n, float *tmp) {
+    int bs = qtype_block_size(type);
+    uint32_t to = quant_convert_target(type);
+    if (to == QTYPE_F32 || bs == 0 || n <= 0 || n % bs != 0) return -1;
+    switch (type) {
+    case QTYPE_Q5_0: cv_q5_0(src, dst, n / 32); return 0;
+    case QTYPE_Q4_K: return cv_q4_k(src, dst, n / QK_K);
+    default: break;
+    }
+    // Re-quantized to Q8_0: its scale amax/127 must be a finite fp16.
+    dequantize_row(type, src, tmp, n);
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(tmp[i]) <= FP16_MAX * 127.0f)) return -1;
+    return quantize_row(QTYPE_Q8_0, tmp, dst, n);
 }

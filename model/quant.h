@@ -26,12 +26,19 @@ typedef enum {
 
 #define QK4_0 32
 #define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
 #define QK8_0 32
 #define QK8_1 32
 #define QK_K 256
 
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;             // 18 bytes
 typedef struct { uint16_t d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;          // 20 bytes
+// Q5_0 / Q5_1: the low 4 bits of element j (j < 16) in the low nibble of qs[j], of element
+// j + 16 in its high nibble (as Q4_0); the 5th bit of element j is bit j of qh read as a
+// little-endian u32. Q5_0: y = d·(q − 16); Q5_1: y = d·q + m.
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;          // 22 bytes
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;       // 24 bytes
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;                  // 34 bytes
 typedef struct { float d, s; int8_t qs[QK8_1]; } block_q8_1f;                 // activations (ours)
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } block_q4_k;  // 144
@@ -61,5 +68,23 @@ int qtype_can_quantize(uint32_t type);
 // d = signed max / -8; Q4_1: d = (max-min)/15, m = min). Returns 0, or -1 if the type is
 // not one quantize_row can write or n is not a multiple of its block size.
 int quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+
+// Compact conversion at load, for types the fast kernels do not read: each row becomes a row
+// of quant_convert_target(type) with the same number of elements, block for block:
+//   Q5_0 → Q8_0  exact (same d, q − 16 as int8): dequantizes to the same floats.
+//   Q4_K → Q4_1  each 32-element sub-block becomes one Q4_1 block with d = fp16(d·sc),
+//                m = fp16(−dmin·m), the same nibbles; the only change is the fp16 rounding of
+//                the two products: |error| ≤ 2^-11·(15·|d·sc| + |dmin·m|) (+ 16·2^-25 where a
+//                product falls below fp16's normal range, 2^-14).
+//   Q5_1, Q5_K, Q6_K → Q8_0  re-quantized from the reference dequantization (quantize_row):
+//                |error| ≤ (0.5 + 127·2^-11)·amax/127 per block of 32, amax its largest |value|
+//                (+ 127·2^-25 where the scale amax/127 is an fp16 subnormal, below 2^-14).
+// QTYPE_F32 (0) where a type has no conversion (F32, F16, BF16, the types kernels read).
+uint32_t quant_convert_target(uint32_t type);
+// One row of n elements (n a multiple of the source block size). tmp: n floats of scratch
+// (used by the re-quantizing conversions). Returns 0, or -1 if the type has no conversion, n
+// does not fit, or a value does not fit the target's fp16 scales (non-finite or too large):
+// the caller then keeps the weights another way (F32).
+int quant_convert_row(uint32_t type, const void *src, void *dst, int64_t n, float *tmp);
 
 #endif

@@ -190,7 +190,7 @@ static void test_embedding(void **state) {
     rand_fill(wte, dw, V * C, 1);
     rand_fill(r, dr, T * C, 1);
     embedding_forward(out, wte, ids, T, C);
-    model_tensor tab = {QTYPE_F32, V, C, qtype_row_bytes(QTYPE_F32, C), wte, NULL};
+    model_tensor tab = {QTYPE_F32, V, C, qtype_row_bytes(QTYPE_F32, C), wte, NULL, QTYPE_F32};
     ops_ref.embed(ref, &tab, ids, T);
     assert_memory_equal(out, ref, sizeof(out));
     memset(dwte, 0, sizeof(dwte));
@@ -284,7 +284,7 @@ static void test_linear(void **state) {
     rand_fill(x, xd, T * LK, 1), rand_fill(w, wd, LN * LK, 1), rand_fill(b, bd, LN, 1), rand_fill(r, rd, T * LN, 1);
     // without bias: against ops_ref's matmul over an F32 tensor
     linear_forward(y, x, w, NULL, T, LK, LN);
-    model_tensor wt = {QTYPE_F32, LN, LK, qtype_row_bytes(QTYPE_F32, LK), w, NULL};
+    model_tensor wt = {QTYPE_F32, LN, LK, qtype_row_bytes(QTYPE_F32, LK), w, NULL, QTYPE_F32};
     float scratch[LK + 16];
     ops_ref.matmul(&wt, x, ref, T, scratch);
     assert_true(rel_err_ff(y, ref, T * LN) < 1e-6);
@@ -434,7 +434,7 @@ static void test_logprob(void **state) {
     rand_fill(dlogp, cd, T, 1);
     dlogp[3] = 0, cd[3] = 0;
     logprob_forward(logits, lse, logp, x, w, tg, T, C, V);
-    model_tensor wt = {QTYPE_F32, V, C, qtype_row_bytes(QTYPE_F32, C), w, NULL};
+    model_tensor wt = {QTYPE_F32, V, C, qtype_row_bytes(QTYPE_F32, C), w, NULL, QTYPE_F32};
     float scratch[C + 16];
     ops_ref.matmul(&wt, x, ref, T, scratch);
     assert_true(rel_err_ff(logits, ref, T * V) < 1e-6);
@@ -571,19 +571,19 @@ static void check_model(model_arch arch) {
     memset(&mdl, 0, sizeof(mdl));
     mdl.cfg = c;
     size_t rb = qtype_row_bytes(QTYPE_F32, C), rbq = qtype_row_bytes(QTYPE_F32, QD), rbf = qtype_row_bytes(QTYPE_F32, F);
-    mdl.tok_embd = (model_tensor){QTYPE_F32, V, C, rb, p.wte, NULL};
-    mdl.output = (model_tensor){QTYPE_F32, V, C, rb, p.wout, NULL};
+    mdl.tok_embd = (model_tensor){QTYPE_F32, V, C, rb, p.wte, NULL, QTYPE_F32};
+    mdl.output = (model_tensor){QTYPE_F32, V, C, rb, p.wout, NULL, QTYPE_F32};
     mdl.out_norm = p.out_norm;
     for (int l = 0; l < ML; l++) {
         model_layer *L = &layers[l];
         L->attn_norm = p.attn_norm + l * C, L->ffn_norm = p.ffn_norm + l * C;
-        L->wq = (model_tensor){QTYPE_F32, QD, C, rb, p.wq + l * QD * C, NULL};
-        L->wk = (model_tensor){QTYPE_F32, KVD, C, rb, p.wk + l * KVD * C, NULL};
-        L->wv = (model_tensor){QTYPE_F32, KVD, C, rb, p.wv + l * KVD * C, NULL};
-        L->wo = (model_tensor){QTYPE_F32, C, QD, rbq, p.wo + l * C * QD, NULL};
-        L->w_gate = (model_tensor){QTYPE_F32, F, C, rb, p.w_gate + l * F * C, NULL};
-        L->w_up = (model_tensor){QTYPE_F32, F, C, rb, p.w_up + l * F * C, NULL};
-        L->w_down = (model_tensor){QTYPE_F32, C, F, rbf, p.w_down + l * C * F, NULL};
+        L->wq = (model_tensor){QTYPE_F32, QD, C, rb, p.wq + l * QD * C, NULL, QTYPE_F32};
+        L->wk = (model_tensor){QTYPE_F32, KVD, C, rb, p.wk + l * KVD * C, NULL, QTYPE_F32};
+        L->wv = (model_tensor){QTYPE_F32, KVD, C, rb, p.wv + l * KVD * C, NULL, QTYPE_F32};
+        L->wo = (model_tensor){QTYPE_F32, C, QD, rbq, p.wo + l * C * QD, NULL, QTYPE_F32};
+        L->w_gate = (model_tensor){QTYPE_F32, F, C, rb, p.w_gate + l * F * C, NULL, QTYPE_F32};
+        L->w_up = (model_tensor){QTYPE_F32, F, C, rb, p.w_up + l * F * C, NULL, QTYPE_F32};
+        L->w_down = (model_tensor){QTYPE_F32, C, F, rbf, p.w_down + l * C * F, NULL, QTYPE_F32};
         L->bq = c.has_qkv_bias ? p.bq + l * QD : NULL;
         L->bk = c.has_qkv_bias ? p.bk + l * KVD : NULL;
         L->bv = c.has_qkv_bias ? p.bv + l * KVD : NULL;

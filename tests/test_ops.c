@@ -169,7 +169,7 @@ static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol)
     size_t rb = qtype_row_bytes(type, K);
     void *w = malloc(rb * (size_t)N);
     for (int64_t r = 0; r < N; r++) quantize_row(type, wf + r * K, (uint8_t *)w + r * rb, K);
-    model_tensor t = {type, N, K, rb, w, NULL};
+    model_tensor t = {type, N, K, rb, w, NULL, type};
     float *x = rand_vec((size_t)T * K, 1), *a = malloc(sizeof(float) * T * N), *b = malloc(sizeof(float) * T * N);
     size_t sb = ops_matmul_scratch(&t, T);
     void *scratch = aligned_alloc(64, (sb + 63) / 64 * 64);
@@ -215,7 +215,7 @@ static void test_embed(void **state) {
     size_t rb = qtype_row_bytes(QTYPE_Q8_0, C);
     uint8_t *w = malloc(rb * V);
     for (int r = 0; r < V; r++) quantize_row(QTYPE_Q8_0, wf + r * C, w + r * rb, C);
-    model_tensor t = {QTYPE_Q8_0, V, C, rb, w, NULL};
+    model_tensor t = {QTYPE_Q8_0, V, C, rb, w, NULL, QTYPE_Q8_0};
     int32_t ids[] = {3, 9, 0};
     float a[3 * 64], b[3 * 64];
     ops_ref.embed(a, &t, ids, 3);

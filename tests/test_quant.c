@@ -148,7 +148,8 @@ static void test_qtype_tables(void **state) {
     (void)state;
     struct { uint32_t t; int bs; size_t bb; } tab[] = {
         {QTYPE_F32, 1, 4}, {QTYPE_F16, 1, 2}, {QTYPE_BF16, 1, 2}, {QTYPE_Q8_0, 32, 34}, {QTYPE_Q4_0, 32, 18},
-        {QTYPE_Q4_1, 32, 20}, {QTYPE_Q4_K, 256, 144}, {QTYPE_Q5_K, 256, 176}, {QTYPE_Q6_K, 256, 210},
+        {QTYPE_Q4_1, 32, 20}, {QTYPE_Q5_0, 32, 22}, {QTYPE_Q5_1, 32, 24}, {QTYPE_Q4_K, 256, 144},
+        {QTYPE_Q5_K, 256, 176}, {QTYPE_Q6_K, 256, 210},
     };
     for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
         assert_true(qtype_supported(tab[i].t));
@@ -160,8 +161,9 @@ static void test_qtype_tables(void **state) {
     assert_int_equal(qtype_row_bytes(QTYPE_Q4_1, 576), 18 * 20);
     assert_int_equal(qtype_row_bytes(QTYPE_Q4_1, 33), 0);
     assert_int_equal(qtype_row_bytes(QTYPE_Q6_K, 576), 0);
-    assert_int_equal(qtype_row_bytes(QTYPE_Q5_0, 64), 0);
-    assert_false(qtype_supported(QTYPE_Q5_0));
+    assert_int_equal(qtype_row_bytes(QTYPE_Q5_0, 48), 0);
+    assert_int_equal(qtype_row_bytes(QTYPE_Q5_1, 64), 48);
+    assert_false(qtype_supported(QTYPE_Q2_K) || qtype_supported(QTYPE_Q8_1));
     assert_false(qtype_supported(99));
     assert_string_equal(qtype_name(QTYPE_Q4_1), "Q4_1");
     assert_string_equal(qtype_name(QTYPE_BF16), "BF16");

@@ -7,7 +7,7 @@
 #include "quant.h"
 
 static model_tensor f32_tensor(const float *w, int64_t rows, int64_t cols) {
-    return (model_tensor){QTYPE_F32, rows, cols, (size_t)cols * sizeof(float), w, NULL};
+    return (model_tensor){QTYPE_F32, rows, cols, (size_t)cols * sizeof(float), w, NULL, QTYPE_F32};
 }
 
 int policy_view_init(model *view, const lm_params *p, const model *base, trl_err *e) {
