@@ -16,7 +16,7 @@
 #include "trainer/adamw.h"
 #include "trainer/lm.h"
 #include "model/model.h"
-#include "model/util.h"
+#include "base/util.h"
 
 void cli_set_threads(int n);
 void cli_blas_setup(char **argv);

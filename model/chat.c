@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/strbuf.h"
+#include "base/strbuf.h"
 
 char *chat_default_system(const char *t) {
     if (!t) return NULL;

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "chat.h"
-#include "data/pyjson.h"
-#include "data/strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 
 static const char *SYS_HEAD =
     "You are an expert in composing functions. You are given a question and a set of possible functions. Based on "
@@ -31,7 +31,7 @@ static const char *SYS_TAIL =
     "Please make sure the type of the arguments is correct. ";
 
 // Appends json.dumps(v) (Python's defaults: ", " / ": " separators, ensure_ascii) through the
-// project's one Python-compatible writer, data/pyjson.c, so tool lists and calls print exactly as
+// project's one Python-compatible writer, base/pyjson.c, so tool lists and calls print exactly as
 // the training data's json.dumps does (1.0 stays 1.0, 0.1 stays 0.1).
 static void add_pydumps(strbuf *b, const cJSON *v) {
     char *s = pyjson_dump(v, PYJSON_ASCII);

@@ -2,7 +2,7 @@
 // OpenAI's CreateChatCompletionRequest; unknown keys are accepted and ignored.
 #include "chat_request.h"
 
-#include "data/pyjson.h"
+#include "base/pyjson.h"
 
 #include <math.h>
 #include <stdarg.h>
