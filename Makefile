@@ -12,7 +12,7 @@ SANFLAGS ?=
 NATIVE  := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
 CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
-           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Ibase -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
+           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Ibase -Iprotocol -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -24,7 +24,7 @@ RLLA4K   := var/data/sources/toolrl_rlla4k_test.jsonl
 MODEL_PATH = $(shell bash scripts/fetch-model.sh --path '$(MODEL)')
 PORT     ?= 8080
 
-LIB_SRC  := $(wildcard base/*.c model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
+LIB_SRC  := $(wildcard base/*.c protocol/*.c model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
@@ -75,9 +75,9 @@ $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -std=c11 \
-                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Ibase -Imodel -Iserver -Idata -Ieval -Itrainer \
+                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Ibase -Iprotocol -Imodel -Iserver -Idata -Ieval -Itrainer \
                 -Istore $(if $(BLAS_INC),-I$(BLAS_INC))
-FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard base/*.c model/*.c data/*.c eval/*.c)) server/chat_request.c \
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard base/*.c protocol/*.c model/*.c data/*.c eval/*.c)) server/chat_request.c \
                 server/chat_response.c)
 
 build-fuzz/%.o: %.c

@@ -31,10 +31,12 @@
 #include "constrain.h"
 #include "forward.h"
 #include "sampler.h"
+#include "tokenizer.h"
+#include "protocol/tags.h"
 
 #define GEN_MAX_STOP 4
 #define GEN_MAX_TOP 20
-#define GEN_TOOL_CALL_END "</tool_call>"
+#define GEN_TOOL_CALL_END TAG_TOOL_CALL_END
 
 typedef enum { GEN_FREE = 0, GEN_PREFILL, GEN_DECODE, GEN_DONE } gen_state;
 typedef enum { GEN_RUNNING = 0, GEN_STOP, GEN_LENGTH, GEN_FAILED } gen_finish;
@@ -133,5 +135,11 @@ void generator_forget(generator *g);
 int generator_busy(const generator *g);
 // "stop", "length" (GEN_FAILED reads as "stop").
 const char *generator_finish_name(gen_finish f);
+
+// Every token's bytes for the constrained decoder (protocol/constrain.h's constrain_vocab):
+// end-of-generation tokens flagged, control tokens excluded. It lives here, not in protocol/,
+// because the protocol sits below the model and knows no tokenizer. Free with
+// constrain_vocab_free.
+int constrain_vocab_init(constrain_vocab *v, const tokenizer *t, trl_err *e);
 
 #endif

@@ -107,7 +107,7 @@ static int completion_start(completion *cc, api_error *err) {
         return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     }
     // tool_choice required / named, and response_format json_object, are enforced by a token
-    // mask (model/constrain.h), not by the prompt alone
+    // mask (protocol/constrain.h), not by the prompt alone
     constrain_spec spec = {0};
     int constrained = 0;
     if (use_tools && (r->tool_choice == TOOL_CHOICE_REQUIRED || r->tool_choice == TOOL_CHOICE_NAMED)) {

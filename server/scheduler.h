@@ -44,7 +44,7 @@ int scheduler_n_ctx(const scheduler *s);
 // A generation request. prompt is copied; stop strings are copied (at most 4).
 sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_params *sp, int max_tokens,
                          const char *const *stop, int n_stop);
-// Constrains r's output to spec's grammar (model/constrain.h), before scheduler_submit.
+// Constrains r's output to spec's grammar (protocol/constrain.h), before scheduler_submit.
 // spec is copied. Returns -1 when out of memory.
 #include "constrain.h"
 int sched_req_constrain(sched_req *r, const constrain_spec *spec);

@@ -16,6 +16,7 @@
 
 #include "constrain.h"
 #include "forward.h"
+#include "generate.h"
 #include "model.h"
 #include "reward.h"
 #include "toolprompt.h"
