@@ -12,7 +12,7 @@ SANFLAGS ?=
 NATIVE  := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
 CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
-           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Ibase -Iprotocol -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
+           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -75,8 +75,8 @@ $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -std=c11 \
-                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Ibase -Iprotocol -Imodel -Iserver -Idata -Ieval -Itrainer \
-                -Istore $(if $(BLAS_INC),-I$(BLAS_INC))
+                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. \
+                $(if $(BLAS_INC),-I$(BLAS_INC))
 FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard base/*.c protocol/*.c model/*.c data/*.c eval/*.c)) server/chat_request.c \
                 server/chat_response.c)
 

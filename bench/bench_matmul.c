@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "matmul.h"
-#include "quant.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/matmul.h"
+#include "model/quant.h"
 
 typedef struct {
     const char *name;

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/convert.h"
+#include "data/example.h"
 #include "protocol/tags.h"
 
 static const char *find(const char *s, const char *end, const char *needle) {

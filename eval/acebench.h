@@ -60,7 +60,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef enum {
     ACE_NORMAL = 0,       // single prompt, AST match

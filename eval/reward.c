@@ -1,15 +1,15 @@
 // reward.c: Tool-N1's rule-based tool-call reward and its ablation variants (see reward.h).
-#include "reward.h"
+#include "eval/reward.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 #include "protocol/tags.h"
-#include "toolcall_parse.h"
+#include "protocol/toolcall_parse.h"
 
 static const struct {
     const char *name;

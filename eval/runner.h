@@ -9,12 +9,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "acebench.h"
-#include "bfcl_checker.h"
-#include "bfcl_data.h"
-#include "model.h"
-#include "store.h"
-#include "util.h"
+#include "base/util.h"
+#include "eval/acebench.h"
+#include "eval/bfcl_checker.h"
+#include "eval/bfcl_data.h"
+#include "model/model.h"
+#include "store/store.h"
 
 #define EVAL_ABORTED 2  // eval_run_all stopped because *abort was set
 #define EVAL_MAX_CATEGORIES 64

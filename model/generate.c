@@ -1,13 +1,13 @@
 // generate.c: the one batched generator: slots, prompt caching, steps, sampling, constraint
 // masks, log-probabilities and the stop rules (see generate.h).
-#include "generate.h"
+#include "model/generate.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 static void slot_clear_request(gen_slot *s) {
     if (s->has_smp) sampler_free(&s->smp);

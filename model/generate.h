@@ -28,10 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "constrain.h"
-#include "forward.h"
-#include "sampler.h"
-#include "tokenizer.h"
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+#include "protocol/constrain.h"
 #include "protocol/tags.h"
 
 #define GEN_MAX_STOP 4

@@ -1,6 +1,6 @@
 // chat.c: ChatML rendering: <|im_start|>ROLE\nCONTENT<|im_end|>\n per message, then
 // <|im_start|>assistant\n when a reply is wanted.
-#include "chat.h"
+#include "protocol/chat.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 // constrain.c: the byte-level recognizer and the token mask of constrained decoding
 // (see constrain.h).
-#include "constrain.h"
+#include "protocol/constrain.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 // toolcall_parse.c: extraction of <tool_call> blocks from model output (see toolcall_parse.h).
-#include "toolcall_parse.h"
+#include "protocol/toolcall_parse.h"
 
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 #include <string.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 
 static const char OPEN_TAG[] = TAG_TOOL_CALL;
 static const char CLOSE_TAG[] = TAG_TOOL_CALL_END;

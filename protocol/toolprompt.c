@@ -1,13 +1,13 @@
 // toolprompt.c: renders the Tool-N1 prompt (see toolprompt.h) over ChatML.
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
 #include "base/pyjson.h"
 #include "base/strbuf.h"
+#include "protocol/chat.h"
 #include "protocol/tags.h"
 
 static const char *SYS_HEAD =

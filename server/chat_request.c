@@ -1,6 +1,6 @@
 // chat_request.c: validation of chat completion requests (see chat_request.h). Fields follow
 // OpenAI's CreateChatCompletionRequest; unknown keys are accepted and ignored.
-#include "chat_request.h"
+#include "server/chat_request.h"
 
 #include "base/pyjson.h"
 

@@ -1,5 +1,5 @@
 // chat_response.c: the incremental reply parser and the message accumulator (chat_response.h).
-#include "chat_response.h"
+#include "server/chat_response.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "protocol/tags.h"
-#include "toolcall_parse.h"
+#include "protocol/toolcall_parse.h"
 
 static const char *const TAG_CALL = TAG_TOOL_CALL, *const TAG_CALL_END = TAG_TOOL_CALL_END;
 

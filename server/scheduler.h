@@ -10,10 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "generate.h"
-#include "sampler.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/sampler.h"
 
 typedef struct scheduler scheduler;
 typedef struct sched_req sched_req;
@@ -46,7 +46,7 @@ sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_para
                          const char *const *stop, int n_stop);
 // Constrains r's output to spec's grammar (protocol/constrain.h), before scheduler_submit.
 // spec is copied. Returns -1 when out of memory.
-#include "constrain.h"
+#include "protocol/constrain.h"
 int sched_req_constrain(sched_req *r, const constrain_spec *spec);
 
 // Log-probabilities of generated tokens: the model's log-softmax at temperature 1, before

@@ -1,17 +1,17 @@
 // task.c: loading training examples into prompt / target token arrays (see task.h).
-#include "task.h"
+#include "trainer/task.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/example.h"
+#include "model/tokenizer.h"
 #include "protocol/tags.h"
-#include "tokenizer.h"
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 char *task_sft_reply(const char *gold_json) {
     cJSON *gold = pyjson_parse(gold_json, strlen(gold_json), NULL);  // keeps 1.0 apart from 1

@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
 
 typedef struct {
     char *id;

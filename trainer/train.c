@@ -1,12 +1,12 @@
 // train.c: the SFT and GRPO training steps over the fp32 model (see train.h).
-#include "train.h"
+#include "trainer/train.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 // ---------------------------------------------------------------------------- configuration
 

@@ -19,14 +19,14 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
-#include "adamw.h"
-#include "grpo.h"
-#include "lm.h"
-#include "model.h"
-#include "policy.h"
-#include "reward.h"
-#include "rollout.h"
-#include "task.h"
+#include "eval/reward.h"
+#include "model/model.h"
+#include "trainer/adamw.h"
+#include "trainer/grpo.h"
+#include "trainer/lm.h"
+#include "trainer/policy.h"
+#include "trainer/rollout.h"
+#include "trainer/task.h"
 
 typedef enum { TRAIN_SFT = 0, TRAIN_GRPO = 1 } train_method;
 
