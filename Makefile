@@ -34,7 +34,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
+.PHONY: all run test check check-layers check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -118,9 +118,14 @@ model:
 run: deps model all
 	./$(BUILD)/toolrl serve --model '$(MODEL_PATH)' --port $(PORT) --workers 1
 
-# Runs every test binary; each prints its cmocka summary. Fails if any test fails.
-check: $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
+# The layer check (scripts/check-layers.sh, docs/architecture.md), then every test binary; each
+# prints its cmocka summary. Fails if an include breaks the layers or any test fails.
+check: check-layers $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
 	@bash scripts/run-tests.sh $(BUILD)
+
+# Every #include "folder/x.h" follows the folder layers; the build has only -I. (and BLAS's).
+check-layers:
+	@bash scripts/check-layers.sh
 
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS="$(SAN)" check
