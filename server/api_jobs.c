@@ -6,7 +6,7 @@
 
 #include "eval/reward.h"
 #include "server/api_internal.h"
-#include "trainer/train.h"
+#include "trainer/hyper.h"
 
 static cJSON *parse_or_null(const char *s) {
     cJSON *j = s ? cJSON_Parse(s) : NULL;
