@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/tokenizer.h"
+#include "protocol/tags.h"
 
 static void slot_clear_request(gen_slot *s) {
     if (s->has_smp) sampler_free(&s->smp);
@@ -326,8 +327,8 @@ static void slot_accept(generator *g, int slot, int32_t tok) {
         return slot_end(s, GEN_STOP, NULL);
     }
     if (s->stop_at_tool_call) {  // rule 4
-        size_t tl = sizeof(GEN_TOOL_CALL_END) - 1, at = old > tl ? old - tl : 0;
-        if (strstr(s->text + at, GEN_TOOL_CALL_END)) {
+        size_t tl = TAG_LEN(TAG_TOOL_CALL_END), at = old > tl ? old - tl : 0;
+        if (strstr(s->text + at, TAG_TOOL_CALL_END)) {
             utf8_repair(s, 1);
             return slot_end(s, GEN_STOP, NULL);
         }

@@ -32,11 +32,9 @@
 #include "model/sampler.h"
 #include "model/tokenizer.h"
 #include "protocol/constrain.h"
-#include "protocol/tags.h"
 
 #define GEN_MAX_STOP 4
 #define GEN_MAX_TOP 20
-#define GEN_TOOL_CALL_END TAG_TOOL_CALL_END
 
 typedef enum { GEN_FREE = 0, GEN_PREFILL, GEN_DECODE, GEN_DONE } gen_state;
 typedef enum { GEN_RUNNING = 0, GEN_STOP, GEN_LENGTH, GEN_FAILED } gen_finish;

@@ -5,8 +5,9 @@
 // Kept as literal text on purpose: the instruction sentences of the two system prompts in
 // protocol/toolprompt.c that quote the tags ("... within <tool_call></tool_call> XML tags",
 // the Tool-N1 reply example), which are verbatim prompt text from Tool-N1 and Qwen2.5; the
-// tests, which pin the wire format independently of these macros; model/tokenizer.c's list of
-// end-of-generation token names across model families.
+// tests and the fuzz seeds, which pin the wire format independently of these macros;
+// model/tokenizer.c's list of end-of-generation token names across model families; help text
+// and comments.
 #ifndef TOOLRL_TAGS_H
 #define TOOLRL_TAGS_H
 
