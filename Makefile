@@ -12,7 +12,7 @@ SANFLAGS ?=
 NATIVE  := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
 CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
-           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. -Imodel -Iserver -Icli -Istore -Idata -Ieval -Itrainer \
+           -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -I. \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -24,7 +24,7 @@ RLLA4K   := var/data/sources/toolrl_rlla4k_test.jsonl
 MODEL_PATH = $(shell bash scripts/fetch-model.sh --path '$(MODEL)')
 PORT     ?= 8080
 
-LIB_SRC  := $(wildcard model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
+LIB_SRC  := $(wildcard base/*.c protocol/*.c model/*.c server/*.c store/*.c data/*.c eval/*.c trainer/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
@@ -34,7 +34,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
+.PHONY: all run test check check-layers check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -75,9 +75,9 @@ $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -std=c11 \
-                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. -Imodel -Iserver -Idata -Ieval -Itrainer \
-                -Istore $(if $(BLAS_INC),-I$(BLAS_INC))
-FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard model/*.c data/*.c eval/*.c)) server/chat_request.c \
+                -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -I. \
+                $(if $(BLAS_INC),-I$(BLAS_INC))
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/%.o,$(filter-out eval/runner.c,$(wildcard base/*.c protocol/*.c model/*.c data/*.c eval/*.c)) server/chat_request.c \
                 server/chat_response.c)
 
 build-fuzz/%.o: %.c
@@ -118,9 +118,14 @@ model:
 run: deps model all
 	./$(BUILD)/toolrl serve --model '$(MODEL_PATH)' --port $(PORT) --workers 1
 
-# Runs every test binary; each prints its cmocka summary. Fails if any test fails.
-check: $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
+# The layer check (scripts/check-layers.sh, docs/architecture.md), then every test binary; each
+# prints its cmocka summary. Fails if an include breaks the layers or any test fails.
+check: check-layers $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
 	@bash scripts/run-tests.sh $(BUILD)
+
+# Every #include "folder/x.h" follows the folder layers; the build has only -I. (and BLAS's).
+check-layers:
+	@bash scripts/check-layers.sh
 
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS="$(SAN)" check

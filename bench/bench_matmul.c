@@ -7,7 +7,7 @@
 // 128-token prefill.
 // Build: gcc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -I. -Imodel
 //   -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/bench_matmul.c model/quant.c
-//   model/matmul_cpu.c model/util.c -lopenblas -fopenmp -lm
+//   model/matmul_cpu.c base/util.c -lopenblas -fopenmp -lm
 // Usage: bench_matmul [threads (default 2)] [seconds per measurement (default 0.3)]
 // Times are the fastest call seen (the host is shared; see time_calls).
 #include <cblas.h>
@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "matmul.h"
-#include "quant.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/matmul.h"
+#include "model/quant.h"
 
 typedef struct {
     const char *name;

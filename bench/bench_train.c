@@ -13,10 +13,10 @@
 
 #include <cblas.h>
 
+#include "base/util.h"
+#include "model/model.h"
 #include "trainer/adamw.h"
 #include "trainer/lm.h"
-#include "model/model.h"
-#include "model/util.h"
 
 void cli_set_threads(int n);
 void cli_blas_setup(char **argv);

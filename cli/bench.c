@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "forward.h"
-#include "model.h"
-#include "sampler.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
 
 static const cli_option BENCH_OPTIONS[] = {
     {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},

@@ -1,6 +1,6 @@
 // commands.c: toolrl itself as a command: its subcommands, in the order `toolrl --help` lists
 // them, and the environment every subcommand reads.
-#include "cli.h"
+#include "cli/cli.h"
 
 static const cli_command *const COMMANDS[] = {&CLI_GENERATE, &CLI_BENCH, &CLI_TOKENIZE, &CLI_INFO, &CLI_SERVE,
                                               &CLI_EVAL,     &CLI_DATA,  &CLI_TRAIN,    &CLI_WORKER, NULL};

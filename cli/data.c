@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "convert.h"
-#include "example.h"
-#include "mix.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "cli/cli.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "data/mix.h"
 
 typedef struct {
     FILE *out;

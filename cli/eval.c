@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "model.h"
-#include "quant.h"
-#include "runner.h"
-#include "store.h"
-#include "toolprompt.h"
+#include "cli/cli.h"
+#include "eval/runner.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "protocol/toolprompt.h"
+#include "store/store.h"
 
 typedef struct {
     double t0;

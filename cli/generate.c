@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "cli.h"
-#include "generate.h"
-#include "model.h"
-#include "sampler.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+#include "protocol/chat.h"
 
 static int load_or_die(model *m, const char *path) {
     trl_err e = {{0}};

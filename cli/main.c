@@ -1,6 +1,6 @@
 // main.c: the `toolrl` command: one binary, one subcommand per job (commands.c lists them;
 // `toolrl --help`, `toolrl help CMD` and `toolrl CMD --help` describe them).
-#include "cli.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv) {
     cli_blas_setup(argv);

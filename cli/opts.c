@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 // "toolrl" or "toolrl NAME", for messages.
 static const char *label(const cli_command *c, char *buf, size_t n) {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "server.h"
+#include "cli/cli.h"
+#include "server/server.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "cli.h"
-#include "model.h"
-#include "task.h"
-#include "train.h"
+#include "cli/cli.h"
+#include "model/model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/task.h"
+#include "trainer/train.h"
 
 static void emit(FILE *f, cJSON *o) {
     char *s = cJSON_PrintUnformatted(o);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli.h"
-#include "worker.h"
+#include "cli/cli.h"
+#include "trainer/worker.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {

@@ -1,6 +1,6 @@
 // convert.c: the conversion driver shared by all formats: reading records, refusing evaluation
 // sets, counting, emitting validated examples (see convert.h).
-#include "convert.h"
+#include "data/convert.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "example.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/example.h"
 
 static const struct {
     const char *name;

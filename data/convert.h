@@ -49,7 +49,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #define CONVERT_MAX_COUNTS 40
 

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
 
 static int wildcard(const char *s) { return strstr(s, "$$$") != NULL; }
 

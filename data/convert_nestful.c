@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
 
 #define NESTFUL_DISTRACTORS 3
 

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/convert.h"
+#include "data/example.h"
 
 // Message content as text: a string, or the text parts of a list; NULL for null/absent.
 static char *content_text(const cJSON *content, int *bad) {

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pycall.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "data/pycall.h"
 
 static int names_output(const char *s) { return strstr(s, "API_call_") != NULL; }
 

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pycall.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "data/pycall.h"
 
 #define TOOLACE_MARKER "JSON format that you can invoke:"
 

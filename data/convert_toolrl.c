@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "protocol/tags.h"
 
 static const char *find(const char *s, const char *end, const char *needle) {
     size_t nl = strlen(needle);
@@ -254,15 +255,16 @@ int convert_toolrl_record(convert_run *r, const cJSON *rec, size_t index, trl_er
     // Answer: the last <tool_call> block after the last </think>.
     const char *o = out->valuestring, *oend = o + strlen(o);
     const char *from = o;
-    for (const char *t = find(o, oend, "</think>"); t; t = find(t + 1, oend, "</think>")) from = t + 8;
+    for (const char *t = find(o, oend, TAG_THINK_END); t; t = find(t + 1, oend, TAG_THINK_END))
+        from = t + TAG_LEN(TAG_THINK_END);
     const char *open = NULL;
-    for (const char *t = find(from, oend, "<tool_call>"); t; t = find(t + 1, oend, "<tool_call>")) open = t;
+    for (const char *t = find(from, oend, TAG_TOOL_CALL); t; t = find(t + 1, oend, TAG_TOOL_CALL)) open = t;
     cJSON *answer = NULL;
     if (!open) {
         answer = cJSON_CreateArray();
     } else {
-        const char *close = find(open, oend, "</tool_call>");
-        answer = close ? block_calls(open + 11, close) : NULL;
+        const char *close = find(open, oend, TAG_TOOL_CALL_END);
+        answer = close ? block_calls(open + TAG_LEN(TAG_TOOL_CALL), close) : NULL;
         if (!answer || !answer->child) {
             convert_count(c, answer ? "empty_call" : "unparseable_call", 1);
             cJSON_Delete(answer);

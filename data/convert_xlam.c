@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
 
 // The trimmed text between open and close markers in s, malloc'd; NULL if absent.
 static char *between(const char *s, const char *open, const char *close) {

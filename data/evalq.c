@@ -1,5 +1,5 @@
 // evalq.c: loading the evaluation sets' questions as a normalised blocklist (see evalq.h).
-#include "evalq.h"
+#include "data/evalq.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "pyjson.h"
+#include "base/pyjson.h"
 
 char *evalq_normalise(const char *s) {
     size_t n = strlen(s);

@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#include "strset.h"
-#include "util.h"
+#include "base/strset.h"
+#include "base/util.h"
 
 typedef struct {
     long bfcl;     // questions read from bfcl/BFCL_v4_*.json (every user message of every turn)

@@ -1,12 +1,12 @@
 // example.c: validation, parsing and building of unified training examples (see example.h).
-#include "example.h"
+#include "data/example.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
+#include "base/pyjson.h"
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 

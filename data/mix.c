@@ -1,5 +1,5 @@
 // mix.c: building the deduplicated training mix with its validation split (see mix.h).
-#include "mix.h"
+#include "data/mix.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
-#include "strset.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "base/strset.h"
+#include "data/example.h"
 
 const mix_source MIX_DEFAULT_SOURCES[] = {
     {"xlam", CONVERT_XLAM, {"xlam/masking_sft_data_example.json"}, 0, 0},

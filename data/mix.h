@@ -14,8 +14,8 @@
 
 #include <stdio.h>
 
-#include "convert.h"
-#include "evalq.h"
+#include "data/convert.h"
+#include "data/evalq.h"
 
 #define MIX_MAX_SOURCES 24
 #define MIX_MAX_PATHS 3

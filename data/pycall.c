@@ -1,5 +1,5 @@
 // pycall.c: Python-style call lists and literals to JSON (see pycall.h).
-#include "pycall.h"
+#include "data/pycall.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/example.h"
 
 #define PYCALL_MAX_DEPTH 64
 

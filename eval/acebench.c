@@ -1,19 +1,19 @@
 // acebench.c: the ACEBench suite (see acebench.h): files, prompts, the official checker rules
 // written in C from the behaviour of ACEBench's eval_main.py / model_eval/checker.py, and the
 // tallies. Where the official Python would raise on a malformed row we return TRL_ERR.
-#include "acebench.h"
+#include "eval/acebench.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "apibank.h"
-#include "bfcl_checker.h"
-#include "pycall.h"
-#include "pyjson.h"
-#include "strbuf.h"
-#include "toolcall_parse.h"
-#include "toolprompt.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/pycall.h"
+#include "eval/apibank.h"
+#include "eval/bfcl_checker.h"
+#include "protocol/toolcall_parse.h"
+#include "protocol/toolprompt.h"
 
 const char *const ACEBENCH_CATEGORIES[15] = {
     "normal_atom_bool", "normal_atom_enum", "normal_atom_number", "normal_atom_list",

@@ -9,7 +9,7 @@
 // against ACEBench's Python environment classes, and agent_multi_turn also needs an LLM that
 // plays the user.
 //
-// Prompt: the Tool-N1 prompt (model/toolprompt.c) with the row's functions as tools. The
+// Prompt: the Tool-N1 prompt (protocol/toolprompt.c) with the row's functions as tools. The
 // official prompt puts `time` (when not empty) in its system prompt, and for normal_preference
 // "Character Profile:\n<profile>"; both go in as the caller's system text. The question string
 // "user: …\nsystem: …\n" becomes chat turns: "user:" -> user, "system:" -> assistant, a line not
@@ -60,7 +60,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef enum {
     ACE_NORMAL = 0,       // single prompt, AST match

@@ -1,6 +1,6 @@
 // apibank.c: API-Bank level-1 request parsing, call rendering and matching (see apibank.h).
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "apibank.h"
+#include "eval/apibank.h"
 
 #include <pcre2.h>
 #include <pthread.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 
 static pcre2_code *g_call_re, *g_param_re;
 static pthread_once_t g_re_once = PTHREAD_ONCE_INIT;

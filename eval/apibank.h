@@ -22,7 +22,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     char *name;

@@ -2,7 +2,7 @@
 // Written from the behaviour of bfcl-eval's ast_checker.py; where its Python would raise on a
 // malformed dataset row we return TRL_ERR, and where it would raise on a malformed model output
 // the result is the verdict that exception leads to in the runner.
-#include "bfcl_checker.h"
+#include "eval/bfcl_checker.h"
 
 #include <locale.h>
 #include <pthread.h>
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <wctype.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 
 // ---------------------------------------------------------------------------------------------
 // String standardisation

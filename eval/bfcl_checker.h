@@ -37,7 +37,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     int valid;

@@ -1,12 +1,12 @@
 // bfcl_data.c: BFCL dataset files and the Non-live / Live / Overall summary (see bfcl_data.h).
-#include "bfcl_data.h"
+#include "eval/bfcl_data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "pyjson.h"
+#include "base/pyjson.h"
 
 static int path_exists(const char *p) { return access(p, R_OK) == 0; }
 

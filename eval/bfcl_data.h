@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     char *id;

@@ -1,14 +1,15 @@
 // reward.c: Tool-N1's rule-based tool-call reward and its ablation variants (see reward.h).
-#include "reward.h"
+#include "eval/reward.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
-#include "toolcall_parse.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "protocol/tags.h"
+#include "protocol/toolcall_parse.h"
 
 static const struct {
     const char *name;
@@ -167,7 +168,7 @@ cJSON *reward_gold_parse(const char *ground_truth, size_t len, trl_err *e) {
 }
 
 static int has_think_tags(const char *s, size_t n) {
-    return strbuf_find(s, n, "<think>", 7) != NULL && strbuf_find(s, n, "</think>", 8) != NULL;
+    return strbuf_find(s, n, TAG_THINK, TAG_LEN(TAG_THINK)) != NULL && strbuf_find(s, n, TAG_THINK_END, TAG_LEN(TAG_THINK_END)) != NULL;
 }
 
 static double score_llama(const char *completion, size_t len, const cJSON *gold, reward_detail *d) {

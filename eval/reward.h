@@ -36,7 +36,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef enum {
     REWARD_BINARY = 0,

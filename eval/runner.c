@@ -1,18 +1,18 @@
 // runner.c: one evaluation run (see runner.h): examples → Tool-N1 prompts → batched greedy
 // generation → the benchmark's checker → per-category tallies and a JSON report.
-#include "runner.h"
+#include "eval/runner.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "apibank.h"
-#include "store.h"
-#include "generate.h"
-#include "tokenizer.h"
-#include "toolcall_parse.h"
-#include "toolprompt.h"
+#include "eval/apibank.h"
+#include "model/generate.h"
+#include "model/tokenizer.h"
+#include "protocol/toolcall_parse.h"
+#include "protocol/toolprompt.h"
+#include "store/store.h"
 
 // One example: its prompt, and what the checker needs to score a reply.
 typedef struct {

@@ -1,7 +1,7 @@
 // runner.h: one evaluation run of a model over BFCL, API-Bank level-1 or ACEBench, shared by
 // `toolrl eval` (cli/eval.c) and evaluation jobs run by workers (trainer/worker.c). The model
-// sees the same Tool-N1 prompt (model/toolprompt.c) and its replies go through the same parser
-// (eval/toolcall_parse.c) as the server's and the trainer's; every reply is scored by the
+// sees the same Tool-N1 prompt (protocol/toolprompt.c) and its replies go through the same parser
+// (protocol/toolcall_parse.c) as the server's and the trainer's; every reply is scored by the
 // benchmark's checker. Generation is batched: up to `batch` sequences decode together, and a
 // finished sequence's slot is refilled with the next example at once. Greedy decoding.
 #ifndef TOOLRL_EVAL_RUNNER_H
@@ -9,12 +9,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "acebench.h"
-#include "bfcl_checker.h"
-#include "bfcl_data.h"
-#include "model.h"
-#include "store.h"
-#include "util.h"
+#include "base/util.h"
+#include "eval/acebench.h"
+#include "eval/bfcl_checker.h"
+#include "eval/bfcl_data.h"
+#include "model/model.h"
+#include "store/store.h"
 
 #define EVAL_ABORTED 2  // eval_run_all stopped because *abort was set
 #define EVAL_MAX_CATEGORIES 64

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "chat_request.h"
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
+#include "server/chat_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     chat_request r;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "constrain.h"
+#include "protocol/constrain.h"
 
 static const char *SCHEMA =
     "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"enum\": [\"c\", \"f\", 1, "

@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "example.h"
+#include "data/example.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     trl_err e = {{0}};

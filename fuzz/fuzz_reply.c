@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_response.h"
-#include "reward.h"
-#include "toolcall_parse.h"
+#include "eval/reward.h"
+#include "protocol/toolcall_parse.h"
+#include "server/chat_response.h"
 
 static char *message_text(const uint8_t *d, size_t n, size_t split) {
     reply_message m = {0};

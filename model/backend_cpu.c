@@ -7,9 +7,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "matmul.h"
-#include "ops.h"
-#include "quant.h"
+#include "model/matmul.h"
+#include "model/ops.h"
+#include "model/quant.h"
 
 size_t ops_matmul_scratch(const model_tensor *w, int T) {
     size_t a = matmul_scratch_bytes(model_tensor_kernel_type(w), w->n_cols, T);

@@ -2,9 +2,9 @@
 // RMSNorm → Q/K/V (+bias) → RoPE → KV cache → grouped-query attention → output projection
 // → residual → RMSNorm → SwiGLU MLP → residual; final RMSNorm and the vocabulary head for
 // the tokens whose logits are asked for. Every op goes through the backend table (ops.h).
-#include "forward.h"
+#include "model/forward.h"
 
-#include "quant.h"
+#include "model/quant.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,8 @@
 #ifndef TOOLRL_FORWARD_H
 #define TOOLRL_FORWARD_H
 
-#include "model.h"
-#include "ops.h"
+#include "model/model.h"
+#include "model/ops.h"
 
 typedef struct {
     const model *m;

@@ -1,13 +1,14 @@
 // generate.c: the one batched generator: slots, prompt caching, steps, sampling, constraint
 // masks, log-probabilities and the stop rules (see generate.h).
-#include "generate.h"
+#include "model/generate.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
+#include "protocol/tags.h"
 
 static void slot_clear_request(gen_slot *s) {
     if (s->has_smp) sampler_free(&s->smp);
@@ -326,8 +327,8 @@ static void slot_accept(generator *g, int slot, int32_t tok) {
         return slot_end(s, GEN_STOP, NULL);
     }
     if (s->stop_at_tool_call) {  // rule 4
-        size_t tl = sizeof(GEN_TOOL_CALL_END) - 1, at = old > tl ? old - tl : 0;
-        if (strstr(s->text + at, GEN_TOOL_CALL_END)) {
+        size_t tl = TAG_LEN(TAG_TOOL_CALL_END), at = old > tl ? old - tl : 0;
+        if (strstr(s->text + at, TAG_TOOL_CALL_END)) {
             utf8_repair(s, 1);
             return slot_end(s, GEN_STOP, NULL);
         }
@@ -427,4 +428,44 @@ int generator_step(generator *g, trl_err *e) {
         slot_accept(g, slot, tok);
     }
     return in_step;
+}
+
+// ---- the constrained decoder's vocabulary (see generate.h) --------------------------------------
+
+int constrain_vocab_init(constrain_vocab *v, const tokenizer *t, trl_err *e) {
+    memset(v, 0, sizeof(*v));
+    int n = tokenizer_n_vocab(t);
+    v->n = n;
+    v->off = calloc((size_t)n, sizeof(uint32_t));
+    v->len = calloc((size_t)n, sizeof(uint32_t));
+    v->is_eog = calloc((size_t)n, 1);
+    v->special = calloc((size_t)n, 1);
+    size_t cap = (size_t)n * 8, used = 0;
+    v->bytes = malloc(cap);
+    if (!v->off || !v->len || !v->is_eog || !v->special || !v->bytes) {
+        constrain_vocab_free(v);
+        return trl_errf(e, "constrain: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        v->is_eog[i] = (uint8_t)tokenizer_is_eog(t, i);
+        int ty = tokenizer_token_type(t, i);
+        v->special[i] = ty == TOKEN_CONTROL || ty == TOKEN_UNUSED || ty == TOKEN_UNKNOWN;
+        char buf[256];
+        int len = v->special[i] ? 0 : tokenizer_decode(t, i, 0, buf, sizeof(buf));
+        if (len < 0 || len > (int)sizeof(buf)) len = 0;
+        if (used + (size_t)len > cap) {
+            cap = 2 * cap + (size_t)len;
+            char *nb = realloc(v->bytes, cap);
+            if (!nb) {
+                constrain_vocab_free(v);
+                return trl_errf(e, "constrain: out of memory");
+            }
+            v->bytes = nb;
+        }
+        memcpy(v->bytes + used, buf, (size_t)len);
+        v->off[i] = (uint32_t)used;
+        v->len[i] = (uint32_t)len;
+        used += (size_t)len;
+    }
+    return TRL_OK;
 }

@@ -28,13 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "constrain.h"
-#include "forward.h"
-#include "sampler.h"
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+#include "protocol/constrain.h"
 
 #define GEN_MAX_STOP 4
 #define GEN_MAX_TOP 20
-#define GEN_TOOL_CALL_END "</tool_call>"
 
 typedef enum { GEN_FREE = 0, GEN_PREFILL, GEN_DECODE, GEN_DONE } gen_state;
 typedef enum { GEN_RUNNING = 0, GEN_STOP, GEN_LENGTH, GEN_FAILED } gen_finish;
@@ -133,5 +133,11 @@ void generator_forget(generator *g);
 int generator_busy(const generator *g);
 // "stop", "length" (GEN_FAILED reads as "stop").
 const char *generator_finish_name(gen_finish f);
+
+// Every token's bytes for the constrained decoder (protocol/constrain.h's constrain_vocab):
+// end-of-generation tokens flagged, control tokens excluded. It lives here, not in protocol/,
+// because the protocol sits below the model and knows no tokenizer. Free with
+// constrain_vocab_free.
+int constrain_vocab_init(constrain_vocab *v, const tokenizer *t, trl_err *e);
 
 #endif

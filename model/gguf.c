@@ -2,7 +2,7 @@
 // bytes; nothing is dereferenced before its length has been checked against the file size.
 // Tensor checks follow ggml's own loader: ≤ 4 dims, known type, rows a whole number of
 // blocks, offsets aligned, data inside the file, no two tensors overlapping.
-#include "gguf.h"
+#include "model/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "quant.h"
+#include "model/quant.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_MAX_STRING (1ull << 30)

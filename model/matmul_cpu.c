@@ -25,7 +25,7 @@
 // Both paths accumulate each output in block order with the same float operations as the
 // scalar code (row_dot_scalar, the scalar panel kernel), so every build gives the same bits.
 // Non-finite activations give unspecified (but well-defined) results.
-#include "matmul.h"
+#include "model/matmul.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant.h"
+#include "model/quant.h"
 
 #ifdef _OPENMP
 #include <omp.h>

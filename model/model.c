@@ -1,7 +1,7 @@
 // model.c: loading a model from GGUF (metadata → config, tensors → weights), the checks
 // shared with the Hugging Face loader (model_hf.c), and freeing. A file that lies about
 // its shapes is rejected here with the tensor's name, before any forward pass runs.
-#include "model.h"
+#include "model/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "matmul.h"
-#include "quant.h"
-#include "tokenizer.h"
+#include "model/gguf.h"
+#include "model/matmul.h"
+#include "model/quant.h"
+#include "model/tokenizer.h"
 
 static int own(model *m, void *p) {
     if (m->n_owned == m->cap_owned) {

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "quant.h"
-#include "safetensors.h"
-#include "tokenizer.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/safetensors.h"
+#include "model/tokenizer.h"
 
 static char *path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 
 // Where a token's keys/values live: layer-major KV cache of n_seq slots of n_ctx positions,
 // stored as fp16 (llama.cpp's default: half the bytes that batched decode reads per step;

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops.h"
-#include "quant.h"
+#include "model/ops.h"
+#include "model/quant.h"
 
 // scratch: one dequantized weight row of K floats.
 static void ref_matmul(const model_tensor *w, const float *x, float *y, int T, void *scratch) {

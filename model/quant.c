@@ -4,7 +4,7 @@
 // at-load conversions of the types no kernel reads into ones they do (quant_convert_row).
 // Everything here is scalar and portable (but F16 rows, converted 8 at a time with F16C where
 // built with it: the KV cache is F16); fast kernels live in matmul_cpu.c.
-#include "quant.h"
+#include "model/quant.h"
 
 #ifdef __F16C__
 #include <immintrin.h>

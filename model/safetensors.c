@@ -1,6 +1,6 @@
 // safetensors.c: the safetensors reader (mmap + cJSON header, every offset and shape
 // checked before use), the atomic writer, and the sharded-checkpoint index.
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "quant.h"
+#include "model/quant.h"
 
 #define MAX_EXACT_DOUBLE 9007199254740992.0  // 2^53: larger JSON numbers are not exact integers
 

@@ -5,13 +5,13 @@
 // first finds a probability cutoff whose tokens already hold the mass (vector passes), and
 // only those candidates are sorted. Without filters the draw walks the vocabulary in id order
 // over per-chunk sums. The exponentials and the passes over V are 8 lanes wide with AVX2.
-#include "sampler.h"
+#include "model/sampler.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>

@@ -8,7 +8,7 @@
 // one-to-one to byte tokens: decode(encode(x)) == x for any bytes, as long as the vocab has all
 // 256 byte tokens (a byte without one is dropped, as llama.cpp drops it; SmolLM2 lacks 21).
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <pcre2.h>

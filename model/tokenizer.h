@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gguf.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/gguf.h"
 
 // Token kinds, as GGUF's tokenizer.ggml.token_type numbers them.
 enum {

@@ -1,6 +1,6 @@
 // api.c: the training API's shared pieces: set-up, replies, lists, ids, and the fine-tuned
 // models of /v1/models (see api.h). Its endpoints are api_files.c, api_jobs.c, api_evals.c.
-#include "api_internal.h"
+#include "server/api_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>

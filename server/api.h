@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "chat_request.h"
-#include "util.h"
+#include "base/util.h"
+#include "server/chat_request.h"
 
 typedef struct api api;
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
-#include "runner.h"
+#include "eval/runner.h"
+#include "server/api_internal.h"
 
 static const char *run_status(const char *job_status) {
     if (!strcmp(job_status, "running")) return "in_progress";

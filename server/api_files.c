@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api_internal.h"
-#include "example.h"
+#include "data/example.h"
+#include "server/api_internal.h"
 
 struct api_upload {
     api *a;

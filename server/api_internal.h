@@ -4,8 +4,8 @@
 
 #include <pthread.h>
 
-#include "api.h"
-#include "store.h"
+#include "server/api.h"
+#include "store/store.h"
 
 struct api {
     store *db;              // one handle, used under mu (SQLite serialized mode)

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
-#include "reward.h"
-#include "train.h"
+#include "eval/reward.h"
+#include "server/api_internal.h"
+#include "trainer/hyper.h"
 
 static cJSON *parse_or_null(const char *s) {
     cJSON *j = s ? cJSON_Parse(s) : NULL;

@@ -2,7 +2,7 @@
 // toolprompt (the Tool-N1 prompt), constrain (token masks) and chat_response (reply parsing):
 // one scheduler request per choice, answered whole (chat.completion) or as an SSE stream of
 // chat.completion.chunk events (see chat_completion.h, docs/api.md).
-#include "chat_completion.h"
+#include "server/chat_completion.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -11,12 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat_request.h"
-#include "chat_response.h"
-#include "constrain.h"
-#include "scheduler.h"
-#include "tokenizer.h"
-#include "toolprompt.h"
+#include "model/tokenizer.h"
+#include "protocol/constrain.h"
+#include "protocol/toolprompt.h"
+#include "server/chat_request.h"
+#include "server/chat_response.h"
+#include "server/scheduler.h"
 
 typedef struct completion completion;
 // One chat completion: its request, the scheduler requests of its n choices, and, streaming,
@@ -107,7 +107,7 @@ static int completion_start(completion *cc, api_error *err) {
         return api_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     }
     // tool_choice required / named, and response_format json_object, are enforced by a token
-    // mask (model/constrain.h), not by the prompt alone
+    // mask (protocol/constrain.h), not by the prompt alone
     constrain_spec spec = {0};
     int constrained = 0;
     if (use_tools && (r->tool_choice == TOOL_CHOICE_REQUIRED || r->tool_choice == TOOL_CHOICE_NAMED)) {

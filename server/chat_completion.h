@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#include "api.h"
-#include "registry.h"
+#include "server/api.h"
+#include "server/registry.h"
 
 typedef struct {
     registry *reg;           // the served models: the base model and the fine-tuned ones

@@ -1,8 +1,8 @@
 // chat_request.c: validation of chat completion requests (see chat_request.h). Fields follow
 // OpenAI's CreateChatCompletionRequest; unknown keys are accepted and ignored.
-#include "chat_request.h"
+#include "server/chat_request.h"
 
-#include "data/pyjson.h"
+#include "base/pyjson.h"
 
 #include <math.h>
 #include <stdarg.h>

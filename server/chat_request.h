@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 typedef struct {
     int status;          // HTTP status

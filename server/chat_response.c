@@ -1,5 +1,5 @@
 // chat_response.c: the incremental reply parser and the message accumulator (chat_response.h).
-#include "chat_response.h"
+#include "server/chat_response.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,10 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "toolcall_parse.h"
+#include "protocol/tags.h"
+#include "protocol/toolcall_parse.h"
 
-static const char *TAG_THINK = "<think>", *TAG_THINK_END = "</think>";
-static const char *TAG_CALL = "<tool_call>", *TAG_CALL_END = "</tool_call>";
+static const char *const TAG_CALL = TAG_TOOL_CALL, *const TAG_CALL_END = TAG_TOOL_CALL_END;
 
 static uint64_t id_next(void) {
     static atomic_uint_fast64_t state;

@@ -10,7 +10,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "chat_request.h"
+#include "server/chat_request.h"
 
 typedef enum { REPLY_CONTENT = 0, REPLY_REASONING = 1, REPLY_TOOL_CALL = 2 } reply_event_kind;
 

@@ -1,5 +1,5 @@
 // registry.c: resident models, lazy loading of fine-tuned ones, and the hot swap (see registry.h).
-#include "registry.h"
+#include "server/registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "quant.h"
-#include "store.h"
+#include "model/quant.h"
+#include "store/store.h"
 
 struct registry {
     registry_config cfg;

@@ -12,9 +12,9 @@
 
 #include <stdatomic.h>
 
-#include "model.h"
-#include "scheduler.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
+#include "server/scheduler.h"
 
 typedef struct served_model {
     char id[256];       // the name clients send as "model"

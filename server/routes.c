@@ -1,7 +1,7 @@
 // routes.c: the endpoints of `toolrl serve`, one entry each (method, pattern, handler, auth,
 // body), and the matcher that finds a request's entry (see routes.h). The table is the list of
 // what the server answers; docs/api.md describes each endpoint.
-#include "routes.h"
+#include "server/routes.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -7,8 +7,8 @@
 #ifndef TOOLRL_ROUTES_H
 #define TOOLRL_ROUTES_H
 
-#include "api.h"
-#include "server.h"
+#include "server/api.h"
+#include "server/server.h"
 
 typedef enum {
     ROUTE_AUTH_KEY = 0,  // the API key, when the server has one (401 before the body is read)

@@ -1,7 +1,7 @@
 // scheduler.c: the server's continuous batching: a bounded queue of requests, one thread that
 // admits them into the generator's slots (model/generate.h) and steps it, and the hand-over of
 // each request's text and log-probabilities to its consumer (an HTTP thread) as they grow.
-#include "scheduler.h"
+#include "server/scheduler.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "generate.h"
+#include "model/generate.h"
 
 #define SCHED_MAX_STOP 4
 

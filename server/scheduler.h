@@ -10,10 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "generate.h"
-#include "sampler.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/sampler.h"
 
 typedef struct scheduler scheduler;
 typedef struct sched_req sched_req;
@@ -44,9 +44,9 @@ int scheduler_n_ctx(const scheduler *s);
 // A generation request. prompt is copied; stop strings are copied (at most 4).
 sched_req *sched_req_new(const int32_t *prompt, int n_prompt, const sampler_params *sp, int max_tokens,
                          const char *const *stop, int n_stop);
-// Constrains r's output to spec's grammar (model/constrain.h), before scheduler_submit.
+// Constrains r's output to spec's grammar (protocol/constrain.h), before scheduler_submit.
 // spec is copied. Returns -1 when out of memory.
-#include "constrain.h"
+#include "protocol/constrain.h"
 int sched_req_constrain(sched_req *r, const constrain_spec *spec);
 
 // Log-probabilities of generated tokens: the model's log-softmax at temperature 1, before

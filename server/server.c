@@ -4,7 +4,7 @@
 // reply a handler fills sent as HTTP, OpenAI error bodies, the metrics counters; and the
 // server's own small endpoints (health, metrics, models, the dashboard's files), which read
 // its state. The chat completion itself is chat_completion.c; the training API, api_*.c.
-#include "server.h"
+#include "server/server.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "chat_completion.h"
-#include "registry.h"
-#include "routes.h"
-#include "scheduler.h"
-#include "static.h"
+#include "server/api.h"
+#include "server/chat_completion.h"
+#include "server/registry.h"
+#include "server/routes.h"
+#include "server/scheduler.h"
+#include "server/static.h"
 
 // The streamed body of an api_reply is handed to libmicrohttpd as is.
 _Static_assert(API_STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "api.h stream end");

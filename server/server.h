@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
 
 typedef struct server server;
 

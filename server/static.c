@@ -1,5 +1,5 @@
 // static.c: URL → file for the dashboard and its vendored chart library (see static.h).
-#include "static.h"
+#include "server/static.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 // store.c: opening the job store (pragmas, migrations, the newer-schema refusal), the
 // per-connection statement cache, transactions, random ids and the helpers the other
 // store_*.c files use to read rows and pages.
-#include "store_internal.h"
+#include "store/store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

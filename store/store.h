@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "util.h"
+#include "base/util.h"
 
 // Return codes beyond TRL_OK / TRL_ERR.
 #define STORE_NOT_FOUND 1   // no such id (for store_job_claim: no queued job)

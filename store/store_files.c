@@ -1,6 +1,6 @@
 // store_files.c: the store's simple tables: uploaded files, models (which one is served)
 // and eval results. Jobs, their queue, events and checkpoints are in store_jobs.c.
-#include "store_internal.h"
+#include "store/store_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store/store.h"
 
 struct store {
     sqlite3 *db;

@@ -1,7 +1,7 @@
 // store_jobs.c: fine-tuning jobs and the work queue built on them (claim, heartbeat, finish,
 // requeue of expired leases), plus job events and checkpoints. Every state change is one
 // BEGIN IMMEDIATE transaction that also appends the event describing it.
-#include "store_internal.h"
+#include "store/store_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

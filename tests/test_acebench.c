@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "acebench.h"
-#include "toolprompt.h"
-#include "model.h"
-#include "pycall.h"
-#include "pyjson.h"
-#include "runner.h"
-#include "store.h"
+#include "base/pyjson.h"
+#include "data/pycall.h"
+#include "eval/acebench.h"
+#include "eval/runner.h"
+#include "model/model.h"
+#include "protocol/toolprompt.h"
+#include "store/store.h"
 #include "tests/support/tiny_model.h"
 
 static const char *shared_dir(void) {

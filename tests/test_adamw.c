@@ -11,9 +11,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "trainer/adamw.h"
 #include "trainer/ops_train.h"
-#include "util.h"
 
 static const adamw_params P = {0.9f, 0.999f, 1e-8f, 0.01f};
 

@@ -29,9 +29,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ops.h"
-#include "quant.h"
-#include "forward.h"
+#include "model/forward.h"
+#include "model/ops.h"
+#include "model/quant.h"
 #include "trainer/lm.h"
 #include "trainer/ops_train.h"
 

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "apibank.h"
-#include "bfcl_checker.h"
-#include "bfcl_data.h"
-#include "pyjson.h"
-#include "toolcall_parse.h"
+#include "base/pyjson.h"
+#include "eval/apibank.h"
+#include "eval/bfcl_checker.h"
+#include "eval/bfcl_data.h"
+#include "protocol/toolcall_parse.h"
 
 static const char *shared_dir(void) {
     const char *d = getenv("TOOLRL_SHARED");

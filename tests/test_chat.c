@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "chat.h"
+#include "protocol/chat.h"
 
 static const char *SMOL =
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"

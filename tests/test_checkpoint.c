@@ -16,13 +16,13 @@
 
 #include <cmocka.h>
 
-#include "checkpoint.h"
-#include "forward.h"
-#include "lm.h"
-#include "model.h"
-#include "quant.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/tokenizer.h"
 #include "tests/support/tiny_model.h"
-#include "tokenizer.h"
+#include "trainer/checkpoint.h"
+#include "trainer/lm.h"
 
 static void fill(lm_params *p, unsigned seed) {
     for (size_t i = 0; i < p->n; i++) p->mem[i] = (float)((int)((i * 2654435761u + seed) % 2001) - 1000) * 1e-4f;

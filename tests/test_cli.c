@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "cli.h"
-#include "convert.h"
+#include "cli/cli.h"
+#include "data/convert.h"
 
 static char g_toolrl[4200];
 

@@ -14,11 +14,12 @@
 
 #include <cmocka.h>
 
-#include "constrain.h"
-#include "forward.h"
-#include "model.h"
-#include "reward.h"
-#include "toolprompt.h"
+#include "eval/reward.h"
+#include "model/forward.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "protocol/constrain.h"
+#include "protocol/toolprompt.h"
 
 static void spec_tools(constrain_spec *s, int max_calls) {
     memset(s, 0, sizeof(*s));

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "example.h"
-#include "pycall.h"
-#include "pyjson.h"
+#include "base/pyjson.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "data/pycall.h"
 
 static const char *shared_dir(void) {
     const char *d = getenv("TOOLRL_SHARED");

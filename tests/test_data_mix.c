@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "evalq.h"
-#include "example.h"
-#include "mix.h"
-#include "pyjson.h"
-#include "strset.h"
+#include "base/pyjson.h"
+#include "base/strset.h"
+#include "data/convert.h"
+#include "data/evalq.h"
+#include "data/example.h"
+#include "data/mix.h"
 
 static const char *shared_dir(void) {
     const char *d = getenv("TOOLRL_SHARED");

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "model.h"
-#include "runner.h"
+#include "eval/runner.h"
+#include "model/model.h"
 #include "tests/support/tiny_model.h"
 
 typedef struct {

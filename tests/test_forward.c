@@ -16,9 +16,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "forward.h"
-#include "model.h"
-#include "quant.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/quant.h"
 #include "tests/support/tiny_model.h"
 
 static double max_rel(const float *a, const float *b, size_t n) {

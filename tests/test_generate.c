@@ -12,15 +12,15 @@
 
 #include <cmocka.h>
 
-#include "generate.h"
-#include "model.h"
-#include "pyjson.h"
-#include "rollout.h"
-#include "runner.h"
-#include "scheduler.h"
+#include "base/pyjson.h"
+#include "eval/runner.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/tokenizer.h"
+#include "server/scheduler.h"
 #include "tests/support/sched_drain.h"
 #include "tests/support/tiny_model.h"
-#include "tokenizer.h"
+#include "trainer/rollout.h"
 
 typedef tiny_model_fixture fx;
 

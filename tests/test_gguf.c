@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gguf.h"
-#include "quant.h"
+#include "model/gguf.h"
+#include "model/quant.h"
 
 typedef struct {
     uint8_t *p;

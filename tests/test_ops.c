@@ -11,9 +11,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "matmul.h"
-#include "ops.h"
-#include "quant.h"
+#include "model/matmul.h"
+#include "model/ops.h"
+#include "model/quant.h"
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) {

@@ -17,16 +17,16 @@
 
 #include <cmocka.h>
 
-#include "chat_request.h"
-#include "convert.h"
-#include "example.h"
-#include "mix.h"
-#include "pyjson.h"
-#include "reward.h"
-#include "strbuf.h"
-#include "task.h"
-#include "toolcall_parse.h"
-#include "toolprompt.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/convert.h"
+#include "data/example.h"
+#include "data/mix.h"
+#include "eval/reward.h"
+#include "protocol/toolcall_parse.h"
+#include "protocol/toolprompt.h"
+#include "server/chat_request.h"
+#include "trainer/task.h"
 
 typedef struct {
     char kind[16];

@@ -25,7 +25,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store/store.h"
 
 enum { ROUNDS = 40, CHILDREN = 3, LEASE = 2, MAX_ACKS = 200000 };
 

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "forward.h"
-#include "matmul.h"
-#include "model.h"
-#include "quant.h"
-#include "tokenizer.h"
+#include "model/forward.h"
+#include "model/matmul.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/tokenizer.h"
 
 #define MODEL_PATH "models/qwen2.5-coder-0.5b.gguf"
 #define RSS_LIMIT_KB (1024L * 1024L)  // 1 GiB

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "registry.h"
-#include "store.h"
+#include "server/registry.h"
+#include "store/store.h"
 #include "tests/support/tiny_model.h"
 
 static void test_swap(void **state) {

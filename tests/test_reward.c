@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pyjson.h"
-#include "reward.h"
-#include "toolcall_parse.h"
+#include "base/pyjson.h"
+#include "eval/reward.h"
+#include "protocol/toolcall_parse.h"
 
 // ---------------------------------------------------------------------------------------------
 // pyjson

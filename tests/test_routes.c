@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "routes.h"
+#include "server/routes.h"
 
 static route_match M;  // ~2 KB: kept off the stack
 

@@ -18,10 +18,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "model.h"
-#include "quant.h"
-#include "safetensors.h"
-#include "tokenizer.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/safetensors.h"
+#include "model/tokenizer.h"
 #include "tests/support/tiny_model.h"
 
 static char *path_in(const char *dir, const char *name) {

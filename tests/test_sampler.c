@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "sampler.h"
+#include "model/sampler.h"
 
 #define V 50
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "chat_response.h"
+#include "server/chat_response.h"
 
 static const char *NAMES[] = {"get_weather", "search"};
 

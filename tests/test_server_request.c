@@ -8,8 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "chat_request.h"
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
+#include "server/chat_request.h"
 
 #define TOOLS                                                                                                  \
     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather\","     \

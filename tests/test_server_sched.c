@@ -12,12 +12,12 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "model.h"
-#include "quant.h"
-#include "scheduler.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "model/tokenizer.h"
+#include "server/scheduler.h"
 #include "tests/support/sched_drain.h"
 #include "tests/support/tiny_model.h"
-#include "tokenizer.h"
 
 static model g_model;
 static char g_dir[256];

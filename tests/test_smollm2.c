@@ -16,11 +16,11 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "forward.h"
-#include "matmul.h"
-#include "model.h"
-#include "sampler.h"
-#include "tokenizer.h"
+#include "model/forward.h"
+#include "model/matmul.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define FIX_JSON "tests/fixtures/logits_smollm2.json"

@@ -20,7 +20,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store/store.h"
 
 // ---- fixtures: a fresh database in a temporary directory per test ------------------------
 

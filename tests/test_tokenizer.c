@@ -17,8 +17,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "gguf.h"
-#include "tokenizer.h"
+#include "model/gguf.h"
+#include "model/tokenizer.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define FIXTURE_PATH "tests/fixtures/tokens_bfcl.txt"

@@ -12,13 +12,13 @@
 
 #include <cmocka.h>
 
-#include "grpo.h"
-#include "model.h"
-#include "quant.h"
-#include "rollout.h"
-#include "task.h"
+#include "model/model.h"
+#include "model/quant.h"
 #include "tests/support/tiny_model.h"
-#include "train.h"
+#include "trainer/grpo.h"
+#include "trainer/rollout.h"
+#include "trainer/task.h"
+#include "trainer/train.h"
 
 static void test_advantages_worked_example(void **state) {
     (void)state;

@@ -15,10 +15,10 @@
 
 #include <cmocka.h>
 
-#include "model.h"
-#include "store.h"
+#include "model/model.h"
+#include "store/store.h"
 #include "tests/support/tiny_model.h"
-#include "worker.h"
+#include "trainer/worker.h"
 
 static const char *ROW =
     "{\"id\": \"t%d\", \"source\": \"test\", \"messages\": [{\"role\": \"user\", \"content\": \"add %d\"}], "

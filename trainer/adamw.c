@@ -1,9 +1,9 @@
 // adamw.c: AdamW, global gradient-norm clipping and the learning-rate schedule (adamw.h).
-#include "adamw.h"
+#include "trainer/adamw.h"
 
 #include <math.h>
 
-#include "util.h"
+#include "base/util.h"
 
 int adamw_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr, const adamw_params *p,
                  int step) {

@@ -1,5 +1,5 @@
 // checkpoint.c: Hugging Face checkpoint directories for training runs (see checkpoint.h).
-#include "checkpoint.h"
+#include "trainer/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "quant.h"
-#include "safetensors.h"
-#include "tokenizer.h"
+#include "model/quant.h"
+#include "model/safetensors.h"
+#include "model/tokenizer.h"
 
 #define MAX_TENSORS_PER_LAYER 12
 

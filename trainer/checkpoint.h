@@ -14,9 +14,9 @@
 
 #include <stdint.h>
 
-#include "lm.h"
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
+#include "trainer/lm.h"
 
 typedef struct {
     int step;                // optimizer steps done

@@ -1,5 +1,5 @@
 // grpo.c: GRPO advantages and the per-token clipped surrogate + k3 KL (see grpo.h).
-#include "grpo.h"
+#include "trainer/grpo.h"
 
 #include <math.h>
 

@@ -1,12 +1,12 @@
 // lm.c: the trainable transformer's forward and backward over the ops of ops_train.c
 // (see lm.h). The forward is model/forward.c's computation for one sequence, in fp32.
-#include "lm.h"
+#include "trainer/lm.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops_train.h"
-#include "quant.h"
+#include "model/quant.h"
+#include "trainer/ops_train.h"
 
 // Walks the tensors in buffer order: with mem == NULL only counts.
 static size_t params_layout(lm_params *p, const model_config *c, float *mem) {

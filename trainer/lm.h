@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
 
 // Every tensor of the model, fp32, carved out of one buffer (lm_params_alloc) in this
 // order. Layer tensors are stacked over L. The same struct holds the gradients.

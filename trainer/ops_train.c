@@ -1,12 +1,12 @@
 // ops_train.c: forward (with cache) and backward of every training op, fp32, plain C with
 // OpenMP pragmas and OpenBLAS sgemm for the matmuls. See ops_train.h for the conventions
 // (every backward accumulates with +=, except rope_backward which is in place).
-#include "ops_train.h"
+#include "trainer/ops_train.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "matmul.h"
+#include "model/matmul.h"
 
 // ---------------------------------------------------------------------------- embedding
 

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "model.h"  // rope_style
+#include "model/model.h"  // rope_style
 
 // ---------------------------------------------------------------------------- embedding
 // out (T, C) = rows ids (T) of wte (V, C).

@@ -1,10 +1,10 @@
 // policy.c: a model view over lm_params (see policy.h).
-#include "policy.h"
+#include "trainer/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant.h"
+#include "model/quant.h"
 
 static model_tensor f32_tensor(const float *w, int64_t rows, int64_t cols) {
     return (model_tensor){QTYPE_F32, rows, cols, (size_t)cols * sizeof(float), w, NULL, QTYPE_F32};

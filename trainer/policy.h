@@ -5,8 +5,8 @@
 #ifndef TOOLRL_POLICY_H
 #define TOOLRL_POLICY_H
 
-#include "lm.h"
-#include "model.h"
+#include "model/model.h"
+#include "trainer/lm.h"
 
 // Fills view so that engine_init(view, …) runs the weights in p. base supplies the
 // configuration and tokenizer and must outlive the view. Free with policy_view_free (never

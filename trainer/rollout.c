@@ -1,5 +1,5 @@
 // rollout.c: GRPO's batched sampling on the one generator (see rollout.h).
-#include "rollout.h"
+#include "trainer/rollout.h"
 
 #include <stdlib.h>
 #include <string.h>

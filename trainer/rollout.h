@@ -8,9 +8,9 @@
 
 #include <stdint.h>
 
-#include "generate.h"
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/generate.h"
+#include "model/model.h"
 
 typedef struct {
     int32_t *tok;  // (n_tok) generated ids, the end-of-turn token included when it ended there

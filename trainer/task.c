@@ -1,16 +1,17 @@
 // task.c: loading training examples into prompt / target token arrays (see task.h).
-#include "task.h"
+#include "trainer/task.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "example.h"
-#include "pyjson.h"
-#include "strbuf.h"
-#include "tokenizer.h"
-#include "toolprompt.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "data/example.h"
+#include "model/tokenizer.h"
+#include "protocol/tags.h"
+#include "protocol/toolprompt.h"
 
 char *task_sft_reply(const char *gold_json) {
     cJSON *gold = pyjson_parse(gold_json, strlen(gold_json), NULL);  // keeps 1.0 apart from 1
@@ -19,9 +20,9 @@ char *task_sft_reply(const char *gold_json) {
     strbuf_init(&sb);
     int n = cJSON_GetArraySize(gold);
     if (n == 0) {
-        strbuf_adds(&sb, "<think>None of the given functions fits this request.</think>\n");
+        strbuf_adds(&sb, TAG_THINK "None of the given functions fits this request." TAG_THINK_END "\n");
     } else {
-        strbuf_adds(&sb, "<think>The request is answered by calling ");
+        strbuf_adds(&sb, TAG_THINK "The request is answered by calling ");
         int k = 0;
         const cJSON *c;
         cJSON_ArrayForEach(c, gold) {
@@ -29,12 +30,12 @@ char *task_sft_reply(const char *gold_json) {
             if (k++) strbuf_adds(&sb, k == n ? " and " : ", ");
             strbuf_adds(&sb, cJSON_IsString(name) ? name->valuestring : "?");
         }
-        strbuf_adds(&sb, " with the values given in it.</think>\n");
+        strbuf_adds(&sb, " with the values given in it." TAG_THINK_END "\n");
     }
     char *calls = pyjson_dump(gold, PYJSON_ASCII);
-    strbuf_adds(&sb, "<tool_call>");
+    strbuf_adds(&sb, TAG_TOOL_CALL);
     strbuf_adds(&sb, calls ? calls : "[]");
-    strbuf_adds(&sb, "</tool_call>");
+    strbuf_adds(&sb, TAG_TOOL_CALL_END);
     free(calls);
     cJSON_Delete(gold);
     return strbuf_take(&sb);
@@ -84,7 +85,7 @@ int task_set_load(task_set *ts, const char *path, const model *m, int max_tokens
     size_t cap = 0;
     ssize_t len;
     int cap_v = 0, rc = TRL_OK;
-    int32_t eot = tokenizer_find(m->tok, "<|im_end|>");
+    int32_t eot = tokenizer_find(m->tok, TAG_IM_END);
     if (eot < 0) eot = tokenizer_eos(m->tok);
     while ((len = getline(&line, &cap, f)) > 0) {
         ts->n_lines++;

@@ -1,5 +1,5 @@
 // task.h: training examples as the trainer sees them: the unified JSONL file (data/example.h)
-// read once, each example rendered with the Tool-N1 prompt (model/toolprompt.h, the module the
+// read once, each example rendered with the Tool-N1 prompt (protocol/toolprompt.h, the module the
 // server and the evaluator use too) and tokenized, its ground truth kept as the reward's JSON
 // text, and, for supervised training, the target reply tokenized after the prompt.
 //
@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#include "model.h"
-#include "util.h"
+#include "base/util.h"
+#include "model/model.h"
 
 typedef struct {
     char *id;

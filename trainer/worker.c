@@ -1,5 +1,5 @@
 // worker.c: claim → train → report, with a heartbeat thread (see worker.h).
-#include "worker.h"
+#include "trainer/worker.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -12,13 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "quant.h"
-#include "runner.h"
-#include "store.h"
-#include "task.h"
-#include "train.h"
+#include "eval/runner.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "store/store.h"
+#include "trainer/checkpoint.h"
+#include "trainer/task.h"
+#include "trainer/train.h"
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

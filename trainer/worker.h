@@ -14,7 +14,7 @@
 
 #include <signal.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     const char *db_path;

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/util.h"
+#include "base/util.h"
 
 typedef struct {
     int arch;            // MODEL_ARCH_LLAMA or MODEL_ARCH_QWEN2 (QKV biases)

@@ -1,13 +1,14 @@
 // toolprompt.c: renders the Tool-N1 prompt (see toolprompt.h) over ChatML.
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "data/pyjson.h"
-#include "data/strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
+#include "protocol/chat.h"
+#include "protocol/tags.h"
 
 static const char *SYS_HEAD =
     "You are an expert in composing functions. You are given a question and a set of possible functions. Based on "
@@ -15,9 +16,9 @@ static const char *SYS_HEAD =
     "function can be used, point it out. If the given question lacks the parameters required by the function, also "
     "point it out. You should only return the function call in tools call sections. Here is a list of functions in "
     "JSON format that you can invoke:\n"
-    "# Tool\n\nHere is a list of functions in JSON format that you can invoke:\n\n<tools>\n";
+    "# Tool\n\nHere is a list of functions in JSON format that you can invoke:\n\n" TAG_TOOLS "\n";
 static const char *SYS_TAIL =
-    "\n</tools>\n\n"
+    "\n" TAG_TOOLS_END "\n\n"
     "In each action step, you MUST: \n"
     "1. Think about the reasoning process in the mind and enclosed your reasoning within <think> </think> XML tags.\n"
     "2. Then, provide a json object with function names and arguments within <tool_call></tool_call> XML tags. i.e., "
@@ -31,7 +32,7 @@ static const char *SYS_TAIL =
     "Please make sure the type of the arguments is correct. ";
 
 // Appends json.dumps(v) (Python's defaults: ", " / ": " separators, ensure_ascii) through the
-// project's one Python-compatible writer, data/pyjson.c, so tool lists and calls print exactly as
+// project's one Python-compatible writer, base/pyjson.c, so tool lists and calls print exactly as
 // the training data's json.dumps does (1.0 stays 1.0, 0.1 stays 0.1).
 static void add_pydumps(strbuf *b, const cJSON *v) {
     char *s = pyjson_dump(v, PYJSON_ASCII);
@@ -74,20 +75,20 @@ static char *assistant_text(toolprompt_style style, const toolprompt_msg *m) {
     if (!m->tool_calls || cJSON_GetArraySize(m->tool_calls) == 0) return strbuf_take(&b);
     if (style == TOOLPROMPT_TOOLN1) {
         if (has_text) strbuf_adds(&b, " ");
-        strbuf_adds(&b, "<tool_call>");
+        strbuf_adds(&b, TAG_TOOL_CALL);
         add_pydumps(&b, m->tool_calls);
-        strbuf_adds(&b, "</tool_call>");
+        strbuf_adds(&b, TAG_TOOL_CALL_END);
         return strbuf_take(&b);
     }
     for (const cJSON *c = m->tool_calls->child; c; c = c->next) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "name");
         char *args = pyjson_dump(cJSON_GetObjectItemCaseSensitive(c, "arguments"), 0);  // Jinja's tojson
-        strbuf_adds(&b, has_text || c != m->tool_calls->child ? "\n<tool_call>\n{\"name\": \"" : "<tool_call>\n{\"name\": \"");
+        strbuf_adds(&b, has_text || c != m->tool_calls->child ? "\n" TAG_TOOL_CALL "\n{\"name\": \"" : TAG_TOOL_CALL "\n{\"name\": \"");
         strbuf_adds(&b, cJSON_IsString(nm) ? nm->valuestring : "");
         strbuf_adds(&b, "\", \"arguments\": ");
         if (args) strbuf_adds(&b, args);
         else b.oom = 1;
-        strbuf_adds(&b, "}\n</tool_call>");
+        strbuf_adds(&b, "}\n" TAG_TOOL_CALL_END);
         free(args);
     }
     return strbuf_take(&b);
@@ -101,9 +102,9 @@ static char *results_text(const toolprompt_msg *msgs, int i, int n, int *next) {
     int j = i;
     for (; j < n && !strcmp(msgs[j].role, "tool"); j++) {
         if (j > i) strbuf_adds(&b, "\n");
-        strbuf_adds(&b, "<tool_response>\n");
+        strbuf_adds(&b, TAG_TOOL_RESPONSE "\n");
         strbuf_adds(&b, msgs[j].content ? msgs[j].content : "");
-        strbuf_adds(&b, "\n</tool_response>");
+        strbuf_adds(&b, "\n" TAG_TOOL_RESPONSE_END);
     }
     *next = j;
     return strbuf_take(&b);
@@ -176,7 +177,7 @@ static char *render_hermes(const cJSON *tools, const toolprompt_msg *msgs, int n
     strbuf_adds(&b, start ? (msgs[0].content ? msgs[0].content : "") : TOOLPROMPT_QWEN_SYSTEM);
     if (tools && cJSON_GetArraySize(tools) > 0) {
         strbuf_adds(&b, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-                        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+                        "You are provided with function signatures within <tools></tools> XML tags:\n" TAG_TOOLS);
         for (const cJSON *t = tools->child; t; t = t->next) {
             char *line = pyjson_dump(t, 0);  // Jinja's tojson: json.dumps(ensure_ascii=False)
             strbuf_adds(&b, "\n");
@@ -184,7 +185,7 @@ static char *render_hermes(const cJSON *tools, const toolprompt_msg *msgs, int n
             else b.oom = 1;
             free(line);
         }
-        strbuf_adds(&b, "\n</tools>\n\nFor each function call, return a json object with function name and "
+        strbuf_adds(&b, "\n" TAG_TOOLS_END "\n\nFor each function call, return a json object with function name and "
                         "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
                         "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
     }

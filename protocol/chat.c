@@ -1,19 +1,20 @@
 // chat.c: ChatML rendering: <|im_start|>ROLE\nCONTENT<|im_end|>\n per message, then
 // <|im_start|>assistant\n when a reply is wanted.
-#include "chat.h"
+#include "protocol/chat.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/strbuf.h"
+#include "base/strbuf.h"
+#include "protocol/tags.h"
 
 char *chat_default_system(const char *t) {
     if (!t) return NULL;
-    const char *open = "<|im_start|>system\n";
+    const char *open = TAG_IM_START "system\n";
     const char *s = strstr(t, open);
     if (!s) return NULL;
     s += strlen(open);
-    const char *end = strstr(s, "<|im_end|>");
+    const char *end = strstr(s, TAG_IM_END);
     // A Jinja expression (e.g. {{ message['content'] }}) is not a literal default.
     if (!end || memchr(s, '{', (size_t)(end - s)) || memchr(s, '\'', (size_t)(end - s))) return NULL;
     char *r = malloc((size_t)(end - s) + 1);
@@ -24,11 +25,11 @@ char *chat_default_system(const char *t) {
 }
 
 static void turn(strbuf *b, const char *role, const char *content) {
-    strbuf_adds(b, "<|im_start|>");
+    strbuf_adds(b, TAG_IM_START);
     strbuf_adds(b, role);
     strbuf_adds(b, "\n");
     strbuf_adds(b, content ? content : "");
-    strbuf_adds(b, "<|im_end|>\n");
+    strbuf_adds(b, TAG_IM_END "\n");
 }
 
 char *chat_render(const char *tmpl, const chat_msg *msgs, int n, int add_generation_prompt) {
@@ -39,6 +40,6 @@ char *chat_render(const char *tmpl, const chat_msg *msgs, int n, int add_generat
         free(def);
     }
     for (int i = 0; i < n; i++) turn(&b, msgs[i].role, msgs[i].content);
-    if (add_generation_prompt) strbuf_adds(&b, "<|im_start|>assistant\n");
+    if (add_generation_prompt) strbuf_adds(&b, TAG_IM_START "assistant\n");
     return strbuf_take(&b);  // NULL only when out of memory
 }

@@ -1,6 +1,6 @@
 // util.c: error formatting, clock and whole-file reads shared by the engine.
 #define _POSIX_C_SOURCE 200809L
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -34,9 +34,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tokenizer.h"
-#include "util.h"
-
 typedef enum { CONSTRAIN_TOOL_CALL = 1, CONSTRAIN_JSON_OBJECT = 2 } constrain_mode;
 
 #define CONSTRAIN_MAX_NAMES 64
@@ -125,7 +122,8 @@ typedef struct {
     uint8_t *special;  // other control tokens (never allowed)
 } constrain_vocab;
 
-int constrain_vocab_init(constrain_vocab *v, const tokenizer *t, trl_err *e);
+// constrain_vocab_init (model/generate.h) fills one from a tokenizer: the protocol knows bytes,
+// not tokenizers.
 void constrain_vocab_free(constrain_vocab *v);
 // Sets logits of disallowed tokens to -INFINITY. Returns the number of allowed tokens.
 int constrain_mask(const constrain_spec *s, const constrain_state *st, const constrain_vocab *v, float *logits);

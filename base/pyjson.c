@@ -1,5 +1,5 @@
 // pyjson.c: a JSON parser and printer with Python `json` semantics on cJSON trees (see pyjson.h).
-#include "pyjson.h"
+#include "base/pyjson.h"
 
 #include <limits.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 // ---------------------------------------------------------------------------------------------
 // Internal string encoding

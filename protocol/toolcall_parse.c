@@ -1,15 +1,15 @@
 // toolcall_parse.c: extraction of <tool_call> blocks from model output (see toolcall_parse.h).
-#include "toolcall_parse.h"
+#include "protocol/toolcall_parse.h"
 
-#include "toolprompt.h"
+#include "protocol/toolprompt.h"
 
 #include <string.h>
 
-#include "pyjson.h"
-#include "strbuf.h"
+#include "base/pyjson.h"
+#include "base/strbuf.h"
 
-static const char OPEN_TAG[] = "<tool_call>";
-static const char CLOSE_TAG[] = "</tool_call>";
+static const char OPEN_TAG[] = TAG_TOOL_CALL;
+static const char CLOSE_TAG[] = TAG_TOOL_CALL_END;
 
 static const char *find_bytes(const char *hay, size_t hlen, const char *needle, size_t nlen) {
     if (nlen == 0) return hay;
@@ -164,7 +164,7 @@ cJSON *toolcall_parse_hermes(const char *text, size_t len, toolcall_info *info) 
     size_t blen;
     while (off < len && toolcall_find_block(text + off, len - off, 1, &body, &blen)) {
         info->found_block = 1;
-        off = (size_t)(body - text) + blen + strlen("</tool_call>");
+        off = (size_t)(body - text) + blen + TAG_LEN(TAG_TOOL_CALL_END);
         toolcall_strip(&body, &blen);
         cJSON *v = pyjson_parse(body, blen, NULL);
         if (!v) continue;  // a block that is not JSON is skipped, as Hermes parsers do

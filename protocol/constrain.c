@@ -1,10 +1,12 @@
 // constrain.c: the byte-level recognizer and the token mask of constrained decoding
 // (see constrain.h).
-#include "constrain.h"
+#include "protocol/constrain.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "protocol/tags.h"
 
 enum {  // phases
     PH_THINK_OPEN, PH_THINK, PH_WS1, PH_TC_OPEN, PH_WS2, PH_LIST_ITEM, PH_CALL, PH_LIST_NEXT, PH_WS3,
@@ -15,8 +17,8 @@ enum {  // JSON states
 };
 enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
 
-static const char THINK_OPEN[] = "<think>", THINK_CLOSE[] = "</think>", TC_OPEN[] = "<tool_call>",
-                  TC_CLOSE[] = "</tool_call>";
+static const char THINK_OPEN[] = TAG_THINK, THINK_CLOSE[] = TAG_THINK_END, TC_OPEN[] = TAG_TOOL_CALL,
+                  TC_CLOSE[] = TAG_TOOL_CALL_END;
 static const char *const LITS[3] = {"true", "false", "null"};
 
 // The steps of one call object after its '{': literals, optional whitespace, the name, the
@@ -624,45 +626,7 @@ int constrain_feed(const constrain_spec *s, constrain_state *st, const char *byt
     return 0;
 }
 
-// ---- the vocabulary and the mask ---------------------------------------------------------------
-
-int constrain_vocab_init(constrain_vocab *v, const tokenizer *t, trl_err *e) {
-    memset(v, 0, sizeof(*v));
-    int n = tokenizer_n_vocab(t);
-    v->n = n;
-    v->off = calloc((size_t)n, sizeof(uint32_t));
-    v->len = calloc((size_t)n, sizeof(uint32_t));
-    v->is_eog = calloc((size_t)n, 1);
-    v->special = calloc((size_t)n, 1);
-    size_t cap = (size_t)n * 8, used = 0;
-    v->bytes = malloc(cap);
-    if (!v->off || !v->len || !v->is_eog || !v->special || !v->bytes) {
-        constrain_vocab_free(v);
-        return trl_errf(e, "constrain: out of memory");
-    }
-    for (int i = 0; i < n; i++) {
-        v->is_eog[i] = (uint8_t)tokenizer_is_eog(t, i);
-        int ty = tokenizer_token_type(t, i);
-        v->special[i] = ty == TOKEN_CONTROL || ty == TOKEN_UNUSED || ty == TOKEN_UNKNOWN;
-        char buf[256];
-        int len = v->special[i] ? 0 : tokenizer_decode(t, i, 0, buf, sizeof(buf));
-        if (len < 0 || len > (int)sizeof(buf)) len = 0;
-        if (used + (size_t)len > cap) {
-            cap = 2 * cap + (size_t)len;
-            char *nb = realloc(v->bytes, cap);
-            if (!nb) {
-                constrain_vocab_free(v);
-                return trl_errf(e, "constrain: out of memory");
-            }
-            v->bytes = nb;
-        }
-        memcpy(v->bytes + used, buf, (size_t)len);
-        v->off[i] = (uint32_t)used;
-        v->len[i] = (uint32_t)len;
-        used += (size_t)len;
-    }
-    return TRL_OK;
-}
+// ---- the vocabulary (filled by model/generate.c) and the mask -----------------------------------
 
 void constrain_vocab_free(constrain_vocab *v) {
     free(v->bytes), free(v->off), free(v->len), free(v->is_eog), free(v->special);

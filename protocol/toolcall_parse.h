@@ -15,7 +15,9 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#define TOOLCALL_MARKER_QWEN "<|im_start|>assistant"
+#include "protocol/tags.h"
+
+#define TOOLCALL_MARKER_QWEN TAG_IM_START "assistant"
 #define TOOLCALL_MARKER_LLAMA "<|start_header_id|>assistant<|end_header_id|>"
 
 enum {

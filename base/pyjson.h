@@ -24,7 +24,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #define PYJSON_MAX_DEPTH 512
 
