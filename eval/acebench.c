@@ -12,6 +12,7 @@
 #include "data/pycall.h"
 #include "eval/apibank.h"
 #include "eval/bfcl_checker.h"
+#include "eval/pycheck.h"
 #include "protocol/toolcall_parse.h"
 #include "protocol/toolprompt.h"
 
@@ -42,21 +43,7 @@ int acebench_category_known(const char *c) {
 // ---------------------------------------------------------------------------------------------
 // Python semantics
 
-// Where the official code would raise: the row is malformed.
-typedef struct {
-    int crashed;
-    char msg[256];
-} crash_t;
 
-static void crash(crash_t *cs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void crash(crash_t *cs, const char *fmt, ...) {
-    if (cs->crashed) return;
-    cs->crashed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cs->msg, sizeof(cs->msg), fmt, ap);
-    va_end(ap);
-}
 
 static void verdict_set(acebench_verdict *v, int valid, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -69,45 +56,18 @@ static void verdict_set(acebench_verdict *v, int valid, const char *type, const 
     va_end(ap);
 }
 
-static int is_empty_str(const cJSON *v) { return cJSON_IsString(v) && v->valuestring[0] == 0; }
 
 static const cJSON *obj_get(const cJSON *o, const char *k) {
     return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
 
-// `item in container` for JSON values.
-static int py_in(const cJSON *container, const cJSON *item, crash_t *cs) {
-    pyjson_type it = pyjson_typeof(item);
-    if (cJSON_IsObject(container)) {
-        if (it == PYJ_LIST || it == PYJ_DICT) return crash(cs, "unhashable type in a dict lookup"), 0;
-        return it == PYJ_STR && cJSON_GetObjectItemCaseSensitive(container, item->valuestring) != NULL;
-    }
-    if (cJSON_IsArray(container)) {
-        for (const cJSON *c = container->child; c; c = c->next)
-            if (pyjson_equal(c, item)) return 1;
-        return 0;
-    }
-    if (cJSON_IsString(container)) {
-        if (it != PYJ_STR) return crash(cs, "'in <string>' requires string as left operand"), 0;
-        return strstr(container->valuestring, item->valuestring) != NULL;
-    }
-    crash(cs, "argument of type '%s' is not iterable", pyjson_type_name(pyjson_typeof(container)));
-    return 0;
-}
 
-static int py_in_str(const cJSON *container, const char *key, crash_t *cs) {
-    cJSON k;
-    memset(&k, 0, sizeof(k));
-    k.type = cJSON_String;
-    k.valuestring = (char *)key;
-    return py_in(container, &k, cs);
-}
 
 // `list(v)` as Python iterates it: a list's items, a dict's keys, a string's characters (all as
 // new nodes in a new array). Other types crash (NULL).
-static cJSON *py_iter(const cJSON *v, crash_t *cs) {
+static cJSON *py_iter(const cJSON *v, py_crash *cs) {
     cJSON *out = cJSON_CreateArray();
-    if (!out) return crash(cs, "out of memory"), NULL;
+    if (!out) return py_crash_set(cs, "out of memory"), NULL;
     if (cJSON_IsArray(v)) {
         for (const cJSON *c = v->child; c; c = c->next) cJSON_AddItemToArray(out, pyjson_copy(c));
     } else if (cJSON_IsObject(v)) {
@@ -124,19 +84,12 @@ static cJSON *py_iter(const cJSON *v, crash_t *cs) {
         }
     } else {
         cJSON_Delete(out);
-        crash(cs, "'%s' object is not iterable", pyjson_type_name(pyjson_typeof(v)));
+        py_crash_set(cs, "'%s' object is not iterable", pyjson_type_name(pyjson_typeof(v)));
         return NULL;
     }
     return out;
 }
 
-// len(v); crashes for numbers, booleans and None.
-static long py_len(const cJSON *v, crash_t *cs) {
-    if (cJSON_IsArray(v) || cJSON_IsObject(v)) return cJSON_GetArraySize(v);
-    if (cJSON_IsString(v)) return (long)pyjson_str_len(v->valuestring);
-    crash(cs, "object of type '%s' has no len()", pyjson_type_name(pyjson_typeof(v)));
-    return 0;
-}
 
 // A new node: v with its string standardised (BFCL's rule, same as ACEBench's), else a copy.
 static cJSON *standardized(const cJSON *v) {
@@ -160,7 +113,7 @@ static const cJSON *truthy(const cJSON *v, cJSON *buf) {
 
 enum { T_NONE = -1, T_ENUMERATE = 100, T_NO_NESTED = 101 };  // besides the pyjson_type values
 
-static int map_type(const cJSON *desc, int *out, crash_t *cs) {
+static int map_type(const cJSON *desc, int *out, py_crash *cs) {
     static const struct {
         const char *name;
         int t;
@@ -170,11 +123,11 @@ static int map_type(const cJSON *desc, int *out, crash_t *cs) {
              {"list(enum)", PYJ_LIST}, {"int", PYJ_INT},      {"enum", T_ENUMERATE},     {"number", PYJ_INT}};
     if (!cJSON_IsString(desc)) {
         pyjson_type t = pyjson_typeof(desc);
-        return crash(cs, t == PYJ_LIST || t == PYJ_DICT ? "unhashable schema type" : "KeyError: schema type"), TRL_ERR;
+        return py_crash_set(cs, t == PYJ_LIST || t == PYJ_DICT ? "unhashable schema type" : "KeyError: schema type"), TRL_ERR;
     }
     for (size_t i = 0; i < sizeof(M) / sizeof(M[0]); i++)
         if (!strcmp(desc->valuestring, M[i].name)) return *out = M[i].t, TRL_OK;
-    crash(cs, "KeyError: unknown schema type '%.60s'", desc->valuestring);
+    py_crash_set(cs, "KeyError: unknown schema type '%.60s'", desc->valuestring);
     return TRL_ERR;
 }
 
@@ -184,14 +137,14 @@ static int is_nested_desc(const char *d) {
 }
 
 // type(possible_answer) unless it is "" (an optional parameter): T_NONE.
-static int answer_type(const cJSON *pa) { return is_empty_str(pa) ? T_NONE : (int)pyjson_typeof(pa); }
+static int answer_type(const cJSON *pa) { return py_is_empty_str(pa) ? T_NONE : (int)pyjson_typeof(pa); }
 
 typedef struct {
     int valid, is_variable;
 } type_result;
 
 // checker.py type_checker.
-static type_result type_check(const cJSON *value, const cJSON *pa, int conv, int nested, crash_t *cs) {
+static type_result type_check(const cJSON *value, const cJSON *pa, int conv, int nested, py_crash *cs) {
     type_result r = {1, 0};
     int pat = answer_type(pa);
     int is_var = pat != T_NONE && pat != conv;
@@ -231,9 +184,9 @@ static type_result type_check(const cJSON *value, const cJSON *pa, int conv, int
 
 // checker.py dict_checker: same key count, every key known, nested dicts recursively, other
 // values by str(answer) in str(value) after string standardisation.
-static void dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, crash_t *cs) {
+static void dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, py_crash *cs) {
     if (!cJSON_IsObject(value)) return verdict_set(v, 0, "value_error", "expected a dict");
-    if (!cJSON_IsObject(pa)) return crash(cs, "'%s' object has no attribute 'keys'", pyjson_type_name(pyjson_typeof(pa)));
+    if (!cJSON_IsObject(pa)) return py_crash_set(cs, "'%s' object has no attribute 'keys'", pyjson_type_name(pyjson_typeof(pa)));
     if (cJSON_GetArraySize(value) != cJSON_GetArraySize(pa))
         return verdict_set(v, 0, "value_error", "dict has %d keys, expected %d", cJSON_GetArraySize(value),
                            cJSON_GetArraySize(pa));
@@ -250,7 +203,7 @@ static void dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v,
         cJSON *sv = standardized(val), *se = standardized(ev);
         char *a = sv ? apibank_py_str(sv, 0) : NULL, *b = se ? apibank_py_str(se, 0) : NULL;
         int ok = a && b && strstr(a, b) != NULL;
-        if (!a || !b) crash(cs, "out of memory");
+        if (!a || !b) py_crash_set(cs, "out of memory");
         if (!ok && !cs->crashed) verdict_set(v, 0, "value_error", "key '%.60s': '%.120s' not in '%.120s'", c->string, b, a);
         free(a);
         free(b);
@@ -261,11 +214,11 @@ static void dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v,
 }
 
 // checker.py list_dict_checker.
-static void list_dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, crash_t *cs) {
+static void list_dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, py_crash *cs) {
     long n = py_len(value, cs), m = py_len(pa, cs);
     if (cs->crashed) return;
     if (n != m) return verdict_set(v, 0, "value_error:list_dict_count", "%ld items, expected %ld", n, m);
-    if (n > 0 && !cJSON_IsArray(pa) && !cJSON_IsString(pa)) return crash(cs, "KeyError: 0");
+    if (n > 0 && !cJSON_IsArray(pa) && !cJSON_IsString(pa)) return py_crash_set(cs, "KeyError: 0");
     cJSON *items = py_iter(pa, cs);  // a string's items are its characters
     const cJSON *a = items ? items->child : NULL;
     for (const cJSON *c = value->child; c && a && !cs->crashed; c = c->next, a = a->next) {
@@ -276,10 +229,10 @@ static void list_dict_check(const cJSON *value, const cJSON *pa, acebench_verdic
 }
 
 // checker.py list_checker: equal after standardising string items.
-static void list_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, crash_t *cs) {
+static void list_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, py_crash *cs) {
     cJSON *sv = cJSON_CreateArray(), *sp = cJSON_CreateArray();
     for (const cJSON *c = value->child; c; c = c->next) cJSON_AddItemToArray(sv, standardized(c));
-    if (!is_empty_str(pa)) {  // range(len("")) is empty; any other answer here is a list
+    if (!py_is_empty_str(pa)) {  // range(len("")) is empty; any other answer here is a list
         cJSON *items = py_iter(pa, cs);
         for (const cJSON *c = items ? items->child : NULL; c; c = c->next) cJSON_AddItemToArray(sp, standardized(c));
         cJSON_Delete(items);
@@ -290,11 +243,11 @@ static void list_check(const cJSON *value, const cJSON *pa, acebench_verdict *v,
 }
 
 // checker.py string_checker (not an agent category): standardised answer in standardised value.
-static void string_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, crash_t *cs) {
-    if (!cJSON_IsString(pa)) return crash(cs, "expected string or bytes-like object");
+static void string_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, py_crash *cs) {
+    if (!cJSON_IsString(pa)) return py_crash_set(cs, "expected string or bytes-like object");
     char *a = bfcl_standardize(value->valuestring), *b = bfcl_standardize(pa->valuestring);
     if (!a || !b)
-        crash(cs, "out of memory");
+        py_crash_set(cs, "out of memory");
     else if (!strstr(a, b))
         verdict_set(v, 0, "value_error:string", "'%.150s' is not in '%.150s'", pa->valuestring, value->valuestring);
     free(a);
@@ -305,24 +258,24 @@ static void string_check(const cJSON *value, const cJSON *pa, acebench_verdict *
 // One call against one answer (checker.py simple_function_checker)
 
 static void simple_check(const cJSON *fdesc, const char *name, const cJSON *mp, const cJSON *pa,
-                         acebench_verdict *v, crash_t *cs) {
-    if (!fdesc) return crash(cs, "'NoneType' object is not subscriptable (no function for the answer)");
+                         acebench_verdict *v, py_crash *cs) {
+    if (!fdesc) return py_crash_set(cs, "'NoneType' object is not subscriptable (no function for the answer)");
     const cJSON *fparams = obj_get(fdesc, "parameters");
-    if (!fparams) return crash(cs, "KeyError: 'parameters'");
+    if (!fparams) return py_crash_set(cs, "KeyError: 'parameters'");
     int mp_empty = cJSON_IsObject(mp) && !mp->child;
     int fp_empty = cJSON_IsObject(fparams) && !fparams->child;
     if (mp_empty && fp_empty) return verdict_set(v, 1, "", "%s", "");
     if (mp_empty || fp_empty) return verdict_set(v, 0, "wrong_param", "no arguments, or a function without parameters");
     const cJSON *props = obj_get(fparams, "properties");
-    if (!props) return crash(cs, "KeyError: 'properties'");
+    if (!props) return py_crash_set(cs, "KeyError: 'properties'");
     if (pyjson_equal(pa, props)) return verdict_set(v, 1, "", "%s", "");
     if (cJSON_IsObject(pa) && !pa->child) return verdict_set(v, 0, "wrong_param", "empty answer");
     const cJSON *fname = obj_get(fdesc, "name");
-    if (!cJSON_IsString(fname)) return crash(cs, "function name is not a string");
+    if (!cJSON_IsString(fname)) return py_crash_set(cs, "function name is not a string");
     if (strcmp(fname->valuestring, name))
         return verdict_set(v, 0, "wrong_function_name", "expected %.100s, got %.100s", fname->valuestring, name);
     const cJSON *required = obj_get(fparams, "required");
-    if (!required) return crash(cs, "KeyError: 'required'");
+    if (!required) return py_crash_set(cs, "KeyError: 'required'");
     cJSON *req = py_iter(required, cs);
     for (const cJSON *p = req ? req->child : NULL; p; p = p->next) {
         if (!py_in(mp, p, cs) && !cs->crashed) {
@@ -335,13 +288,13 @@ static void simple_check(const cJSON *fdesc, const char *name, const cJSON *mp, 
     if (!v->valid || cs->crashed) return;
     for (const cJSON *c = mp->child; c; c = c->next) {
         const char *param = c->string;
-        int in_props = py_in_str(props, param, cs), in_pa = in_props ? py_in_str(pa, param, cs) : 0;
+        int in_props = py_in_key(props, param, cs), in_pa = in_props ? py_in_key(pa, param, cs) : 0;
         if (cs->crashed) return;
         if (!in_props || !in_pa) return verdict_set(v, 0, "addition_args", "addition params: %.100s", param);
-        if (!cJSON_IsObject(props) || !cJSON_IsObject(pa)) return crash(cs, "indexing a non-dict with '%.60s'", param);
+        if (!cJSON_IsObject(props) || !cJSON_IsObject(pa)) return py_crash_set(cs, "indexing a non-dict with '%.60s'", param);
         const cJSON *fd = cJSON_GetObjectItemCaseSensitive(props, param);
         const cJSON *desc = obj_get(fd, "type");
-        if (!desc) return crash(cs, "KeyError: 'type' for parameter %.60s", param);
+        if (!desc) return py_crash_set(cs, "KeyError: 'type' for parameter %.60s", param);
         int conv, nested = T_NO_NESTED;
         if (map_type(desc, &conv, cs)) return;
         if (is_nested_desc(desc->valuestring)) {
@@ -375,7 +328,7 @@ static void simple_check(const cJSON *fdesc, const char *name, const cJSON *mp, 
                     if (!cs->crashed && n != m)
                         verdict_set(v, 0, "value_error:dict_items", "Wrong number of parameters for dictionary.");
                     else if (!cs->crashed && n > 0)  // the official code calls dict_checker with a missing argument
-                        crash(cs, "TypeError: dict_checker() missing 1 required positional argument");
+                        py_crash_set(cs, "TypeError: dict_checker() missing 1 required positional argument");
                 }
                 if (v->valid && !cs->crashed) list_dict_check(value, pav, v, cs);
             } else if (conv == PYJ_STR) {
@@ -408,27 +361,27 @@ static char *strip_suffix(const char *k) {
 }
 
 // checker.py find_description: the first function whose name is a substring of the key.
-static const cJSON *find_description(const cJSON *functions, const char *key, crash_t *cs) {
+static const cJSON *find_description(const cJSON *functions, const char *key, py_crash *cs) {
     if (!cJSON_IsArray(functions)) return functions;
     for (const cJSON *f = functions->child; f; f = f->next) {
         const cJSON *n = obj_get(f, "name");
-        if (!n) return crash(cs, "KeyError: 'name' in a function"), NULL;
-        if (!cJSON_IsString(n)) return crash(cs, "function name is not a string"), NULL;
+        if (!n) return py_crash_set(cs, "KeyError: 'name' in a function"), NULL;
+        if (!cJSON_IsString(n)) return py_crash_set(cs, "function name is not a string"), NULL;
         if (strstr(key, n->valuestring)) return f;
     }
     return NULL;
 }
 
 static void normal_check(const cJSON *functions, const ace_call *calls, size_t n, const cJSON *answer,
-                         acebench_verdict *v, crash_t *cs) {
+                         acebench_verdict *v, py_crash *cs) {
     verdict_set(v, 1, "", "%s", "");
     long na = py_len(answer, cs);
     if (cs->crashed) return;
     if ((long)n != na) return verdict_set(v, 0, "wrong functions number", "%zu calls, %ld expected", n, na);
-    if (!cJSON_IsObject(answer)) return crash(cs, "'%s' object has no attribute 'items'", pyjson_type_name(pyjson_typeof(answer)));
+    if (!cJSON_IsObject(answer)) return py_crash_set(cs, "'%s' object has no attribute 'items'", pyjson_type_name(pyjson_typeof(answer)));
     size_t m = (size_t)na;
     char **names = calloc(m ? m : 1, sizeof(char *));
-    if (!names) return crash(cs, "out of memory");
+    if (!names) return py_crash_set(cs, "out of memory");
     size_t k = 0;
     for (const cJSON *a = answer->child; a; a = a->next) names[k++] = strip_suffix(a->string);
     // Names and counts: every call name must be an answer name and the other way round, and
@@ -553,7 +506,7 @@ int acebench_check_normal(const cJSON *functions, const cJSON *ground_truth, con
         verdict_set(v, 0, "wrong_output_format", "no call list of {name, arguments} in the reply");
         return TRL_OK;
     }
-    crash_t cs = {0};
+    py_crash cs = {0};
     acebench_verdict first = *v;
     int have_first = 0, valid = 0;
     if (cJSON_IsArray(ground_truth)) {
@@ -582,12 +535,12 @@ int acebench_check_normal(const cJSON *functions, const cJSON *ground_truth, con
 // Special rows (eval_main.py special_eval)
 
 // Iterates the official `for value in values` where values must hold strings.
-static int strings_in(const cJSON *values, const char *text, crash_t *cs) {
+static int strings_in(const cJSON *values, const char *text, py_crash *cs) {
     cJSON *items = py_iter(values, cs);
     int all = 1;
     for (const cJSON *c = items ? items->child : NULL; c; c = c->next) {
         if (!cJSON_IsString(c)) {
-            crash(cs, "'in <string>' requires string as left operand, not %s", pyjson_type_name(pyjson_typeof(c)));
+            py_crash_set(cs, "'in <string>' requires string as left operand, not %s", pyjson_type_name(pyjson_typeof(c)));
             break;
         }
         if (!strstr(text, c->valuestring)) all = 0;
@@ -607,7 +560,7 @@ int acebench_check_special(acebench_kind kind, const cJSON *gt, const char *outp
                            trl_err *e) {
     memset(v, 0, sizeof(*v));
     verdict_set(v, 1, "", "%s", "");
-    crash_t cs = {0};
+    py_crash cs = {0};
     const char *out = output ? output : "";
     if (kind == ACE_SPECIAL_IRRELEVANT) {
         if (!strstr(out, "the limitations of the function"))

@@ -14,6 +14,7 @@
 
 #include "base/pyjson.h"
 #include "base/strbuf.h"
+#include "eval/pycheck.h"
 
 // ---------------------------------------------------------------------------------------------
 // String standardisation
@@ -74,74 +75,19 @@ char *bfcl_standardize(const char *s) {
 // ---------------------------------------------------------------------------------------------
 // Small Python-semantics helpers
 
-// A failure that would make bfcl-eval's Python raise while checking: the row is malformed.
-typedef struct {
-    int crashed;
-    char msg[256];
-} crash_state;
 
-static void crash(crash_state *cs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void crash(crash_state *cs, const char *fmt, ...) {
-    if (cs->crashed) return;
-    cs->crashed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cs->msg, sizeof(cs->msg), fmt, ap);
-    va_end(ap);
-}
 
-static int is_empty_str(const cJSON *v) { return cJSON_IsString(v) && v->valuestring[0] == 0; }
 
-// Python's `item in container` for JSON containers.
-static int py_contains(const cJSON *container, const cJSON *item, crash_state *cs) {
-    if (cJSON_IsObject(container)) {
-        pyjson_type t = pyjson_typeof(item);
-        if (t == PYJ_LIST || t == PYJ_DICT) {
-            crash(cs, "unhashable type in dict lookup");
-            return 0;
-        }
-        if (!cJSON_IsString(item)) return 0;  // JSON dict keys are strings
-        return cJSON_GetObjectItemCaseSensitive(container, item->valuestring) != NULL;
-    }
-    if (cJSON_IsArray(container)) {
-        for (const cJSON *c = container->child; c; c = c->next)
-            if (pyjson_equal(c, item)) return 1;
-        return 0;
-    }
-    if (cJSON_IsString(container)) {
-        if (!cJSON_IsString(item)) {
-            crash(cs, "'in <string>' requires string as left operand");
-            return 0;
-        }
-        return strstr(container->valuestring, item->valuestring) != NULL;
-    }
-    crash(cs, "argument of type '%s' is not iterable", pyjson_type_name(pyjson_typeof(container)));
-    return 0;
-}
 
-static int py_contains_key(const cJSON *container, const char *key, crash_state *cs) {
-    cJSON tmp;
-    memset(&tmp, 0, sizeof(tmp));
-    tmp.type = cJSON_String;
-    tmp.valuestring = (char *)key;
-    return py_contains(container, &tmp, cs);
-}
 
-// len() of a JSON value as Python sees it; crashes for numbers, bools and None.
-static size_t py_len(const cJSON *v, crash_state *cs) {
-    if (cJSON_IsArray(v) || cJSON_IsObject(v)) return (size_t)cJSON_GetArraySize(v);
-    if (cJSON_IsString(v)) return pyjson_str_len(v->valuestring);
-    crash(cs, "object of type '%s' has no len()", pyjson_type_name(pyjson_typeof(v)));
-    return 0;
-}
 
 // Makes a list holding what `[x for x in v]` / `v[j] for j in range(len(v))` gives for a list
 // or a string (one-character strings), with strings standardised when std is set. Other types
 // make the original crash. Returns a new array or NULL (crash or out of memory).
-static cJSON *py_items_standardized(const cJSON *v, int std, crash_state *cs) {
+static cJSON *py_items_standardized(const cJSON *v, int std, py_crash *cs) {
     cJSON *out = cJSON_CreateArray();
     if (!out) {
-        crash(cs, "out of memory");
+        py_crash_set(cs, "out of memory");
         return NULL;
     }
     if (cJSON_IsArray(v)) {
@@ -157,7 +103,7 @@ static cJSON *py_items_standardized(const cJSON *v, int std, crash_state *cs) {
             if (!item || !cJSON_AddItemToArray(out, item)) {
                 cJSON_Delete(item);
                 cJSON_Delete(out);
-                crash(cs, "out of memory");
+                py_crash_set(cs, "out of memory");
                 return NULL;
             }
         }
@@ -177,7 +123,7 @@ static cJSON *py_items_standardized(const cJSON *v, int std, crash_state *cs) {
             if (!item || !cJSON_AddItemToArray(out, item)) {
                 cJSON_Delete(item);
                 cJSON_Delete(out);
-                crash(cs, "out of memory");
+                py_crash_set(cs, "out of memory");
                 return NULL;
             }
         }
@@ -185,9 +131,9 @@ static cJSON *py_items_standardized(const cJSON *v, int std, crash_state *cs) {
     }
     cJSON_Delete(out);
     if (cJSON_IsObject(v))
-        crash(cs, "KeyError: 0 (possible answer is a dict where a list was expected)");
+        py_crash_set(cs, "KeyError: 0 (possible answer is a dict where a list was expected)");
     else
-        crash(cs, "object of type '%s' has no len()", pyjson_type_name(pyjson_typeof(v)));
+        py_crash_set(cs, "object of type '%s' has no len()", pyjson_type_name(pyjson_typeof(v)));
     return NULL;
 }
 
@@ -242,15 +188,15 @@ static int map_type(const char *desc, pyjson_type *out) {
 }
 
 // type() of the first possible answer that is not "", or -1 when there is none.
-static int possible_answer_type(const cJSON *pa, crash_state *cs) {
+static int possible_answer_type(const cJSON *pa, py_crash *cs) {
     if (cJSON_IsArray(pa)) {
         for (const cJSON *c = pa->child; c; c = c->next)
-            if (!is_empty_str(c)) return (int)pyjson_typeof(c);
+            if (!py_is_empty_str(c)) return (int)pyjson_typeof(c);
         return T_NONE;
     }
     if (cJSON_IsString(pa)) return pa->valuestring[0] ? (int)PYJ_STR : T_NONE;  // its characters
     if (cJSON_IsObject(pa)) return pa->child ? (int)PYJ_STR : T_NONE;            // its keys
-    crash(cs, "possible answer of type '%s' is not iterable", pyjson_type_name(pyjson_typeof(pa)));
+    py_crash_set(cs, "possible answer of type '%s' is not iterable", pyjson_type_name(pyjson_typeof(pa)));
     return T_NONE;
 }
 
@@ -262,7 +208,7 @@ typedef struct {
 } type_result;
 
 static type_result type_check(const char *param, const cJSON *value, const cJSON *pa, const char *expected_desc,
-                              pyjson_type expected, int nested, crash_state *cs) {
+                              pyjson_type expected, int nested, py_crash *cs) {
     type_result r = {.valid = 1, .is_variable = 0, .error_type = "type_error:simple", .error = ""};
     int is_variable = 0;
     int pat = possible_answer_type(pa, cs);
@@ -274,7 +220,7 @@ static type_result type_check(const char *param, const cJSON *value, const cJSON
             return r;
         }
         const cJSON *items = cJSON_IsArray(pa) ? pa->child : NULL;
-        if (!cJSON_IsArray(pa)) crash(cs, "possible answer for '%s' is not a list", param);
+        if (!cJSON_IsArray(pa)) py_crash_set(cs, "possible answer for '%s' is not a list", param);
         for (const cJSON *item = items; item; item = item->next) {
             int flag = 1;
             if (cJSON_IsArray(item)) {
@@ -312,10 +258,10 @@ static type_result type_check(const char *param, const cJSON *value, const cJSON
 // ---------------------------------------------------------------------------------------------
 // Value checkers
 
-static void string_check(const char *param, const cJSON *value, const cJSON *pa, bfcl_verdict *v, crash_state *cs) {
+static void string_check(const char *param, const cJSON *value, const cJSON *pa, bfcl_verdict *v, py_crash *cs) {
     char *sv = bfcl_standardize(value->valuestring);
     if (!sv) {
-        crash(cs, "out of memory");
+        py_crash_set(cs, "out of memory");
         return;
     }
     int found = 0;
@@ -324,14 +270,14 @@ static void string_check(const char *param, const cJSON *value, const cJSON *pa,
             if (!cJSON_IsString(c)) continue;
             char *sp = bfcl_standardize(c->valuestring);
             if (!sp) {
-                crash(cs, "out of memory");
+                py_crash_set(cs, "out of memory");
                 break;
             }
             found = !strcmp(sp, sv);
             free(sp);
         }
     } else {
-        crash(cs, "possible answer for '%s' is not a list", param);
+        py_crash_set(cs, "possible answer for '%s' is not a list", param);
     }
     free(sv);
     if (!found)
@@ -341,11 +287,11 @@ static void string_check(const char *param, const cJSON *value, const cJSON *pa,
         verdict_ok(v);
 }
 
-static void list_check(const char *param, const cJSON *value, const cJSON *pa, bfcl_verdict *v, crash_state *cs) {
+static void list_check(const char *param, const cJSON *value, const cJSON *pa, bfcl_verdict *v, py_crash *cs) {
     cJSON *out = py_items_standardized(value, 1, cs);
     int found = 0;
     if (out) {
-        if (!cJSON_IsArray(pa)) crash(cs, "possible answer for '%s' is not a list", param);
+        if (!cJSON_IsArray(pa)) py_crash_set(cs, "possible answer for '%s' is not a list", param);
         for (const cJSON *c = cJSON_IsArray(pa) ? pa->child : NULL; c && !found && !cs->crashed; c = c->next) {
             cJSON *std = py_items_standardized(c, 1, cs);
             if (!std) break;
@@ -362,37 +308,37 @@ static void list_check(const char *param, const cJSON *value, const cJSON *pa, b
 
 // dict_checker(param, model_output, possible_answers): possible_answers is a list of dicts.
 static void dict_check(const char *param, const cJSON *value, const cJSON *answers, bfcl_verdict *v,
-                       crash_state *cs) {
+                       py_crash *cs) {
     verdict_set(v, 0, "dict_checker:unclear", "No possible answer for dict parameter '%s'.", param);
     if (!cJSON_IsArray(answers)) {
-        crash(cs, "possible answers for '%s' are not a list", param);
+        py_crash_set(cs, "possible answers for '%s' are not a list", param);
         return;
     }
     for (const cJSON *pa = answers->child; pa && !cs->crashed; pa = pa->next) {
-        if (is_empty_str(pa)) continue;
+        if (py_is_empty_str(pa)) continue;
         verdict_set(v, 0, "dict_checker:unclear", NULL);
         int flag = 1;
         if (!cJSON_IsObject(value)) {
-            crash(cs, "'%s' object has no attribute 'items'", pyjson_type_name(pyjson_typeof(value)));
+            py_crash_set(cs, "'%s' object has no attribute 'items'", pyjson_type_name(pyjson_typeof(value)));
             return;
         }
         for (const cJSON *kv = value->child; kv; kv = kv->next) {
-            if (!py_contains_key(pa, kv->string, cs)) {
+            if (!py_in_key(pa, kv->string, cs)) {
                 verdict_set(v, 0, "value_error:dict_key", "Unexpected dict key parameter: '%s'.", kv->string);
                 flag = 0;
                 break;
             }
             if (cs->crashed) return;
             if (!cJSON_IsObject(pa)) {
-                crash(cs, "possible answer for dict '%s' is not a dict", param);
+                py_crash_set(cs, "possible answer for dict '%s' is not a dict", param);
                 return;
             }
             const cJSON *allowed = cJSON_GetObjectItemCaseSensitive(pa, kv->string);
             cJSON *sv = standardized_value(kv);
             cJSON *sa = py_items_standardized(allowed, 1, cs);
             int ok = 0;
-            if (sv && sa) ok = py_contains(sa, sv, cs);
-            if (!sv) crash(cs, "out of memory");
+            if (sv && sa) ok = py_in(sa, sv, cs);
+            if (!sv) py_crash_set(cs, "out of memory");
             cJSON_Delete(sv);
             cJSON_Delete(sa);
             if (cs->crashed) return;
@@ -403,7 +349,7 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
             }
         }
         if (!cJSON_IsObject(pa)) {
-            crash(cs, "possible answer for dict '%s' is not a dict", param);
+            py_crash_set(cs, "possible answer for dict '%s' is not a dict", param);
             return;
         }
         for (const cJSON *kv = pa->child; kv; kv = kv->next) {
@@ -412,7 +358,7 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
             memset(&empty, 0, sizeof(empty));
             empty.type = cJSON_String;
             empty.valuestring = (char *)"";
-            int optional = py_contains(kv, &empty, cs);
+            int optional = py_in(kv, &empty, cs);
             if (cs->crashed) return;
             if (!optional) {
                 verdict_set(v, 0, "value_error:dict_key", "Missing dict key parameter: '%s'.", kv->string);
@@ -428,10 +374,10 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
 }
 
 static void list_dict_check(const char *param, const cJSON *value, const cJSON *answers, bfcl_verdict *v,
-                            crash_state *cs) {
+                            py_crash *cs) {
     verdict_set(v, 0, "list_dict_checker:unclear", "No possible answer for parameter '%s'.", param);
     if (!cJSON_IsArray(answers)) {
-        crash(cs, "possible answers for '%s' are not a list", param);
+        py_crash_set(cs, "possible answers for '%s' are not a list", param);
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(value);
@@ -446,7 +392,7 @@ static void list_dict_check(const char *param, const cJSON *value, const cJSON *
         size_t idx = 0;
         for (const cJSON *item = value->child; item; item = item->next, idx++) {
             if (!cJSON_IsArray(pa)) {
-                crash(cs, "possible answer for list of dicts '%s' is not a list", param);
+                py_crash_set(cs, "possible answer for list of dicts '%s' is not a list", param);
                 return;
             }
             const cJSON *one = cJSON_GetArrayItem(pa, (int)idx);
@@ -455,7 +401,7 @@ static void list_dict_check(const char *param, const cJSON *value, const cJSON *
             if (!wrap || !copy || !cJSON_AddItemToArray(wrap, copy)) {
                 cJSON_Delete(wrap);
                 cJSON_Delete(copy);
-                crash(cs, "out of memory");
+                py_crash_set(cs, "out of memory");
                 return;
             }
             dict_check(param, item, wrap, v, cs);
@@ -482,9 +428,9 @@ static const cJSON *obj_get(const cJSON *o, const char *k) {
 
 // simple_function_checker(func_description, model_output {name: params}, possible_answer).
 static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON *possible_answer, bfcl_verdict *v,
-                         crash_state *cs) {
+                         py_crash *cs) {
     if (!cJSON_IsObject(possible_answer) || !possible_answer->child) {
-        crash(cs, "possible answer entry is not a one-key dict");
+        py_crash_set(cs, "possible answer entry is not a one-key dict");
         return;
     }
     const cJSON *pa = possible_answer->child;  // list(possible_answer.values())[0]
@@ -493,7 +439,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
     const cJSON *details = obj_get(params, "properties");
     const cJSON *required = obj_get(params, "required");
     if (!cJSON_IsString(fname) || !cJSON_IsObject(details) || !required) {
-        crash(cs, "function description lacks name, parameters.properties or parameters.required");
+        py_crash_set(cs, "function description lacks name, parameters.properties or parameters.required");
         return;
     }
     if (!cJSON_IsString(call->name) || strcmp(call->name->valuestring, fname->valuestring) != 0) {
@@ -503,11 +449,11 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
     }
     const cJSON *mparams = call->args;
     if (!cJSON_IsArray(required)) {
-        crash(cs, "parameters.required is not a list");
+        py_crash_set(cs, "parameters.required is not a list");
         return;
     }
     for (const cJSON *r = required->child; r; r = r->next) {
-        if (!py_contains(mparams, r, cs)) {
+        if (!py_in(mparams, r, cs)) {
             if (cs->crashed) return;
             verdict_set(v, 0, "simple_function_checker:missing_required", "Missing required parameter: '%s'.",
                         cJSON_IsString(r) ? r->valuestring : "?");
@@ -516,21 +462,21 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
     }
     for (const cJSON *kv = mparams->child; kv; kv = kv->next) {
         const char *param = kv->string;
-        if (!obj_get(details, param) || !py_contains_key(pa, param, cs)) {
+        if (!obj_get(details, param) || !py_in_key(pa, param, cs)) {
             if (cs->crashed) return;
             verdict_set(v, 0, "simple_function_checker:unexpected_param", "Unexpected parameter: '%s'.", param);
             return;
         }
         const cJSON *allowed = obj_get(pa, param);
         if (!allowed) {
-            crash(cs, "possible answer is not a dict");
+            py_crash_set(cs, "possible answer is not a dict");
             return;
         }
         const cJSON *full = obj_get(details, param);
         const cJSON *tdesc = obj_get(full, "type");
         pyjson_type expected;
         if (!cJSON_IsString(tdesc) || !map_type(tdesc->valuestring, &expected)) {
-            crash(cs, "KeyError: unknown parameter type for '%s'", param);
+            py_crash_set(cs, "KeyError: unknown parameter type for '%s'", param);
             return;
         }
         int nested = T_NONE;
@@ -538,7 +484,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
             const cJSON *it = obj_get(obj_get(full, "items"), "type");
             pyjson_type nt;
             if (!cJSON_IsString(it) || !map_type(it->valuestring, &nt)) {
-                crash(cs, "KeyError: items.type of '%s'", param);
+                py_crash_set(cs, "KeyError: items.type of '%s'", param);
                 return;
             }
             nested = (int)nt;
@@ -548,7 +494,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
         if (!strcmp(tdesc->valuestring, "float") && pyjson_typeof(kv) == PYJ_INT) {
             converted = pyjson_float_new(pyjson_number(kv));  // Python's float(int)
             if (!converted) {
-                crash(cs, "out of memory");
+                py_crash_set(cs, "out of memory");
                 return;
             }
             value = converted;
@@ -577,7 +523,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
                 continue;
             }
         }
-        if (!py_contains(allowed, value, cs)) {
+        if (!py_in(allowed, value, cs)) {
             if (!cs->crashed) verdict_set(v, 0, "value_error:others", "Invalid value for parameter '%s'.", param);
             goto done;
         }
@@ -588,7 +534,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
         return;
     }
     if (!cJSON_IsObject(pa)) {
-        crash(cs, "possible answer is not a dict");
+        py_crash_set(cs, "possible answer is not a dict");
         return;
     }
     for (const cJSON *kv = pa->child; kv; kv = kv->next) {
@@ -597,7 +543,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
         memset(&empty, 0, sizeof(empty));
         empty.type = cJSON_String;
         empty.valuestring = (char *)"";
-        int optional = py_contains(kv, &empty, cs);
+        int optional = py_in(kv, &empty, cs);
         if (cs->crashed) return;
         if (!optional) {
             verdict_set(v, 0, "simple_function_checker:missing_optional",
@@ -617,16 +563,16 @@ static const cJSON *find_description(const cJSON *functions, const char *name) {
     return NULL;
 }
 
-static const char *expected_name(const cJSON *answer, crash_state *cs) {
+static const char *expected_name(const cJSON *answer, py_crash *cs) {
     if (!cJSON_IsObject(answer) || !answer->child || !answer->child->string) {
-        crash(cs, "possible answer entry is not a one-key dict");
+        py_crash_set(cs, "possible answer entry is not a one-key dict");
         return NULL;
     }
     return answer->child->string;
 }
 
 static void parallel_check(const cJSON *functions, const bfcl_call *calls, size_t n, const cJSON *answers,
-                           bfcl_verdict *v, crash_state *cs) {
+                           bfcl_verdict *v, py_crash *cs) {
     size_t na = (size_t)cJSON_GetArraySize(answers);
     if (n != na) {
         verdict_set(v, 0, "parallel_function_checker_no_order:wrong_count", "Wrong number of functions.");
@@ -634,7 +580,7 @@ static void parallel_check(const cJSON *functions, const bfcl_call *calls, size_
     }
     unsigned char *matched = calloc(n ? n : 1, 1);
     if (!matched) {
-        crash(cs, "out of memory");
+        py_crash_set(cs, "out of memory");
         return;
     }
     size_t i = 0;
@@ -643,7 +589,7 @@ static void parallel_check(const cJSON *functions, const bfcl_call *calls, size_
         if (!ename) break;
         const cJSON *fdesc = find_description(functions, ename);
         if (!fdesc) {
-            crash(cs, "function '%s' of the possible answer is not in the function list", ename);
+            py_crash_set(cs, "function '%s' of the possible answer is not in the function list", ename);
             break;
         }
         int found = 0;
@@ -670,7 +616,7 @@ static void parallel_check(const cJSON *functions, const bfcl_call *calls, size_
 }
 
 static void multiple_check(const cJSON *functions, const bfcl_call *calls, size_t n, const cJSON *answers,
-                           bfcl_verdict *v, crash_state *cs) {
+                           bfcl_verdict *v, py_crash *cs) {
     size_t na = (size_t)cJSON_GetArraySize(answers);
     if (n != na) {
         verdict_set(v, 0, "multiple_function_checker:wrong_count", "Wrong number of functions.");
@@ -680,7 +626,7 @@ static void multiple_check(const cJSON *functions, const bfcl_call *calls, size_
     if (!ename) return;
     const cJSON *fdesc = find_description(functions, ename);
     if (!fdesc) {
-        crash(cs, "function '%s' of the possible answer is not in the function list", ename);
+        py_crash_set(cs, "function '%s' of the possible answer is not in the function list", ename);
         return;
     }
     simple_check(fdesc, &calls[0], answers->child, v, cs);
@@ -793,7 +739,7 @@ int bfcl_check(const char *category, const cJSON *functions, const cJSON *ground
         verdict_set(v, 0, "ast_decoder:decoder_wrong_output_format", "Did not output in the specified format.");
         return TRL_OK;
     }
-    crash_state cs = {0};
+    py_crash cs = {0};
     if (strstr(category, "parallel")) {
         parallel_check(functions, calls, n, ground_truth, v, &cs);
     } else if (strstr(category, "multiple")) {
