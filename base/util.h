@@ -1,13 +1,22 @@
-// util.h: small shared helpers for the engine: the error buffer every loader fills,
-// checked allocation, and a monotonic clock. Library code returns error codes, never exits.
+// util.h: small shared helpers for the whole project: the one set of status codes, the error
+// buffer every failing call fills, and a monotonic clock. Library code returns these codes,
+// never exits.
 #ifndef TOOLRL_UTIL_H
 #define TOOLRL_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRL_OK 0
-#define TRL_ERR (-1)
+// The status codes every library function of the project returns (one set, so a code means
+// the same thing wherever it comes from).
+enum {
+    TRL_OK = 0,
+    TRL_ERR = -1,        // a failure; the trl_err says why
+    TRL_NOT_FOUND = 1,   // no such id (store lookups; store_job_claim: no queued job)
+    TRL_CONFLICT = 2,    // the id exists already, or the object's state forbids the call
+    TRL_ABORTED = 3,     // stopped because the caller's abort flag was set (evaluation, training)
+    TRL_LEASE_LOST = 4,  // a worker no longer holds its job's lease: it must stop working on it
+};
 
 // An error message filled by a failing call; callers own it (usually on the stack).
 typedef struct {

@@ -395,7 +395,7 @@ static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_
     if (o->progress) o->progress(o->ctx, done, it->n);
     while (done < it->n && rc == TRL_OK) {
         if (o->abort && *o->abort) {
-            rc = EVAL_ABORTED;
+            rc = TRL_ABORTED;
             break;
         }
         while (next_item < it->n) {  // fill free slots

@@ -16,7 +16,6 @@
 #include "model/model.h"
 #include "store/store.h"
 
-#define EVAL_ABORTED 2  // eval_run_all stopped because *abort was set
 #define EVAL_MAX_CATEGORIES 64
 
 typedef struct {
@@ -25,7 +24,7 @@ typedef struct {
     int limit;               // examples per category (0: all); ACEBench multi-turn: dialogues
     int batch, max_new, n_ctx;  // 0: 8, 256, 4096
     const char *shared_dir;  // the shared data folder; NULL: $TOOLRL_SHARED, else ../shared
-    volatile int *abort;     // may be NULL; when it becomes nonzero the run stops (EVAL_ABORTED)
+    volatile int *abort;     // may be NULL; when it becomes nonzero the run stops (TRL_ABORTED)
     void (*progress)(void *ctx, int done, int total);  // may be NULL; called as examples finish
     void *ctx;
     // May be NULL. A JSONL file that records every finished example as it finishes; a run
@@ -60,7 +59,7 @@ typedef struct {
 } eval_run;
 
 // Loads the examples, generates, scores and tallies. TRL_OK, TRL_ERR (e says why) or
-// EVAL_ABORTED. Free r with eval_run_free in every case.
+// TRL_ABORTED. Free r with eval_run_free in every case.
 int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e);
 // The JSON report: every prompt, raw output and verdict, and the summary.
 int eval_run_report(const eval_run *r, const char *path, const char *model_label, trl_err *e);

@@ -92,9 +92,9 @@ void api_reply_error(api_reply *r, int status, const char *type, const char *par
 }
 
 void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id) {
-    if (rc == STORE_NOT_FOUND)
+    if (rc == TRL_NOT_FOUND)
         api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No %s with id '%.100s'", what, id);
-    else if (rc == STORE_CONFLICT)
+    else if (rc == TRL_CONFLICT)
         api_reply_error(r, 409, "invalid_request_error", NULL, "conflict", "%s", e->msg);
     else api_reply_error(r, 500, "server_error", NULL, NULL, "store: %s", e->msg);
 }

@@ -244,7 +244,7 @@ static int run_get(api *a, const api_request *rq, store_job *j, api_reply *r) {
     trl_err e = {{0}};
     int rc = store_job_get(a->db, id, j, &e);
     if (rc == TRL_OK && (strcmp(j->method, "eval") || strcmp(j->training_file, suite))) {
-        rc = STORE_NOT_FOUND;
+        rc = TRL_NOT_FOUND;
         trl_errf(&e, "no eval run %s", id);
     }
     if (rc) api_reply_store_error(r, rc, &e, "eval run", id);
@@ -269,7 +269,7 @@ void api_evals_cancel_run(api *a, const api_request *rq, api_reply *r) {
         trl_err e = {{0}};
         store_job_clear(&j);
         int rc = store_job_cancel(a->db, id, &j, &e);
-        if (rc == STORE_CONFLICT)
+        if (rc == TRL_CONFLICT)
             api_reply_error(r, 400, "invalid_request_error", NULL, "run_finished",
                             "The eval run %s has already finished and cannot be canceled", id);
         else if (rc == TRL_OK) api_reply_json(r, 200, run_json(a, &j));

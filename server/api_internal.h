@@ -23,7 +23,7 @@ const char *api_model_resolve(api *a, const char *name);
 // The list object {"object":"list","data":[…],"has_more":…,"first_id","last_id"}.
 cJSON *api_list(cJSON *data, int has_more);
 void api_reply_json(api_reply *r, int status, cJSON *j);
-// An error from the store: 404 for STORE_NOT_FOUND (naming what), 409 for a conflict, else 500.
+// An error from the store: 404 for TRL_NOT_FOUND (naming what), 409 for a conflict, else 500.
 void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id);
 
 // An id captured from the path: 1 when it may name a row; else 0 with r a 404 naming what.

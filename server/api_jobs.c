@@ -239,7 +239,7 @@ static void create_job(api *a, const char *body, size_t len, api_reply *r) {
         pthread_mutex_lock(&a->mu);
         int rc = store_file_get(a->db, files[k], &f, &e);
         pthread_mutex_unlock(&a->mu);
-        if (rc == STORE_NOT_FOUND) {
+        if (rc == TRL_NOT_FOUND) {
             api_reply_error(r, 400, "invalid_request_error", params[k], "invalid_file", "No file with id '%.100s'",
                             files[k]);
         } else if (rc) {
@@ -356,7 +356,7 @@ void api_jobs_retrieve(api *a, const api_request *rq, api_reply *r) {
     pthread_mutex_lock(&a->mu);
     int rc = store_job_get(a->db, id, &j, &e);
     pthread_mutex_unlock(&a->mu);
-    if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = STORE_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
+    if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = TRL_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
     if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
     else api_reply_json(r, 200, job_json(&j));
     store_job_clear(&j);
@@ -371,7 +371,7 @@ void api_jobs_cancel(api *a, const api_request *rq, api_reply *r) {
     pthread_mutex_lock(&a->mu);
     int rc = store_job_cancel(a->db, id, &j, &e);
     pthread_mutex_unlock(&a->mu);
-    if (rc == STORE_CONFLICT)
+    if (rc == TRL_CONFLICT)
         api_reply_error(r, 400, "invalid_request_error", NULL, "job_finished",
                         "The job %s has already finished and cannot be cancelled", id);
     else if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
@@ -413,8 +413,8 @@ static void list_job_items(api *a, const api_request *rq, int events, api_reply 
     pthread_mutex_unlock(&a->mu);
     if (rc) {
         cJSON_Delete(data);
-        api_reply_store_error(r, rc, &e, rc == STORE_NOT_FOUND && j.id ? "event" : "fine-tuning job",
-                              rc == STORE_NOT_FOUND && j.id ? pg.after : id);
+        api_reply_store_error(r, rc, &e, rc == TRL_NOT_FOUND && j.id ? "event" : "fine-tuning job",
+                              rc == TRL_NOT_FOUND && j.id ? pg.after : id);
     } else {
         api_reply_json(r, 200, api_list(data, more));
     }

@@ -168,10 +168,10 @@ served_model *registry_acquire(registry *r, const char *id, int *status, trl_err
         return sm;
     }
     store_model row = {0};
-    int rc = r->db ? store_model_get(r->db, id, &row, e) : STORE_NOT_FOUND;
+    int rc = r->db ? store_model_get(r->db, id, &row, e) : TRL_NOT_FOUND;
     pthread_mutex_unlock(&r->mu);
     if (rc != TRL_OK) {
-        *status = rc == STORE_NOT_FOUND ? 404 : 500;
+        *status = rc == TRL_NOT_FOUND ? 404 : 500;
         trl_errf(e, "The model `%.200s` does not exist or you do not have access to it.", id);
         return NULL;
     }

@@ -46,7 +46,7 @@ void store_stmt_done(sqlite3_stmt *st) {
 int store_sql_fail(store *s, const char *what, trl_err *e) {
     int x = sqlite3_extended_errcode(s->db);
     trl_errf(e, "store: %s: %s", what, sqlite3_errmsg(s->db));
-    if (x == SQLITE_CONSTRAINT_UNIQUE || x == SQLITE_CONSTRAINT_PRIMARYKEY) return STORE_CONFLICT;
+    if (x == SQLITE_CONSTRAINT_UNIQUE || x == SQLITE_CONSTRAINT_PRIMARYKEY) return TRL_CONFLICT;
     return TRL_ERR;
 }
 
@@ -164,7 +164,7 @@ int store_get_run(store *s, sqlite3_stmt *st, void *item, store_row_fn row, cons
         ret = row(st, item);
         if (ret != TRL_OK) ret = trl_errf(e, "store: %s: out of memory", what);
     } else if (rc == SQLITE_DONE) {
-        ret = STORE_NOT_FOUND;
+        ret = TRL_NOT_FOUND;
     } else {
         ret = store_sql_fail(s, what, e);
     }
@@ -184,7 +184,7 @@ int store_list_sql(store *s, char *buf, size_t cap, const char *cols, const char
         store_stmt_done(st);
         if (rc == SQLITE_DONE) {
             trl_errf(e, "store: no %s with id '%s' to list after", table, page->after);
-            return STORE_NOT_FOUND;
+            return TRL_NOT_FOUND;
         }
         if (rc != SQLITE_ROW) return store_sql_fail(s, "list cursor", e);
     }

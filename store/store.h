@@ -15,10 +15,8 @@
 
 #include "base/util.h"
 
-// Return codes beyond TRL_OK / TRL_ERR.
-#define STORE_NOT_FOUND 1   // no such id (for store_job_claim: no queued job)
-#define STORE_CONFLICT 2    // the id exists already, or the object's state forbids the call
-#define STORE_LEASE_LOST 3  // the worker no longer holds the job's lease: stop working on it
+// Calls return the project's status codes (base/util.h): TRL_OK, TRL_ERR, TRL_NOT_FOUND,
+// TRL_CONFLICT, TRL_LEASE_LOST.
 
 #define STORE_ID_MAX 48              // room for any id with its NUL ("ftevent-" + 24 chars)
 #define STORE_ID_CHARS 24            // random base62 characters after the prefix
@@ -62,7 +60,7 @@ int store_id_new(const char *prefix, char out[STORE_ID_MAX], trl_err *e);
 
 // Cursor pagination, as in the OpenAI lists: items after the one with id `after`
 // (NULL: from the start), newest first unless ascending. limit 0 means STORE_DEFAULT_LIMIT.
-// An `after` id that does not exist gives STORE_NOT_FOUND.
+// An `after` id that does not exist gives TRL_NOT_FOUND.
 typedef struct {
     const char *after;
     int limit;
@@ -177,23 +175,23 @@ int store_job_list(store *s, const store_page *page, store_jobs *out, trl_err *e
 // 0: every other job (store_job_list).
 int store_job_list_kind(store *s, int evals, const char *suite, const store_page *page, store_jobs *out, trl_err *e);
 // validating_files → queued (error_json NULL) or failed with that error.
-// STORE_CONFLICT if the job is not validating_files.
+// TRL_CONFLICT if the job is not validating_files.
 int store_job_validated(store *s, const char *id, const char *error_json, trl_err *e);
 // validating_files or queued → cancelled at once; running → cancel_requested (the worker sees it
-// at its next heartbeat and finishes the job as cancelled). STORE_CONFLICT if already finished.
+// at its next heartbeat and finishes the job as cancelled). TRL_CONFLICT if already finished.
 // out (may be NULL) gets the job as it is after the call.
 int store_job_cancel(store *s, const char *id, store_job *out, trl_err *e);
 
 // Atomically claims the oldest queued job for worker_id with a lease of lease_seconds: it becomes
 // running, attempts+1. Expired leases are requeued first (as store_jobs_requeue_expired(now)).
-// STORE_NOT_FOUND when nothing is queued. out gets the claimed job.
+// TRL_NOT_FOUND when nothing is queued. out gets the claimed job.
 int store_job_claim(store *s, const char *worker_id, int lease_seconds, store_job *out, trl_err *e);
 // Extends the lease to now + lease_seconds, records progress (p may be NULL) and sets
-// *cancel_requested. STORE_LEASE_LOST if the job is not running under this worker with a live lease.
+// *cancel_requested. TRL_LEASE_LOST if the job is not running under this worker with a live lease.
 int store_job_heartbeat(store *s, const char *id, const char *worker_id, int lease_seconds,
                         const store_progress *p, int *cancel_requested, trl_err *e);
 // Ends a job the worker holds: status succeeded | failed | cancelled, with the fine-tuned model's
-// name and/or the error JSON (either may be NULL). STORE_LEASE_LOST as for the heartbeat.
+// name and/or the error JSON (either may be NULL). TRL_LEASE_LOST as for the heartbeat.
 int store_job_finish(store *s, const char *id, const char *worker_id, const char *status,
                      const char *fine_tuned_model, const char *error_json, trl_err *e);
 // Every running job whose lease ended at or before now: cancelled if cancel was requested, failed
@@ -229,7 +227,7 @@ typedef struct {
 } store_events;
 
 // Appends an event to a job. With worker_id, the worker must hold the job's lease
-// (STORE_LEASE_LOST otherwise), so a worker that lost its job cannot write into its history.
+// (TRL_LEASE_LOST otherwise), so a worker that lost its job cannot write into its history.
 int store_event_append(store *s, const char *job_id, const char *worker_id, const store_event_new *in,
                        store_event *out, trl_err *e);  // out may be NULL
 int store_event_list(store *s, const char *job_id, const store_page *page, store_events *out, trl_err *e);
@@ -262,12 +260,12 @@ typedef struct {
 } store_checkpoints;
 
 // Records a checkpoint; with worker_id the worker must hold the lease (as for events).
-// STORE_CONFLICT if the job already has one at that step.
+// TRL_CONFLICT if the job already has one at that step.
 int store_checkpoint_add(store *s, const char *job_id, const char *worker_id, const store_checkpoint_new *in,
                          store_checkpoint *out, trl_err *e);  // out may be NULL
 int store_checkpoint_list(store *s, const char *job_id, const store_page *page, store_checkpoints *out,
                           trl_err *e);
-// The job's checkpoint with the highest step (where a resumed job starts); STORE_NOT_FOUND if none.
+// The job's checkpoint with the highest step (where a resumed job starts); TRL_NOT_FOUND if none.
 int store_checkpoint_latest(store *s, const char *job_id, store_checkpoint *out, trl_err *e);
 void store_checkpoint_clear(store_checkpoint *c);
 void store_checkpoints_free(store_checkpoints *l);
@@ -304,7 +302,7 @@ int store_model_upsert(store *s, const store_model_new *in, trl_err *e);
 int store_model_get(store *s, const char *id, store_model *out, trl_err *e);
 int store_model_list(store *s, store_models *out, trl_err *e);  // oldest first
 int store_model_set_served(store *s, const char *id, trl_err *e);   // and unmarks the previous one
-int store_model_served(store *s, store_model *out, trl_err *e);     // STORE_NOT_FOUND if none
+int store_model_served(store *s, store_model *out, trl_err *e);     // TRL_NOT_FOUND if none
 void store_model_clear(store_model *m);
 void store_models_free(store_models *l);
 

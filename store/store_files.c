@@ -59,7 +59,7 @@ int store_file_get(store *s, const char *id, store_file *out, trl_err *e) {
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
     int rc = store_get_run(s, st, out, file_row, "get file", e);
-    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no file with id '%s'", id);
+    if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no file with id '%s'", id);
     if (rc != TRL_OK) store_file_clear(out);
     return rc;
 }
@@ -121,7 +121,7 @@ int store_file_list(store *s, const char *purpose, const store_page *page, store
                           &out->has_more, "list files", e);
 }
 
-// Runs a one-row write (UPDATE / DELETE on an id) in its own transaction; STORE_NOT_FOUND
+// Runs a one-row write (UPDATE / DELETE on an id) in its own transaction; TRL_NOT_FOUND
 // when no row changed.
 static int write_one(store *s, sqlite3_stmt *st, const char *what, const char *kind, const char *id, trl_err *e) {
     if (store_tx_begin(s, e) != TRL_OK) {
@@ -129,10 +129,10 @@ static int write_one(store *s, sqlite3_stmt *st, const char *what, const char *k
         return TRL_ERR;
     }
     int rc = store_step_done(s, st, what, e);
-    if (rc == TRL_OK && sqlite3_changes(s->db) == 0) rc = STORE_NOT_FOUND;
+    if (rc == TRL_OK && sqlite3_changes(s->db) == 0) rc = TRL_NOT_FOUND;
     if (rc != TRL_OK) {
         store_tx_rollback(s);
-        if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no %s with id '%s'", kind, id);
+        if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no %s with id '%s'", kind, id);
         return rc;
     }
     return store_tx_commit(s, e);
@@ -231,7 +231,7 @@ int store_model_get(store *s, const char *id, store_model *out, trl_err *e) {
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
     int rc = store_get_run(s, st, out, model_row, "get model", e);
-    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no model '%s'", id);
+    if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no model '%s'", id);
     if (rc != TRL_OK) store_model_clear(out);
     return rc;
 }
@@ -241,7 +241,7 @@ int store_model_served(store *s, store_model *out, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models WHERE served = 1", e);
     if (!st) return TRL_ERR;
     int rc = store_get_run(s, st, out, model_row, "get served model", e);
-    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no model is marked served");
+    if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no model is marked served");
     if (rc != TRL_OK) store_model_clear(out);
     return rc;
 }
@@ -270,7 +270,7 @@ int store_model_set_served(store *s, const char *id, trl_err *e) {
             rc = store_step_done(s, st, "mark served model", e);
             if (rc == TRL_OK && sqlite3_changes(s->db) == 0) {
                 trl_errf(e, "store: no model '%s'", id);
-                rc = STORE_NOT_FOUND;
+                rc = TRL_NOT_FOUND;
             }
         }
     }
@@ -355,7 +355,7 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
     }
     if (rc != TRL_OK) {
         store_tx_rollback(s);
-        return rc == STORE_NOT_FOUND ? TRL_ERR : rc;
+        return rc == TRL_NOT_FOUND ? TRL_ERR : rc;
     }
     if (store_tx_commit(s, e) != TRL_OK) {
         if (out) store_eval_clear(out);

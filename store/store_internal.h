@@ -19,7 +19,7 @@ struct store {
 sqlite3_stmt *store_stmt(store *s, const char *sql, trl_err *e);
 void store_stmt_done(sqlite3_stmt *st);  // reset + clear bindings
 
-// Fills e with "store: what: sqlite's message" and returns TRL_ERR, or STORE_CONFLICT
+// Fills e with "store: what: sqlite's message" and returns TRL_ERR, or TRL_CONFLICT
 // for a UNIQUE / PRIMARY KEY violation.
 int store_sql_fail(store *s, const char *what, trl_err *e);
 // Steps a statement that returns no rows, then gives it back.
@@ -44,7 +44,7 @@ int store_page_limit(const store_page *page);
 typedef int (*store_row_fn)(sqlite3_stmt *st, void *item);
 int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, store_row_fn row,
                    void (*clear)(void *), void **items, int *n, int *has_more, const char *what, trl_err *e);
-// Reads exactly one row (STORE_NOT_FOUND when there is none) and gives the statement back.
+// Reads exactly one row (TRL_NOT_FOUND when there is none) and gives the statement back.
 int store_get_run(store *s, sqlite3_stmt *st, void *item, store_row_fn row, const char *what, trl_err *e);
 
 // Builds "SELECT cols FROM table WHERE <where> [AND seq </> (cursor)] ORDER BY seq … LIMIT ?"

@@ -160,15 +160,15 @@ static int event_insert(store *s, const char *job_id, const char *level, const c
     return rc;
 }
 
-// TRL_OK if worker holds a live lease on the job at now; otherwise STORE_NOT_FOUND or
-// STORE_LEASE_LOST with the reason.
+// TRL_OK if worker holds a live lease on the job at now; otherwise TRL_NOT_FOUND or
+// TRL_LEASE_LOST with the reason.
 static int lease_check(store *s, const char *job_id, const char *worker, int64_t now, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT status, worker_id, lease_expires_at FROM jobs WHERE id = ?1", e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, job_id);
     int rc = sqlite3_step(st), ret = TRL_OK;
     if (rc == SQLITE_DONE) {
-        ret = STORE_NOT_FOUND;
+        ret = TRL_NOT_FOUND;
         trl_errf(e, "store: no job with id '%s'", job_id);
     } else if (rc != SQLITE_ROW) {
         ret = store_sql_fail(s, "check lease", e);
@@ -176,7 +176,7 @@ static int lease_check(store *s, const char *job_id, const char *worker, int64_t
         const char *status = (const char *)sqlite3_column_text(st, 0);
         const char *holder = (const char *)sqlite3_column_text(st, 1);
         int64_t until = sqlite3_column_int64(st, 2);
-        ret = STORE_LEASE_LOST;
+        ret = TRL_LEASE_LOST;
         if (!status || strcmp(status, "running") != 0)
             trl_errf(e, "store: worker %s lost job %s: the job is %s", worker, job_id, status ? status : "?");
         else if (!holder || strcmp(holder, worker) != 0)
@@ -191,7 +191,7 @@ static int lease_check(store *s, const char *job_id, const char *worker, int64_t
     return ret;
 }
 
-// STORE_NOT_FOUND unless the job exists.
+// TRL_NOT_FOUND unless the job exists.
 static int job_exists(store *s, const char *job_id, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM jobs WHERE id = ?1", e);
     if (!st) return TRL_ERR;
@@ -199,7 +199,7 @@ static int job_exists(store *s, const char *job_id, trl_err *e) {
     int rc = sqlite3_step(st), ret = TRL_OK;
     if (rc == SQLITE_DONE) {
         trl_errf(e, "store: no job with id '%s'", job_id);
-        ret = STORE_NOT_FOUND;
+        ret = TRL_NOT_FOUND;
     } else if (rc != SQLITE_ROW) {
         ret = store_sql_fail(s, "find job", e);
     }
@@ -214,7 +214,7 @@ static int query_i64(store *s, const char *sql, const char *arg, int64_t *out, t
     if (arg) store_bind_text(st, 1, arg);
     int rc = sqlite3_step(st), ret = TRL_OK;
     if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE) ret = STORE_NOT_FOUND;
+    else if (rc == SQLITE_DONE) ret = TRL_NOT_FOUND;
     else ret = store_sql_fail(s, "query", e);
     store_stmt_done(st);
     return ret;
@@ -248,7 +248,7 @@ int store_job_get(store *s, const char *id, store_job *out, trl_err *e) {
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
     int rc = store_get_run(s, st, out, job_row, "get job", e);
-    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: no job with id '%s'", id);
+    if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no job with id '%s'", id);
     if (rc != TRL_OK) store_job_clear(out);
     return rc;
 }
@@ -319,7 +319,7 @@ int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err 
     if (rc == TRL_OK && out) rc = store_job_get(s, id, out, e);
     rc = tx_end(s, rc, e);
     if (rc != TRL_OK && out) store_job_clear(out);
-    return rc == STORE_NOT_FOUND ? TRL_ERR : rc;
+    return rc == TRL_NOT_FOUND ? TRL_ERR : rc;
 }
 
 int store_job_validated(store *s, const char *id, const char *error_json, trl_err *e) {
@@ -341,7 +341,7 @@ int store_job_validated(store *s, const char *id, const char *error_json, trl_er
         rc = job_exists(s, id, e);
         if (rc == TRL_OK) {
             trl_errf(e, "store: job %s is not validating files", id);
-            rc = STORE_CONFLICT;
+            rc = TRL_CONFLICT;
         }
     }
     if (rc == TRL_OK)
@@ -366,7 +366,7 @@ int store_job_cancel(store *s, const char *id, store_job *out, trl_err *e) {
             st = store_stmt(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", e);
             snprintf(msg, sizeof msg, "Cancellation requested; worker %.80s stops at its next heartbeat", j.worker_id);
         } else {
-            rc = STORE_CONFLICT;
+            rc = TRL_CONFLICT;
             trl_errf(e, "store: job %s cannot be cancelled: it has already %s", id, j.status);
         }
         if (rc == TRL_OK && !(j.cancel_requested && !strcmp(j.status, "running"))) {
@@ -503,18 +503,18 @@ int store_job_claim(store *s, const char *worker_id, int lease_seconds, store_jo
                 snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
                 rc = TRL_OK;
             } else if (r == SQLITE_DONE) {
-                rc = STORE_NOT_FOUND;
+                rc = TRL_NOT_FOUND;
             } else {
                 rc = store_sql_fail(s, "find queued job", e);
             }
             store_stmt_done(st);
         }
     }
-    if (rc == STORE_NOT_FOUND) {
+    if (rc == TRL_NOT_FOUND) {
         // Nothing to claim, but keep what the requeue pass did.
         rc = store_tx_commit(s, e);
         if (rc == TRL_OK) trl_errf(e, "store: no queued job");
-        return rc == TRL_OK ? STORE_NOT_FOUND : rc;
+        return rc == TRL_OK ? TRL_NOT_FOUND : rc;
     }
     if (rc == TRL_OK) {
         sqlite3_stmt *st = store_stmt(s,
@@ -543,7 +543,7 @@ int store_job_claim(store *s, const char *worker_id, int lease_seconds, store_jo
     }
     rc = tx_end(s, rc, e);
     if (rc != TRL_OK) store_job_clear(out);
-    return rc == STORE_NOT_FOUND ? TRL_ERR : rc;
+    return rc == TRL_NOT_FOUND ? TRL_ERR : rc;
 }
 
 int store_job_heartbeat(store *s, const char *id, const char *worker_id, int lease_seconds, const store_progress *p,
@@ -627,7 +627,7 @@ static int event_get(store *s, const char *id, store_event *out, trl_err *e) {
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
     int rc = store_get_run(s, st, out, event_row, "get event", e);
-    if (rc == STORE_NOT_FOUND) rc = trl_errf(e, "store: event %s vanished", id);
+    if (rc == TRL_NOT_FOUND) rc = trl_errf(e, "store: event %s vanished", id);
     if (rc != TRL_OK) store_event_clear(out);
     return rc;
 }
@@ -711,13 +711,13 @@ int store_checkpoint_add(store *s, const char *job_id, const char *worker_id, co
             store_bind_text(st, 6, in->model_name);
             sqlite3_bind_int64(st, 7, store_now(s));
             rc = store_step_done(s, st, "add checkpoint", e);
-            if (rc == STORE_CONFLICT)
+            if (rc == TRL_CONFLICT)
                 trl_errf(e, "store: job %s already has a checkpoint at step %lld", job_id, (long long)in->step);
         }
     }
     if (rc == TRL_OK && out) {
         rc = ckpt_get(s, "SELECT " CKPT_COLS " FROM checkpoints WHERE id = ?1", id, out, e);
-        if (rc == STORE_NOT_FOUND) rc = trl_errf(e, "store: checkpoint %s vanished", id);
+        if (rc == TRL_NOT_FOUND) rc = trl_errf(e, "store: checkpoint %s vanished", id);
     }
     rc = tx_end(s, rc, e);
     if (rc != TRL_OK && out) store_checkpoint_clear(out);
@@ -744,6 +744,6 @@ int store_checkpoint_list(store *s, const char *job_id, const store_page *page, 
 int store_checkpoint_latest(store *s, const char *job_id, store_checkpoint *out, trl_err *e) {
     int rc = ckpt_get(s, "SELECT " CKPT_COLS " FROM checkpoints WHERE job_id = ?1 ORDER BY step DESC LIMIT 1", job_id,
                       out, e);
-    if (rc == STORE_NOT_FOUND) trl_errf(e, "store: job %s has no checkpoint", job_id);
+    if (rc == TRL_NOT_FOUND) trl_errf(e, "store: job %s has no checkpoint", job_id);
     return rc;
 }

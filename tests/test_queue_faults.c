@@ -98,7 +98,7 @@ static void child(const char *path, const char *worker, unsigned seed, int64_t c
             if (rc == TRL_OK) {
                 say(fd, "X %s %s", id, j.status);
                 store_job_clear(&j);
-            } else if (rc != STORE_CONFLICT) {
+            } else if (rc != TRL_CONFLICT) {
                 die(fd, 23, "cancel", &e);
             }
         } else if (r < 36) {
@@ -106,7 +106,7 @@ static void child(const char *path, const char *worker, unsigned seed, int64_t c
         } else if (!*mine) {
             store_job j;
             int rc = store_job_claim(s, worker, LEASE, &j, &e);
-            if (rc == STORE_NOT_FOUND) continue;
+            if (rc == TRL_NOT_FOUND) continue;
             if (rc != TRL_OK) die(fd, 25, "claim", &e);
             say(fd, "C %s %d", j.id, j.attempts);
             snprintf(mine, sizeof mine, "%s", j.id);
@@ -156,7 +156,7 @@ static void child(const char *path, const char *worker, unsigned seed, int64_t c
                 if (rc == TRL_OK) say(fd, "D %s %s", mine, st);
                 if (rc == TRL_OK) *mine = 0;
             }
-            if (rc == STORE_LEASE_LOST) *mine = 0;  // requeued behind our back (lease of 2 s)
+            if (rc == TRL_LEASE_LOST) *mine = 0;  // requeued behind our back (lease of 2 s)
             else if (rc != TRL_OK) die(fd, 26, "worker call", &e);
         }
     }
@@ -474,13 +474,13 @@ static void test_kill_loop(void **state) {
     for (;;) {
         store_job j;
         int rc = store_job_claim(s, "drainer", 60, &j, &e);
-        if (rc == STORE_NOT_FOUND) break;
+        if (rc == TRL_NOT_FOUND) break;
         assert_int_equal(rc, TRL_OK);
         for (int i = 0; i < ndn; i++)
             if (!strcmp(done[i].a, j.id)) fail_msg("finished job %s was claimed again", j.id);
         store_checkpoint c;
         int have = store_checkpoint_latest(s, j.id, &c, &e);
-        assert_true(have == TRL_OK || have == STORE_NOT_FOUND);
+        assert_true(have == TRL_OK || have == TRL_NOT_FOUND);
         assert_int_equal(j.step, have == TRL_OK ? c.step : 0);  // resumes from its last checkpoint
         if (have == TRL_OK) store_checkpoint_clear(&c);
         assert_int_equal(store_job_finish(s, j.id, "drainer", "succeeded", NULL, NULL, &e), TRL_OK);

@@ -357,7 +357,7 @@ static void test_files(void **state) {
     assert_int_equal(store_id_new("file", id, &e), TRL_OK);
     store_file_new in2 = {.id = id, .filename = "eval.jsonl", .purpose = "evals", .status = "processed"};
     assert_int_equal(store_file_create(f->s, &in2, NULL, &e), TRL_OK);
-    assert_int_equal(store_file_create(f->s, &in2, NULL, &e), STORE_CONFLICT);
+    assert_int_equal(store_file_create(f->s, &in2, NULL, &e), TRL_CONFLICT);
     in2.status = "bogus";
     in2.id = NULL;
     assert_int_equal(store_file_create(f->s, &in2, NULL, &e), TRL_ERR);
@@ -388,12 +388,12 @@ static void test_files(void **state) {
     assert_int_equal(g.line_count, 12);
     store_file_clear(&g);
     assert_int_equal(store_file_set_status(f->s, a.id, "nope", -1, NULL, &e), TRL_ERR);
-    assert_int_equal(store_file_set_status(f->s, "file-missing", "processed", -1, NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_file_set_status(f->s, "file-missing", "processed", -1, NULL, &e), TRL_NOT_FOUND);
 
     assert_int_equal(store_file_delete(f->s, a.id, &e), TRL_OK);
-    assert_int_equal(store_file_get(f->s, a.id, &g, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_file_get(f->s, a.id, &g, &e), TRL_NOT_FOUND);
     assert_non_null(strstr(e.msg, a.id));
-    assert_int_equal(store_file_delete(f->s, a.id, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_file_delete(f->s, a.id, &e), TRL_NOT_FOUND);
     store_file_clear(&a);
 }
 
@@ -450,7 +450,7 @@ static void test_pagination(void **state) {
     assert_false(l.has_more);
     store_jobs_free(&l);
     pg = (store_page){.after = "ftjob-doesnotexist"};
-    assert_int_equal(store_job_list(f->s, &pg, &l, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_list(f->s, &pg, &l, &e), TRL_NOT_FOUND);
     assert_non_null(strstr(e.msg, "ftjob-doesnotexist"));
     assert_int_equal(l.n, 0);
 }
@@ -501,13 +501,13 @@ static void test_job_create_get(void **state) {
 
     // Not claimable while validating; validated → queued.
     store_job c;
-    assert_int_equal(store_job_claim(f->s, "w1", 60, &c, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->s, "w1", 60, &c, &e), TRL_NOT_FOUND);
     assert_int_equal(store_job_validated(f->s, j.id, NULL, &e), TRL_OK);
     assert_int_equal(store_job_get(f->s, j.id, &g, &e), TRL_OK);
     assert_string_equal(g.status, "queued");
     store_job_clear(&g);
-    assert_int_equal(store_job_validated(f->s, j.id, NULL, &e), STORE_CONFLICT);
-    assert_int_equal(store_job_validated(f->s, "ftjob-nope", NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_validated(f->s, j.id, NULL, &e), TRL_CONFLICT);
+    assert_int_equal(store_job_validated(f->s, "ftjob-nope", NULL, &e), TRL_NOT_FOUND);
 
     // A failed validation.
     store_job k;
@@ -536,8 +536,8 @@ static void test_job_create_get(void **state) {
     assert_int_equal(store_job_create(f->s, &bad, NULL, &e), TRL_ERR);
     bad = in;
     bad.id = j.id;
-    assert_int_equal(store_job_create(f->s, &bad, NULL, &e), STORE_CONFLICT);
-    assert_int_equal(store_job_get(f->s, "ftjob-nope", &g, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_create(f->s, &bad, NULL, &e), TRL_CONFLICT);
+    assert_int_equal(store_job_get(f->s, "ftjob-nope", &g, &e), TRL_NOT_FOUND);
 
     // The creation event is there.
     store_events ev;
@@ -559,10 +559,10 @@ static void test_cancel_queued(void **state) {
     assert_string_equal(c.status, "cancelled");
     assert_true(c.finished_at > 0);
     store_job_clear(&c);
-    assert_int_equal(store_job_claim(f->s, "w", 60, &c, &e), STORE_NOT_FOUND);
-    assert_int_equal(store_job_cancel(f->s, j.id, NULL, &e), STORE_CONFLICT);
+    assert_int_equal(store_job_claim(f->s, "w", 60, &c, &e), TRL_NOT_FOUND);
+    assert_int_equal(store_job_cancel(f->s, j.id, NULL, &e), TRL_CONFLICT);
     assert_non_null(strstr(e.msg, "cancelled"));
-    assert_int_equal(store_job_cancel(f->s, "ftjob-nope", NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_cancel(f->s, "ftjob-nope", NULL, &e), TRL_NOT_FOUND);
     store_job_clear(&j);
     // validating_files is cancelled at once too.
     store_job_new in = {.model = "m", .method = "supervised", .training_file = "f", .validate = 1};
@@ -597,7 +597,7 @@ static void test_cancel_running(void **state) {
     assert_int_equal(c.lease_expires_at, 0);
     assert_true(c.finished_at > 0);
     store_job_clear(&c);
-    assert_int_equal(store_job_cancel(f->s, j.id, NULL, &e), STORE_CONFLICT);
+    assert_int_equal(store_job_cancel(f->s, j.id, NULL, &e), TRL_CONFLICT);
     store_events ev;
     assert_int_equal(store_event_list(f->s, j.id, NULL, &ev, &e), TRL_OK);
     assert_int_equal(ev.n, 4);  // created, started, cancellation requested, cancelled
@@ -629,7 +629,7 @@ static void test_claim_order(void **state) {
     assert_int_equal(store_job_claim(f->s, "w3", 30, &x, &e), TRL_OK);
     assert_string_equal(x.id, c.id);
     store_job_clear(&x);
-    assert_int_equal(store_job_claim(f->s, "w4", 30, &x, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->s, "w4", 30, &x, &e), TRL_NOT_FOUND);
     assert_int_equal(store_job_claim(f->s, "", 30, &x, &e), TRL_ERR);
     assert_int_equal(store_job_claim(f->s, "w4", 0, &x, &e), TRL_ERR);
     store_job_clear(&a);
@@ -663,12 +663,12 @@ static void test_heartbeat_finish(void **state) {
     store_job_clear(&x);
 
     // Another worker cannot heartbeat or finish it.
-    assert_int_equal(store_job_heartbeat(f->s, j.id, "w2", 10, NULL, &cancel, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_heartbeat(f->s, j.id, "w2", 10, NULL, &cancel, &e), TRL_LEASE_LOST);
     assert_non_null(strstr(e.msg, "w1 holds it"));
-    assert_int_equal(store_job_finish(f->s, j.id, "w2", "succeeded", NULL, NULL, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_finish(f->s, j.id, "w2", "succeeded", NULL, NULL, &e), TRL_LEASE_LOST);
     assert_int_equal(store_job_finish(f->s, j.id, "w1", "running", NULL, NULL, &e), TRL_ERR);
-    assert_int_equal(store_job_finish(f->s, "ftjob-nope", "w1", "failed", NULL, NULL, &e), STORE_NOT_FOUND);
-    assert_int_equal(store_job_heartbeat(f->s, "ftjob-nope", "w1", 10, NULL, NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_finish(f->s, "ftjob-nope", "w1", "failed", NULL, NULL, &e), TRL_NOT_FOUND);
+    assert_int_equal(store_job_heartbeat(f->s, "ftjob-nope", "w1", 10, NULL, NULL, &e), TRL_NOT_FOUND);
 
     assert_int_equal(store_job_finish(f->s, j.id, "w1", "succeeded", "ft:base:tools:abc", NULL, &e), TRL_OK);
     assert_int_equal(store_job_get(f->s, j.id, &x, &e), TRL_OK);
@@ -679,9 +679,9 @@ static void test_heartbeat_finish(void **state) {
     assert_string_equal(x.worker_id, "w1");
     store_job_clear(&x);
     // Finished: the lease is gone.
-    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, &cancel, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, &cancel, &e), TRL_LEASE_LOST);
     assert_non_null(strstr(e.msg, "succeeded"));
-    assert_int_equal(store_job_finish(f->s, j.id, "w1", "succeeded", NULL, NULL, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_finish(f->s, j.id, "w1", "succeeded", NULL, NULL, &e), TRL_LEASE_LOST);
     store_job_clear(&j);
 
     // A failure with its error object.
@@ -724,10 +724,10 @@ static void test_lease_expiry(void **state) {
 
     // At 5010 the lease has ended: the worker's heartbeat fails even before anyone requeues.
     store_set_now(f->s, 5010);
-    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), TRL_LEASE_LOST);
     assert_non_null(strstr(e.msg, "expired"));
     assert_int_equal(store_checkpoint_add(f->s, j.id, "w1", &(store_checkpoint_new){.step = 60, .path = "c"}, NULL, &e),
-                     STORE_LEASE_LOST);
+                     TRL_LEASE_LOST);
     assert_int_equal(store_jobs_requeue_expired(f->s, 5010, &n, &e), TRL_OK);
     assert_int_equal(n.requeued, 1);
     assert_int_equal(store_job_get(f->s, j.id, &x, &e), TRL_OK);
@@ -737,7 +737,7 @@ static void test_lease_expiry(void **state) {
     assert_int_equal(x.step, 40);  // back to the last checkpoint
     assert_int_equal(x.attempts, 1);
     store_job_clear(&x);
-    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), TRL_LEASE_LOST);
     assert_non_null(strstr(e.msg, "queued"));
 
     // The next worker resumes from that checkpoint.
@@ -751,12 +751,12 @@ static void test_lease_expiry(void **state) {
     assert_int_equal(store_checkpoint_latest(f->s, j.id, &c, &e), TRL_OK);
     assert_string_equal(c.path, "ckpt/40");
     store_checkpoint_clear(&c);
-    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), STORE_LEASE_LOST);
+    assert_int_equal(store_job_heartbeat(f->s, j.id, "w1", 10, NULL, NULL, &e), TRL_LEASE_LOST);
     assert_non_null(strstr(e.msg, "w2 holds it"));
 
     // It dies as well: out of attempts, the job fails with a clear error. claim requeues too.
     store_set_now(f->s, 5020);
-    assert_int_equal(store_job_claim(f->s, "w3", 10, &x, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->s, "w3", 10, &x, &e), TRL_NOT_FOUND);
     assert_int_equal(store_job_get(f->s, j.id, &x, &e), TRL_OK);
     assert_string_equal(x.status, "failed");
     assert_non_null(strstr(x.error, "\"code\":\"worker_lost\""));
@@ -807,8 +807,8 @@ static void test_events(void **state) {
         assert_int_equal(store_event_append(f->s, j.id, "w1", &m, NULL, &e), TRL_OK);
     }
     store_event_new m = {.type = "metrics", .message = "step", .data = "{}"};
-    assert_int_equal(store_event_append(f->s, j.id, "w2", &m, NULL, &e), STORE_LEASE_LOST);
-    assert_int_equal(store_event_append(f->s, "ftjob-nope", NULL, &m, NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_event_append(f->s, j.id, "w2", &m, NULL, &e), TRL_LEASE_LOST);
+    assert_int_equal(store_event_append(f->s, "ftjob-nope", NULL, &m, NULL, &e), TRL_NOT_FOUND);
     m.level = "debug";
     assert_int_equal(store_event_append(f->s, j.id, NULL, &m, NULL, &e), TRL_ERR);
     m.level = NULL;
@@ -838,7 +838,7 @@ static void test_events(void **state) {
     assert_false(l.has_more);
     assert_non_null(strstr(l.items[0].message, "Created"));
     store_events_free(&l);
-    assert_int_equal(store_event_list(f->s, "ftjob-nope", NULL, &l, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_event_list(f->s, "ftjob-nope", NULL, &l, &e), TRL_NOT_FOUND);
     store_job_clear(&j);
 }
 
@@ -848,7 +848,7 @@ static void test_checkpoints(void **state) {
     store_job j, x;
     make_job(f->s, "m", &j);
     store_checkpoint c;
-    assert_int_equal(store_checkpoint_latest(f->s, j.id, &c, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_checkpoint_latest(f->s, j.id, &c, &e), TRL_NOT_FOUND);
     assert_int_equal(store_job_claim(f->s, "w1", 60, &x, &e), TRL_OK);
     store_job_clear(&x);
     for (int step = 10; step <= 50; step += 10) {
@@ -865,10 +865,10 @@ static void test_checkpoints(void **state) {
         store_checkpoint_clear(&c);
     }
     store_checkpoint_new dup = {.step = 30, .path = "again"};
-    assert_int_equal(store_checkpoint_add(f->s, j.id, "w1", &dup, NULL, &e), STORE_CONFLICT);
+    assert_int_equal(store_checkpoint_add(f->s, j.id, "w1", &dup, NULL, &e), TRL_CONFLICT);
     assert_non_null(strstr(e.msg, "step 30"));
     assert_int_equal(store_checkpoint_add(f->s, j.id, NULL, &(store_checkpoint_new){.step = 1}, NULL, &e), TRL_ERR);
-    assert_int_equal(store_checkpoint_add(f->s, "ftjob-nope", NULL, &dup, NULL, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_checkpoint_add(f->s, "ftjob-nope", NULL, &dup, NULL, &e), TRL_NOT_FOUND);
     assert_int_equal(store_checkpoint_latest(f->s, j.id, &c, &e), TRL_OK);
     assert_int_equal(c.step, 50);
     assert_string_equal(c.metrics, "{\"step\":50,\"train_loss\":0.0}");
@@ -881,7 +881,7 @@ static void test_checkpoints(void **state) {
     assert_int_equal(l.items[0].step, 50);
     assert_int_equal(l.items[2].step, 30);
     store_checkpoints_free(&l);
-    assert_int_equal(store_checkpoint_list(f->s, "ftjob-nope", NULL, &l, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_checkpoint_list(f->s, "ftjob-nope", NULL, &l, &e), TRL_NOT_FOUND);
     store_job_clear(&j);
 }
 
@@ -891,7 +891,7 @@ static void test_models(void **state) {
     fx *f = *state;
     trl_err e = {{0}};
     store_model m;
-    assert_int_equal(store_model_served(f->s, &m, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_model_served(f->s, &m, &e), TRL_NOT_FOUND);
     store_set_now(f->s, 100);
     store_model_new base = {.id = "SmolLM2-135M-Instruct", .kind = "base", .path = "models/a.gguf"};
     assert_int_equal(store_model_upsert(f->s, &base, &e), TRL_OK);
@@ -926,12 +926,12 @@ static void test_models(void **state) {
     assert_string_equal(m.id, ft.id);
     store_model_clear(&m);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM models WHERE served = 1"), 1);
-    assert_int_equal(store_model_set_served(f->s, "nope", &e), STORE_NOT_FOUND);
+    assert_int_equal(store_model_set_served(f->s, "nope", &e), TRL_NOT_FOUND);
     assert_int_equal(store_model_served(f->s, &m, &e), TRL_OK);  // unchanged by the failed call
     assert_string_equal(m.id, ft.id);
     store_model_clear(&m);
     assert_int_equal(store_model_set_served(f->s, ft.id, &e), TRL_OK);  // again: still one
-    assert_int_equal(store_model_get(f->s, "nope", &m, &e), STORE_NOT_FOUND);
+    assert_int_equal(store_model_get(f->s, "nope", &m, &e), TRL_NOT_FOUND);
     store_model_new bad = {.id = "x", .kind = "lora", .path = "p"};
     assert_int_equal(store_model_upsert(f->s, &bad, &e), TRL_ERR);
 }
@@ -993,7 +993,7 @@ static void claim_worker(const char *path, int w, int fd) {
     for (;;) {
         store_job j;
         int rc = store_job_claim(s, worker, 300, &j, &e);
-        if (rc == STORE_NOT_FOUND) break;
+        if (rc == TRL_NOT_FOUND) break;
         if (rc != TRL_OK) {
             fprintf(stderr, "%s: %s\n", worker, e.msg);
             _exit(3);

@@ -430,7 +430,7 @@ int trainer_step(trainer *t, cJSON *mx, trl_err *e) {
     double t0 = trl_now();
     t->ro.abort = t->abort;
     int rc = t->cfg.method == TRAIN_GRPO ? step_grpo(t, mx, e) : step_sft(t, mx, e);
-    if (rc && aborted(t)) return trl_errf(e, "trainer: step %d stopped", t->step + 1), TRAIN_ABORTED;
+    if (rc && aborted(t)) return trl_errf(e, "trainer: step %d stopped", t->step + 1), TRL_ABORTED;
     if (rc) return rc;
     t->step++;
     double dt = trl_now() - t0;
@@ -457,7 +457,7 @@ int trainer_eval(trainer *t, cJSON *mx, trl_err *e) {
             prompts[i] = tk->prompt;
             n_prompt[i] = tk->n_prompt;
         }
-        if (rollout_run(&t->ro, prompts, n_prompt, k, 1, 0.0f, 0, e)) return aborted(t) ? TRAIN_ABORTED : TRL_ERR;
+        if (rollout_run(&t->ro, prompts, n_prompt, k, 1, 0.0f, 0, e)) return aborted(t) ? TRL_ABORTED : TRL_ERR;
         for (int i = 0; i < k; i++) {
             double r;
             int ex, fm;

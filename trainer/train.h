@@ -41,7 +41,7 @@ typedef struct {
     model view;          // engine view of p
     rollout ro;
     const task_set *tasks;
-    const volatile int *abort;  // optional: nonzero makes the current step stop early (TRAIN_ABORTED)
+    const volatile int *abort;  // optional: nonzero makes the current step stop early (TRL_ABORTED)
     int *train_idx, n_train;  // tasks trained on
     int *held_idx, n_held;    // tasks held back for evaluation
     int *order;               // (n_train) this epoch's order
@@ -72,7 +72,6 @@ int trainer_done(const trainer *t);
 // of the tempered log-probs. tau 1 (or ≤ 0) changes nothing.
 void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, int n, float tau);
 
-#define TRAIN_ABORTED 4  // trainer_step / trainer_eval stopped because *abort was set
 
 // One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).
 int trainer_step(trainer *t, cJSON *metrics, trl_err *e);

@@ -64,7 +64,7 @@ static void *heartbeat_main(void *arg) {
         store_progress p = {atomic_load(&w->step), atomic_load(&w->total), atomic_load(&w->tokens)};
         int cancel = 0;
         int rc = store_job_heartbeat(s, w->job_id, w->worker_id, lease, &p, &cancel, &e);
-        if (rc == STORE_LEASE_LOST) {
+        if (rc == TRL_LEASE_LOST) {
             atomic_store(&w->lost, 1);
             w->abort = 1;
             break;
@@ -188,7 +188,7 @@ static int save_checkpoint(job_ctx *c, trainer *t, const model *base, const cJSO
     store_checkpoint_new in = {t->step, mj, dir, name};
     rc = store_checkpoint_add(c->s, c->j->id, c->worker_id, &in, NULL, e);
     free(mj);
-    if (rc == STORE_CONFLICT) rc = TRL_OK;  // resumed past a step already recorded
+    if (rc == TRL_CONFLICT) rc = TRL_OK;  // resumed past a step already recorded
     if (rc) return rc;
     store_model_new mn = {c->ft_name, "fine-tuned", c->j->model, c->j->id, dir};
     return store_model_upsert(c->s, &mn, e);
@@ -308,7 +308,7 @@ static void run_eval_job(job_ctx *c) {
         event(c, "info", "message", "The evaluation was cancelled", NULL);
         if (store_job_finish(c->s, j->id, c->worker_id, "cancelled", NULL, NULL, &e) != TRL_OK)
             fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
-    } else if (rc == EVAL_ABORTED) {
+    } else if (rc == TRL_ABORTED) {
         fprintf(stderr, "toolrl worker: %s: stopping; the evaluation starts over when requeued\n", j->id);
     } else {
         fail(c, "eval_error", e.msg, NULL);
@@ -436,9 +436,9 @@ static void run_job(job_ctx *c) {
         const cJSON *rw = cJSON_GetObjectItem(mx, cfg.method == TRAIN_GRPO ? "reward_mean" : "loss");
         snprintf(msg, sizeof(msg), "Step %d/%d: %s=%.4f", t.step, t.total_steps,
                  cfg.method == TRAIN_GRPO ? "reward_mean" : "loss", rw ? rw->valuedouble : 0.0);
-        if (event(c, "info", "metrics", msg, mx) == STORE_LEASE_LOST) {
+        if (event(c, "info", "metrics", msg, mx) == TRL_LEASE_LOST) {
             cJSON_Delete(mx);
-            w.abort = 1, atomic_store(&w.lost, 1), rc = TRAIN_ABORTED;
+            w.abort = 1, atomic_store(&w.lost, 1), rc = TRL_ABORTED;
             break;
         }
         cJSON_Delete(last_mx);
@@ -449,7 +449,7 @@ static void run_job(job_ctx *c) {
             event(c, "info", "message", msg, NULL);
         }
         if (w.abort) {
-            rc = TRAIN_ABORTED;
+            rc = TRL_ABORTED;
             break;
         }
     }
@@ -473,7 +473,7 @@ static void run_job(job_ctx *c) {
         if (store_job_finish(c->s, j->id, c->worker_id, "cancelled", NULL, NULL, &e) != TRL_OK)
             fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
         else fprintf(stderr, "toolrl worker: %s cancelled\n", j->id);
-    } else if (rc == TRAIN_ABORTED) {
+    } else if (rc == TRL_ABORTED) {
         // The worker is stopping: leave the job running; its lease runs out and it is requeued
         // to resume from its last checkpoint.
         fprintf(stderr, "toolrl worker: %s: stopping at step %d; the job resumes from its last checkpoint\n", j->id,
@@ -502,7 +502,7 @@ int worker_run(const worker_config *cfg, trl_err *e) {
     while (!(cfg->stop && *cfg->stop) && (cfg->max_jobs <= 0 || jobs < cfg->max_jobs)) {
         store_job j = {0};
         int rc = store_job_claim(s, wid, lease, &j, e);
-        if (rc == STORE_NOT_FOUND) {
+        if (rc == TRL_NOT_FOUND) {
             sleep_ms(poll);
             continue;
         }
