@@ -44,6 +44,32 @@ static int load_raw(const char *path, lm_params *p) {
     return r == p->n && !extra ? 0 : -1;
 }
 
+// What a phase writes: the metrics lines, and at checkpoint intervals (checkpoint_interval > 0)
+// the raw parameters and the Hugging Face checkpoint when asked for.
+typedef struct {
+    FILE *mf;
+    const model *m;
+    const char *raw_path, *save_dir;
+} phase_out;
+
+static int phase_step(void *ctx, trainer *t, cJSON *metrics, trl_err *e) {
+    (void)t, (void)e;
+    emit(((phase_out *)ctx)->mf, metrics);
+    return TRL_OK;
+}
+
+static int phase_checkpoint(void *ctx, trainer *t, const cJSON *metrics, trl_err *e) {
+    (void)metrics;
+    phase_out *o = ctx;
+    if (t->cfg.checkpoint_interval <= 0) return TRL_OK;
+    if (o->raw_path && save_raw(o->raw_path, &t->p)) fprintf(stderr, "toolrl train: cannot write %s\n", o->raw_path);
+    if (o->save_dir) {
+        checkpoint_state st = {t->step, t->trained_tokens, t->cfg.seed, NULL, NULL};
+        if (checkpoint_save(o->save_dir, o->m, &t->p, &t->m, &t->v, &st, e)) fprintf(stderr, "toolrl train: %s\n", e->msg);
+    }
+    return TRL_OK;
+}
+
 // One phase (SFT or GRPO) of a run: init from `init` when given, returns the final weights in
 // *keep (the caller frees) when keep is not NULL.
 static int run_phase(const train_config *cfg, const model *m, const task_set *ts, const lm_params *init,
@@ -74,21 +100,9 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
         else emit(mf, mx);
         cJSON_Delete(mx);
     }
-    while (!rc && !trainer_done(&t)) {
-        cJSON *mx = cJSON_CreateObject();
-        if (trainer_step(&t, mx, &e)) rc = 1;
-        else if (cfg->eval_interval > 0 && t.n_held && (t.step % cfg->eval_interval == 0 || trainer_done(&t)) &&
-                 trainer_eval(&t, mx, &e))
-            rc = 1;
-        if (!rc) emit(mf, mx);
-        cJSON_Delete(mx);
-        int ckpt = cfg->checkpoint_interval > 0 && (t.step % cfg->checkpoint_interval == 0 || trainer_done(&t));
-        if (!rc && ckpt && raw_path && save_raw(raw_path, &t.p)) fprintf(stderr, "toolrl train: cannot write %s\n", raw_path);
-        if (!rc && ckpt && save_dir) {
-            checkpoint_state st = {t.step, t.trained_tokens, cfg->seed, NULL, NULL};
-            if (checkpoint_save(save_dir, m, &t.p, &t.m, &t.v, &st, &e)) fprintf(stderr, "toolrl train: %s\n", e.msg);
-        }
-    }
+    phase_out out = {.mf = mf, .m = m, .raw_path = raw_path, .save_dir = save_dir};
+    trainer_hooks hooks = {.ctx = &out, .on_step = phase_step, .on_checkpoint = phase_checkpoint};
+    if (!rc && trainer_run(&t, &hooks, &e)) rc = 1;
     if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
     if (!rc && keep) {
         *keep = t.p;

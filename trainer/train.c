@@ -101,6 +101,27 @@ void trainer_free(trainer *t) {
 
 int trainer_done(const trainer *t) { return t->step >= t->total_steps; }
 
+static int aborted(const trainer *t);
+
+int trainer_run(trainer *t, const trainer_hooks *h, trl_err *e) {
+    const train_config *cfg = &t->cfg;
+    int rc = TRL_OK;
+    while (rc == TRL_OK && !trainer_done(t)) {
+        cJSON *mx = cJSON_CreateObject();
+        if (!mx) return trl_errf(e, "trainer: out of memory");
+        rc = trainer_step(t, mx, e);
+        if (rc == TRL_OK && cfg->eval_interval > 0 && t->n_held &&
+            (t->step % cfg->eval_interval == 0 || trainer_done(t)))
+            rc = trainer_eval(t, mx, e);
+        if (rc == TRL_OK && h && h->on_step) rc = h->on_step(h->ctx, t, mx, e);
+        int ckpt = (cfg->checkpoint_interval > 0 && t->step % cfg->checkpoint_interval == 0) || trainer_done(t);
+        if (rc == TRL_OK && ckpt && h && h->on_checkpoint) rc = h->on_checkpoint(h->ctx, t, mx, e);
+        cJSON_Delete(mx);
+        if (rc == TRL_OK && aborted(t)) rc = TRL_ABORTED;
+    }
+    return rc;
+}
+
 // The task index of slot i of step `step`: epochs walk a fresh seeded order of the training
 // tasks, so a run resumed at step s sees exactly the examples it would have seen.
 static int task_at(trainer *t, int step, int i) {

@@ -1,7 +1,8 @@
 // train.h: a training run, step by step: supervised fine-tuning (cross-entropy on the reply
 // tokens) or GRPO with the Tool-N1 reward, over a task_set, on the fp32 trainable model, with
-// AdamW. The caller (the worker, `toolrl train`) drives trainer_step until trainer_done and
-// decides when to evaluate, checkpoint or stop; nothing here touches the store or prints.
+// AdamW. One loop, trainer_run, steps, evaluates and calls the caller's hooks for metrics and
+// checkpoints; its two callers (the worker, `toolrl train`) only say what a step's metrics and a
+// checkpoint mean to them. Nothing here touches the store or prints.
 //
 // One GRPO step (tool-n1.md §4, scaled down):
 //   1. rollout: batch_size prompts × group_size samples at `temperature`, decoded together by
@@ -78,5 +79,17 @@ int trainer_step(trainer *t, cJSON *metrics, trl_err *e);
 // Greedy decoding of the held-back examples: eval_reward_mean, eval_exact_match,
 // eval_format_valid, eval_n into metrics.
 int trainer_eval(trainer *t, cJSON *metrics, trl_err *e);
+
+// The one training loop, driven by `toolrl train` and by the worker alike: until trainer_done,
+// one step, the held-out evaluation every eval_interval steps (and after the last), then
+// on_step with the step's metrics, then on_checkpoint every checkpoint_interval steps and after
+// the last. A hook's nonzero return stops the run with that code; so does the abort flag
+// (TRL_ABORTED). Either hook may be NULL; metrics are freed after the hooks return.
+typedef struct {
+    void *ctx;
+    int (*on_step)(void *ctx, trainer *t, cJSON *metrics, trl_err *e);
+    int (*on_checkpoint)(void *ctx, trainer *t, const cJSON *metrics, trl_err *e);
+} trainer_hooks;
+int trainer_run(trainer *t, const trainer_hooks *h, trl_err *e);
 
 #endif

@@ -318,6 +318,44 @@ static void run_eval_job(job_ctx *c) {
     model_free(&m);
 }
 
+// The worker's side of trainer_run: progress for the heartbeat, a metrics event per step (a lost
+// lease stops the run), a checkpoint with its event at each interval.
+typedef struct {
+    job_ctx *c;
+    job_watch *w;
+    const model *m;
+    cJSON *last_mx;  // the last step's metrics, for the final event
+} train_run;
+
+static int job_on_step(void *ctx, trainer *t, cJSON *mx, trl_err *e) {
+    (void)e;
+    train_run *r = ctx;
+    atomic_store(&r->w->step, t->step);
+    atomic_store(&r->w->tokens, t->trained_tokens);
+    int grpo = t->cfg.method == TRAIN_GRPO;
+    const cJSON *rw = cJSON_GetObjectItem(mx, grpo ? "reward_mean" : "loss");
+    char msg[256];
+    snprintf(msg, sizeof(msg), "Step %d/%d: %s=%.4f", t->step, t->total_steps, grpo ? "reward_mean" : "loss",
+             rw ? rw->valuedouble : 0.0);
+    if (event(r->c, "info", "metrics", msg, mx) == TRL_LEASE_LOST) {
+        r->w->abort = 1, atomic_store(&r->w->lost, 1);
+        return TRL_ABORTED;
+    }
+    cJSON_Delete(r->last_mx);
+    r->last_mx = cJSON_Duplicate(mx, 1);
+    return TRL_OK;
+}
+
+static int job_on_checkpoint(void *ctx, trainer *t, const cJSON *mx, trl_err *e) {
+    train_run *r = ctx;
+    int rc = save_checkpoint(r->c, t, r->m, mx, e);
+    if (rc != TRL_OK) return rc;
+    char msg[64];
+    snprintf(msg, sizeof(msg), "Checkpoint at step %d", t->step);
+    event(r->c, "info", "message", msg, NULL);
+    return TRL_OK;
+}
+
 static void run_job(job_ctx *c) {
     if (!strcmp(c->j->method, "eval")) {
         run_eval_job(c);
@@ -419,40 +457,10 @@ static void run_job(job_ctx *c) {
     event(c, "info", "message", msg, cj);
     cJSON_Delete(cj);
     pthread_create(&w.th, NULL, heartbeat_main, &w);
-    int ckpt_every = cfg.checkpoint_interval;
-    cJSON *last_mx = NULL;
-    rc = TRL_OK;
-    while (!trainer_done(&t)) {
-        cJSON *mx = cJSON_CreateObject();
-        rc = trainer_step(&t, mx, &e);
-        if (rc == TRL_OK && cfg.eval_interval > 0 && t.n_held && (t.step % cfg.eval_interval == 0 || trainer_done(&t)))
-            rc = trainer_eval(&t, mx, &e);
-        if (rc) {
-            cJSON_Delete(mx);
-            break;
-        }
-        atomic_store(&w.step, t.step);
-        atomic_store(&w.tokens, t.trained_tokens);
-        const cJSON *rw = cJSON_GetObjectItem(mx, cfg.method == TRAIN_GRPO ? "reward_mean" : "loss");
-        snprintf(msg, sizeof(msg), "Step %d/%d: %s=%.4f", t.step, t.total_steps,
-                 cfg.method == TRAIN_GRPO ? "reward_mean" : "loss", rw ? rw->valuedouble : 0.0);
-        if (event(c, "info", "metrics", msg, mx) == TRL_LEASE_LOST) {
-            cJSON_Delete(mx);
-            w.abort = 1, atomic_store(&w.lost, 1), rc = TRL_ABORTED;
-            break;
-        }
-        cJSON_Delete(last_mx);
-        last_mx = mx;
-        if ((ckpt_every > 0 && t.step % ckpt_every == 0) || trainer_done(&t)) {
-            if ((rc = save_checkpoint(c, &t, &m, mx, &e)) != TRL_OK) break;
-            snprintf(msg, sizeof(msg), "Checkpoint at step %d", t.step);
-            event(c, "info", "message", msg, NULL);
-        }
-        if (w.abort) {
-            rc = TRL_ABORTED;
-            break;
-        }
-    }
+    train_run run = {.c = c, .w = &w, .m = &m};
+    trainer_hooks hooks = {.ctx = &run, .on_step = job_on_step, .on_checkpoint = job_on_checkpoint};
+    rc = trainer_run(&t, &hooks, &e);
+    cJSON *last_mx = run.last_mx;
     atomic_store(&w.quit, 1);
     pthread_join(w.th, NULL);
     if (rc == TRL_OK || atomic_load(&w.cancel)) {  // the final progress, before the status changes
