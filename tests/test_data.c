@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/convert_check.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +22,7 @@
 #include "data/example.h"
 #include "data/pycall.h"
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
 
-static int shared_file(char *out, size_t n, const char *rel) {
-    snprintf(out, n, "%s/data/%s", shared_dir(), rel);
-    return access(out, R_OK) == 0;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Validation
@@ -341,44 +335,9 @@ static void test_pycall(void **state) {
 // ---------------------------------------------------------------------------------------------
 // Converters
 
-typedef struct {
-    int n;
-    int invalid;
-    char first_ids[8][128];
-    cJSON *kept;  // a copy of every example
-} collect;
 
-static int collect_sink(void *ctx, const cJSON *ex, trl_err *e) {
-    (void)e;
-    collect *c = ctx;
-    char *line = pyjson_dump(ex, PYJSON_COMPACT);
-    assert_non_null(line);
-    trl_err ve;
-    if (example_validate_line(line, strlen(line), &ve)) {
-        fprintf(stderr, "invalid output: %s\n", ve.msg);
-        c->invalid++;
-    }
-    free(line);
-    if (c->n < 8)
-        snprintf(c->first_ids[c->n], sizeof(c->first_ids[0]), "%s",
-                 cJSON_GetObjectItemCaseSensitive(ex, "id")->valuestring);
-    if (c->kept) cJSON_AddItemToArray(c->kept, pyjson_copy(ex));
-    c->n++;
-    return TRL_OK;
-}
 
-static const cJSON *find_example(const cJSON *all, const char *id) {
-    for (const cJSON *x = all->child; x; x = x->next)
-        if (!strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring, id)) return x;
-    return NULL;
-}
 
-static void print_counts(const char *what, const convert_counts *c) {
-    printf("%s:", what);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->value[i]) printf(" %s=%ld", c->name[i], c->value[i]);
-    printf("\n");
-}
 
 static void run_file(convert_format f, const char *path, const convert_opts *o, collect *col, convert_counts *c) {
     convert_counts_init(c);
@@ -393,12 +352,6 @@ static void run_file(convert_format f, const char *path, const convert_opts *o, 
     assert_int_equal(convert_count_get(c, "invalid_example"), 0);
 }
 
-static long filtered(const convert_counts *c) {
-    long t = 0;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->kind[i] == CONVERT_FILTER) t += c->value[i];
-    return t;
-}
 
 static void test_convert_xlam_shared(void **state) {
     (void)state;

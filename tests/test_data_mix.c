@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/convert_check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,58 +24,12 @@
 #include "data/example.h"
 #include "data/mix.h"
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
 
-static int shared_file(char *out, size_t n, const char *rel) {
-    snprintf(out, n, "%s/data/%s", shared_dir(), rel);
-    return access(out, R_OK) == 0;
-}
 
-#define NEED_SHARED(path, rel)                                                \
-    do {                                                                      \
-        if (!shared_file(path, sizeof(path), rel)) {                          \
-            printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);      \
-            skip();                                                           \
-        }                                                                     \
-    } while (0)
 
-typedef struct {
-    int n, invalid;
-    cJSON *kept;
-} collect;
 
-static int collect_sink(void *ctx, const cJSON *ex, trl_err *e) {
-    (void)e;
-    collect *c = ctx;
-    char *line = pyjson_dump(ex, PYJSON_COMPACT);
-    assert_non_null(line);
-    trl_err ve;
-    if (example_validate_line(line, strlen(line), &ve)) {
-        fprintf(stderr, "invalid output: %s\n", ve.msg);
-        c->invalid++;
-    }
-    free(line);
-    cJSON_AddItemToArray(c->kept, pyjson_copy(ex));
-    c->n++;
-    return TRL_OK;
-}
 
-static void print_counts(const char *what, const convert_counts *c) {
-    printf("%s:", what);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->value[i]) printf(" %s=%ld", c->name[i], c->value[i]);
-    printf("\n");
-}
 
-static long filtered(const convert_counts *c) {
-    long t = 0;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->kind[i] == CONVERT_FILTER) t += c->value[i];
-    return t;
-}
 
 // Converts path (file or folder); every example valid, kept = examples seen.
 static void run_path(convert_format f, const char *path, collect *col, convert_counts *c) {
@@ -90,11 +46,6 @@ static void run_path(convert_format f, const char *path, collect *col, convert_c
     print_counts(path, c);
 }
 
-static const cJSON *find_example(const cJSON *all, const char *id) {
-    for (const cJSON *x = all->child; x; x = x->next)
-        if (!strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring, id)) return x;
-    return NULL;
-}
 
 static char *answer_of(const cJSON *all, const char *id) {
     const cJSON *x = find_example(all, id);

@@ -19,25 +19,39 @@
 #include "store/store.h"
 #include "tests/support/tiny_model.h"
 
+// A base GGUF, two checkpoints of one fine-tuned model (step-1, and step-2 with other
+// weights) and a store whose models row `id` points at step-1.
+typedef struct {
+    char dir[256], db[300], base_path[300], v1[300], v2[300];
+    store *st;
+} swap_fixture;
+
+static void swap_fixture_open(swap_fixture *f, store_model_new *row, const char *id) {
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(f->dir, sizeof(f->dir)), 0);
+    snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+    snprintf(f->base_path, sizeof(f->base_path), "%s/base.gguf", f->dir);
+    snprintf(f->v1, sizeof(f->v1), "%s/step-1", f->dir);
+    snprintf(f->v2, sizeof(f->v2), "%s/step-2", f->dir);
+    tiny_model_spec s = tiny_model_default(0);
+    assert_int_equal(tiny_model_write_gguf(&s, 0, f->base_path, &e), TRL_OK);
+    mkdir(f->v1, 0755), mkdir(f->v2, 0755);
+    assert_int_equal(tiny_model_write_hf(&s, f->v1, &e), TRL_OK);
+    s.seed = 99;  // "trained further": other weights
+    assert_int_equal(tiny_model_write_hf(&s, f->v2, &e), TRL_OK);
+    assert_int_equal(store_open(&f->st, f->db, &e), TRL_OK);
+    *row = (store_model_new){id, "fine-tuned", "base.gguf", NULL, f->v1};
+    assert_int_equal(store_model_upsert(f->st, row, &e), TRL_OK);
+}
+
 static void test_swap(void **state) {
     (void)state;
-    char dir[256], db[300], base_path[300], v1[300], v2[300];
+    swap_fixture f;
+    store_model_new row;
+    swap_fixture_open(&f, &row, "ft:tiny:x:job1");
     trl_err e = {{0}};
-    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), 0);
-    snprintf(db, sizeof(db), "%s/t.db", dir);
-    snprintf(base_path, sizeof(base_path), "%s/base.gguf", dir);
-    snprintf(v1, sizeof(v1), "%s/step-1", dir);
-    snprintf(v2, sizeof(v2), "%s/step-2", dir);
-    tiny_model_spec s = tiny_model_default(0);
-    assert_int_equal(tiny_model_write_gguf(&s, 0, base_path, &e), TRL_OK);
-    mkdir(v1, 0755), mkdir(v2, 0755);
-    assert_int_equal(tiny_model_write_hf(&s, v1, &e), TRL_OK);
-    s.seed = 99;  // "trained further": other weights
-    assert_int_equal(tiny_model_write_hf(&s, v2, &e), TRL_OK);
-    store *st;
-    assert_int_equal(store_open(&st, db, &e), TRL_OK);
-    store_model_new row = {"ft:tiny:x:job1", "fine-tuned", "base.gguf", NULL, v1};
-    assert_int_equal(store_model_upsert(st, &row, &e), TRL_OK);
+    const char *db = f.db, *base_path = f.base_path, *v1 = f.v1, *v2 = f.v2;
+    store *st = f.st;
 
     model base;
     assert_int_equal(model_load(&base, base_path, &e), TRL_OK);
@@ -85,7 +99,7 @@ static void test_swap(void **state) {
     registry_release(r, n);
     registry_free(r);
     store_close(st);
-    tiny_model_rmdir(dir);
+    tiny_model_rmdir(f.dir);
 }
 
 
@@ -124,23 +138,12 @@ static void *refresh_thread(void *arg) {
 
 static void test_base_answers_during_load(void **state) {
     (void)state;
-    char dir[256], db[300], base_path[300], v1[300], v2[300];
+    swap_fixture f;
+    store_model_new row;
+    swap_fixture_open(&f, &row, "ft:tiny:x:job2");
     trl_err e = {{0}};
-    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), 0);
-    snprintf(db, sizeof(db), "%s/t.db", dir);
-    snprintf(base_path, sizeof(base_path), "%s/base.gguf", dir);
-    snprintf(v1, sizeof(v1), "%s/step-1", dir);
-    snprintf(v2, sizeof(v2), "%s/step-2", dir);
-    tiny_model_spec s = tiny_model_default(0);
-    assert_int_equal(tiny_model_write_gguf(&s, 0, base_path, &e), TRL_OK);
-    mkdir(v1, 0755), mkdir(v2, 0755);
-    assert_int_equal(tiny_model_write_hf(&s, v1, &e), TRL_OK);
-    s.seed = 7;
-    assert_int_equal(tiny_model_write_hf(&s, v2, &e), TRL_OK);
-    store *st;
-    assert_int_equal(store_open(&st, db, &e), TRL_OK);
-    store_model_new row = {"ft:tiny:x:job2", "fine-tuned", "base.gguf", NULL, v1};
-    assert_int_equal(store_model_upsert(st, &row, &e), TRL_OK);
+    const char *db = f.db, *base_path = f.base_path, *v2 = f.v2;
+    store *st = f.st;
 
     load_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     model base;
@@ -203,6 +206,7 @@ static void test_base_answers_during_load(void **state) {
     registry_release(r, ft);
     registry_free(r);
     store_close(st);
+    tiny_model_rmdir(f.dir);
 }
 
 int main(void) {
