@@ -115,6 +115,8 @@ static int cli_eval(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    fprintf(stderr, "generated: %ld prompt tokens (%ld of them reused from the prompt cache), %ld reply tokens\n",
+            r.prompt_tokens, r.prompt_tokens_cached, r.completion_tokens);
     if (r.is_acebench) {  // per file, the groups' means and what was not run
         acebench_summary_print(stdout, &r.ace);
     } else {

@@ -375,7 +375,8 @@ static int journal_open(const eval_opts *o, eval_items *it, int max_new, int n_c
 // Runs every item through the generator (model/generate.h), B at a time, greedy, at most
 // max_new tokens each; a finished slot is refilled with the next item at once. Items already
 // in the journal are skipped; a prompt longer than the context is scored as no reply.
-static int generate_all(const model *m, eval_items *it, const eval_opts *o, trl_err *e) {
+static int generate_all(const model *m, eval_run *r, const eval_opts *o, trl_err *e) {
+    eval_items *it = r->items;
     int B = o->batch > 0 ? o->batch : 8, n_ctx = o->n_ctx > 0 ? o->n_ctx : 4096, max_new = o->max_new > 0 ? o->max_new : 256;
     generator g;
     if (generator_init(&g, m, NULL, B, n_ctx, 512, e)) return TRL_ERR;
@@ -452,6 +453,8 @@ out:
     if (jf) fclose(jf);
     free(item_of);
     free(ids);
+    r->prompt_tokens = g.prompt_tokens, r->prompt_tokens_cached = g.prompt_tokens_cached;
+    r->completion_tokens = g.completion_tokens;
     generator_free(&g);
     return rc;
 }
@@ -512,7 +515,7 @@ int eval_run_all(eval_run *r, const model *m, const eval_opts *o, trl_err *e) {
     int rc = r->is_bfcl       ? load_bfcl(o, o->categories, o->limit, &r->dss, &r->n_ds, it, e)
              : r->is_acebench ? load_acebench(o, r, it, e)
                               : load_apibank(o, o->limit, r->keep, it, e);
-    if (rc == TRL_OK) rc = generate_all(m, it, o, e);
+    if (rc == TRL_OK) rc = generate_all(m, r, o, e);
     if (rc != TRL_OK) return rc;
     // Per-category tallies, in the order the categories were loaded.
     for (int i = 0; i < it->n; i++) {

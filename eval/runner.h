@@ -56,6 +56,9 @@ typedef struct {
     acebench_file *ace_files;  // ACEBench: the files loaded
     int n_ace;
     acebench_summary ace;      // ACEBench: per-file results (multi-turn: dialogues) and the means
+    // This run's generation (examples taken from a journal not counted): prompt tokens, those
+    // of them reused from the prompt cache instead of computed, reply tokens.
+    long prompt_tokens, prompt_tokens_cached, completion_tokens;
 } eval_run;
 
 // Loads the examples, generates, scores and tallies. TRL_OK, TRL_ERR (e says why) or
