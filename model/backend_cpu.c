@@ -452,6 +452,7 @@ static void cpu_embed(float *out, const model_tensor *table, const int32_t *ids,
 
 const ops ops_cpu = {
     .name = "cpu",
+    OPS_HOST_MEMORY,
     .matmul = cpu_matmul,
     .matmul_n = cpu_matmul_n,
     .rmsnorm = cpu_rmsnorm,

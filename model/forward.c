@@ -4,7 +4,6 @@
 // the tokens whose logits are asked for. Every op goes through the backend table (ops.h).
 #include "model/forward.h"
 
-#include "model/quant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,46 +15,63 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
     const model_config *c = &m->cfg;
     if (n_seq < 1 || n_ctx < 1 || max_batch < 1) return trl_errf(e, "engine: n_seq, n_ctx and max_batch must be ≥ 1");
     if (n_ctx > c->n_ctx) n_ctx = c->n_ctx;
+    if (be->weights_prepare(m, &en->w, e)) return TRL_ERR;
     en->m = m;
     en->be = be;
     en->max_batch = max_batch;
     int kvd = c->n_head_kv * c->head_dim, qd = c->n_head * c->head_dim;
     en->kv = (kv_cache){NULL, NULL, c->n_layer, n_seq, n_ctx, c->n_head_kv, c->head_dim};
-    size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd;
-    en->kv.k = xcalloc(kvn, sizeof(uint16_t));
-    en->kv.v = xcalloc(kvn, sizeof(uint16_t));
-    en->seq_len = xcalloc((size_t)n_seq, sizeof(int));
-    size_t T = (size_t)max_batch;
-    en->x = xcalloc(T * c->n_embd, sizeof(float));
-    en->xn = xcalloc(T * c->n_embd, sizeof(float));
-    en->tmp = xcalloc(T * c->n_embd, sizeof(float));
-    en->q = xcalloc(T * qd, sizeof(float));
-    en->k = xcalloc(T * kvd, sizeof(float));
-    en->v = xcalloc(T * kvd, sizeof(float));
-    en->att = xcalloc(T * qd, sizeof(float));
-    en->gate = xcalloc(T * c->n_ff, sizeof(float));
-    en->up = xcalloc(T * c->n_ff, sizeof(float));
-    // Every position's rotation, once (the same for all layers and steps).
-    en->rope_tab = xcalloc((size_t)n_ctx * c->head_dim, sizeof(float));  // (n_ctx, HS/2, 2)
-    if (en->rope_tab) rope_table(en->rope_tab, n_ctx, c->head_dim, c->rope_theta);
+    size_t kvn = (size_t)c->n_layer * n_seq * n_ctx * kvd, T = (size_t)max_batch, f = sizeof(float);
+    en->kv.k = be->alloc(kvn * sizeof(uint16_t));
+    en->kv.v = be->alloc(kvn * sizeof(uint16_t));
+    en->x = be->alloc(T * c->n_embd * f);
+    en->xn = be->alloc(T * c->n_embd * f);
+    en->tmp = be->alloc(T * c->n_embd * f);
+    en->q = be->alloc(T * qd * f);
+    en->k = be->alloc(T * kvd * f);
+    en->v = be->alloc(T * kvd * f);
+    en->att = be->alloc(T * qd * f);
+    en->gate = be->alloc(T * c->n_ff * f);
+    en->up = be->alloc(T * c->n_ff * f);
+    // Every position's rotation, once (the same for all layers and steps), computed on the host.
+    en->rope_tab = be->alloc((size_t)n_ctx * c->head_dim * f);  // (n_ctx, HS/2, 2)
+    float *tab = malloc((size_t)n_ctx * c->head_dim * f);
+    if (tab && en->rope_tab) {
+        rope_table(tab, n_ctx, c->head_dim, c->rope_theta);
+        be->upload(en->rope_tab, tab, (size_t)n_ctx * c->head_dim * f);
+    }
     // Scratch: the largest any matmul of this model needs at max_batch rows.
-    size_t need = ops_matmul_scratch(&m->output, max_batch);
+    size_t need = be->matmul_scratch(&en->w.output, max_batch);
     for (int l = 0; l < c->n_layer; l++) {
-        const model_layer *L = &m->layers[l];
+        const model_layer *L = &en->w.layers[l];
         const model_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
-            size_t s = ops_matmul_scratch(ws[i], max_batch);
+            size_t s = be->matmul_scratch(ws[i], max_batch);
             if (s > need) need = s;
         }
     }
     en->scratch_bytes = need;
-    en->scratch = aligned_alloc(64, (need + 63) / 64 * 64);
+    en->scratch = be->alloc(need);
+    en->seq_len = xcalloc((size_t)n_seq, sizeof(int));
     en->next_pos = xcalloc((size_t)n_seq, sizeof(int));
     en->b_seq = xcalloc(T, sizeof(int32_t));
     en->b_pos = xcalloc(T, sizeof(int32_t));
     en->b_want = xcalloc(T, 1);
-    if (!en->next_pos || !en->b_seq || !en->b_pos || !en->b_want || !en->kv.k || !en->kv.v || !en->seq_len || !en->x || !en->xn || !en->tmp || !en->q || !en->k || !en->v ||
-        !en->att || !en->gate || !en->up || !en->rope_tab || !en->scratch) {
+    en->out_idx = xcalloc(T, sizeof(int32_t));
+    int dev_ok = 1;
+    if (!be->host) {
+        en->d_tok = be->alloc(T * sizeof(int32_t));
+        en->d_seq = be->alloc(T * sizeof(int32_t));
+        en->d_pos = be->alloc(T * sizeof(int32_t));
+        en->d_idx = be->alloc(T * sizeof(int32_t));
+        en->d_logits = be->alloc(T * (size_t)c->n_vocab * f);
+        dev_ok = en->d_tok && en->d_seq && en->d_pos && en->d_idx && en->d_logits;
+    }
+    int ok = tab && dev_ok && en->next_pos && en->b_seq && en->b_pos && en->b_want && en->out_idx && en->kv.k &&
+             en->kv.v && en->seq_len && en->x && en->xn && en->tmp && en->q && en->k && en->v && en->att && en->gate &&
+             en->up && en->rope_tab && en->scratch;
+    free(tab);
+    if (!ok) {
         engine_free(en);
         return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(uint16_t) >> 20);
     }
@@ -63,25 +79,19 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
 }
 
 void engine_free(engine *en) {
-    if (!en) return;
-    free(en->kv.k);
-    free(en->kv.v);
-    free(en->rope_tab);
+    if (!en || !en->be) return;
+    const ops *be = en->be;
+    void *dev[] = {en->kv.k, en->kv.v, en->rope_tab, en->x,     en->xn,    en->tmp,   en->q,     en->k,
+                   en->v,    en->att,  en->gate,     en->up,    en->scratch, en->d_tok, en->d_seq, en->d_pos,
+                   en->d_idx, en->d_logits};
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) be->release(dev[i]);
+    be->weights_release(&en->w);
     free(en->seq_len);
-    free(en->x);
-    free(en->xn);
-    free(en->tmp);
-    free(en->q);
-    free(en->k);
-    free(en->v);
-    free(en->att);
-    free(en->gate);
-    free(en->up);
-    free(en->scratch);
     free(en->next_pos);
     free(en->b_seq);
     free(en->b_pos);
     free(en->b_want);
+    free(en->out_idx);
     memset(en, 0, sizeof(*en));
 }
 
@@ -103,12 +113,7 @@ int engine_seq_copy(engine *en, int dst, int src, int n, trl_err *e) {
         engine_seq_truncate(en, dst, n);
         return TRL_OK;
     }
-    const size_t run = sizeof(uint16_t) * (size_t)n * (size_t)kv->head_dim;  // one (layer, head): contiguous
-    for (int l = 0; l < kv->n_layer; l++)
-        for (int h = 0; h < kv->n_head_kv; h++) {
-            memcpy(kv->k + kv_offset(kv, l, dst, h, 0), kv->k + kv_offset(kv, l, src, h, 0), run);
-            memcpy(kv->v + kv_offset(kv, l, dst, h, 0), kv->v + kv_offset(kv, l, src, h, 0), run);
-        }
+    en->be->kv_copy(kv, dst, src, n);
     en->seq_len[dst] = n;
     return TRL_OK;
 }
@@ -131,16 +136,25 @@ static int batch_check(engine *en, const engine_batch *b, trl_err *e) {
     return rc;
 }
 
+// The backend's copy of a host array of n int32s: the array itself for host-memory backends.
+static const int32_t *to_backend(const engine *en, int32_t *dev, const int32_t *host, int n) {
+    if (en->be->host) return host;
+    en->be->upload(dev, host, sizeof(int32_t) * (size_t)n);
+    return dev;
+}
+
 int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e) {
     if (batch_check(en, b, e)) return TRL_ERR;
-    const model *m = en->m;
+    const model *m = &en->w;
     const model_config *c = &m->cfg;
     const ops *be = en->be;
     int T = b->n, C = c->n_embd, NH = c->n_head, NKV = c->n_head_kv, HS = c->head_dim, F = c->n_ff;
     int qd = NH * HS, kvd = NKV * HS;
     float *x = en->x, *xn = en->xn;  // (T, C)
+    const int32_t *tok = to_backend(en, en->d_tok, b->tok, T), *seq = to_backend(en, en->d_seq, b->seq, T),
+                  *pos = to_backend(en, en->d_pos, b->pos, T);
 
-    be->embed(x, &m->tok_embd, b->tok, T);
+    be->embed(x, &m->tok_embd, tok, T);
     for (int l = 0; l < c->n_layer; l++) {
         const model_layer *L = &m->layers[l];
         be->rmsnorm(xn, x, L->attn_norm, T, C, c->rms_eps);
@@ -150,22 +164,14 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
             be->matmul_n(w, xn, y, 3, T, en->scratch);
         }
         if (L->bq) {
-            for (int t = 0; t < T; t++) {
-                be->add(en->q + (size_t)t * qd, L->bq, qd);
-                be->add(en->k + (size_t)t * kvd, L->bk, kvd);
-                be->add(en->v + (size_t)t * kvd, L->bv, kvd);
-            }
+            be->add_bias(en->q, L->bq, T, qd);
+            be->add_bias(en->k, L->bk, T, kvd);
+            be->add_bias(en->v, L->bv, T, kvd);
         }
-        be->rope(en->q, en->k, b->pos, T, NH, NKV, HS, c->rope_theta, c->rope, en->rope_tab);
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < NKV; h++) {
-                size_t off = kv_offset(&en->kv, l, b->seq[t], h, b->pos[t]);
-                quantize_row(QTYPE_F16, en->k + (size_t)t * kvd + (size_t)h * HS, en->kv.k + off, HS);
-                quantize_row(QTYPE_F16, en->v + (size_t)t * kvd + (size_t)h * HS, en->kv.v + off, HS);
-            }
-        }
-        be->attention(en->att, en->q, &en->kv, l, b->seq, b->pos, T, NH, NKV, HS);  // (T, NH*HS)
-        be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                         // (T, C)
+        be->rope(en->q, en->k, pos, T, NH, NKV, HS, c->rope_theta, c->rope, en->rope_tab);
+        be->kv_store(&en->kv, l, en->k, en->v, seq, pos, T);
+        be->attention(en->att, en->q, &en->kv, l, seq, pos, T, NH, NKV, HS);  // (T, NH*HS)
+        be->matmul(&L->wo, en->att, en->tmp, T, en->scratch);                  // (T, C)
         be->add(x, en->tmp, (int64_t)T * C);
         be->rmsnorm(xn, x, L->ffn_norm, T, C, c->rms_eps);
         {
@@ -182,14 +188,14 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
     if (!logits) return TRL_OK;
     // Gather the rows whose logits are wanted, then one matmul over the vocabulary.
     int n_out = 0;
-    for (int t = 0; t < T; t++) {
-        if (!b->logits_out || !b->logits_out[t]) continue;
-        if (n_out != t) memcpy(x + (size_t)n_out * C, x + (size_t)t * C, sizeof(float) * C);
-        n_out++;
-    }
+    for (int t = 0; t < T; t++)
+        if (b->logits_out && b->logits_out[t]) en->out_idx[n_out++] = t;
     if (n_out == 0) return TRL_OK;
+    be->gather(x, x, to_backend(en, en->d_idx, en->out_idx, n_out), n_out, C);
     be->rmsnorm(xn, x, m->out_norm, n_out, C, c->rms_eps);
-    be->matmul(&m->output, xn, logits, n_out, en->scratch);  // (n_out, V)
+    float *out = be->host ? logits : en->d_logits;  // (n_out, V)
+    be->matmul(&m->output, xn, out, n_out, en->scratch);
+    if (!be->host) be->download(logits, out, sizeof(float) * (size_t)n_out * (size_t)c->n_vocab);
     return TRL_OK;
 }
 

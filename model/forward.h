@@ -7,9 +7,12 @@
 #include "model/model.h"
 #include "model/ops.h"
 
+// Every buffer below but the host-side bookkeeping (seq_len, next_pos, b_*, out_idx) is the
+// backend's memory (ops.h: be->alloc), written only by the backend's ops and by uploads.
 typedef struct {
-    const model *m;
+    const model *m;  // the host model: configuration, tokenizer
     const ops *be;
+    model w;         // the weights as the backend reads them (be->weights_prepare)
     kv_cache kv;
     int max_batch;   // most tokens one engine_forward call may carry
     int *seq_len;    // (n_seq) positions filled per sequence
@@ -29,6 +32,11 @@ typedef struct {
     int *next_pos;   // (n_seq) batch validation scratch
     int32_t *b_seq, *b_pos;  // (max_batch) engine_feed's batch arrays
     int8_t *b_want;          // (max_batch)
+    int32_t *out_idx;        // (max_batch) host: the rows whose logits are asked for
+    // Backends without host memory only: the batch's arrays and the logits rows, uploaded
+    // and downloaded each call.
+    int32_t *d_tok, *d_seq, *d_pos, *d_idx;  // (max_batch)
+    float *d_logits;                         // (max_batch, V)
 } engine;
 
 // A batch: n tokens, each belonging to sequence seq[i] at position pos[i]. Tokens of one

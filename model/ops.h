@@ -31,6 +31,34 @@ static inline size_t kv_offset(const kv_cache *kv, int l, int s, int h, int p) {
 
 typedef struct ops {
     const char *name;
+    // --- Memory. Every buffer the ops below read or write (activations, the KV cache, matmul
+    // scratch, logits, a batch's token/sequence/position arrays) is the backend's memory: host
+    // memory for the CPU backends, device memory for a GPU backend. The engine (forward.c)
+    // moves data across only through upload and download.
+    int host;  // 1: the backend's memory is host memory; the engine then hands host arrays to
+               // the ops directly instead of uploading copies
+    void *(*alloc)(size_t n);  // n zeroed bytes, 64-byte aligned; NULL when out of memory
+    void (*release)(void *p);  // p from alloc, or NULL
+    void (*upload)(void *dst, const void *src, size_t n);    // host src → backend dst
+    void (*download)(void *dst, const void *src, size_t n);  // backend src → host dst
+    // The model's weights as this backend's ops read them: *w becomes a view of m whose weight
+    // pointers are backend memory (the CPU backends read the loader's rows and packed copies in
+    // place; a GPU backend uploads or dequantizes here). Undone by weights_release.
+    int (*weights_prepare)(const model *m, model *w, trl_err *e);
+    void (*weights_release)(model *w);
+    // Bytes of matmul scratch for T rows through w.
+    size_t (*matmul_scratch)(const model_tensor *w, int T);
+    // --- KV cache and rows.
+    // Writes T tokens' keys k and values v (T, NKV*HS) at positions (seq[t], pos[t]) of layer.
+    void (*kv_store)(const kv_cache *kv, int layer, const float *k, const float *v, const int32_t *seq,
+                     const int32_t *pos, int T);
+    // The first n positions of sequence src, every layer and head, copied to sequence dst.
+    void (*kv_copy)(const kv_cache *kv, int dst, int src, int n);
+    // out (n, C) = rows idx[0..n) of x (T, C); out may be x when idx[i] >= i, increasing.
+    void (*gather)(float *out, const float *x, const int32_t *idx, int n, int C);
+    // x (T, N) += b (N), on every row.
+    void (*add_bias)(float *x, const float *b, int T, int N);
+    // --- Compute.
     // y (T, N) = x (T, K) · W^T, W (N, K) in its own type. scratch: ops_matmul_scratch bytes.
     void (*matmul)(const model_tensor *w, const float *x, float *y, int T, void *scratch);
     // y[i] (T, N_i) = x (T, K) · W_i^T for n matrices that share the input (Q, K, V; gate,
@@ -56,6 +84,24 @@ typedef struct ops {
 
 extern const ops ops_ref;
 extern const ops ops_cpu;
+
+// The host-memory ops both CPU backends share (backend_host.c): their `host` .. `add_bias`
+// entries.
+void *host_alloc(size_t n);
+void host_release(void *p);
+void host_copy(void *dst, const void *src, size_t n);
+int host_weights_prepare(const model *m, model *w, trl_err *e);
+void host_weights_release(model *w);
+void host_kv_store(const kv_cache *kv, int layer, const float *k, const float *v, const int32_t *seq,
+                   const int32_t *pos, int T);
+void host_kv_copy(const kv_cache *kv, int dst, int src, int n);
+void host_gather(float *out, const float *x, const int32_t *idx, int n, int C);
+void host_add_bias(float *x, const float *b, int T, int N);
+#define OPS_HOST_MEMORY                                                                                      \
+    .host = 1, .alloc = host_alloc, .release = host_release, .upload = host_copy, .download = host_copy,    \
+    .weights_prepare = host_weights_prepare, .weights_release = host_weights_release,                      \
+    .matmul_scratch = ops_matmul_scratch, .kv_store = host_kv_store, .kv_copy = host_kv_copy,              \
+    .gather = host_gather, .add_bias = host_add_bias
 
 // The rotation of position p: r[2i], r[2i+1] = cos and sin of p · theta^(-2i/HS), i < HS/2,
 // computed in double and rounded to float. rope_table: the same for every position p <

@@ -114,6 +114,7 @@ static void ref_embed(float *out, const model_tensor *table, const int32_t *ids,
 
 const ops ops_ref = {
     .name = "ref",
+    OPS_HOST_MEMORY,
     .matmul = ref_matmul,
     .matmul_n = ref_matmul_n,
     .rmsnorm = ref_rmsnorm,
