@@ -41,8 +41,8 @@ int main(int argc, char **argv) {
     const model_config *c = &m.cfg;
     lm_params p, g, mo, vo;
     lm_acts a;
-    if (lm_params_alloc(&p, c, &e) || lm_params_from_model(&p, &m, &e) || lm_params_alloc(&g, c, &e) ||
-        lm_params_alloc(&mo, c, &e) || lm_params_alloc(&vo, c, &e) || lm_acts_alloc(&a, c, T, &e))
+    if (lm_params_alloc(&p, c, NULL, &e) || lm_params_from_model(&p, &m, &e) || lm_params_alloc(&g, c, NULL, &e) ||
+        lm_params_alloc(&mo, c, NULL, &e) || lm_params_alloc(&vo, c, NULL, &e) || lm_acts_alloc(&a, c, T, NULL, &e))
         return fprintf(stderr, "bench_train: %s\n", e.msg), 1;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(T + 1));
     float *dlogp = malloc(sizeof(float) * (size_t)T);

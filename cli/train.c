@@ -76,7 +76,7 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
                      lm_params *keep, FILE *mf, int eval_first, const char *raw_path, const char *save_dir) {
     trl_err e = {{0}};
     trainer t;
-    if (trainer_init(&t, cfg, m, ts, &e)) {
+    if (trainer_init(&t, cfg, m, ts, NULL, &e)) {
         fprintf(stderr, "toolrl train: %s\n", e.msg);
         return 1;
     }
@@ -201,7 +201,7 @@ static int cli_train(int argc, char **argv) {
     lm_params warm = {0};
     const char *init_raw = cli_get(&CLI_TRAIN, argc, argv, "--init-raw");
     if (!rc && init_raw) {
-        if (lm_params_alloc(&warm, &m.cfg, &e) || load_raw(init_raw, &warm)) {
+        if (lm_params_alloc(&warm, &m.cfg, NULL, &e) || load_raw(init_raw, &warm)) {
             fprintf(stderr, "toolrl train: %s is not a parameter snapshot of this model\n", init_raw);
             rc = 1;
         }

@@ -547,9 +547,9 @@ static void check_model(model_arch arch) {
     trl_err e;
     lm_params p, g;
     lm_acts a;
-    assert_int_equal(lm_params_alloc(&p, &c, &e), TRL_OK);
-    assert_int_equal(lm_params_alloc(&g, &c, &e), TRL_OK);
-    assert_int_equal(lm_acts_alloc(&a, &c, MT, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&p, &c, NULL, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&g, &c, NULL, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, &c, MT, NULL, &e), TRL_OK);
     double *dm = malloc(sizeof(double) * p.n);
     assert_non_null(dm);
     rand_fill(p.mem, dm, p.n, 0.4);
@@ -605,7 +605,7 @@ static void check_model(model_arch arch) {
     engine_free(&en);
     // and loading that model back into training parameters gives the same buffer
     lm_params p2;
-    assert_int_equal(lm_params_alloc(&p2, &c, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&p2, &c, NULL, &e), TRL_OK);
     assert_int_equal(lm_params_from_model(&p2, &mdl, &e), TRL_OK);
     assert_memory_equal(p2.mem, p.mem, sizeof(float) * p.n);
     lm_params_free(&p2);

@@ -40,8 +40,8 @@ static void roundtrip(int arch) {
     assert_int_equal(model_load(&base, gguf, &e), TRL_OK);
     const model_config *c = &base.cfg;
     lm_params p, m, v, p2, m2, v2;
-    assert_int_equal(lm_params_alloc(&p, c, &e) || lm_params_alloc(&m, c, &e) || lm_params_alloc(&v, c, &e) ||
-                         lm_params_alloc(&p2, c, &e) || lm_params_alloc(&m2, c, &e) || lm_params_alloc(&v2, c, &e),
+    assert_int_equal(lm_params_alloc(&p, c, NULL, &e) || lm_params_alloc(&m, c, NULL, &e) || lm_params_alloc(&v, c, NULL, &e) ||
+                         lm_params_alloc(&p2, c, NULL, &e) || lm_params_alloc(&m2, c, NULL, &e) || lm_params_alloc(&v2, c, NULL, &e),
                      TRL_OK);
     assert_int_equal(lm_params_from_model(&p, &base, &e), TRL_OK);
     for (size_t i = 0; i < p.n; i++) p.mem[i] += 1e-3f * (float)(i % 7);  // "trained"
@@ -70,7 +70,7 @@ static void roundtrip(int arch) {
     assert_int_equal(n, n0);
     assert_true(n > 2 && n <= 64);
     lm_acts a;
-    assert_int_equal(lm_acts_alloc(&a, c, n, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, c, n, NULL, &e), TRL_OK);
     assert_int_equal(lm_forward(&p, &a, c, ids, ids, n, &e), TRL_OK);
     engine en;
     assert_int_equal(engine_init(&en, &served, &ops_ref, 1, 64, 16, &e), TRL_OK);

@@ -94,7 +94,7 @@ static void test_three_callers_agree_greedy(void **state) {
     scheduler_config sc = {.n_slots = 2, .n_ctx = 4096, .max_batch = 64, .max_queue = 8, .n_threads = 1};
     assert_int_equal(scheduler_init(&s, &f->m, &sc, &e), TRL_OK);
     rollout ro;
-    assert_int_equal(rollout_init(&ro, &f->m, 2, 4096, max_new, &e), TRL_OK);
+    assert_int_equal(rollout_init(&ro, &f->m, NULL, 2, 4096, max_new, &e), TRL_OK);
     const cJSON *row;
     int compared = 0;
     cJSON_ArrayForEach(row, rows) {
@@ -125,7 +125,7 @@ static void test_sampled_scheduler_equals_rollout(void **state) {
     int n;
     int32_t *ids = encode(&f->m, "the quick brown fox jumps over the lazy dog and then some more words", &n);
     rollout ro;
-    assert_int_equal(rollout_init(&ro, &f->m, G, 256, max_new, &e), TRL_OK);
+    assert_int_equal(rollout_init(&ro, &f->m, NULL, G, 256, max_new, &e), TRL_OK);
     const int32_t *pp[1] = {ids};
     assert_int_equal(rollout_run(&ro, pp, &n, 1, G, 0.9f, 7, &e), TRL_OK);
     scheduler *s;

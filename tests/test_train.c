@@ -2,6 +2,8 @@
 // formulas of tool-n1.md §4 and against finite differences; the data order; and whole runs
 // on a tiny random model: SFT memorises a reply until greedy decoding of the trained weights
 // (the engine reading them through the policy view) earns the reward, and GRPO then keeps it.
+// The same SFT and GRPO steps through the simulated device (tests/support/devsim.h, strict:
+// host code cannot touch device memory) give the CPU's metrics and weights bit for bit.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 
 #include "model/model.h"
 #include "model/quant.h"
+#include "tests/support/devsim.h"
 #include "tests/support/tiny_model.h"
 #include "trainer/grpo.h"
 #include "trainer/rollout.h"
@@ -157,7 +160,7 @@ static void test_sft_then_grpo_tiny(void **state) {
     assert_int_equal(train_config_from_json(&c, "supervised", h, NULL, &e), TRL_OK);
     cJSON_Delete(h);
     trainer t;
-    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, NULL, &e), TRL_OK);
     assert_int_equal(t.n_held, 1);  // at most a fifth of 6
     cJSON *mx = cJSON_CreateObject();
     assert_int_equal(trainer_eval(&t, mx, &e), TRL_OK);
@@ -186,7 +189,7 @@ static void test_sft_then_grpo_tiny(void **state) {
                     " \"max_new_tokens\": 160, \"eval_examples\": 2, \"max_seq_tokens\": 3000, \"kl_coef\": 0.01, \"temperature\": 0.3}");
     assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
     cJSON_Delete(h);
-    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, NULL, &e), TRL_OK);
     memcpy(t.p.mem, keep.mem, sizeof(float) * keep.n);
     memcpy(t.ref.mem, keep.mem, sizeof(float) * keep.n);
     lm_params_free(&keep);
@@ -239,7 +242,7 @@ static void test_grpo_logp_consistent(void **state) {
     assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
     cJSON_Delete(h);
     trainer t;
-    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, &e), TRL_OK);
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, NULL, &e), TRL_OK);
     cJSON *mx = cJSON_CreateObject();
     assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
     assert_true(num(mx, "response_len") > 1);
@@ -256,7 +259,7 @@ static double tempered_sum(lm_params *p, lm_acts *a, const model_config *c, cons
                            float tau) {
     trl_err e = {{0}};
     assert_int_equal(lm_forward(p, a, c, tok, tok + 1, T, &e), TRL_OK);
-    train_logp_temperature(a, tok + 1, c->n_vocab, T, n, tau);
+    lm_acts_temperature(a, T - n, n, tau);
     double s = 0;
     for (int i = T - n; i < T; i++) s += a->logp[i];
     return s;
@@ -268,10 +271,10 @@ static void test_temperature_gradient(void **state) {
     trl_err e = {{0}};
     lm_params p, g;
     lm_acts a;
-    assert_int_equal(lm_params_alloc(&p, c, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&p, c, NULL, &e), TRL_OK);
     assert_int_equal(lm_params_from_model(&p, &f->m, &e), TRL_OK);
-    assert_int_equal(lm_params_alloc(&g, c, &e), TRL_OK);
-    assert_int_equal(lm_acts_alloc(&a, c, 16, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&g, c, NULL, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, c, 16, NULL, &e), TRL_OK);
     int32_t tok[17];
     for (int i = 0; i < 17; i++) tok[i] = (int32_t)((i * 37 + 11) % c->n_vocab);
     int T = 16, n = 5;
@@ -312,11 +315,11 @@ static void test_packed_equals_separate(void **state) {
     trl_err e = {{0}};
     lm_params p, gp, gs;
     lm_acts a;
-    assert_int_equal(lm_params_alloc(&p, c, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&p, c, NULL, &e), TRL_OK);
     assert_int_equal(lm_params_from_model(&p, &f->m, &e), TRL_OK);
-    assert_int_equal(lm_params_alloc(&gp, c, &e), TRL_OK);
-    assert_int_equal(lm_params_alloc(&gs, c, &e), TRL_OK);
-    assert_int_equal(lm_acts_alloc(&a, c, 64, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&gp, c, NULL, &e), TRL_OK);
+    assert_int_equal(lm_params_alloc(&gs, c, NULL, &e), TRL_OK);
+    assert_int_equal(lm_acts_alloc(&a, c, 64, NULL, &e), TRL_OK);
     enum { NS = 6, G = 3 };
     const int len[G] = {5, 2, 7};
     int32_t seg[G][8], pre[NS];
@@ -401,8 +404,8 @@ static void test_rollout_groups(void **state) {
     const int32_t *prompts[] = {p0, p1};
     const int n_prompt[] = {7, 4};
     rollout all, one;
-    assert_int_equal(rollout_init(&all, &m, 6, 64, 12, &e), TRL_OK);
-    assert_int_equal(rollout_init(&one, &m, 1, 64, 12, &e), TRL_OK);
+    assert_int_equal(rollout_init(&all, &m, NULL, 6, 64, 12, &e), TRL_OK);
+    assert_int_equal(rollout_init(&one, &m, NULL, 1, 64, 12, &e), TRL_OK);
     assert_int_equal(rollout_run(&all, prompts, n_prompt, 2, 3, 0.9f, 1234, &e), TRL_OK);
     int differ = 0;
     for (int s = 0; s < 6; s++) {
@@ -418,6 +421,76 @@ static void test_rollout_groups(void **state) {
     tiny_model_rmdir(dir);
 }
 
+// Removes a step's wall-clock metrics (the rest must agree bit for bit).
+static void drop_timers(cJSON *mx) {
+    const char *timers[] = {"time_rollout", "time_reference", "time_update", "step_time", "tokens_per_s"};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) cJSON_DeleteItemFromObject(mx, timers[i]);
+}
+
+// Runs SFT steps then one GRPO step (rollouts, reference, two mini-batches) on backend be;
+// returns the step metrics as one JSON array and the final weights (host copy) in *w.
+static cJSON *steps_on(fixture *f, const train_ops *be, float **w, size_t *n) {
+    trl_err e = {{0}};
+    task_set ts;
+    assert_int_equal(task_set_load(&ts, f->data_path, &f->m, 3000, &e), TRL_OK);
+    cJSON *all = cJSON_CreateArray();
+    train_config c;
+    cJSON *h = cJSON_Parse("{\"batch_size\": 2, \"learning_rate\": 0.005, \"max_steps\": 2, \"eval_examples\": 2,"
+                           " \"max_seq_tokens\": 3000, \"warmup_steps\": 0, \"grad_clip\": 0.5}");
+    assert_int_equal(train_config_from_json(&c, "supervised", h, NULL, &e), TRL_OK);
+    cJSON_Delete(h);
+    trainer t;
+    if (trainer_init(&t, &c, &f->m, &ts, be, &e)) fail_msg("%s", e.msg);
+    while (!trainer_done(&t)) {
+        cJSON *mx = cJSON_CreateObject();
+        if (trainer_step(&t, mx, &e)) fail_msg("%s", e.msg);
+        drop_timers(mx);
+        cJSON_AddItemToArray(all, mx);
+    }
+    float *sft = malloc(sizeof(float) * t.p.n);
+    be->mem->download(sft, t.p.mem, sizeof(float) * t.p.n);
+    trainer_free(&t);
+    h = cJSON_Parse("{\"batch_size\": 2, \"group_size\": 3, \"mini_batches\": 2, \"max_steps\": 1,"
+                    " \"max_new_tokens\": 24, \"eval_examples\": 2, \"max_seq_tokens\": 3000, \"kl_coef\": 0.01,"
+                    " \"temperature\": 0.7}");
+    assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
+    cJSON_Delete(h);
+    if (trainer_init(&t, &c, &f->m, &ts, be, &e)) fail_msg("%s", e.msg);
+    be->mem->upload(t.p.mem, sft, sizeof(float) * t.p.n);
+    free(sft);
+    cJSON *mx = cJSON_CreateObject();
+    if (trainer_step(&t, mx, &e)) fail_msg("%s", e.msg);
+    if (trainer_eval(&t, mx, &e)) fail_msg("%s", e.msg);
+    drop_timers(mx);
+    cJSON_AddItemToArray(all, mx);
+    *n = t.p.n;
+    *w = malloc(sizeof(float) * t.p.n);
+    be->mem->download(*w, t.p.mem, sizeof(float) * t.p.n);
+    trainer_free(&t);
+    task_set_free(&ts);
+    return all;
+}
+
+static void test_train_through_devsim(void **state) {
+    fixture *f = *state;
+    float *w_cpu, *w_dev;
+    size_t n_cpu, n_dev;
+    cJSON *cpu = steps_on(f, &train_ops_cpu, &w_cpu, &n_cpu);
+    devsim_reset(1);
+    cJSON *dev = steps_on(f, &train_ops_devsim, &w_dev, &n_dev);
+    if (devsim_violation()[0]) fail_msg("%s", devsim_violation());
+    assert_int_equal(devsim_live(), 0);  // every device allocation released
+    assert_true(devsim_uploads() > 0 && devsim_downloads() > 0);
+    devsim_reset(0);
+    char *a = cJSON_PrintUnformatted(cpu), *b = cJSON_PrintUnformatted(dev);
+    assert_string_equal(a, b);  // losses, grad norms, rewards, KL, entropy, evaluation
+    assert_non_null(strstr(a, "\"reward_mean\""));
+    assert_int_equal(n_cpu, n_dev);
+    assert_memory_equal(w_cpu, w_dev, sizeof(float) * n_cpu);
+    free(a), free(b), free(w_cpu), free(w_dev);
+    cJSON_Delete(cpu), cJSON_Delete(dev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_advantages_worked_example),
@@ -429,6 +502,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_packed_equals_separate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpo_logp_consistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_train_through_devsim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

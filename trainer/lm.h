@@ -15,6 +15,7 @@
 
 #include "base/util.h"
 #include "model/model.h"
+#include "trainer/ops_train.h"
 
 // Every tensor of the model, fp32, carved out of one buffer (lm_params_alloc) in this
 // order. Layer tensors are stacked over L. The same struct holds the gradients.
@@ -34,14 +35,16 @@ typedef struct {
     float *w_down;     // (L, C, F)
     float *out_norm;   // (C)
     float *wout;       // (V, C); equals wte when tied_embeddings (then not in the buffer twice)
-    float *mem;        // the buffer (owned)
+    float *mem;        // the buffer (owned), the backend's memory
     size_t n;          // floats in it
+    const train_ops *be;
 } lm_params;
 
 // Floats of all parameters of configuration c.
 size_t lm_params_count(const model_config *c);
-// Allocates one zeroed buffer and points every tensor into it.
-int lm_params_alloc(lm_params *p, const model_config *c, trl_err *e);
+// Allocates one zeroed buffer in backend be's memory (NULL: train_ops_cpu) and points every
+// tensor into it.
+int lm_params_alloc(lm_params *p, const model_config *c, const train_ops *be, trl_err *e);
 void lm_params_free(lm_params *p);
 // Copies (dequantizing) every weight of a loaded model into p (allocated for m->cfg).
 int lm_params_from_model(lm_params *p, const model *m, trl_err *e);
@@ -49,7 +52,7 @@ int lm_params_from_model(lm_params *p, const model *m, trl_err *e);
 // What the forward saves for the backward, plus the backward's scratch, for up to max_T
 // tokens. Per layer l the residual stream enters as x[l] and leaves as x[l+1].
 typedef struct {
-    int max_T;
+    int max_T, V;
     float *x;        // (L+1, T, C) residual stream
     float *xn1;      // (L, T, C) attention RMSNorm output
     float *rstd1;    // (L, T)
@@ -86,10 +89,26 @@ typedef struct {
     float *dgate;    // (T, F)
     float *dup;      // (T, F)
     float *mem;      // owned
+    float *stats;    // (2, T) head_stats' entropy and hit rows
+    // The backend (every float buffer above is its memory) and, where it is not host memory,
+    // the uploaded copies of pos, seg and a call's token ids, targets and dlogp; with host
+    // memory these point at the host arrays. tgt: the targets the last forward scored.
+    const train_ops *be;
+    int32_t *d_pos, *d_seg, *d_tok, *d_tgt;
+    float *d_dlogp;
+    const int32_t *tgt;
 } lm_acts;
 
-int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, trl_err *e);
+int lm_acts_alloc(lm_acts *a, const model_config *c, int max_T, const train_ops *be, trl_err *e);
 void lm_acts_free(lm_acts *a);
+// Host copies of the last forward's results: its log-probs of rows [r0, r0 + n) into dst (n);
+// and per row the entropy (nats) of the next-token distribution and whether its argmax is the
+// target (1 or 0), into entropy and hit (n each, either may be NULL).
+void lm_acts_logp(const lm_acts *a, float *dst, int r0, int n);
+void lm_acts_head_stats(const lm_acts *a, int r0, int n, float *entropy, float *hit);
+// lm_backward reads the temperature-scaled head after this: the last forward's rows
+// [r0, r0 + n) become log-softmax(logits / tau) (logprob_temperature).
+void lm_acts_temperature(lm_acts *a, int r0, int n, float tau);
 
 // Forward of tokens (T) with next-token targets (T) (targets[t] is scored after
 // tokens[0..t]): fills a (a->logp (T) the per-token log-probs). 1 ≤ T ≤ a->max_T; ids in

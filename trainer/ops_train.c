@@ -272,3 +272,85 @@ void logprob_backward(float *dx, float *dw, float *logits, const float *lse, con
     }
     linear_backward(dx, dw, NULL, logits, x, w, T, C, V);
 }
+
+// ---------------------------------------------------------------------------- the head's rows
+
+void logprob_temperature(float *logits, float *lse, float *logp, const int32_t *targets, int r0, int n, int V,
+                         float tau) {
+    if (tau <= 0 || tau == 1.0f) return;
+    float inv = 1.0f / tau;
+#pragma omp parallel for schedule(static)
+    for (int i = r0; i < r0 + n; i++) {
+        float *lt = logits + (size_t)i * V;
+        float mx = -INFINITY;
+        for (int j = 0; j < V; j++) {
+            lt[j] *= inv;
+            mx = lt[j] > mx ? lt[j] : mx;
+        }
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp((double)(lt[j] - mx));
+        lse[i] = mx + (float)log(sum);
+        logp[i] = lt[targets[i]] - lse[i];
+    }
+}
+
+void head_stats(const float *logits, const float *lse, const int32_t *targets, int r0, int n, int V, float *entropy,
+                float *hit) {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int r = r0; r < r0 + n; r++) {
+        const float *lg = logits + (size_t)r * V;
+        double l = lse[r], s = 0;
+        int am = 0;
+        for (int j = 0; j < V; j++) {
+            double lp = lg[j] - l;
+            s += exp(lp) * lp;
+            if (lg[j] > lg[am]) am = j;
+        }
+        entropy[r - r0] = (float)-s;
+        hit[r - r0] = am == targets[r];
+    }
+}
+
+// ---------------------------------------------------------------------------- the CPU table
+
+static void cpu_zero(float *x, int64_t n) { memset(x, 0, sizeof(float) * (size_t)n); }
+
+static void cpu_copy(float *dst, const float *src, int64_t n) { memcpy(dst, src, sizeof(float) * (size_t)n); }
+
+static double cpu_grad_norm(const float *g, int64_t n) {
+    float *const gs[1] = {(float *)g};
+    return grad_global_norm(gs, &n, 1);
+}
+
+static void cpu_scale(float *x, float s, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+const train_ops train_ops_cpu = {
+    .name = "cpu",
+    .mem = &ops_cpu,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .embedding_forward = embedding_forward,
+    .embedding_backward = embedding_backward,
+    .rmsnorm_forward = rmsnorm_forward,
+    .rmsnorm_backward = rmsnorm_backward,
+    .rope_forward = rope_forward,
+    .rope_backward = rope_backward,
+    .linear_forward = linear_forward,
+    .linear_backward = linear_backward,
+    .attention_work_floats = attention_work_floats,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward,
+    .residual_forward = residual_forward,
+    .logprob_forward = logprob_forward,
+    .logprob_backward = logprob_backward,
+    .logprob_temperature = logprob_temperature,
+    .head_stats = head_stats,
+    .adamw_update = adamw_update,
+    .grad_norm = cpu_grad_norm,
+    .scale = cpu_scale,
+};

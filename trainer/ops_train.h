@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #include "model/model.h"  // rope_style
+#include "model/ops.h"
+#include "trainer/adamw.h"
 
 // ---------------------------------------------------------------------------- embedding
 // out (T, C) = rows ids (T) of wte (V, C).
@@ -109,5 +111,64 @@ void crossentropy_dlogp(float *dlogp, const float *weight, const uint8_t *mask, 
 // and dw (V, C) += dlogits^T · x (dx or dw may be NULL).
 void logprob_backward(float *dx, float *dw, float *logits, const float *lse, const float *x, const float *w,
                       const int32_t *targets, const float *dlogp, int T, int C, int V);
+
+// ---------------------------------------------------------------------------- the head's rows
+// Rescales rows [r0, r0 + n) of logits (T, V) by 1/tau and recomputes their lse and logp of
+// targets (the rollout temperature; tau 1 or ≤ 0 changes nothing).
+void logprob_temperature(float *logits, float *lse, float *logp, const int32_t *targets, int r0, int n, int V,
+                         float tau);
+// Per row r of [r0, r0 + n) of the last forward's head: entropy[r - r0] (nats) of softmax(logits
+// row) and hit[r - r0] = 1 when the row's argmax is targets[r] (first maximum).
+void head_stats(const float *logits, const float *lse, const int32_t *targets, int r0, int n, int V, float *entropy,
+                float *hit);
+
+// ---------------------------------------------------------------------------- the seam
+// The trainer's backend (docs/architecture.md): every op the trainable model (lm.c) and the
+// training steps (train.c) run, and the memory they run in. `mem` is an inference backend
+// (model/ops.h) that lends its memory half (host, alloc, release, upload, download). The CPU
+// table holds the functions above; a GPU backend fills the same table, and
+// tests/test_train_seam.c runs a training step through a simulated device with it.
+typedef struct train_ops {
+    const char *name;
+    const ops *mem;
+    void (*zero)(float *x, int64_t n);
+    void (*copy)(float *dst, const float *src, int64_t n);  // within the backend's memory
+    void (*embedding_forward)(float *out, const float *wte, const int32_t *ids, int T, int C);
+    void (*embedding_backward)(float *dwte, const float *dout, const int32_t *ids, int T, int C);
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *x, const float *w, int T, int C, float eps);
+    void (*rmsnorm_backward)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                             const float *rstd, int T, int C);
+    void (*rope_forward)(float *q, float *k, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                         rope_style style);
+    void (*rope_backward)(float *dq, float *dk, const int32_t *pos, int T, int NH, int NKV, int HS, float theta,
+                          rope_style style);
+    void (*linear_forward)(float *y, const float *x, const float *w, const float *b, int T, int K, int N);
+    void (*linear_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int T,
+                            int K, int N);
+    size_t (*attention_work_floats)(int T);
+    void (*attention_forward)(float *out, float *lse, const float *q, const float *k, const float *v, int T, int NH,
+                              int NKV, int HS, const att_mask *mask, float *work);
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                               const float *v, const float *out, const float *lse, int T, int NH, int NKV, int HS,
+                               const att_mask *mask, float *work);
+    void (*swiglu_forward)(float *out, const float *g, const float *u, int64_t n);
+    void (*swiglu_backward)(float *dg, float *du, const float *dout, const float *g, const float *u, int64_t n);
+    void (*residual_forward)(float *out, const float *a, const float *b, int64_t n);
+    void (*logprob_forward)(float *logits, float *lse, float *logp, const float *x, const float *w,
+                            const int32_t *targets, int T, int C, int V);
+    void (*logprob_backward)(float *dx, float *dw, float *logits, const float *lse, const float *x, const float *w,
+                             const int32_t *targets, const float *dlogp, int T, int C, int V);
+    void (*logprob_temperature)(float *logits, float *lse, float *logp, const int32_t *targets, int r0, int n, int V,
+                                float tau);
+    void (*head_stats)(const float *logits, const float *lse, const int32_t *targets, int r0, int n, int V,
+                       float *entropy, float *hit);
+    // The optimizer over flat buffers (adamw.h).
+    int (*adamw_update)(float *param, const float *grad, float *m, float *v, int64_t n, float lr,
+                        const adamw_params *p, int step);
+    double (*grad_norm)(const float *g, int64_t n);  // sqrt(Σ g²), in double
+    void (*scale)(float *x, float s, int64_t n);     // x *= s
+} train_ops;
+
+extern const train_ops train_ops_cpu;
 
 #endif

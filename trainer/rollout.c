@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rollout_init(rollout *r, const model *m, int max_seqs, int n_ctx, int max_new, trl_err *e) {
+int rollout_init(rollout *r, const model *m, const ops *be, int max_seqs, int n_ctx, int max_new, trl_err *e) {
     memset(r, 0, sizeof(*r));
     if (max_seqs < 1 || max_new < 1 || n_ctx <= max_new) return trl_errf(e, "rollout: bad sizes");
-    if (generator_init(&r->gen, m, NULL, max_seqs, n_ctx, 512 > max_seqs ? 512 : max_seqs, e)) return TRL_ERR;
+    if (generator_init(&r->gen, m, be, max_seqs, n_ctx, 512 > max_seqs ? 512 : max_seqs, e)) return TRL_ERR;
     r->max_seqs = max_seqs, r->n_ctx = n_ctx, r->max_new = max_new;
     r->out = calloc((size_t)max_seqs, sizeof(rollout_seq));
     if (!r->out) {

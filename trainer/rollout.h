@@ -26,10 +26,10 @@ typedef struct {
     const volatile int *abort;  // optional: nonzero stops rollout_run (it returns TRL_ERR)
 } rollout;
 
-// An engine for up to max_seqs sequences of n_ctx tokens over model m (a policy view or a
-// loaded model; it must outlive the rollout). Weights are read at every step, so updates to
+// An engine on backend be (NULL: ops_cpu) for up to max_seqs sequences of n_ctx tokens over
+// model m (a policy view or a loaded model; it must outlive the rollout). Weights are read at every step, so updates to
 // a policy view's parameters are seen by the next rollout_run.
-int rollout_init(rollout *r, const model *m, int max_seqs, int n_ctx, int max_new, trl_err *e);
+int rollout_init(rollout *r, const model *m, const ops *be, int max_seqs, int n_ctx, int max_new, trl_err *e);
 void rollout_free(rollout *r);
 
 // Samples n_samples completions for each of n_prompts prompts: r->out[i * n_samples + j] is

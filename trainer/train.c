@@ -11,13 +11,15 @@
 // ---------------------------------------------------------------------------- set-up
 
 static int lm_params_dup(lm_params *dst, const lm_params *src, const model_config *c, trl_err *e) {
-    if (lm_params_alloc(dst, c, e)) return TRL_ERR;
-    memcpy(dst->mem, src->mem, sizeof(float) * src->n);
+    if (lm_params_alloc(dst, c, src->be, e)) return TRL_ERR;
+    src->be->copy(dst->mem, src->mem, (int64_t)src->n);
     return TRL_OK;
 }
 
-int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e) {
+int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, const train_ops *be,
+                 trl_err *e) {
     memset(t, 0, sizeof(*t));
+    t->be = be ? be : &train_ops_cpu;
     t->cfg = *cfg;
     t->base = base;
     t->mc = base->cfg;
@@ -42,6 +44,7 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     t->old_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
     t->ref_logp = malloc(sizeof(float) * (size_t)T * (size_t)S);
     t->dlogp = malloc(sizeof(float) * (size_t)TA);
+    t->head = malloc(sizeof(float) * (size_t)TA);
     t->seq_tok = malloc(sizeof(int32_t) * (size_t)(TA + 1));
     t->seq_tgt = malloc(sizeof(int32_t) * (size_t)TA);
     int G = cfg->group_size > 0 ? cfg->group_size : 1;
@@ -50,7 +53,7 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     t->rewards = malloc(sizeof(double) * (size_t)S);
     t->adv = malloc(sizeof(float) * (size_t)S);
     t->perm = malloc(sizeof(int) * (size_t)S);
-    if (!t->train_idx || !t->held_idx || !t->order || !t->logp || !t->old_logp || !t->ref_logp || !t->dlogp ||
+    if (!t->train_idx || !t->held_idx || !t->order || !t->logp || !t->old_logp || !t->ref_logp || !t->dlogp || !t->head ||
         !t->seq_tok || !t->seq_tgt || !t->pack_s || !t->pack_len || !t->rewards || !t->adv || !t->perm) {
         trainer_free(t);
         return trl_errf(e, "trainer: out of memory");
@@ -64,8 +67,9 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     t->steps_per_epoch = t->n_train / cfg->batch_size;
     if (t->steps_per_epoch < 1) t->steps_per_epoch = 1;
     t->total_steps = cfg->max_steps > 0 ? cfg->max_steps : cfg->n_epochs * t->steps_per_epoch;
-    if (lm_params_alloc(&t->p, c, e) || lm_params_from_model(&t->p, base, e) || lm_params_alloc(&t->g, c, e) ||
-        lm_params_alloc(&t->m, c, e) || lm_params_alloc(&t->v, c, e) || lm_acts_alloc(&t->acts, c, TA, e)) {
+    if (lm_params_alloc(&t->p, c, t->be, e) || lm_params_from_model(&t->p, base, e) ||
+        lm_params_alloc(&t->g, c, t->be, e) || lm_params_alloc(&t->m, c, t->be, e) ||
+        lm_params_alloc(&t->v, c, t->be, e) || lm_acts_alloc(&t->acts, c, TA, t->be, e)) {
         trainer_free(t);
         return TRL_ERR;
     }
@@ -76,7 +80,7 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
     int ro_seqs = S > t->n_held ? S : (t->n_held > 0 ? t->n_held : 1);
     if (ro_seqs > 32) ro_seqs = 32;
     if (ro_seqs < S) ro_seqs = S;
-    if (policy_view_init(&t->view, &t->p, base, e) || rollout_init(&t->ro, &t->view, ro_seqs, T, cfg->max_new_tokens, e)) {
+    if (policy_view_init(&t->view, &t->p, base, e) || rollout_init(&t->ro, &t->view, t->be->mem, ro_seqs, T, cfg->max_new_tokens, e)) {
         trainer_free(t);
         return TRL_ERR;
     }
@@ -93,7 +97,7 @@ void trainer_free(trainer *t) {
     lm_params_free(&t->ref);
     lm_acts_free(&t->acts);
     free(t->train_idx), free(t->held_idx), free(t->order);
-    free(t->logp), free(t->old_logp), free(t->ref_logp), free(t->dlogp), free(t->seq_tok);
+    free(t->logp), free(t->old_logp), free(t->ref_logp), free(t->dlogp), free(t->head), free(t->seq_tok);
     free(t->seq_tgt), free(t->pack_s), free(t->pack_len);
     free(t->rewards), free(t->adv), free(t->perm);
     memset(t, 0, sizeof(*t));
@@ -141,12 +145,14 @@ static float current_lr(const trainer *t) {
 
 // Clip, AdamW, zero the gradients. Returns the norm before clipping.
 static double optimizer_step(trainer *t, float lr, int update_no) {
+    const train_ops *be = t->be;
     float *g = t->g.mem;
     int64_t n = (int64_t)t->g.n;
-    double norm = t->cfg.grad_clip > 0 ? grad_clip_global_norm(&g, &n, 1, t->cfg.grad_clip) : grad_global_norm(&g, &n, 1);
+    double norm = be->grad_norm(g, n);  // clipped as torch's clip_grad_norm_
+    if (t->cfg.grad_clip > 0 && norm > t->cfg.grad_clip) be->scale(g, (float)(t->cfg.grad_clip / (norm + 1e-6)), n);
     adamw_params ap = {0.9f, 0.999f, 1e-8f, t->cfg.weight_decay};
-    adamw_update(t->p.mem, g, t->m.mem, t->v.mem, n, lr, &ap, update_no);
-    memset(g, 0, sizeof(float) * t->g.n);
+    be->adamw_update(t->p.mem, g, t->m.mem, t->v.mem, n, lr, &ap, update_no);
+    be->zero(g, n);
     return norm;
 }
 
@@ -160,20 +166,12 @@ static int build_seq(trainer *t, const int32_t *prompt, int n_prompt, const int3
     return n_prompt + n_reply - 1;  // T
 }
 
-// Mean entropy (nats) of the model's next-token distribution over the last n positions of
+// Summed entropy (nats) of the model's next-token distribution over the last n positions of
 // the forward just run (its logits and log-sum-exps are still in the activations).
-static double entropy_tail(const trainer *t, int T, int n) {
-    int V = t->mc.n_vocab;
+static double entropy_tail(trainer *t, int T, int n) {
+    lm_acts_head_stats(&t->acts, T - n, n, t->head, NULL);
     double h = 0;
-    for (int i = T - n; i < T; i++) {
-        const float *lg = t->acts.logits + (size_t)i * V;
-        double lse = t->acts.lse_out[i], s = 0;
-        for (int j = 0; j < V; j++) {
-            double lp = lg[j] - lse;
-            s += exp(lp) * lp;
-        }
-        h -= s;
-    }
+    for (int i = 0; i < n; i++) h += t->head[i];
     return h;
 }
 
@@ -198,17 +196,12 @@ static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
         const int one = k->n_target;
         const lm_layout lay = {T - one, 1, &one};
         if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, T, &lay, e)) return TRL_ERR;
-        int V = t->mc.n_vocab;
-        for (int j = 0; j < T; j++) t->dlogp[j] = 0;
-        for (int j = T - k->n_target; j < T; j++) {
-            loss -= t->acts.logp[j];
-            t->dlogp[j] = -1.0f / (float)n_tok;
-            const float *lg = t->acts.logits + (size_t)j * V;
-            int am = 0;
-            for (int v = 1; v < V; v++)
-                if (lg[v] > lg[am]) am = v;
-            correct += am == t->seq_tok[j + 1];
-        }
+        const int r0 = T - k->n_target;
+        float *lp = t->head, *hit = t->dlogp;  // (n_target) each; dlogp is rewritten below
+        lm_acts_logp(&t->acts, lp, r0, k->n_target);
+        lm_acts_head_stats(&t->acts, r0, k->n_target, NULL, hit);
+        for (int j = 0; j < k->n_target; j++) loss -= lp[j], correct += hit[j] != 0;
+        for (int j = 0; j < T; j++) t->dlogp[j] = j >= r0 ? -1.0f / (float)n_tok : 0;
         if (lm_backward(&t->p, &t->g, &t->acts, &t->mc, t->seq_tok, t->seq_tok + 1, t->dlogp, T, e)) return TRL_ERR;
         t->trained_tokens += T;
         seq_tokens += T;
@@ -230,29 +223,10 @@ static int step_sft(trainer *t, cJSON *mx, trl_err *e) {
 
 // verl scores old, new and reference log-probs under the rollout temperature: log-softmax of
 // logits / τ. After lm_forward, the last n positions' logits are rescaled in place, with their
-// log-sum-exps and target log-probs; lm_backward reads exactly those, so it then computes the
-// gradient with respect to logits / τ, and the caller divides dlogp by τ for the chain rule.
-void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, int n, float tau) {
-    if (tau <= 0 || tau == 1.0f) return;
-    float inv = 1.0f / tau;
-#pragma omp parallel for schedule(static)
-    for (int i = T - n; i < T; i++) {
-        float *lt = a->logits + (size_t)i * V;
-        float mx = -INFINITY;
-        for (int j = 0; j < V; j++) {
-            lt[j] *= inv;
-            mx = lt[j] > mx ? lt[j] : mx;
-        }
-        double sum = 0;
-        for (int j = 0; j < V; j++) sum += exp((double)(lt[j] - mx));
-        a->lse_out[i] = mx + (float)log(sum);
-        a->logp[i] = lt[targets[i]] - a->lse_out[i];
-    }
-}
-
-static void apply_temperature(trainer *t, const int32_t *targets, int T, int n, float tau) {
-    train_logp_temperature(&t->acts, targets, t->mc.n_vocab, T, n, tau);
-}
+// log-sum-exps and target log-probs (lm_acts_temperature); lm_backward reads exactly those, so
+// it then computes the gradient with respect to logits / τ, and the caller divides dlogp by τ
+// for the chain rule.
+static void apply_temperature(trainer *t, int T, int n, float tau) { lm_acts_temperature(&t->acts, T - n, n, tau); }
 
 // Packs replies cand[0..n_cand) of one prompt, from the first, as many as the activations
 // hold (the first must fit max_seq_tokens, as a sequence of its own), for lm_forward_packed:
@@ -287,7 +261,7 @@ static int build_pack(trainer *t, const int32_t *prompt, int n_prompt, const int
 // The log-probs of the last packed forward's segments into dst + sample · stride.
 static void scatter_logp(const trainer *t, const lm_layout *lay, float *dst, int stride) {
     for (int k = 0, off = lay->n_shared; k < lay->n_seg; off += t->pack_len[k], k++)
-        memcpy(dst + (size_t)t->pack_s[k] * (size_t)stride, t->acts.logp + off, sizeof(float) * (size_t)t->pack_len[k]);
+        lm_acts_logp(&t->acts, dst + (size_t)t->pack_s[k] * (size_t)stride, off, t->pack_len[k]);
 }
 
 // Walks the packs of one mini-batch part t->perm[lo, hi) (sorted by prompt): each call builds
@@ -379,12 +353,12 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
             if (T < 0 || aborted(t)) return TRL_ERR;
             if (cf->kl_coef > 0) {
                 if (lm_forward_packed(&t->ref, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                apply_temperature(t, T, T - lay.n_shared, cf->temperature);
                 scatter_logp(t, &lay, t->ref_logp, T_max);
             }
             if (need_old && mb > 0) {
                 if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-                apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+                apply_temperature(t, T, T - lay.n_shared, cf->temperature);
                 scatter_logp(t, &lay, t->old_logp, T_max);
             }
         }
@@ -405,15 +379,16 @@ static int step_grpo(trainer *t, cJSON *mx, trl_err *e) {
         for (int T, pi; (T = pack_next(t, &w, prompts, n_prompt, &lay, &pi, e)) != 0;) {
             if (T < 0 || aborted(t)) return TRL_ERR;
             if (lm_forward_packed(&t->p, &t->acts, &t->mc, t->seq_tok, t->seq_tgt, T, &lay, e)) return TRL_ERR;
-            apply_temperature(t, t->seq_tgt, T, T - lay.n_shared, cf->temperature);
+            apply_temperature(t, T, T - lay.n_shared, cf->temperature);
             if (mb == 0 || need_old) {
                 ent += entropy_tail(t, T, T - lay.n_shared);
                 ent_n += T - lay.n_shared;
             }
             for (int j = 0; j < T; j++) t->dlogp[j] = 0;
+            lm_acts_logp(&t->acts, t->head + lay.n_shared, lay.n_shared, T - lay.n_shared);
             for (int k = 0, off = lay.n_shared; k < lay.n_seg; off += t->pack_len[k], k++) {
                 const int s = t->pack_s[k], m = t->pack_len[k];
-                const float *lp_now = t->acts.logp + off;
+                const float *lp_now = t->head + off;
                 const float *old = mb > 0 ? t->old_logp + (size_t)s * T_max : lp_now;
                 if (mb == 0) memcpy(t->logp, lp_now, sizeof(float) * (size_t)m), old = t->logp;
                 grpo_token_grads(lp_now, old, cf->kl_coef > 0 ? t->ref_logp + (size_t)s * T_max : NULL, t->adv[s], m,

@@ -52,7 +52,9 @@ typedef struct {
     int steps_per_epoch;
     int64_t trained_tokens;
     // per-step scratch
+    const train_ops *be;                        // where p, g, m, v, ref and acts live
     float *logp, *old_logp, *ref_logp, *dlogp;  // (max_seq_tokens)
+    float *head;                                // (activation tokens) a forward's log-probs or entropies, on the host
     int32_t *seq_tok;                           // (max_seq_tokens + 1)
     int32_t *seq_tgt;                           // (max_seq_tokens) a packed forward's targets
     int *pack_s, *pack_len;                     // (group_size) a pack's samples, their lengths
@@ -61,17 +63,14 @@ typedef struct {
     int *perm;
 } trainer;
 
-// Loads the base model's weights into fp32 parameters, splits held-back examples off the
-// tasks (deterministically from the seed), allocates everything a step needs. tasks and base
-// must outlive the trainer.
-int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e);
+// Loads the base model's weights into fp32 parameters on backend be (NULL: train_ops_cpu),
+// splits held-back examples off the tasks (deterministically from the seed), allocates
+// everything a step needs. tasks and base must outlive the trainer.
+int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, const train_ops *be,
+                 trl_err *e);
 void trainer_free(trainer *t);
 int trainer_done(const trainer *t);
-// After lm_forward over T tokens: turns the last n positions' log-probs into those of the
-// distribution at temperature tau (log-softmax of logits / tau), rewriting the logits and
-// log-sum-exps lm_backward reads; a backward from dlogp / tau then gives the exact gradient
-// of the tempered log-probs. tau 1 (or ≤ 0) changes nothing.
-void train_logp_temperature(lm_acts *a, const int32_t *targets, int V, int T, int n, float tau);
+
 
 
 // One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).

@@ -409,7 +409,7 @@ static void run_job(job_ctx *c) {
     w.worker_id = c->worker_id;
     snprintf(w.job_id, sizeof(w.job_id), "%s", j->id);
     trainer t;
-    if (trainer_init(&t, &cfg, &m, &ts, &e)) {
+    if (trainer_init(&t, &cfg, &m, &ts, NULL, &e)) {
         task_set_free(&ts), model_free(&m);
         fail(c, "training_error", e.msg, NULL);
         return;
@@ -431,7 +431,7 @@ static void run_job(job_ctx *c) {
             snprintf(msg, sizeof(msg), "Could not resume from %.300s (%.300s); starting over", last.path, e.msg);
             event(c, "warn", "message", msg, NULL);
             trainer_free(&t);
-            if (trainer_init(&t, &cfg, &m, &ts, &e)) {
+            if (trainer_init(&t, &cfg, &m, &ts, NULL, &e)) {
                 store_checkpoint_clear(&last), task_set_free(&ts), model_free(&m);
                 fail(c, "training_error", e.msg, NULL);
                 return;
