@@ -27,8 +27,8 @@ typedef struct {
 } rollout;
 
 // An engine on backend be (NULL: ops_cpu) for up to max_seqs sequences of n_ctx tokens over
-// model m (a policy view or a loaded model; it must outlive the rollout). Weights are read at every step, so updates to
-// a policy view's parameters are seen by the next rollout_run.
+// model m (a policy view or a loaded model; it must outlive the rollout). Weights are read at
+// every step, so updates to a policy view's parameters are seen by the next rollout_run.
 int rollout_init(rollout *r, const model *m, const ops *be, int max_seqs, int n_ctx, int max_new, trl_err *e);
 void rollout_free(rollout *r);
 
