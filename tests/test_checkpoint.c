@@ -3,7 +3,8 @@
 // Qwen2 base (biases); the checkpoint directory loads as a model whose logits are the trained
 // parameters' logits; the written tokenizer.json tokenizes exactly like the original (the
 // tiny tokenizer, and the default model's when it is present); a second save replaces the
-// first atomically; a damaged checkpoint is refused with a message.
+// first atomically; a damaged checkpoint is refused with a message. Parameters that live on a
+// (simulated, strict) device load and save through host copies to the same bytes.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "model/model.h"
 #include "model/quant.h"
 #include "model/tokenizer.h"
+#include "tests/support/devsim.h"
 #include "tests/support/tiny_model.h"
 #include "trainer/checkpoint.h"
 #include "trainer/lm.h"
@@ -58,6 +60,34 @@ static void roundtrip(int arch) {
     assert_non_null(strstr(st2.config_json, "reinforcement"));
     assert_non_null(strstr(st2.metrics_json, "reward_mean"));
     checkpoint_state_free(&st2);
+
+    // Device-resident parameters (tests/support/devsim.h, strict): loaded and saved again,
+    // the same bytes as the host's checkpoint.
+    devsim_reset(1);
+    lm_params p3, m3, v3;
+    assert_int_equal(lm_params_alloc(&p3, c, &train_ops_devsim, &e) || lm_params_alloc(&m3, c, &train_ops_devsim, &e) ||
+                         lm_params_alloc(&v3, c, &train_ops_devsim, &e),
+                     TRL_OK);
+    assert_int_equal(checkpoint_load(ck, c, &p3, &m3, &v3, &st2, &e), TRL_OK);
+    checkpoint_state_free(&st2);
+    char ck2[300];
+    snprintf(ck2, sizeof(ck2), "%s/step-4", dir);
+    assert_int_equal(checkpoint_save(ck2, &base, &p3, &m3, &v3, &st, &e), TRL_OK);
+    lm_params_free(&p3), lm_params_free(&m3), lm_params_free(&v3);
+    if (devsim_violation()[0]) fail_msg("%s", devsim_violation());
+    assert_int_equal(devsim_live(), 0);
+    devsim_reset(0);
+    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        char a[400], b[400];
+        size_t na, nb;
+        snprintf(a, sizeof(a), "%s/%s", ck, files[i]), snprintf(b, sizeof(b), "%s/%s", ck2, files[i]);
+        char *x = trl_read_file(a, &na, &e), *y = trl_read_file(b, &nb, &e);
+        assert_non_null(x), assert_non_null(y);
+        assert_int_equal(na, nb);
+        assert_memory_equal(x, y, na);
+        free(x), free(y);
+    }
 
     // The directory is a model: same logits as the trained parameters (through lm_forward).
     model served;

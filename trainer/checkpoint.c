@@ -167,8 +167,26 @@ static cJSON *tokenizer_config_json(const model *base) {
     return o;
 }
 
+static int save_host(const char *dir, const model *base, const lm_params *p, const lm_params *m, const lm_params *v,
+                     const checkpoint_state *st, trl_err *e);
+
+// The parameters and moments as host memory (lm_params_host_begin), then save_host.
 int checkpoint_save(const char *dir, const model *base, const lm_params *p, const lm_params *m, const lm_params *v,
                     const checkpoint_state *st, trl_err *e) {
+    const model_config *c = &base->cfg;
+    lm_params hp = {0}, hm = {0}, hv = {0};
+    int opt = m && v && m->mem && v->mem;
+    int rc = lm_params_host_begin(p, c, 1, &hp, e) ||
+             (opt && (lm_params_host_begin(m, c, 1, &hm, e) || lm_params_host_begin(v, c, 1, &hv, e)))
+                 ? TRL_ERR
+                 : save_host(dir, base, &hp, opt ? &hm : NULL, opt ? &hv : NULL, st, e);
+    lm_params_host_end(p, &hp);
+    if (opt) lm_params_host_end(m, &hm), lm_params_host_end(v, &hv);
+    return rc;
+}
+
+static int save_host(const char *dir, const model *base, const lm_params *p, const lm_params *m, const lm_params *v,
+                     const checkpoint_state *st, trl_err *e) {
     const model_config *c = &base->cfg;
     int cap = 3 + c->n_layer * MAX_TENSORS_PER_LAYER, rc = TRL_ERR;
     ptensor *pt = calloc((size_t)cap, sizeof(ptensor));
@@ -276,8 +294,30 @@ static int load_flat(const safetensors_file *f, const char *name, float *dst, si
     return TRL_OK;
 }
 
+static int load_host(const char *dir, const model_config *c, lm_params *p, lm_params *m, lm_params *v,
+                     checkpoint_state *st, trl_err *e);
+
+// Reads into host memory (lm_params_host_begin) and uploads what was read.
 int checkpoint_load(const char *dir, const model_config *c, lm_params *p, lm_params *m, lm_params *v,
                     checkpoint_state *st, trl_err *e) {
+    lm_params hp = {0}, hm = {0}, hv = {0};
+    int opt = m && v;
+    int rc = lm_params_host_begin(p, c, 0, &hp, e) ||
+             (opt && (lm_params_host_begin(m, c, 0, &hm, e) || lm_params_host_begin(v, c, 0, &hv, e)))
+                 ? TRL_ERR
+                 : load_host(dir, c, &hp, opt ? &hm : NULL, opt ? &hv : NULL, st, e);
+    if (rc == TRL_OK) {
+        lm_params_host_commit(p, &hp);
+        if (opt) lm_params_host_commit(m, &hm), lm_params_host_commit(v, &hv);
+    } else {
+        lm_params_host_end(p, &hp);
+        if (opt) lm_params_host_end(m, &hm), lm_params_host_end(v, &hv);
+    }
+    return rc;
+}
+
+static int load_host(const char *dir, const model_config *c, lm_params *p, lm_params *m, lm_params *v,
+                     checkpoint_state *st, trl_err *e) {
     memset(st, 0, sizeof(*st));
     char path[1200];
     int cap = 3 + c->n_layer * MAX_TENSORS_PER_LAYER, rc = TRL_ERR;

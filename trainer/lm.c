@@ -67,6 +67,26 @@ void lm_params_free(lm_params *p) {
     memset(p, 0, sizeof(*p));
 }
 
+int lm_params_host_begin(const lm_params *p, const model_config *c, int read, lm_params *h, trl_err *e) {
+    if (!p->be || p->be->mem->host) {
+        *h = *p;
+        return TRL_OK;
+    }
+    if (lm_params_alloc(h, c, &train_ops_cpu, e)) return TRL_ERR;
+    if (read) p->be->mem->download(h->mem, p->mem, sizeof(float) * p->n);
+    return TRL_OK;
+}
+
+void lm_params_host_end(const lm_params *p, lm_params *h) {
+    if (h->mem != p->mem) lm_params_free(h);
+    memset(h, 0, sizeof(*h));
+}
+
+void lm_params_host_commit(lm_params *p, lm_params *h) {
+    if (h->mem && h->mem != p->mem) p->be->mem->upload(p->mem, h->mem, sizeof(float) * p->n);
+    lm_params_host_end(p, h);
+}
+
 // dst (rows, cols) in the backend's memory = t dequantized (through a host copy unless the
 // backend's memory is the host's).
 static int copy_tensor(const train_ops *be, float *dst, const model_tensor *t, int64_t rows, int64_t cols,

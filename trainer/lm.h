@@ -46,6 +46,12 @@ size_t lm_params_count(const model_config *c);
 // tensor into it.
 int lm_params_alloc(lm_params *p, const model_config *c, const train_ops *be, trl_err *e);
 void lm_params_free(lm_params *p);
+// Host access to parameters (checkpoints, raw dumps): *h becomes p itself when p's backend's
+// memory is the host's, else a host copy (with read: p's values downloaded into it).
+// lm_params_host_end frees the copy; lm_params_host_commit first uploads it into p.
+int lm_params_host_begin(const lm_params *p, const model_config *c, int read, lm_params *h, trl_err *e);
+void lm_params_host_end(const lm_params *p, lm_params *h);
+void lm_params_host_commit(lm_params *p, lm_params *h);
 // Copies (dequantizing) every weight of a loaded model into p (allocated for m->cfg).
 int lm_params_from_model(lm_params *p, const model *m, trl_err *e);
 
