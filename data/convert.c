@@ -1,5 +1,6 @@
 // convert.c: the conversion driver shared by all formats: reading records, refusing evaluation
-// sets, counting, emitting validated examples (see convert.h).
+// sets, counting, emitting validated examples (or counting a dropped sample), and the pieces
+// every converter uses: reading calls, tools and messages, the first-step rule (see convert.h).
 #include "data/convert.h"
 
 #include <ctype.h>
@@ -203,6 +204,19 @@ int convert_emit(convert_run *r, cJSON *ex, trl_err *e) {
     return TRL_OK;
 }
 
+int convert_emit_sample(convert_run *r, const char *drop, const char *id, const char *source, cJSON *msgs,
+                        cJSON *tools, cJSON *answer, trl_err *e) {
+    if (drop || !msgs || !tools || !answer) {
+        cJSON_Delete(msgs);
+        cJSON_Delete(tools);
+        cJSON_Delete(answer);
+        if (!drop) return trl_errf(e, "out of memory");
+        convert_count(r->counts, drop, 1);
+        return TRL_OK;
+    }
+    return convert_emit(r, example_build(id, source, msgs, tools, answer), e);
+}
+
 cJSON *convert_wrap_tools(const cJSON *v) {
     cJSON *parsed = NULL;
     if (cJSON_IsString(v)) {
@@ -293,6 +307,13 @@ fail:
     return NULL;
 }
 
+cJSON *convert_read_call(const cJSON *v, const char *args_key) {
+    cJSON *list = convert_read_calls(v, args_key);
+    cJSON *call = cJSON_GetArraySize(list) == 1 ? cJSON_DetachItemFromArray(list, 0) : NULL;
+    cJSON_Delete(list);
+    return call;
+}
+
 int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **bad) {
     int n = 0;
     if (bad) *bad = NULL;
@@ -315,6 +336,20 @@ int convert_any_string(const cJSON *v, int (*pred)(const char *s)) {
     return 0;
 }
 
+int convert_add_first_step(cJSON *answer, const char *name, const cJSON *args, int (*uses_output)(const char *s),
+                           int *cut) {
+    if (convert_any_string(args, uses_output)) {
+        (*cut)++;
+        return 1;
+    }
+    cJSON *call = example_make_call(name, pyjson_copy(args));
+    if (!call || !cJSON_AddItemToArray(answer, call)) {
+        cJSON_Delete(call);
+        return 0;
+    }
+    return 1;
+}
+
 cJSON *convert_user_messages(const char *text) {
     cJSON *msgs = cJSON_CreateArray();
     cJSON *m = example_make_message("user", text);
@@ -326,9 +361,19 @@ cJSON *convert_user_messages(const char *text) {
     return msgs;
 }
 
-typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
-
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+char *convert_dup_trimmed(const char *a, const char *b) {
+    while (a < b && is_ws(*a)) a++;
+    while (b > a && is_ws(b[-1])) b--;
+    char *r = malloc((size_t)(b - a) + 1);
+    if (!r) return NULL;
+    memcpy(r, a, (size_t)(b - a));
+    r[b - a] = 0;
+    return r;
+}
+
+typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
 
 static record_fn record_fn_for(convert_format f) {
     switch (f) {
