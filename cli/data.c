@@ -46,10 +46,10 @@ static void print_counts(const convert_counts *c) {
 
 static const cli_option CONVERT_OPTIONS[] = {
     {.name = "--format", .arg = "FORMAT",
-     .help = "the source's format (required): xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, "
-             "nestful, sgd"},
-    {.name = "--in", .arg = "FILE|FOLDER", .help = "the source file or folder (required)"},
-    {.name = "--out", .arg = "FILE.jsonl", .help = "the converted examples (required)"},
+     .required = 1,
+     .help = "the source's format: xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, nestful, sgd"},
+    {.name = "--in", .arg = "FILE|FOLDER", .required = 1, .help = "the source file or folder"},
+    {.name = "--out", .arg = "FILE.jsonl", .required = 1, .help = "the converted examples"},
     {.name = "--tools", .arg = "FILE",
      .help = "the tools side file of seal, callnavi, nestful, sgd (default: found next to the input)"},
     {.name = "--source", .arg = "NAME", .help = "write NAME as every example's \"source\" (default: the converter's)"},
@@ -65,14 +65,9 @@ static const cli_command DATA_CONVERT = {.name = "data convert",
                                          .run = data_convert};
 
 static int data_convert(int argc, char **argv) {
-    cli_parse(&DATA_CONVERT, argc, argv);
     const char *fmt = cli_get(&DATA_CONVERT, argc, argv, "--format");
     const char *in = cli_get(&DATA_CONVERT, argc, argv, "--in");
     const char *out = cli_get(&DATA_CONVERT, argc, argv, "--out");
-    if (!fmt || !in || !out) {
-        cli_usage_print(&DATA_CONVERT, stderr);
-        return 2;
-    }
     trl_err e;
     convert_format f;
     if (convert_format_parse(fmt, &f, &e)) {
@@ -108,7 +103,7 @@ static int data_convert(int argc, char **argv) {
 }
 
 static const cli_option VALIDATE_OPTIONS[] = {
-    {.name = "--in", .arg = "FILE.jsonl", .help = "the file to check (required)"},
+    {.name = "--in", .arg = "FILE.jsonl", .required = 1, .help = "the file to check"},
     {.name = "--max-errors", .arg = "N", .def = "20", .help = "invalid lines printed (all are counted)"},
     {0}};
 
@@ -120,13 +115,8 @@ static const cli_command DATA_VALIDATE = {.name = "data validate",
                                           .run = data_validate};
 
 static int data_validate(int argc, char **argv) {
-    cli_parse(&DATA_VALIDATE, argc, argv);
     const char *in = cli_get(&DATA_VALIDATE, argc, argv, "--in");
     long max_err = cli_get_int(&DATA_VALIDATE, argc, argv, "--max-errors");
-    if (!in) {
-        cli_usage_print(&DATA_VALIDATE, stderr);
-        return 2;
-    }
     trl_err e;
     size_t len;
     char *text = trl_read_file(in, &len, &e);
@@ -186,7 +176,6 @@ static const cli_command DATA_MIX = {.name = "data mix",
                                      .run = data_mix};
 
 static int data_mix(int argc, char **argv) {
-    cli_parse(&DATA_MIX, argc, argv);
     const char *env = getenv("TOOLRL_SHARED");
     const char *shared = cli_get(&DATA_MIX, argc, argv, "--shared");
     if (!shared) shared = env && *env ? env : "../shared";

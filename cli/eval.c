@@ -29,7 +29,7 @@ static void progress(void *ctx, int done, int total) {
 }
 
 static const cli_option EVAL_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    CLI_OPTION_MODEL,
     {.name = "--suite", .arg = "bfcl|apibank|acebench", .def = "bfcl", .help = "the benchmark"},
     {.name = "--categories", .arg = "A,B",
      .help = "BFCL, ACEBench: only these categories (default: all of the shared split)"},
@@ -40,7 +40,7 @@ static const cli_option EVAL_OPTIONS[] = {
     {.name = "--batch", .arg = "B", .def = "8", .help = "sequences decoded together"},
     {.name = "--max-tokens", .arg = "N", .def = "256", .help = "most tokens of a reply"},
     {.name = "--ctx", .arg = "N", .def = "4096", .help = "context length per sequence (at least 64)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--db", .arg = "PATH", .help = "also record the scores in this job store (default: not recorded)"},
     {.name = "--model-id", .arg = "ID",
      .help = "with --db: the model's name there (computed: the model path's file name)"},
@@ -65,7 +65,6 @@ const cli_command CLI_EVAL = {.name = "eval",
                               .run = cli_eval};
 
 static int cli_eval(int argc, char **argv) {
-    cli_parse(&CLI_EVAL, argc, argv);
     const char *model_path = cli_get(&CLI_EVAL, argc, argv, "--model");
     const char *suite = cli_get(&CLI_EVAL, argc, argv, "--suite");
     const char *report = cli_get(&CLI_EVAL, argc, argv, "--report");
@@ -74,18 +73,15 @@ static int cli_eval(int argc, char **argv) {
     int max_new = (int)cli_get_int(&CLI_EVAL, argc, argv, "--max-tokens");
     int n_ctx = (int)cli_get_int(&CLI_EVAL, argc, argv, "--ctx");
     toolprompt_style style = TOOLPROMPT_TOOLN1;
-    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
+    if ((strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
         max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_get(&CLI_EVAL, argc, argv, "--prompt"), &style)) {
         cli_usage_print(&CLI_EVAL, stderr);
         return 2;
     }
     cli_set_threads((int)cli_get_int(&CLI_EVAL, argc, argv, "--threads"));
     model m;
+    if (cli_model_load(&CLI_EVAL, argc, argv, &m)) return 1;
     trl_err e = {{0}};
-    if (model_load(&m, model_path, &e)) {
-        fprintf(stderr, "toolrl eval: %s\n", e.msg);
-        return 1;
-    }
     const char *qn = cli_get(&CLI_EVAL, argc, argv, "--quantize");
     if (qn) {
         uint32_t qt = !strcmp(qn, "q8_0") ? QTYPE_Q8_0 : !strcmp(qn, "q4_0") ? QTYPE_Q4_0 : !strcmp(qn, "q4_1") ? QTYPE_Q4_1 : QTYPE_F32;

@@ -1,5 +1,6 @@
-// opts.c: the subcommands' option tables at work: parsing, --help, usage errors and the value
-// getters (defaults come from the tables), dispatch to subcommands, and thread setup.
+// opts.c: the subcommands' option tables at work: parsing (required options included), --help,
+// usage errors and the value getters (defaults come from the tables), dispatch to subcommands,
+// and what the subcommands do the same way: loading the model, thread setup, stopping on signals.
 #include <cblas.h>
 #include <errno.h>
 #include <omp.h>
@@ -66,7 +67,8 @@ void cli_help_print(const cli_command *c, FILE *f) {
         snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         if (strlen(left) > 24) fprintf(f, "  %s\n  %-24s %s", left, "", o->help);  // a long one: help below
         else fprintf(f, "  %-24s %s", left, o->help);
-        if (o->def) fprintf(f, " (default: %s)", o->def);
+        if (o->required) fprintf(f, " (required)");
+        else if (o->def) fprintf(f, " (default: %s)", o->def);
         fputc('\n', f);
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "print this help and exit");
@@ -87,6 +89,8 @@ void cli_parse(const cli_command *c, int argc, char **argv) {
         if (!o) die_usage(c, "unknown option", argv[i]);
         if (o->arg && ++i >= argc) die_usage(c, "missing value for option", o->name);
     }
+    for (const cli_option *o = c->options; o && o->name; o++)
+        if (o->required && !cli_get_next(c, argc, argv, o->name, 0)) die_usage(c, "missing required option", o->name);
 }
 
 static const cli_command *find_sub(const cli_command *c, const char *word) {
@@ -118,6 +122,7 @@ int cli_dispatch(const cli_command *c, int argc, char **argv) {
         fprintf(stderr, "%s: internal error: nothing to run\n", label(s, b, sizeof(b)));
         abort();
     }
+    cli_parse(s, argc - 1, argv + 1);
     return s->run(argc - 1, argv + 1);
 }
 
@@ -174,6 +179,28 @@ double cli_get_float(const cli_command *c, int argc, char **argv, const char *na
         exit(2);
     }
     return x;
+}
+
+int cli_model_load(const cli_command *c, int argc, char **argv, model *m) {
+    trl_err e = {{0}};
+    if (model_load(m, cli_get(c, argc, argv, "--model"), &e)) {
+        char b[64];
+        fprintf(stderr, "%s: cannot load model: %s\n", label(c, b, sizeof(b)), e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_stop_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+volatile sig_atomic_t *cli_stop_on_signals(void) {
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    return &g_stop;
 }
 
 void cli_set_threads(int n) {

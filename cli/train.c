@@ -127,15 +127,15 @@ static int parse_config(train_config *cfg, const char *method, const char *hyper
 }
 
 static const cli_option TRAIN_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "the model to start from: GGUF file or Hugging Face folder (required)"},
-    {.name = "--data", .arg = "FILE.jsonl", .help = "training examples in the unified format (required)"},
+    {.name = "--model", .arg = "PATH", .required = 1, .help = "the model to start from: GGUF file or Hugging Face folder"},
+    {.name = "--data", .arg = "FILE.jsonl", .required = 1, .help = "training examples in the unified format"},
     {.name = "--method", .arg = "reinforcement|supervised", .def = "reinforcement", .help = "GRPO or SFT"},
     {.name = "--hyper", .arg = "JSON", .def = "{}",
      .help = "OpenAI-style hyperparameters (batch_size, learning_rate, n_epochs, ...; trainer/train.c)"},
     {.name = "--grader", .arg = "NAME",
      .help = "GRPO reward: binary, no_think, partial, partial_funcname, lexico, llama (default: binary)"},
     {.name = "--metrics", .arg = "OUT.jsonl", .help = "write the metrics' JSON lines here (default: stdout)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--eval-first", .help = "evaluate on the held-out examples before the first step"},
     {.name = "--sft-hyper", .arg = "JSON",
      .help = "run an SFT warm start with these hyperparameters first (default: none)"},
@@ -159,9 +159,7 @@ const cli_command CLI_TRAIN = {.name = "train",
                                .run = cli_train};
 
 static int cli_train(int argc, char **argv) {
-    cli_parse(&CLI_TRAIN, argc, argv);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
-    const char *model_path = cli_get(&CLI_TRAIN, argc, argv, "--model");
     const char *data = cli_get(&CLI_TRAIN, argc, argv, "--data");
     const char *method = cli_get(&CLI_TRAIN, argc, argv, "--method");
     const char *hyper_s = cli_get(&CLI_TRAIN, argc, argv, "--hyper");
@@ -169,21 +167,14 @@ static int cli_train(int argc, char **argv) {
     const char *sft_s = cli_get(&CLI_TRAIN, argc, argv, "--sft-hyper");
     const char *raw = cli_get(&CLI_TRAIN, argc, argv, "--save-raw");
     const char *metrics_path = cli_get(&CLI_TRAIN, argc, argv, "--metrics");
-    if (!model_path || !data) {
-        cli_usage_print(&CLI_TRAIN, stderr);
-        return 2;
-    }
     cli_set_threads((int)cli_get_int(&CLI_TRAIN, argc, argv, "--threads"));
     train_config cfg, sft;
     if (parse_config(&cfg, method, hyper_s, grader) || (sft_s && parse_config(&sft, "supervised", sft_s, NULL)))
         return 2;
     if (sft_s) sft.max_seq_tokens = cfg.max_seq_tokens, sft.seed = cfg.seed;  // same examples, same split
-    trl_err e = {{0}};
     model m;
-    if (model_load(&m, model_path, &e)) {
-        fprintf(stderr, "toolrl train: %s\n", e.msg);
-        return 1;
-    }
+    if (cli_model_load(&CLI_TRAIN, argc, argv, &m)) return 1;
+    trl_err e = {{0}};
     task_set ts;
     if (task_set_load(&ts, data, &m, cfg.max_seq_tokens, &e)) {
         fprintf(stderr, "toolrl train: %s\n", e.msg);

@@ -8,12 +8,6 @@
 #include "cli/cli.h"
 #include "trainer/worker.h"
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static const cli_option WORKER_OPTIONS[] = {
     {.name = "--db", .arg = "PATH", .def = "var/toolrl.db", .help = "the job store (SQLite) to take jobs from"},
     {.name = "--out", .arg = "DIR", .def = "var/checkpoints", .help = "checkpoint folder (one subfolder per job)"},
@@ -25,7 +19,7 @@ static const cli_option WORKER_OPTIONS[] = {
     {.name = "--heartbeat-ms", .arg = "MS", .def = "2000", .help = "how often the lease is renewed"},
     {.name = "--poll-ms", .arg = "MS", .def = "1000", .help = "idle wait between looks for a job"},
     {.name = "--max-jobs", .arg = "N", .def = "0", .help = "stop after N jobs (0: run until SIGINT/SIGTERM)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {0}};
 
 static const cli_env WORKER_ENV[] = {
@@ -43,7 +37,6 @@ const cli_command CLI_WORKER = {.name = "worker",
                                 .run = cli_worker};
 
 static int cli_worker(int argc, char **argv) {
-    cli_parse(&CLI_WORKER, argc, argv);
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     worker_config cfg = {0};
     cfg.db_path = cli_get(&CLI_WORKER, argc, argv, "--db");
@@ -54,10 +47,8 @@ static int cli_worker(int argc, char **argv) {
     cfg.heartbeat_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--heartbeat-ms");
     cfg.poll_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--poll-ms");
     cfg.max_jobs = (int)cli_get_int(&CLI_WORKER, argc, argv, "--max-jobs");
-    cfg.stop = &g_stop;
     cli_set_threads((int)cli_get_int(&CLI_WORKER, argc, argv, "--threads"));
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cfg.stop = cli_stop_on_signals();
     trl_err e = {{0}};
     if (worker_run(&cfg, &e)) {
         fprintf(stderr, "toolrl worker: %s\n", e.msg);
