@@ -80,9 +80,10 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
         fprintf(stderr, "toolrl train: %s\n", e.msg);
         return 1;
     }
-    if (init) {
-        memcpy(t.p.mem, init->mem, sizeof(float) * init->n);
-        if (t.ref.mem) memcpy(t.ref.mem, init->mem, sizeof(float) * init->n);
+    if (init && trainer_set_params(&t, init, &e)) {
+        fprintf(stderr, "toolrl train: %s\n", e.msg);
+        trainer_free(&t);
+        return 1;
     }
     cJSON *c = train_config_to_json(cfg);
     cJSON_AddNumberToObject(c, "total_steps", t.total_steps);
@@ -104,11 +105,7 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
     trainer_hooks hooks = {.ctx = &out, .on_step = phase_step, .on_checkpoint = phase_checkpoint};
     if (!rc && trainer_run(&t, &hooks, &e)) rc = 1;
     if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
-    if (!rc && keep) {
-        *keep = t.p;
-        t.p = (lm_params){0};
-        policy_view_free(&t.view);  // it points into the kept buffer; trainer_free must not use it
-    }
+    if (!rc && keep) trainer_take_params(&t, keep);
     trainer_free(&t);
     return rc;
 }

@@ -99,6 +99,20 @@ void trainer_free(trainer *t) {
     memset(t, 0, sizeof(*t));
 }
 
+int trainer_set_params(trainer *t, const lm_params *p, trl_err *e) {
+    if (p->n != t->p.n) return trl_errf(e, "trainer: %zu parameters given, the model has %zu", p->n, t->p.n);
+    memcpy(t->p.mem, p->mem, sizeof(float) * p->n);
+    if (t->ref.mem) memcpy(t->ref.mem, p->mem, sizeof(float) * p->n);
+    return TRL_OK;
+}
+
+void trainer_take_params(trainer *t, lm_params *out) {
+    rollout_free(&t->ro);  // the rollout engine and the view point into the weights
+    policy_view_free(&t->view);
+    *out = t->p;
+    t->p = (lm_params){0};
+}
+
 int trainer_done(const trainer *t) { return t->step >= t->total_steps; }
 
 static int aborted(const trainer *t);

@@ -67,6 +67,12 @@ typedef struct {
 int trainer_init(trainer *t, const train_config *cfg, const model *base, const task_set *tasks, trl_err *e);
 void trainer_free(trainer *t);
 int trainer_done(const trainer *t);
+// Starts from other weights of the same model (a warm start, a parameter snapshot): copies p
+// into the policy, and into the frozen reference when there is one. TRL_ERR if the sizes differ.
+int trainer_set_params(trainer *t, const lm_params *p, trl_err *e);
+// Moves the policy's weights into *out (the caller frees them with lm_params_free); the trainer
+// is then good only for trainer_free.
+void trainer_take_params(trainer *t, lm_params *out);
 // After lm_forward over T tokens: turns the last n positions' log-probs into those of the
 // distribution at temperature tau (log-softmax of logits / tau), rewriting the logits and
 // log-sum-exps lm_backward reads; a backward from dlogp / tau then gives the exact gradient
