@@ -19,6 +19,7 @@
 
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "tests/support/shared_data.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define FIXTURE_PATH "tests/fixtures/tokens_bfcl.txt"
@@ -765,10 +766,8 @@ static void bfcl_free(bfcl_set *s) {
 // Walks $TOOLRL_SHARED/data/bfcl/*.json in the fixture script's order. 0 if the data is absent.
 static int bfcl_load(bfcl_set *s) {
     memset(s, 0, sizeof(*s));
-    const char *shared = getenv("TOOLRL_SHARED");
-    if (!shared || !*shared) shared = "../shared";
     char pat[512];
-    snprintf(pat, sizeof(pat), "%s/data/bfcl/*.json", shared);
+    snprintf(pat, sizeof(pat), "%s/data/bfcl/*.json", shared_dir());
     glob_t g;
     if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
         print_message("skipped: no BFCL data at %s (set TOOLRL_SHARED to the shared folder)\n", pat);
