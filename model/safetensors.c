@@ -542,16 +542,6 @@ done:
 
 // ---- sharded checkpoints ----
 
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 void safetensors_set_close(safetensors_set *s) {
     if (!s) return;
     for (int i = 0; i < s->n_files; i++) safetensors_close(&s->files[i]);
@@ -614,7 +604,7 @@ static int open_index(safetensors_set *s, const char *dir, const char *ipath, tr
         goto done;
     }
     for (int k = 0; k < n_names; k++) {
-        char *p = join_path(dir, names[k]);
+        char *p = trl_path_join(dir, names[k]);
         if (!p) {
             trl_errf(e, "%s: out of memory", ipath);
             goto done;
@@ -655,8 +645,8 @@ done:
 
 int safetensors_set_open_dir(safetensors_set *s, const char *dir, trl_err *e) {
     memset(s, 0, sizeof(*s));
-    char *single = join_path(dir, "model.safetensors");
-    char *index = join_path(dir, "model.safetensors.index.json");
+    char *single = trl_path_join(dir, "model.safetensors");
+    char *index = trl_path_join(dir, "model.safetensors.index.json");
     int rc = TRL_ERR;
     struct stat st;
     if (!single || !index) {

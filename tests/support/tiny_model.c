@@ -296,17 +296,6 @@ float *tiny_model_weight(const tiny_model_spec *s, const char *hf_name, int64_t 
 
 // ---- files ----
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
 static int write_bytes(const char *path, const void *data, size_t n, trl_err *e) {
     FILE *f = fopen(path, "wb");
     if (!f) return trl_errf(e, "%s: %s", path, strerror(errno));
@@ -318,7 +307,7 @@ static int write_bytes(const char *path, const void *data, size_t n, trl_err *e)
 
 // Prints a cJSON tree into dir/name.
 static int write_json(const char *dir, const char *name, cJSON *root, trl_err *e) {
-    char *p = join(dir, name);
+    char *p = trl_path_join(dir, name);
     char *s = root ? cJSON_Print(root) : NULL;
     int rc = p && s ? write_bytes(p, s, strlen(s), e) : trl_errf(e, "tiny_model: out of memory");
     free(p);
@@ -465,7 +454,7 @@ done:
 
 static int write_weights(const tiny_model_spec *s, const tiny_set *ts, const char *dir, trl_err *e) {
     if (s->hf_shards <= 1) {
-        char *p = join(dir, "model.safetensors");
+        char *p = trl_path_join(dir, "model.safetensors");
         int rc = p ? write_shard(s, ts, 0, ts->n, p, e) : trl_errf(e, "tiny_model: out of memory");
         free(p);
         return rc;
@@ -485,7 +474,7 @@ static int write_weights(const tiny_model_spec *s, const tiny_set *ts, const cha
             cJSON_AddStringToObject(wm, ts->t[i].hf, names[k]);
             total += (double)(ts->t[i].rows * (ts->t[i].cols ? ts->t[i].cols : 1)) * (double)esize;
         }
-        char *p = join(dir, names[k]);
+        char *p = trl_path_join(dir, names[k]);
         rc = p ? write_shard(s, ts, lo, hi, p, e) : trl_errf(e, "tiny_model: out of memory");
         free(p);
     }
@@ -680,7 +669,7 @@ void tiny_model_rmdir(const char *dir) {
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        char *p = join(dir, de->d_name);
+        char *p = trl_path_join(dir, de->d_name);
         if (!p) continue;
         struct stat st;
         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) tiny_model_rmdir(p);
