@@ -126,6 +126,23 @@ cJSON *api_list(cJSON *data, int has_more) {
     return o;
 }
 
+cJSON *api_json_or_null(const char *s) {
+    cJSON *j = s ? cJSON_Parse(s) : NULL;
+    return j ? j : cJSON_CreateNull();
+}
+
+cJSON *api_event_json(const store_event *ev, const char *object) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddStringToObject(o, "id", ev->id);
+    cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
+    cJSON_AddStringToObject(o, "level", ev->level);
+    cJSON_AddStringToObject(o, "message", ev->message);
+    cJSON_AddStringToObject(o, "type", ev->type);
+    cJSON_AddItemToObject(o, "data", api_json_or_null(ev->data));
+    return o;
+}
+
 static cJSON *model_json(const store_model *m) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", m->id);
