@@ -36,23 +36,16 @@ static const cli_option GENERATE_OPTIONS[] = {
     {.name = "--ctx", .arg = "N", .help = "context length (computed: prompt tokens + n + 1)"},
     {0}};
 
-static int cli_generate(int argc, char **argv);
-const cli_command CLI_GENERATE = {.name = "generate",
-                                  .summary = "Generate a completion of a prompt and print it as it comes.",
-                                  .usage = "--model PATH --prompt TEXT [options]",
-                                  .options = GENERATE_OPTIONS,
-                                  .run = cli_generate};
-
-static int cli_generate(int argc, char **argv) {
-    const char *prompt = cli_get(&CLI_GENERATE, argc, argv, "--prompt");
-    cli_set_threads((int)cli_get_int(&CLI_GENERATE, argc, argv, "--threads"));
+static int cli_generate(const cli_args *a) {
+    const char *prompt = cli_get(a, "--prompt");
+    cli_set_threads((int)cli_get_int(a, "--threads"));
     model m;
-    if (cli_model_load(&CLI_GENERATE, argc, argv, &m)) return 1;
+    if (cli_model_load(a, &m)) return 1;
     char *text = NULL;
-    if (cli_get_flag(&CLI_GENERATE, argc, argv, "--chat")) {
+    if (cli_get_flag(a, "--chat")) {
         chat_msg msgs[2];
         int n = 0;
-        const char *sys = cli_get(&CLI_GENERATE, argc, argv, "--system");
+        const char *sys = cli_get(a, "--system");
         if (sys) msgs[n++] = (chat_msg){"system", sys};
         msgs[n++] = (chat_msg){"user", prompt};
         text = chat_render(m.chat_template, msgs, n, 1);
@@ -67,21 +60,20 @@ static int cli_generate(int argc, char **argv) {
         model_free(&m);
         return 1;
     }
-    int n_gen = (int)cli_get_int(&CLI_GENERATE, argc, argv, "-n");
-    int n_ctx = cli_get(&CLI_GENERATE, argc, argv, "--ctx") ? (int)cli_get_int(&CLI_GENERATE, argc, argv, "--ctx")
-                                                           : n_prompt + n_gen + 1;
+    int n_gen = (int)cli_get_int(a, "-n");
+    int n_ctx = cli_get(a, "--ctx") ? (int)cli_get_int(a, "--ctx") : n_prompt + n_gen + 1;
     generator g;
     trl_err e = {{0}};
     int rc = 0;
-    const ops *kernels = cli_get_flag(&CLI_GENERATE, argc, argv, "--ref") ? &ops_ref : &ops_cpu;
+    const ops *kernels = cli_get_flag(a, "--ref") ? &ops_ref : &ops_cpu;
     if (generator_init(&g, &m, kernels, 1, n_ctx, 256, &e) ||
         generator_start(&g, 0,
                         &(gen_params){.prompt = ids,
                                       .n_prompt = n_prompt,
-                                      .sp = {.temperature = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--temp"),
-                                             .top_k = (int)cli_get_int(&CLI_GENERATE, argc, argv, "--top-k"),
-                                             .top_p = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--top-p"),
-                                             .seed = (uint64_t)cli_get_int(&CLI_GENERATE, argc, argv, "--seed")},
+                                      .sp = {.temperature = (float)cli_get_float(a, "--temp"),
+                                             .top_k = (int)cli_get_int(a, "--top-k"),
+                                             .top_p = (float)cli_get_float(a, "--top-p"),
+                                             .seed = (uint64_t)cli_get_int(a, "--seed")},
                                       .max_tokens = n_gen},
                         &e)) {
         fprintf(stderr, "toolrl generate: %s\n", e.msg);
@@ -106,25 +98,24 @@ static int cli_generate(int argc, char **argv) {
     return rc;
 }
 
+const cli_command CLI_GENERATE = {.name = "generate",
+                                  .summary = "Generate a completion of a prompt and print it as it comes.",
+                                  .usage = "--model PATH --prompt TEXT [options]",
+                                  .options = GENERATE_OPTIONS,
+                                  .run = cli_generate};
+
 static const cli_option TOKENIZE_OPTIONS[] = {
     CLI_OPTION_MODEL,
     {.name = "--text", .arg = "TEXT", .required = 1, .help = "the text to encode"},
     {.name = "--special", .help = "read special tokens (<|im_start|>, ...) in the text as themselves"},
     {0}};
 
-static int cli_tokenize(int argc, char **argv);
-const cli_command CLI_TOKENIZE = {.name = "tokenize",
-                                  .summary = "Print the token ids of a text.",
-                                  .usage = "--model PATH --text TEXT [--special]",
-                                  .options = TOKENIZE_OPTIONS,
-                                  .run = cli_tokenize};
-
-static int cli_tokenize(int argc, char **argv) {
-    const char *text = cli_get(&CLI_TOKENIZE, argc, argv, "--text");
+static int cli_tokenize(const cli_args *a) {
+    const char *text = cli_get(a, "--text");
     model m;
-    if (cli_model_load(&CLI_TOKENIZE, argc, argv, &m)) return 1;
+    if (cli_model_load(a, &m)) return 1;
     int n = 0;
-    int32_t *ids = encode_alloc(m.tok, text, cli_get_flag(&CLI_TOKENIZE, argc, argv, "--special"), &n);
+    int32_t *ids = encode_alloc(m.tok, text, cli_get_flag(a, "--special"), &n);
     for (int i = 0; ids && i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
     printf("\n");
     free(ids);
@@ -132,18 +123,17 @@ static int cli_tokenize(int argc, char **argv) {
     return ids ? 0 : 1;
 }
 
+const cli_command CLI_TOKENIZE = {.name = "tokenize",
+                                  .summary = "Print the token ids of a text.",
+                                  .usage = "--model PATH --text TEXT [--special]",
+                                  .options = TOKENIZE_OPTIONS,
+                                  .run = cli_tokenize};
+
 static const cli_option INFO_OPTIONS[] = {CLI_OPTION_MODEL, {0}};
 
-static int cli_info(int argc, char **argv);
-const cli_command CLI_INFO = {.name = "info",
-                              .summary = "Print a model's configuration.",
-                              .usage = "--model PATH",
-                              .options = INFO_OPTIONS,
-                              .run = cli_info};
-
-static int cli_info(int argc, char **argv) {
+static int cli_info(const cli_args *a) {
     model m;
-    if (cli_model_load(&CLI_INFO, argc, argv, &m)) return 1;
+    if (cli_model_load(a, &m)) return 1;
     const model_config *c = &m.cfg;
     printf("arch %s\nvocab %d\nembd %d\nlayers %d\nheads %d\nkv_heads %d\nhead_dim %d\nff %d\nctx %d\n"
            "rope_theta %g\nrms_eps %g\nrope %s\ntied %d\nqkv_bias %d\nweights %s\n",
@@ -154,3 +144,9 @@ static int cli_info(int argc, char **argv) {
     model_free(&m);
     return 0;
 }
+
+const cli_command CLI_INFO = {.name = "info",
+                              .summary = "Print a model's configuration.",
+                              .usage = "--model PATH",
+                              .options = INFO_OPTIONS,
+                              .run = cli_info};

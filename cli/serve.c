@@ -36,35 +36,26 @@ static const cli_env SERVE_ENV[] = {
     {.name = "TOOLRL_SHARED", .help = "--workers: the shared benchmark data of evaluation jobs (default ../shared)"},
     {0}};
 
-static int cli_serve(int argc, char **argv);
-const cli_command CLI_SERVE = {.name = "serve",
-                               .summary = "Serve a model over an OpenAI-compatible HTTP API, with fine-tuning jobs "
-                                          "and the dashboard.",
-                               .usage = "--model PATH [options]",
-                               .options = SERVE_OPTIONS,
-                               .env = SERVE_ENV,
-                               .run = cli_serve};
-
-static int cli_serve(int argc, char **argv) {
+static int cli_serve(const cli_args *a) {
     server_config cfg = {0};
-    cfg.host = cli_get(&CLI_SERVE, argc, argv, "--host");
-    cfg.port = (uint16_t)cli_get_int(&CLI_SERVE, argc, argv, "--port");
-    cfg.threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--threads");
-    cfg.model_path = cli_get(&CLI_SERVE, argc, argv, "--model");
-    cfg.api_key = cli_get(&CLI_SERVE, argc, argv, "--api-key");
+    cfg.host = cli_get(a, "--host");
+    cfg.port = (uint16_t)cli_get_int(a, "--port");
+    cfg.threads = (int)cli_get_int(a, "--threads");
+    cfg.model_path = cli_get(a, "--model");
+    cfg.api_key = cli_get(a, "--api-key");
     if (!cfg.api_key) cfg.api_key = getenv("TOOLRL_API_KEY");
-    cfg.n_slots = (int)cli_get_int(&CLI_SERVE, argc, argv, "--slots");
-    cfg.n_ctx = (int)cli_get_int(&CLI_SERVE, argc, argv, "--ctx");
-    cfg.max_queue = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-queue");
-    cfg.max_tokens = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-tokens");
-    cfg.max_body = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-body");
-    cfg.compute_threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--compute-threads");
-    cfg.db_path = cli_get_flag(&CLI_SERVE, argc, argv, "--no-db") ? NULL : cli_get(&CLI_SERVE, argc, argv, "--db");
-    cfg.data_dir = cli_get(&CLI_SERVE, argc, argv, "--data-dir");
-    cfg.web_dir = cli_get(&CLI_SERVE, argc, argv, "--web-dir");
-    cfg.max_upload = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-upload");
-    int n_workers = (int)cli_get_int(&CLI_SERVE, argc, argv, "--workers");
-    const char *out_dir = cli_get(&CLI_SERVE, argc, argv, "--out");
+    cfg.n_slots = (int)cli_get_int(a, "--slots");
+    cfg.n_ctx = (int)cli_get_int(a, "--ctx");
+    cfg.max_queue = (int)cli_get_int(a, "--max-queue");
+    cfg.max_tokens = (int)cli_get_int(a, "--max-tokens");
+    cfg.max_body = (size_t)cli_get_int(a, "--max-body");
+    cfg.compute_threads = (int)cli_get_int(a, "--compute-threads");
+    cfg.db_path = cli_get_flag(a, "--no-db") ? NULL : cli_get(a, "--db");
+    cfg.data_dir = cli_get(a, "--data-dir");
+    cfg.web_dir = cli_get(a, "--web-dir");
+    cfg.max_upload = (size_t)cli_get_int(a, "--max-upload");
+    int n_workers = (int)cli_get_int(a, "--workers");
+    const char *out_dir = cli_get(a, "--out");
     if (n_workers > 0 && !cfg.db_path) {
         fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
         return 2;
@@ -98,3 +89,11 @@ static int cli_serve(int argc, char **argv) {
     server_stop(s);
     return 0;
 }
+
+const cli_command CLI_SERVE = {.name = "serve",
+                               .summary = "Serve a model over an OpenAI-compatible HTTP API, with fine-tuning jobs "
+                                          "and the dashboard.",
+                               .usage = "--model PATH [options]",
+                               .options = SERVE_OPTIONS,
+                               .env = SERVE_ENV,
+                               .run = cli_serve};

@@ -186,20 +186,23 @@ static void test_integer_checked(void **state) {
 static void test_getters(void **state) {
     (void)state;
     char *none[] = {"serve", NULL};
-    assert_string_equal(cli_get(&CLI_SERVE, 1, none, "--host"), "127.0.0.1");
-    assert_int_equal(cli_get_int(&CLI_SERVE, 1, none, "--port"), 8080);
-    assert_null(cli_get(&CLI_SERVE, 1, none, "--api-key"));
-    assert_int_equal(cli_get_flag(&CLI_SERVE, 1, none, "--no-db"), 0);
+    cli_args a = {&CLI_SERVE, 1, none};
+    assert_string_equal(cli_get(&a, "--host"), "127.0.0.1");
+    assert_int_equal(cli_get_int(&a, "--port"), 8080);
+    assert_null(cli_get(&a, "--api-key"));
+    assert_int_equal(cli_get_flag(&a, "--no-db"), 0);
     // A value that looks like an option is a value; an option is found only where one can be.
     char *some[] = {"serve", "--model", "--port", "--no-db", "--port", "81", "--host", "h", NULL};
-    assert_string_equal(cli_get(&CLI_SERVE, 8, some, "--model"), "--port");
-    assert_int_equal(cli_get_int(&CLI_SERVE, 8, some, "--port"), 81);
-    assert_int_equal(cli_get_flag(&CLI_SERVE, 8, some, "--no-db"), 1);
-    assert_string_equal(cli_get(&CLI_SERVE, 8, some, "--host"), "h");
+    a = (cli_args){&CLI_SERVE, 8, some};
+    assert_string_equal(cli_get(&a, "--model"), "--port");
+    assert_int_equal(cli_get_int(&a, "--port"), 81);
+    assert_int_equal(cli_get_flag(&a, "--no-db"), 1);
+    assert_string_equal(cli_get(&a, "--host"), "h");
     char *gen[] = {"generate", "-n", "3", NULL};
-    assert_null(cli_get(&CLI_GENERATE, 3, gen, "--ctx"));  // computed by the command
-    assert_float_equal(cli_get_float(&CLI_GENERATE, 3, gen, "--top-p"), 1.0, 0);
-    assert_int_equal(cli_get_int(&CLI_GENERATE, 3, gen, "-n"), 3);
+    a = (cli_args){&CLI_GENERATE, 3, gen};
+    assert_null(cli_get(&a, "--ctx"));  // computed by the command
+    assert_float_equal(cli_get_float(&a, "--top-p"), 1.0, 0);
+    assert_int_equal(cli_get_int(&a, "-n"), 3);
 }
 
 static void test_repeated_option(void **state) {
@@ -208,12 +211,13 @@ static void test_repeated_option(void **state) {
     for (const cli_command *const *s = CLI_DATA.subcommands; *s; s++)
         if (!strcmp((*s)->name, "data mix")) mix = *s;
     assert_non_null(mix);
-    char *a[] = {"mix", "--add", "a=xlam:x", "--seed", "2", "--add", "b=xlam:y", NULL};
-    int i = cli_get_next(mix, 7, a, "--add", 0);
+    char *argv[] = {"mix", "--add", "a=xlam:x", "--seed", "2", "--add", "b=xlam:y", NULL};
+    cli_args a = {mix, 7, argv};
+    int i = cli_get_next(&a, "--add", 0);
     assert_int_equal(i, 2);
-    i = cli_get_next(mix, 7, a, "--add", i);
+    i = cli_get_next(&a, "--add", i);
     assert_int_equal(i, 6);
-    assert_int_equal(cli_get_next(mix, 7, a, "--add", i), 0);
+    assert_int_equal(cli_get_next(&a, "--add", i), 0);
 }
 
 int main(void) {
