@@ -241,9 +241,7 @@ cJSON *convert_wrap_tools(const cJSON *v) {
             out = NULL;
             goto done;
         }
-        cJSON *w = example_wrap_tool(pyjson_copy(fn));
-        if (!w || !cJSON_AddItemToArray(out, w)) {
-            cJSON_Delete(w);
+        if (!pyjson_append(out, example_wrap_tool(pyjson_copy(fn)))) {
             cJSON_Delete(out);
             out = NULL;
             goto done;
@@ -283,18 +281,10 @@ cJSON *convert_read_calls(const cJSON *v, const char *args_key) {
     cJSON *out = cJSON_CreateArray();
     if (!out || !v) goto fail;
     if (cJSON_IsObject(v)) {
-        cJSON *c = read_one_call(v, args_key);
-        if (!c || !cJSON_AddItemToArray(out, c)) {
-            cJSON_Delete(c);
-            goto fail;
-        }
+        if (!pyjson_append(out, read_one_call(v, args_key))) goto fail;
     } else if (cJSON_IsArray(v)) {
         for (const cJSON *it = v->child; it; it = it->next) {
-            cJSON *c = read_one_call(it, args_key);
-            if (!c || !cJSON_AddItemToArray(out, c)) {
-                cJSON_Delete(c);
-                goto fail;
-            }
+            if (!pyjson_append(out, read_one_call(it, args_key))) goto fail;
         }
     } else {
         goto fail;
@@ -342,12 +332,7 @@ int convert_add_first_step(cJSON *answer, const char *name, const cJSON *args, i
         (*cut)++;
         return 1;
     }
-    cJSON *call = example_make_call(name, pyjson_copy(args));
-    if (!call || !cJSON_AddItemToArray(answer, call)) {
-        cJSON_Delete(call);
-        return 0;
-    }
-    return 1;
+    return pyjson_append(answer, example_make_call(name, pyjson_copy(args)));
 }
 
 cJSON *convert_user_messages(const char *text) {

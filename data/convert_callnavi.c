@@ -104,9 +104,7 @@ int convert_callnavi_record(convert_run *r, const cJSON *rec, size_t index, trl_
             drop = "wildcard_value";
             break;
         }
-        cJSON *call = example_make_call(a->valuestring, pyjson_copy(p));
-        if (!call || !cJSON_AddItemToArray(answer, call)) {
-            cJSON_Delete(call);
+        if (!pyjson_append(answer, example_make_call(a->valuestring, pyjson_copy(p)))) {
             cJSON_Delete(answer);
             answer = NULL;  // out of memory
         }

@@ -91,9 +91,7 @@ static cJSON *reason_message(const cJSON *m, const char **role, cJSON **calls) {
     cJSON *out = text ? example_make_message(*role, text) : NULL;
     free(text);
     if (out && tc && tc->child && !bad) {
-        cJSON *cp = pyjson_copy(tc);
-        if (!cp || !cJSON_AddItemToObject(out, "tool_calls", cp)) {
-            cJSON_Delete(cp);
+        if (!pyjson_set(out, "tool_calls", pyjson_copy(tc))) {
             cJSON_Delete(out);
             out = NULL;
         }

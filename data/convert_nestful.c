@@ -42,11 +42,7 @@ static cJSON *nestful_property(const cJSON *d) {
         } else if (!strcmp(key, "default_value")) {
             key = "default";
         }
-        cJSON *v = pyjson_copy(k);
-        if (!v || !cJSON_AddItemToObject(p, key, v)) {
-            cJSON_Delete(v);
-            goto fail;
-        }
+        if (!pyjson_set(p, key, pyjson_copy(k))) goto fail;
     }
     return p;
 fail:
@@ -91,12 +87,7 @@ static const cJSON *spec_find(const cJSON *side, const char *name) {
 static int add_tool(cJSON *tools, const cJSON *spec) {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(spec, "name");
     if (!cJSON_IsString(n) || example_has_tool(tools, n->valuestring)) return 1;
-    cJSON *w = nestful_tool(spec);
-    if (!w || !cJSON_AddItemToArray(tools, w)) {
-        cJSON_Delete(w);
-        return 0;
-    }
-    return 1;
+    return pyjson_append(tools, nestful_tool(spec));
 }
 
 int convert_nestful_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e) {

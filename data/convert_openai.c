@@ -44,9 +44,7 @@ static cJSON *read_tool_calls(const cJSON *tc) {
     for (const cJSON *c = tc->child; c; c = c->next) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
         const cJSON *src = cJSON_IsObject(fn) ? fn : c;
-        cJSON *call = convert_read_call(src, "arguments");
-        if (!call || !cJSON_AddItemToArray(plain, call)) {
-            cJSON_Delete(call);
+        if (!pyjson_append(plain, convert_read_call(src, "arguments"))) {
             cJSON_Delete(plain);
             return NULL;
         }
@@ -134,9 +132,7 @@ int convert_openai_record(convert_run *r, const cJSON *rec, size_t index, trl_er
         cJSON *ctx = cJSON_CreateArray();  // the messages before this one
         int k = 0;
         for (const cJSON *p = norm->child; !drop && ctx && p && k < i; p = p->next, k++) {
-            cJSON *cp = pyjson_copy(p);
-            if (!cp || !cJSON_AddItemToArray(ctx, cp)) {
-                cJSON_Delete(cp);
+            if (!pyjson_append(ctx, pyjson_copy(p))) {
                 cJSON_Delete(ctx);
                 ctx = NULL;
             }

@@ -58,9 +58,7 @@ static cJSON *seal_tools(const cJSON *srow) {
     cJSON *list = pycall_literal(a, (size_t)(b - a));
     cJSON *tools = cJSON_IsArray(list) ? cJSON_CreateArray() : NULL;
     for (const cJSON *t = tools ? list->child : NULL; t; t = t->next) {
-        cJSON *w = seal_tool(t);
-        if (!w || !cJSON_AddItemToArray(tools, w)) {
-            cJSON_Delete(w);
+        if (!pyjson_append(tools, seal_tool(t))) {
             cJSON_Delete(tools);
             tools = NULL;
             break;

@@ -39,18 +39,10 @@ static cJSON *slot_property(const cJSON *service, const char *slot, const cJSON 
     if (cJSON_IsString(d) && !cJSON_AddStringToObject(p, "description", d->valuestring)) goto fail;
     const cJSON *pv = get(s, "possible_values");
     if (cJSON_IsTrue(get(s, "is_categorical")) && cJSON_IsArray(pv) && pv->child) {
-        cJSON *en = pyjson_copy(pv);
-        if (!en || !cJSON_AddItemToObject(p, "enum", en)) {
-            cJSON_Delete(en);
-            goto fail;
-        }
+        if (!pyjson_set(p, "enum", pyjson_copy(pv))) goto fail;
     }
     if (deflt) {
-        cJSON *dv = pyjson_copy(deflt);
-        if (!dv || !cJSON_AddItemToObject(p, "default", dv)) {
-            cJSON_Delete(dv);
-            goto fail;
-        }
+        if (!pyjson_set(p, "default", pyjson_copy(deflt))) goto fail;
     }
     return p;
 fail:
@@ -97,11 +89,7 @@ static cJSON *turn_tools(const cJSON *schema, const cJSON *frames) {
         for (const cJSON *in = intents->child; in; in = in->next) {
             const cJSON *n = get(in, "name");
             if (cJSON_IsString(n) && example_has_tool(tools, n->valuestring)) continue;
-            cJSON *w = intent_tool(service, in);
-            if (!w || !cJSON_AddItemToArray(tools, w)) {
-                cJSON_Delete(w);
-                goto fail;
-            }
+            if (!pyjson_append(tools, intent_tool(service, in))) goto fail;
         }
     }
     return tools;
@@ -146,9 +134,7 @@ static int add_call_turn(cJSON *ctx, const cJSON *frames, cJSON *calls, const ch
     for (const cJSON *f = results ? frames->child : NULL; f; f = f->next) {
         if (!get(f, "service_call")) continue;
         const cJSON *sr = get(f, "service_results");
-        cJSON *cp = sr ? pyjson_copy(sr) : cJSON_CreateArray();
-        if (!cp || !cJSON_AddItemToArray(results, cp)) {
-            cJSON_Delete(cp);
+        if (!pyjson_append(results, sr ? pyjson_copy(sr) : cJSON_CreateArray())) {
             cJSON_Delete(results);
             return 0;
         }

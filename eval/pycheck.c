@@ -45,20 +45,13 @@ int py_in_str(const cJSON *container, const char *s, py_crash *cs) {
     return py_in(container, &k, cs);
 }
 
-// Adds item (taken) to list; 0, with item freed, when it is NULL or cannot be added.
-static int append(cJSON *list, cJSON *item) {
-    if (item && cJSON_AddItemToArray(list, item)) return 1;
-    cJSON_Delete(item);
-    return 0;
-}
-
 cJSON *py_items(const cJSON *v, cJSON *(*map)(const cJSON *item)) {
     if (!cJSON_IsArray(v) && !cJSON_IsString(v)) return NULL;
     cJSON *out = cJSON_CreateArray();
     if (!out) return NULL;
     if (cJSON_IsArray(v)) {
         for (const cJSON *c = v->child; c; c = c->next)
-            if (!append(out, map ? map(c) : pyjson_copy(c))) goto oom;
+            if (!pyjson_append(out, map ? map(c) : pyjson_copy(c))) goto oom;
         return out;
     }
     const char *s = v->valuestring;
@@ -72,7 +65,7 @@ cJSON *py_items(const cJSON *v, cJSON *(*map)(const cJSON *item)) {
         memset(&one, 0, sizeof(one));
         one.type = cJSON_String;
         one.valuestring = ch;
-        if (!append(out, map ? map(&one) : cJSON_CreateString(ch))) goto oom;
+        if (!pyjson_append(out, map ? map(&one) : cJSON_CreateString(ch))) goto oom;
     }
     return out;
 oom:
