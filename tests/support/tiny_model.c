@@ -348,6 +348,16 @@ static cJSON *config_json(const tiny_model_spec *s) {
     return o;
 }
 
+// A ByteLevel step of tokenizer.json (the pre-tokenizer's and the decoder's).
+static cJSON *byte_level(int add_prefix_space) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "ByteLevel");
+    cJSON_AddBoolToObject(o, "add_prefix_space", add_prefix_space);
+    cJSON_AddBoolToObject(o, "trim_offsets", 1);
+    cJSON_AddBoolToObject(o, "use_regex", 1);
+    return o;
+}
+
 static cJSON *tokenizer_json(const tiny_vocab *v) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "version", "1.0");
@@ -373,18 +383,9 @@ static cJSON *tokenizer_json(const tiny_vocab *v) {
     cJSON_AddStringToObject(dig, "type", "Digits");
     cJSON_AddBoolToObject(dig, "individual_digits", 1);
     cJSON_AddItemToArray(list, dig);
-    cJSON *bl = cJSON_CreateObject();
-    cJSON_AddStringToObject(bl, "type", "ByteLevel");
-    cJSON_AddBoolToObject(bl, "add_prefix_space", 0);
-    cJSON_AddBoolToObject(bl, "trim_offsets", 1);
-    cJSON_AddBoolToObject(bl, "use_regex", 1);
-    cJSON_AddItemToArray(list, bl);
+    cJSON_AddItemToArray(list, byte_level(0));
     cJSON_AddNullToObject(o, "post_processor");
-    cJSON *dec = cJSON_AddObjectToObject(o, "decoder");
-    cJSON_AddStringToObject(dec, "type", "ByteLevel");
-    cJSON_AddBoolToObject(dec, "add_prefix_space", 1);
-    cJSON_AddBoolToObject(dec, "trim_offsets", 1);
-    cJSON_AddBoolToObject(dec, "use_regex", 1);
+    cJSON_AddItemToObject(o, "decoder", byte_level(1));
     cJSON *m = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(m, "type", "BPE");
     cJSON_AddNullToObject(m, "dropout");
