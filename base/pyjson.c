@@ -771,6 +771,18 @@ char *pyjson_canonical(const cJSON *v) { return pyjson_dump(v, PYJSON_SORT_KEYS 
 
 cJSON *pyjson_copy(const cJSON *v) { return v ? cJSON_Duplicate(v, 1) : NULL; }
 
+int pyjson_append(cJSON *array, cJSON *item) {
+    if (item && cJSON_AddItemToArray(array, item)) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+int pyjson_set(cJSON *object, const char *key, cJSON *item) {
+    if (item && cJSON_AddItemToObject(object, key, item)) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Python types and equality
 

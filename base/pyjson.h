@@ -66,6 +66,10 @@ cJSON *pyjson_float_new(double x);
 void pyjson_float_repr(double x, char *out, size_t outsz);
 // Deep copy that keeps the number tokens (cJSON_Duplicate does too; this is a checked wrapper).
 cJSON *pyjson_copy(const cJSON *v);
+// Adds item (taken) to an array, or to an object under key. 0, with item freed, when item is
+// NULL (a failed allocation or copy) or cannot be added: callers check once.
+int pyjson_append(cJSON *array, cJSON *item);
+int pyjson_set(cJSON *object, const char *key, cJSON *item);
 
 // Decodes one code point of the internal string encoding at s[*i] (len n), advancing *i.
 // Invalid bytes decode as U+FFFD (one byte consumed).

@@ -1,4 +1,4 @@
-// util.c: error formatting, clock and whole-file reads shared by the engine.
+// util.c: error formatting, clock, whole-file reads and path helpers shared by the engine.
 #define _POSIX_C_SOURCE 200809L
 #include "base/util.h"
 
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int trl_errf(trl_err *e, const char *fmt, ...) {
@@ -60,4 +61,27 @@ char *trl_read_file(const char *path, size_t *len, trl_err *e) {
     buf[n] = 0;
     if (len) *len = n;
     return buf;
+}
+
+char *trl_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+int trl_mkdirs(const char *path, trl_err *e) {
+    char p[4096];
+    if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) return trl_errf(e, "%.200s...: path too long", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) return trl_errf(e, "%s: %s", p, strerror(errno));
+            *s = '/';
+        }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return trl_errf(e, "%s: %s", p, strerror(errno));
+    return TRL_OK;
 }

@@ -32,5 +32,10 @@ double trl_now(void);
 // Reads a whole file into a NUL-terminated malloc'd buffer; *len gets its size (without the NUL).
 // Returns NULL (and fills e) on failure.
 char *trl_read_file(const char *path, size_t *len, trl_err *e);
+// "dir/name", malloc'd; NULL when out of memory.
+char *trl_path_join(const char *dir, const char *name);
+// Creates a folder and every missing folder above it (mode 0755, as mkdir -p); one that
+// exists already is fine. TRL_ERR with "path: reason" otherwise.
+int trl_mkdirs(const char *path, trl_err *e);
 
 #endif

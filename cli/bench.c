@@ -16,45 +16,29 @@
 #include "model/tokenizer.h"
 
 static const cli_option BENCH_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    CLI_OPTION_MODEL,
     {.name = "--prompt-tokens", .arg = "P", .def = "128", .help = "prompt length of the prefill"},
     {.name = "--gen-tokens", .arg = "N", .def = "128", .help = "tokens decoded after the prompt"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--reps", .arg = "R", .def = "3", .help = "repetitions after one warm-up; the best counts"},
     {.name = "--batch", .arg = "B", .def = "1",
      .help = "sequences decoded together, 1 to 256; decode_tps is then their sum"},
     {0}};
 
-static int cli_bench(int argc, char **argv);
-const cli_command CLI_BENCH = {.name = "bench",
-                               .summary = "Prefill and decode tokens/s of the engine on a model, as one JSON line.",
-                               .usage = "--model PATH [options]",
-                               .options = BENCH_OPTIONS,
-                               .run = cli_bench};
-
-static int cli_bench(int argc, char **argv) {
-    cli_parse(&CLI_BENCH, argc, argv);
-    int P = (int)cli_get_int(&CLI_BENCH, argc, argv, "--prompt-tokens");
-    int N = (int)cli_get_int(&CLI_BENCH, argc, argv, "--gen-tokens");
-    int R = (int)cli_get_int(&CLI_BENCH, argc, argv, "--reps");
-    int threads = (int)cli_get_int(&CLI_BENCH, argc, argv, "--threads");
-    int B = (int)cli_get_int(&CLI_BENCH, argc, argv, "--batch");
+static int cli_bench(const cli_args *a) {
+    int P = (int)cli_get_int(a, "--prompt-tokens");
+    int N = (int)cli_get_int(a, "--gen-tokens");
+    int R = (int)cli_get_int(a, "--reps");
+    int threads = (int)cli_get_int(a, "--threads");
+    int B = (int)cli_get_int(a, "--batch");
     if (P < 1 || N < 1 || R < 1 || B < 1 || B > 256) {
         fprintf(stderr, "toolrl bench: counts must be ≥ 1 (--batch at most 256)\n");
         return 2;
     }
     cli_set_threads(threads);
-    const char *path = cli_get(&CLI_BENCH, argc, argv, "--model");
-    if (!path) {
-        fprintf(stderr, "toolrl bench: --model PATH is required\n");
-        return 2;
-    }
     model m;
+    if (cli_model_load(a, &m)) return 1;
     trl_err e = {{0}};
-    if (model_load(&m, path, &e)) {
-        fprintf(stderr, "toolrl bench: %s\n", e.msg);
-        return 1;
-    }
     // Deterministic prompt: an English paragraph repeated until P tokens.
     const char *para = "The quick brown fox jumps over the lazy dog while the committee reviews the budget for "
                        "next year, and a function call returns the weather in Paris as JSON. ";
@@ -123,3 +107,9 @@ static int cli_bench(int argc, char **argv) {
     model_free(&m);
     return rc;
 }
+
+const cli_command CLI_BENCH = {.name = "bench",
+                               .summary = "Prefill and decode tokens/s of the engine on a model, as one JSON line.",
+                               .usage = "--model PATH [options]",
+                               .options = BENCH_OPTIONS,
+                               .run = cli_bench};

@@ -2,8 +2,11 @@
 #ifndef TOOLRL_CLI_H
 #define TOOLRL_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "model/model.h"
 
 // One option of a subcommand: the single source of its name, value placeholder, default and
 // help. The tables end with {0}.
@@ -12,13 +15,26 @@ typedef struct {
     const char *arg;   // the value's placeholder ("N", "PATH"); NULL: a flag without a value
     const char *def;   // the default as text; NULL: none (or computed: the help says how)
     const char *help;  // one line
+    int required;      // cli_parse refuses a command line without it; the help says "(required)"
 } cli_option;
+
+// Options several commands share, defined once.
+#define CLI_OPTION_MODEL \
+    {.name = "--model", .arg = "PATH", .required = 1, .help = "model file (GGUF) or Hugging Face folder"}
+#define CLI_OPTION_THREADS {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"}
 
 // An environment variable a subcommand reads ({0}-terminated lists).
 typedef struct {
     const char *name;
     const char *help;
 } cli_env;
+
+// A command line accepted by cli_parse: what a command's run function reads its options from.
+typedef struct {
+    const struct cli_command *c;
+    int argc;
+    char **argv;  // argv[0] is the command's last word
+} cli_args;
 
 typedef struct cli_command {
     const char *name;                              // "serve", "data mix"; "" for toolrl itself
@@ -27,7 +43,7 @@ typedef struct cli_command {
     const cli_option *options;                     // {0}-terminated; NULL: none
     const cli_env *env;                            // {0}-terminated; NULL: none
     const struct cli_command *const *subcommands;  // NULL-terminated (toolrl, toolrl data)
-    int (*run)(int argc, char **argv);             // argv[0] is the command's last word
+    int (*run)(const cli_args *a);                 // the command line, accepted by cli_parse
 } cli_command;
 
 // toolrl itself, whose subcommands are every command (commands.c), and the commands.
@@ -35,30 +51,38 @@ extern const cli_command CLI_TOOLRL;
 extern const cli_command CLI_GENERATE, CLI_BENCH, CLI_TOKENIZE, CLI_INFO, CLI_SERVE, CLI_DATA, CLI_EVAL,
     CLI_TRAIN, CLI_WORKER;
 
-// Runs the subcommand named by argv[1] of a command with subcommands; answers --help, -h and
-// `help [CMD...]` (exit status 0), no or an unknown subcommand (2).
+// Runs the subcommand named by argv[1] of a command with subcommands, after cli_parse; answers
+// --help, -h and `help [CMD...]` (exit status 0), no or an unknown subcommand (2).
 int cli_dispatch(const cli_command *c, int argc, char **argv);
-// Checks argv[1..] against c's table. Exits: 0 after printing the help on --help/-h; 2 with a
-// one-line error on an unknown option or a missing value (CLI code only).
-void cli_parse(const cli_command *c, int argc, char **argv);
+// Checks argv[1..] against c's table and returns the accepted command line. Exits: 0 after
+// printing the help on --help/-h; 2 with a one-line error on an unknown option, a missing value
+// or a required option not given (CLI code only).
+cli_args cli_parse(const cli_command *c, int argc, char **argv);
 // The full help (usage, summary, options with defaults, environment, subcommands).
 void cli_help_print(const cli_command *c, FILE *f);
 // The usage line and "try 'toolrl CMD --help'", for a usage error.
 void cli_usage_print(const cli_command *c, FILE *f);
 
 // Option values (after cli_parse). The value given, else the table's default (cli_get may give
-// NULL; the others abort when there is neither). A name not in c's table aborts: a programming
-// error. cli_get_int and cli_get_float exit 2 on a value that is not a number.
-const char *cli_get(const cli_command *c, int argc, char **argv, const char *name);
-long cli_get_int(const cli_command *c, int argc, char **argv, const char *name);
-double cli_get_float(const cli_command *c, int argc, char **argv, const char *name);
-int cli_get_flag(const cli_command *c, int argc, char **argv, const char *name);
+// NULL; the others abort when there is neither). A name not in the command's table aborts: a
+// programming error. cli_get_int and cli_get_float exit 2 on a value that is not a number.
+const char *cli_get(const cli_args *a, const char *name);
+long cli_get_int(const cli_args *a, const char *name);
+double cli_get_float(const cli_args *a, const char *name);
+int cli_get_flag(const cli_args *a, const char *name);
 // A repeatable option: the argv index of the value of its first occurrence after argv[after]
 // (start with 0), or 0 when there is none.
-int cli_get_next(const cli_command *c, int argc, char **argv, const char *name, int after);
+int cli_get_next(const cli_args *a, const char *name, int after);
+
+// Loads the model the command's --model option names; on failure prints "toolrl CMD: cannot
+// load model: ..." and returns 1 (an exit status), else 0.
+int cli_model_load(const cli_args *a, model *m);
 
 // Sets OpenMP and OpenBLAS thread counts.
 void cli_set_threads(int n);
+// Makes SIGINT and SIGTERM set the returned flag (the process goes on; the caller stops when it
+// sees the flag) instead of ending the process.
+volatile sig_atomic_t *cli_stop_on_signals(void);
 // Re-executes the process with OPENBLAS_CORETYPE set when OpenBLAS fell back to its generic
 // kernels on a CPU it does not know (see cli/opts.c). Call first thing in main.
 void cli_blas_setup(char **argv);

@@ -46,10 +46,10 @@ static void print_counts(const convert_counts *c) {
 
 static const cli_option CONVERT_OPTIONS[] = {
     {.name = "--format", .arg = "FORMAT",
-     .help = "the source's format (required): xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, "
-             "nestful, sgd"},
-    {.name = "--in", .arg = "FILE|FOLDER", .help = "the source file or folder (required)"},
-    {.name = "--out", .arg = "FILE.jsonl", .help = "the converted examples (required)"},
+     .required = 1,
+     .help = "the source's format: xlam, toolace, toolrl, openai, seal, callnavi, glaive, toolalpaca, nestful, sgd"},
+    {.name = "--in", .arg = "FILE|FOLDER", .required = 1, .help = "the source file or folder"},
+    {.name = "--out", .arg = "FILE.jsonl", .required = 1, .help = "the converted examples"},
     {.name = "--tools", .arg = "FILE",
      .help = "the tools side file of seal, callnavi, nestful, sgd (default: found next to the input)"},
     {.name = "--source", .arg = "NAME", .help = "write NAME as every example's \"source\" (default: the converter's)"},
@@ -57,22 +57,10 @@ static const cli_option CONVERT_OPTIONS[] = {
     {.name = "--no-repair", .help = "ToolACE: do not repair truncated function names"},
     {0}};
 
-static int data_convert(int argc, char **argv);
-static const cli_command DATA_CONVERT = {.name = "data convert",
-                                         .summary = "Convert a dataset into the unified training format (JSONL).",
-                                         .usage = "--format FORMAT --in FILE|FOLDER --out FILE.jsonl [options]",
-                                         .options = CONVERT_OPTIONS,
-                                         .run = data_convert};
-
-static int data_convert(int argc, char **argv) {
-    cli_parse(&DATA_CONVERT, argc, argv);
-    const char *fmt = cli_get(&DATA_CONVERT, argc, argv, "--format");
-    const char *in = cli_get(&DATA_CONVERT, argc, argv, "--in");
-    const char *out = cli_get(&DATA_CONVERT, argc, argv, "--out");
-    if (!fmt || !in || !out) {
-        cli_usage_print(&DATA_CONVERT, stderr);
-        return 2;
-    }
+static int data_convert(const cli_args *a) {
+    const char *fmt = cli_get(a, "--format");
+    const char *in = cli_get(a, "--in");
+    const char *out = cli_get(a, "--out");
     trl_err e;
     convert_format f;
     if (convert_format_parse(fmt, &f, &e)) {
@@ -83,10 +71,10 @@ static int data_convert(int argc, char **argv) {
         fprintf(stderr, "toolrl data convert: %s\n", e.msg);
         return 1;
     }
-    convert_opts o = {.drop_no_call = cli_get_flag(&DATA_CONVERT, argc, argv, "--drop-no-call"),
-                      .no_repair = cli_get_flag(&DATA_CONVERT, argc, argv, "--no-repair"),
-                      .side_path = cli_get(&DATA_CONVERT, argc, argv, "--tools"),
-                      .source = cli_get(&DATA_CONVERT, argc, argv, "--source")};
+    convert_opts o = {.drop_no_call = cli_get_flag(a, "--drop-no-call"),
+                      .no_repair = cli_get_flag(a, "--no-repair"),
+                      .side_path = cli_get(a, "--tools"),
+                      .source = cli_get(a, "--source")};
     FILE *fo = fopen(out, "w");
     if (!fo) {
         perror(out);
@@ -107,26 +95,20 @@ static int data_convert(int argc, char **argv) {
     return 0;
 }
 
+static const cli_command DATA_CONVERT = {.name = "data convert",
+                                         .summary = "Convert a dataset into the unified training format (JSONL).",
+                                         .usage = "--format FORMAT --in FILE|FOLDER --out FILE.jsonl [options]",
+                                         .options = CONVERT_OPTIONS,
+                                         .run = data_convert};
+
 static const cli_option VALIDATE_OPTIONS[] = {
-    {.name = "--in", .arg = "FILE.jsonl", .help = "the file to check (required)"},
+    {.name = "--in", .arg = "FILE.jsonl", .required = 1, .help = "the file to check"},
     {.name = "--max-errors", .arg = "N", .def = "20", .help = "invalid lines printed (all are counted)"},
     {0}};
 
-static int data_validate(int argc, char **argv);
-static const cli_command DATA_VALIDATE = {.name = "data validate",
-                                          .summary = "Check every line of a unified-format JSONL file.",
-                                          .usage = "--in FILE.jsonl [--max-errors N]",
-                                          .options = VALIDATE_OPTIONS,
-                                          .run = data_validate};
-
-static int data_validate(int argc, char **argv) {
-    cli_parse(&DATA_VALIDATE, argc, argv);
-    const char *in = cli_get(&DATA_VALIDATE, argc, argv, "--in");
-    long max_err = cli_get_int(&DATA_VALIDATE, argc, argv, "--max-errors");
-    if (!in) {
-        cli_usage_print(&DATA_VALIDATE, stderr);
-        return 2;
-    }
+static int data_validate(const cli_args *a) {
+    const char *in = cli_get(a, "--in");
+    long max_err = cli_get_int(a, "--max-errors");
     trl_err e;
     size_t len;
     char *text = trl_read_file(in, &len, &e);
@@ -150,6 +132,12 @@ static int data_validate(int argc, char **argv) {
     printf("%s: %ld lines, %ld valid, %ld invalid\n", in, lines, lines - bad, bad);
     return bad ? 1 : 0;
 }
+
+static const cli_command DATA_VALIDATE = {.name = "data validate",
+                                          .summary = "Check every line of a unified-format JSONL file.",
+                                          .usage = "--in FILE.jsonl [--max-errors N]",
+                                          .options = VALIDATE_OPTIONS,
+                                          .run = data_validate};
 
 // Is label in the comma-separated list?
 static int in_list(const char *list, const char *label) {
@@ -176,21 +164,11 @@ static const cli_option MIX_OPTIONS[] = {
 static const cli_env MIX_ENV[] = {
     {.name = "TOOLRL_SHARED", .help = "the shared data folder when --shared is not given"}, {0}};
 
-static int data_mix(int argc, char **argv);
-static const cli_command DATA_MIX = {.name = "data mix",
-                                     .summary = "Build the training mix from every shared source: converted, filtered, "
-                                                "deduplicated, evaluation questions dropped, split.",
-                                     .usage = "[--shared DIR] [--out-dir var/data] [options]",
-                                     .options = MIX_OPTIONS,
-                                     .env = MIX_ENV,
-                                     .run = data_mix};
-
-static int data_mix(int argc, char **argv) {
-    cli_parse(&DATA_MIX, argc, argv);
+static int data_mix(const cli_args *a) {
     const char *env = getenv("TOOLRL_SHARED");
-    const char *shared = cli_get(&DATA_MIX, argc, argv, "--shared");
+    const char *shared = cli_get(a, "--shared");
     if (!shared) shared = env && *env ? env : "../shared";
-    const char *only = cli_get(&DATA_MIX, argc, argv, "--only");
+    const char *only = cli_get(a, "--only");
     mix_source src[MIX_MAX_SOURCES];
     size_t n = 0;
     for (size_t i = 0; i < MIX_DEFAULT_N; i++)
@@ -208,8 +186,8 @@ static int data_mix(int argc, char **argv) {
         }
     }
     // --add LABEL=FORMAT:PATH, repeatable: a further source (a file or folder path as given).
-    for (int i = 0; (i = cli_get_next(&DATA_MIX, argc, argv, "--add", i));) {
-        char *spec = argv[i], *eq = strchr(spec, '='), *colon = eq ? strchr(eq, ':') : NULL;
+    for (int i = 0; (i = cli_get_next(a, "--add", i));) {
+        char *spec = a->argv[i], *eq = strchr(spec, '='), *colon = eq ? strchr(eq, ':') : NULL;
         trl_err fe;
         convert_format f;
         if (!eq || !colon || eq == spec || !colon[1]) {
@@ -232,11 +210,11 @@ static int data_mix(int argc, char **argv) {
     snprintf(data_dir, sizeof(data_dir), "%s/data", shared);
     mix_config cfg = {.data_dir = data_dir,
                       .repo_dir = ".",
-                      .out_dir = cli_get(&DATA_MIX, argc, argv, "--out-dir"),
+                      .out_dir = cli_get(a, "--out-dir"),
                       .sources = src,
                       .n_sources = n,
-                      .val_frac = cli_get_float(&DATA_MIX, argc, argv, "--val-frac"),
-                      .seed = (unsigned long)cli_get_int(&DATA_MIX, argc, argv, "--seed")};
+                      .val_frac = cli_get_float(a, "--val-frac"),
+                      .seed = (unsigned long)cli_get_int(a, "--seed")};
     mix_report rep;
     trl_err e;
     if (mix_build(&cfg, &rep, &e)) {
@@ -248,6 +226,14 @@ static int data_mix(int argc, char **argv) {
            rep.train, cfg.out_dir, rep.val, cfg.val_frac, cfg.seed);
     return 0;
 }
+
+static const cli_command DATA_MIX = {.name = "data mix",
+                                     .summary = "Build the training mix from every shared source: converted, filtered, "
+                                                "deduplicated, evaluation questions dropped, split.",
+                                     .usage = "[--shared DIR] [--out-dir var/data] [options]",
+                                     .options = MIX_OPTIONS,
+                                     .env = MIX_ENV,
+                                     .run = data_mix};
 
 static const cli_command *const DATA_COMMANDS[] = {&DATA_CONVERT, &DATA_VALIDATE, &DATA_MIX, NULL};
 

@@ -29,7 +29,7 @@ static void progress(void *ctx, int done, int total) {
 }
 
 static const cli_option EVAL_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    CLI_OPTION_MODEL,
     {.name = "--suite", .arg = "bfcl|apibank|acebench", .def = "bfcl", .help = "the benchmark"},
     {.name = "--categories", .arg = "A,B",
      .help = "BFCL, ACEBench: only these categories (default: all of the shared split)"},
@@ -40,7 +40,7 @@ static const cli_option EVAL_OPTIONS[] = {
     {.name = "--batch", .arg = "B", .def = "8", .help = "sequences decoded together"},
     {.name = "--max-tokens", .arg = "N", .def = "256", .help = "most tokens of a reply"},
     {.name = "--ctx", .arg = "N", .def = "4096", .help = "context length per sequence (at least 64)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--db", .arg = "PATH", .help = "also record the scores in this job store (default: not recorded)"},
     {.name = "--model-id", .arg = "ID",
      .help = "with --db: the model's name there (computed: the model path's file name)"},
@@ -56,37 +56,25 @@ static const cli_env EVAL_ENV[] = {
      .help = "the shared benchmark data: $TOOLRL_SHARED/data/{bfcl,apibank,acebench} (default ../shared)"},
     {0}};
 
-static int cli_eval(int argc, char **argv);
-const cli_command CLI_EVAL = {.name = "eval",
-                              .summary = "Score a model on BFCL, API-Bank level-1 or ACEBench.",
-                              .usage = "--model PATH [--suite bfcl|apibank|acebench] [options]",
-                              .options = EVAL_OPTIONS,
-                              .env = EVAL_ENV,
-                              .run = cli_eval};
-
-static int cli_eval(int argc, char **argv) {
-    cli_parse(&CLI_EVAL, argc, argv);
-    const char *model_path = cli_get(&CLI_EVAL, argc, argv, "--model");
-    const char *suite = cli_get(&CLI_EVAL, argc, argv, "--suite");
-    const char *report = cli_get(&CLI_EVAL, argc, argv, "--report");
-    int limit = (int)cli_get_int(&CLI_EVAL, argc, argv, "--limit");
-    int B = (int)cli_get_int(&CLI_EVAL, argc, argv, "--batch");
-    int max_new = (int)cli_get_int(&CLI_EVAL, argc, argv, "--max-tokens");
-    int n_ctx = (int)cli_get_int(&CLI_EVAL, argc, argv, "--ctx");
+static int cli_eval(const cli_args *a) {
+    const char *model_path = cli_get(a, "--model");
+    const char *suite = cli_get(a, "--suite");
+    const char *report = cli_get(a, "--report");
+    int limit = (int)cli_get_int(a, "--limit");
+    int B = (int)cli_get_int(a, "--batch");
+    int max_new = (int)cli_get_int(a, "--max-tokens");
+    int n_ctx = (int)cli_get_int(a, "--ctx");
     toolprompt_style style = TOOLPROMPT_TOOLN1;
-    if (!model_path || (strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
-        max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_get(&CLI_EVAL, argc, argv, "--prompt"), &style)) {
+    if ((strcmp(suite, "bfcl") && strcmp(suite, "apibank") && strcmp(suite, "acebench")) || B < 1 ||
+        max_new < 1 || n_ctx < 64 || toolprompt_style_parse(cli_get(a, "--prompt"), &style)) {
         cli_usage_print(&CLI_EVAL, stderr);
         return 2;
     }
-    cli_set_threads((int)cli_get_int(&CLI_EVAL, argc, argv, "--threads"));
+    cli_set_threads((int)cli_get_int(a, "--threads"));
     model m;
+    if (cli_model_load(a, &m)) return 1;
     trl_err e = {{0}};
-    if (model_load(&m, model_path, &e)) {
-        fprintf(stderr, "toolrl eval: %s\n", e.msg);
-        return 1;
-    }
-    const char *qn = cli_get(&CLI_EVAL, argc, argv, "--quantize");
+    const char *qn = cli_get(a, "--quantize");
     if (qn) {
         uint32_t qt = !strcmp(qn, "q8_0") ? QTYPE_Q8_0 : !strcmp(qn, "q4_0") ? QTYPE_Q4_0 : !strcmp(qn, "q4_1") ? QTYPE_Q4_1 : QTYPE_F32;
         if (qt == QTYPE_F32 || model_quantize(&m, qt, &e)) {
@@ -98,14 +86,14 @@ static int cli_eval(int argc, char **argv) {
     bar b = {0};
     // --journal: a run that is stopped goes on where it stopped when started again (runner.h).
     eval_opts o = {.suite = suite,
-                   .categories = cli_get(&CLI_EVAL, argc, argv, "--categories"),
+                   .categories = cli_get(a, "--categories"),
                    .limit = limit,
                    .batch = B,
                    .max_new = max_new,
                    .n_ctx = n_ctx,
                    .progress = progress,
                    .ctx = &b,
-                   .journal = cli_get(&CLI_EVAL, argc, argv, "--journal"),
+                   .journal = cli_get(a, "--journal"),
                    .journal_key = model_path,
                    .prompt_style = style};
     eval_run r;
@@ -134,10 +122,10 @@ static int cli_eval(int argc, char **argv) {
         fprintf(stderr, "toolrl eval: %s\n", e.msg);
         rc = 1;
     }
-    const char *db = cli_get(&CLI_EVAL, argc, argv, "--db");
+    const char *db = cli_get(a, "--db");
     if (!rc && db) {
         const char *base = strrchr(model_path, '/');
-        const char *mid = cli_get(&CLI_EVAL, argc, argv, "--model-id");
+        const char *mid = cli_get(a, "--model-id");
         if (!mid) mid = base && base[1] ? base + 1 : model_path;
         store *s = NULL;
         if (store_open(&s, db, &e) || eval_run_store(&r, s, mid, report, NULL, &e)) {
@@ -153,3 +141,10 @@ done:
     model_free(&m);
     return rc;
 }
+
+const cli_command CLI_EVAL = {.name = "eval",
+                              .summary = "Score a model on BFCL, API-Bank level-1 or ACEBench.",
+                              .usage = "--model PATH [--suite bfcl|apibank|acebench] [options]",
+                              .options = EVAL_OPTIONS,
+                              .env = EVAL_ENV,
+                              .run = cli_eval};

@@ -11,19 +11,6 @@
 #include "model/tokenizer.h"
 #include "protocol/chat.h"
 
-static int load_or_die(model *m, const char *path) {
-    trl_err e = {{0}};
-    if (!path) {
-        fprintf(stderr, "toolrl: --model PATH is required\n");
-        return 2;
-    }
-    if (model_load(m, path, &e)) {
-        fprintf(stderr, "toolrl: cannot load model: %s\n", e.msg);
-        return 1;
-    }
-    return 0;
-}
-
 // Encodes text into a malloc'd id array; *n gets the count.
 static int32_t *encode_alloc(const tokenizer *t, const char *text, int special, int *n) {
     int need = tokenizer_encode(t, text, strlen(text), special, NULL, 0);
@@ -35,8 +22,8 @@ static int32_t *encode_alloc(const tokenizer *t, const char *text, int special, 
 }
 
 static const cli_option GENERATE_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
-    {.name = "--prompt", .arg = "TEXT", .help = "the prompt (required)"},
+    CLI_OPTION_MODEL,
+    {.name = "--prompt", .arg = "TEXT", .required = 1, .help = "the prompt"},
     {.name = "--chat", .help = "wrap the prompt in the model's chat template as a user message"},
     {.name = "--system", .arg = "TEXT", .help = "with --chat: a system message first (default: none)"},
     {.name = "-n", .arg = "N", .def = "128", .help = "most tokens to generate"},
@@ -44,34 +31,21 @@ static const cli_option GENERATE_OPTIONS[] = {
     {.name = "--top-k", .arg = "K", .def = "0", .help = "sample from the K likeliest tokens (0: all)"},
     {.name = "--top-p", .arg = "P", .def = "1", .help = "nucleus sampling: the likeliest tokens up to probability P"},
     {.name = "--seed", .arg = "S", .def = "42", .help = "sampling seed"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--ref", .help = "use the reference (slow, plain C) kernels"},
     {.name = "--ctx", .arg = "N", .help = "context length (computed: prompt tokens + n + 1)"},
     {0}};
 
-static int cli_generate(int argc, char **argv);
-const cli_command CLI_GENERATE = {.name = "generate",
-                                  .summary = "Generate a completion of a prompt and print it as it comes.",
-                                  .usage = "--model PATH --prompt TEXT [options]",
-                                  .options = GENERATE_OPTIONS,
-                                  .run = cli_generate};
-
-static int cli_generate(int argc, char **argv) {
-    cli_parse(&CLI_GENERATE, argc, argv);
-    const char *prompt = cli_get(&CLI_GENERATE, argc, argv, "--prompt");
-    if (!prompt) {
-        fprintf(stderr, "toolrl generate: --prompt TEXT is required\n");
-        return 2;
-    }
-    cli_set_threads((int)cli_get_int(&CLI_GENERATE, argc, argv, "--threads"));
+static int cli_generate(const cli_args *a) {
+    const char *prompt = cli_get(a, "--prompt");
+    cli_set_threads((int)cli_get_int(a, "--threads"));
     model m;
-    int rc = load_or_die(&m, cli_get(&CLI_GENERATE, argc, argv, "--model"));
-    if (rc) return rc;
+    if (cli_model_load(a, &m)) return 1;
     char *text = NULL;
-    if (cli_get_flag(&CLI_GENERATE, argc, argv, "--chat")) {
+    if (cli_get_flag(a, "--chat")) {
         chat_msg msgs[2];
         int n = 0;
-        const char *sys = cli_get(&CLI_GENERATE, argc, argv, "--system");
+        const char *sys = cli_get(a, "--system");
         if (sys) msgs[n++] = (chat_msg){"system", sys};
         msgs[n++] = (chat_msg){"user", prompt};
         text = chat_render(m.chat_template, msgs, n, 1);
@@ -86,20 +60,20 @@ static int cli_generate(int argc, char **argv) {
         model_free(&m);
         return 1;
     }
-    int n_gen = (int)cli_get_int(&CLI_GENERATE, argc, argv, "-n");
-    int n_ctx = cli_get(&CLI_GENERATE, argc, argv, "--ctx") ? (int)cli_get_int(&CLI_GENERATE, argc, argv, "--ctx")
-                                                           : n_prompt + n_gen + 1;
+    int n_gen = (int)cli_get_int(a, "-n");
+    int n_ctx = cli_get(a, "--ctx") ? (int)cli_get_int(a, "--ctx") : n_prompt + n_gen + 1;
     generator g;
     trl_err e = {{0}};
-    const ops *kernels = cli_get_flag(&CLI_GENERATE, argc, argv, "--ref") ? &ops_ref : &ops_cpu;
+    int rc = 0;
+    const ops *kernels = cli_get_flag(a, "--ref") ? &ops_ref : &ops_cpu;
     if (generator_init(&g, &m, kernels, 1, n_ctx, 256, &e) ||
         generator_start(&g, 0,
                         &(gen_params){.prompt = ids,
                                       .n_prompt = n_prompt,
-                                      .sp = {.temperature = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--temp"),
-                                             .top_k = (int)cli_get_int(&CLI_GENERATE, argc, argv, "--top-k"),
-                                             .top_p = (float)cli_get_float(&CLI_GENERATE, argc, argv, "--top-p"),
-                                             .seed = (uint64_t)cli_get_int(&CLI_GENERATE, argc, argv, "--seed")},
+                                      .sp = {.temperature = (float)cli_get_float(a, "--temp"),
+                                             .top_k = (int)cli_get_int(a, "--top-k"),
+                                             .top_p = (float)cli_get_float(a, "--top-p"),
+                                             .seed = (uint64_t)cli_get_int(a, "--seed")},
                                       .max_tokens = n_gen},
                         &e)) {
         fprintf(stderr, "toolrl generate: %s\n", e.msg);
@@ -124,31 +98,24 @@ static int cli_generate(int argc, char **argv) {
     return rc;
 }
 
+const cli_command CLI_GENERATE = {.name = "generate",
+                                  .summary = "Generate a completion of a prompt and print it as it comes.",
+                                  .usage = "--model PATH --prompt TEXT [options]",
+                                  .options = GENERATE_OPTIONS,
+                                  .run = cli_generate};
+
 static const cli_option TOKENIZE_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
-    {.name = "--text", .arg = "TEXT", .help = "the text to encode (required)"},
+    CLI_OPTION_MODEL,
+    {.name = "--text", .arg = "TEXT", .required = 1, .help = "the text to encode"},
     {.name = "--special", .help = "read special tokens (<|im_start|>, ...) in the text as themselves"},
     {0}};
 
-static int cli_tokenize(int argc, char **argv);
-const cli_command CLI_TOKENIZE = {.name = "tokenize",
-                                  .summary = "Print the token ids of a text.",
-                                  .usage = "--model PATH --text TEXT [--special]",
-                                  .options = TOKENIZE_OPTIONS,
-                                  .run = cli_tokenize};
-
-static int cli_tokenize(int argc, char **argv) {
-    cli_parse(&CLI_TOKENIZE, argc, argv);
-    const char *text = cli_get(&CLI_TOKENIZE, argc, argv, "--text");
-    if (!text) {
-        fprintf(stderr, "toolrl tokenize: --text TEXT is required\n");
-        return 2;
-    }
+static int cli_tokenize(const cli_args *a) {
+    const char *text = cli_get(a, "--text");
     model m;
-    int rc = load_or_die(&m, cli_get(&CLI_TOKENIZE, argc, argv, "--model"));
-    if (rc) return rc;
+    if (cli_model_load(a, &m)) return 1;
     int n = 0;
-    int32_t *ids = encode_alloc(m.tok, text, cli_get_flag(&CLI_TOKENIZE, argc, argv, "--special"), &n);
+    int32_t *ids = encode_alloc(m.tok, text, cli_get_flag(a, "--special"), &n);
     for (int i = 0; ids && i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
     printf("\n");
     free(ids);
@@ -156,21 +123,17 @@ static int cli_tokenize(int argc, char **argv) {
     return ids ? 0 : 1;
 }
 
-static const cli_option INFO_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"}, {0}};
+const cli_command CLI_TOKENIZE = {.name = "tokenize",
+                                  .summary = "Print the token ids of a text.",
+                                  .usage = "--model PATH --text TEXT [--special]",
+                                  .options = TOKENIZE_OPTIONS,
+                                  .run = cli_tokenize};
 
-static int cli_info(int argc, char **argv);
-const cli_command CLI_INFO = {.name = "info",
-                              .summary = "Print a model's configuration.",
-                              .usage = "--model PATH",
-                              .options = INFO_OPTIONS,
-                              .run = cli_info};
+static const cli_option INFO_OPTIONS[] = {CLI_OPTION_MODEL, {0}};
 
-static int cli_info(int argc, char **argv) {
-    cli_parse(&CLI_INFO, argc, argv);
+static int cli_info(const cli_args *a) {
     model m;
-    int rc = load_or_die(&m, cli_get(&CLI_INFO, argc, argv, "--model"));
-    if (rc) return rc;
+    if (cli_model_load(a, &m)) return 1;
     const model_config *c = &m.cfg;
     printf("arch %s\nvocab %d\nembd %d\nlayers %d\nheads %d\nkv_heads %d\nhead_dim %d\nff %d\nctx %d\n"
            "rope_theta %g\nrms_eps %g\nrope %s\ntied %d\nqkv_bias %d\nweights %s\n",
@@ -181,3 +144,9 @@ static int cli_info(int argc, char **argv) {
     model_free(&m);
     return 0;
 }
+
+const cli_command CLI_INFO = {.name = "info",
+                              .summary = "Print a model's configuration.",
+                              .usage = "--model PATH",
+                              .options = INFO_OPTIONS,
+                              .run = cli_info};

@@ -1,5 +1,6 @@
-// opts.c: the subcommands' option tables at work: parsing, --help, usage errors and the value
-// getters (defaults come from the tables), dispatch to subcommands, and thread setup.
+// opts.c: the subcommands' option tables at work: parsing (required options included), --help,
+// usage errors and the value getters (defaults come from the tables), dispatch to subcommands,
+// and what the subcommands do the same way: loading the model, thread setup, stopping on signals.
 #include <cblas.h>
 #include <errno.h>
 #include <omp.h>
@@ -66,7 +67,8 @@ void cli_help_print(const cli_command *c, FILE *f) {
         snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         if (strlen(left) > 24) fprintf(f, "  %s\n  %-24s %s", left, "", o->help);  // a long one: help below
         else fprintf(f, "  %-24s %s", left, o->help);
-        if (o->def) fprintf(f, " (default: %s)", o->def);
+        if (o->required) fprintf(f, " (required)");
+        else if (o->def) fprintf(f, " (default: %s)", o->def);
         fputc('\n', f);
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "print this help and exit");
@@ -77,7 +79,7 @@ void cli_help_print(const cli_command *c, FILE *f) {
     if (c->subcommands) fprintf(f, "\n'%s COMMAND --help' lists a command's options.\n", b);
 }
 
-void cli_parse(const cli_command *c, int argc, char **argv) {
+cli_args cli_parse(const cli_command *c, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
             cli_help_print(c, stdout);
@@ -87,6 +89,10 @@ void cli_parse(const cli_command *c, int argc, char **argv) {
         if (!o) die_usage(c, "unknown option", argv[i]);
         if (o->arg && ++i >= argc) die_usage(c, "missing value for option", o->name);
     }
+    cli_args a = {c, argc, argv};
+    for (const cli_option *o = c->options; o && o->name; o++)
+        if (o->required && !cli_get_next(&a, o->name, 0)) die_usage(c, "missing required option", o->name);
+    return a;
 }
 
 static const cli_command *find_sub(const cli_command *c, const char *word) {
@@ -118,62 +124,84 @@ int cli_dispatch(const cli_command *c, int argc, char **argv) {
         fprintf(stderr, "%s: internal error: nothing to run\n", label(s, b, sizeof(b)));
         abort();
     }
-    return s->run(argc - 1, argv + 1);
+    cli_args a = cli_parse(s, argc - 1, argv + 1);
+    return s->run(&a);
 }
 
-int cli_get_next(const cli_command *c, int argc, char **argv, const char *name, int after) {
-    must_find(c, name);
-    for (int i = 1; i < argc; i++) {
-        const cli_option *o = find(c, argv[i]);
+int cli_get_next(const cli_args *a, const char *name, int after) {
+    must_find(a->c, name);
+    for (int i = 1; i < a->argc; i++) {
+        const cli_option *o = find(a->c, a->argv[i]);
         if (!o) continue;  // cli_parse has rejected it already
-        if (i > after && !strcmp(o->name, name)) return o->arg ? (i + 1 < argc ? i + 1 : 0) : i;
+        if (i > after && !strcmp(o->name, name)) return o->arg ? (i + 1 < a->argc ? i + 1 : 0) : i;
         if (o->arg) i++;
     }
     return 0;
 }
 
-const char *cli_get(const cli_command *c, int argc, char **argv, const char *name) {
-    const cli_option *o = must_find(c, name);
-    int i = cli_get_next(c, argc, argv, name, 0);
-    return i ? argv[i] : o->def;
+const char *cli_get(const cli_args *a, const char *name) {
+    const cli_option *o = must_find(a->c, name);
+    int i = cli_get_next(a, name, 0);
+    return i ? a->argv[i] : o->def;
 }
 
-int cli_get_flag(const cli_command *c, int argc, char **argv, const char *name) {
-    return cli_get_next(c, argc, argv, name, 0) != 0;
-}
+int cli_get_flag(const cli_args *a, const char *name) { return cli_get_next(a, name, 0) != 0; }
 
-static const char *get_some(const cli_command *c, int argc, char **argv, const char *name) {
-    const char *v = cli_get(c, argc, argv, name);
+static const char *get_some(const cli_args *a, const char *name) {
+    const char *v = cli_get(a, name);
     if (!v) {
         char b[64];
-        fprintf(stderr, "%s: internal error: option %s has no value and no default\n", label(c, b, sizeof(b)), name);
+        fprintf(stderr, "%s: internal error: option %s has no value and no default\n", label(a->c, b, sizeof(b)),
+                name);
         abort();
     }
     return v;
 }
 
-long cli_get_int(const cli_command *c, int argc, char **argv, const char *name) {
-    const char *v = get_some(c, argc, argv, name);
+long cli_get_int(const cli_args *a, const char *name) {
+    const char *v = get_some(a, name);
     char *end, b[64];
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || end == v) {
-        fprintf(stderr, "%s: option %s expects an integer, got '%s'\n", label(c, b, sizeof(b)), name, v);
+        fprintf(stderr, "%s: option %s expects an integer, got '%s'\n", label(a->c, b, sizeof(b)), name, v);
         exit(2);
     }
     return x;
 }
 
-double cli_get_float(const cli_command *c, int argc, char **argv, const char *name) {
-    const char *v = get_some(c, argc, argv, name);
+double cli_get_float(const cli_args *a, const char *name) {
+    const char *v = get_some(a, name);
     char *end, b[64];
     errno = 0;
     double x = strtod(v, &end);
     if (errno || *end || end == v) {
-        fprintf(stderr, "%s: option %s expects a number, got '%s'\n", label(c, b, sizeof(b)), name, v);
+        fprintf(stderr, "%s: option %s expects a number, got '%s'\n", label(a->c, b, sizeof(b)), name, v);
         exit(2);
     }
     return x;
+}
+
+int cli_model_load(const cli_args *a, model *m) {
+    trl_err e = {{0}};
+    if (model_load(m, cli_get(a, "--model"), &e)) {
+        char b[64];
+        fprintf(stderr, "%s: cannot load model: %s\n", label(a->c, b, sizeof(b)), e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_stop_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+volatile sig_atomic_t *cli_stop_on_signals(void) {
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    return &g_stop;
 }
 
 void cli_set_threads(int n) {

@@ -7,14 +7,8 @@
 #include "cli/cli.h"
 #include "server/server.h"
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static const cli_option SERVE_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "model file (GGUF) or Hugging Face folder (required)"},
+    CLI_OPTION_MODEL,
     {.name = "--host", .arg = "ADDR", .def = "127.0.0.1", .help = "address to listen on"},
     {.name = "--port", .arg = "N", .def = "8080", .help = "TCP port; 0 picks a free one"},
     {.name = "--threads", .arg = "N", .def = "4", .help = "HTTP connection budget: at most 64*N open connections"},
@@ -42,47 +36,32 @@ static const cli_env SERVE_ENV[] = {
     {.name = "TOOLRL_SHARED", .help = "--workers: the shared benchmark data of evaluation jobs (default ../shared)"},
     {0}};
 
-static int cli_serve(int argc, char **argv);
-const cli_command CLI_SERVE = {.name = "serve",
-                               .summary = "Serve a model over an OpenAI-compatible HTTP API, with fine-tuning jobs "
-                                          "and the dashboard.",
-                               .usage = "--model PATH [options]",
-                               .options = SERVE_OPTIONS,
-                               .env = SERVE_ENV,
-                               .run = cli_serve};
-
-static int cli_serve(int argc, char **argv) {
-    cli_parse(&CLI_SERVE, argc, argv);
+static int cli_serve(const cli_args *a) {
     server_config cfg = {0};
-    cfg.host = cli_get(&CLI_SERVE, argc, argv, "--host");
-    cfg.port = (uint16_t)cli_get_int(&CLI_SERVE, argc, argv, "--port");
-    cfg.threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--threads");
-    cfg.model_path = cli_get(&CLI_SERVE, argc, argv, "--model");
-    cfg.api_key = cli_get(&CLI_SERVE, argc, argv, "--api-key");
+    cfg.host = cli_get(a, "--host");
+    cfg.port = (uint16_t)cli_get_int(a, "--port");
+    cfg.threads = (int)cli_get_int(a, "--threads");
+    cfg.model_path = cli_get(a, "--model");
+    cfg.api_key = cli_get(a, "--api-key");
     if (!cfg.api_key) cfg.api_key = getenv("TOOLRL_API_KEY");
-    cfg.n_slots = (int)cli_get_int(&CLI_SERVE, argc, argv, "--slots");
-    cfg.n_ctx = (int)cli_get_int(&CLI_SERVE, argc, argv, "--ctx");
-    cfg.max_queue = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-queue");
-    cfg.max_tokens = (int)cli_get_int(&CLI_SERVE, argc, argv, "--max-tokens");
-    cfg.max_body = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-body");
-    if (!cfg.model_path) {
-        fprintf(stderr, "toolrl serve: --model PATH is required\n");
-        return 2;
-    }
-    cfg.compute_threads = (int)cli_get_int(&CLI_SERVE, argc, argv, "--compute-threads");
-    cfg.db_path = cli_get_flag(&CLI_SERVE, argc, argv, "--no-db") ? NULL : cli_get(&CLI_SERVE, argc, argv, "--db");
-    cfg.data_dir = cli_get(&CLI_SERVE, argc, argv, "--data-dir");
-    cfg.web_dir = cli_get(&CLI_SERVE, argc, argv, "--web-dir");
-    cfg.max_upload = (size_t)cli_get_int(&CLI_SERVE, argc, argv, "--max-upload");
-    int n_workers = (int)cli_get_int(&CLI_SERVE, argc, argv, "--workers");
-    const char *out_dir = cli_get(&CLI_SERVE, argc, argv, "--out");
+    cfg.n_slots = (int)cli_get_int(a, "--slots");
+    cfg.n_ctx = (int)cli_get_int(a, "--ctx");
+    cfg.max_queue = (int)cli_get_int(a, "--max-queue");
+    cfg.max_tokens = (int)cli_get_int(a, "--max-tokens");
+    cfg.max_body = (size_t)cli_get_int(a, "--max-body");
+    cfg.compute_threads = (int)cli_get_int(a, "--compute-threads");
+    cfg.db_path = cli_get_flag(a, "--no-db") ? NULL : cli_get(a, "--db");
+    cfg.data_dir = cli_get(a, "--data-dir");
+    cfg.web_dir = cli_get(a, "--web-dir");
+    cfg.max_upload = (size_t)cli_get_int(a, "--max-upload");
+    int n_workers = (int)cli_get_int(a, "--workers");
+    const char *out_dir = cli_get(a, "--out");
     if (n_workers > 0 && !cfg.db_path) {
         fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
         return 2;
     }
     cli_set_threads(cfg.compute_threads);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    volatile sig_atomic_t *stop = cli_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     server *s;
     trl_err e = {{0}};
@@ -104,9 +83,17 @@ static int cli_serve(int argc, char **argv) {
         if (workers[i] < 0) fprintf(stderr, "toolrl serve: cannot start worker %d\n", i);
         else fprintf(stderr, "toolrl serve: worker %d is process %d\n", i, (int)workers[i]);
     }
-    while (!g_stop) pause();
+    while (!*stop) pause();
     fprintf(stderr, "toolrl serve: stopping\n");
     for (int i = 0; i < n_workers; i++) cli_stop_worker(workers[i]);
     server_stop(s);
     return 0;
 }
+
+const cli_command CLI_SERVE = {.name = "serve",
+                               .summary = "Serve a model over an OpenAI-compatible HTTP API, with fine-tuning jobs "
+                                          "and the dashboard.",
+                               .usage = "--model PATH [options]",
+                               .options = SERVE_OPTIONS,
+                               .env = SERVE_ENV,
+                               .run = cli_serve};

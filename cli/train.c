@@ -80,9 +80,10 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
         fprintf(stderr, "toolrl train: %s\n", e.msg);
         return 1;
     }
-    if (init) {
-        memcpy(t.p.mem, init->mem, sizeof(float) * init->n);
-        if (t.ref.mem) memcpy(t.ref.mem, init->mem, sizeof(float) * init->n);
+    if (init && trainer_set_params(&t, init, &e)) {
+        fprintf(stderr, "toolrl train: %s\n", e.msg);
+        trainer_free(&t);
+        return 1;
     }
     cJSON *c = train_config_to_json(cfg);
     cJSON_AddNumberToObject(c, "total_steps", t.total_steps);
@@ -104,11 +105,7 @@ static int run_phase(const train_config *cfg, const model *m, const task_set *ts
     trainer_hooks hooks = {.ctx = &out, .on_step = phase_step, .on_checkpoint = phase_checkpoint};
     if (!rc && trainer_run(&t, &hooks, &e)) rc = 1;
     if (rc) fprintf(stderr, "toolrl train: %s\n", e.msg);
-    if (!rc && keep) {
-        *keep = t.p;
-        t.p = (lm_params){0};
-        policy_view_free(&t.view);  // it points into the kept buffer; trainer_free must not use it
-    }
+    if (!rc && keep) trainer_take_params(&t, keep);
     trainer_free(&t);
     return rc;
 }
@@ -127,15 +124,15 @@ static int parse_config(train_config *cfg, const char *method, const char *hyper
 }
 
 static const cli_option TRAIN_OPTIONS[] = {
-    {.name = "--model", .arg = "PATH", .help = "the model to start from: GGUF file or Hugging Face folder (required)"},
-    {.name = "--data", .arg = "FILE.jsonl", .help = "training examples in the unified format (required)"},
+    {.name = "--model", .arg = "PATH", .required = 1, .help = "the model to start from: GGUF file or Hugging Face folder"},
+    {.name = "--data", .arg = "FILE.jsonl", .required = 1, .help = "training examples in the unified format"},
     {.name = "--method", .arg = "reinforcement|supervised", .def = "reinforcement", .help = "GRPO or SFT"},
     {.name = "--hyper", .arg = "JSON", .def = "{}",
      .help = "OpenAI-style hyperparameters (batch_size, learning_rate, n_epochs, ...; trainer/train.c)"},
     {.name = "--grader", .arg = "NAME",
      .help = "GRPO reward: binary, no_think, partial, partial_funcname, lexico, llama (default: binary)"},
     {.name = "--metrics", .arg = "OUT.jsonl", .help = "write the metrics' JSON lines here (default: stdout)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {.name = "--eval-first", .help = "evaluate on the held-out examples before the first step"},
     {.name = "--sft-hyper", .arg = "JSON",
      .help = "run an SFT warm start with these hyperparameters first (default: none)"},
@@ -150,40 +147,23 @@ static const cli_option TRAIN_OPTIONS[] = {
 static const cli_env TRAIN_ENV[] = {{.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
                                     {0}};
 
-static int cli_train(int argc, char **argv);
-const cli_command CLI_TRAIN = {.name = "train",
-                               .summary = "One SFT or GRPO run on a JSONL file, without the job store.",
-                               .usage = "--model PATH --data FILE.jsonl [--method reinforcement|supervised] [options]",
-                               .options = TRAIN_OPTIONS,
-                               .env = TRAIN_ENV,
-                               .run = cli_train};
-
-static int cli_train(int argc, char **argv) {
-    cli_parse(&CLI_TRAIN, argc, argv);
+static int cli_train(const cli_args *a) {
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
-    const char *model_path = cli_get(&CLI_TRAIN, argc, argv, "--model");
-    const char *data = cli_get(&CLI_TRAIN, argc, argv, "--data");
-    const char *method = cli_get(&CLI_TRAIN, argc, argv, "--method");
-    const char *hyper_s = cli_get(&CLI_TRAIN, argc, argv, "--hyper");
-    const char *grader = cli_get(&CLI_TRAIN, argc, argv, "--grader");
-    const char *sft_s = cli_get(&CLI_TRAIN, argc, argv, "--sft-hyper");
-    const char *raw = cli_get(&CLI_TRAIN, argc, argv, "--save-raw");
-    const char *metrics_path = cli_get(&CLI_TRAIN, argc, argv, "--metrics");
-    if (!model_path || !data) {
-        cli_usage_print(&CLI_TRAIN, stderr);
-        return 2;
-    }
-    cli_set_threads((int)cli_get_int(&CLI_TRAIN, argc, argv, "--threads"));
+    const char *data = cli_get(a, "--data");
+    const char *method = cli_get(a, "--method");
+    const char *hyper_s = cli_get(a, "--hyper");
+    const char *grader = cli_get(a, "--grader");
+    const char *sft_s = cli_get(a, "--sft-hyper");
+    const char *raw = cli_get(a, "--save-raw");
+    const char *metrics_path = cli_get(a, "--metrics");
+    cli_set_threads((int)cli_get_int(a, "--threads"));
     train_config cfg, sft;
     if (parse_config(&cfg, method, hyper_s, grader) || (sft_s && parse_config(&sft, "supervised", sft_s, NULL)))
         return 2;
     if (sft_s) sft.max_seq_tokens = cfg.max_seq_tokens, sft.seed = cfg.seed;  // same examples, same split
-    trl_err e = {{0}};
     model m;
-    if (model_load(&m, model_path, &e)) {
-        fprintf(stderr, "toolrl train: %s\n", e.msg);
-        return 1;
-    }
+    if (cli_model_load(a, &m)) return 1;
+    trl_err e = {{0}};
     task_set ts;
     if (task_set_load(&ts, data, &m, cfg.max_seq_tokens, &e)) {
         fprintf(stderr, "toolrl train: %s\n", e.msg);
@@ -199,21 +179,21 @@ static int cli_train(int argc, char **argv) {
         rc = 1;
     }
     lm_params warm = {0};
-    const char *init_raw = cli_get(&CLI_TRAIN, argc, argv, "--init-raw");
+    const char *init_raw = cli_get(a, "--init-raw");
     if (!rc && init_raw) {
         if (lm_params_alloc(&warm, &m.cfg, NULL, &e) || load_raw(init_raw, &warm)) {
             fprintf(stderr, "toolrl train: %s is not a parameter snapshot of this model\n", init_raw);
             rc = 1;
         }
     }
-    int eval_first = cli_get_flag(&CLI_TRAIN, argc, argv, "--eval-first");
+    int eval_first = cli_get_flag(a, "--eval-first");
     if (!rc && sft_s) {
         lm_params init = warm;
         warm = (lm_params){0};
         rc = run_phase(&sft, &m, &ts, init.mem ? &init : NULL, &warm, mf, eval_first, raw, NULL), eval_first = 0;
         lm_params_free(&init);
     }
-    const char *save_dir = cli_get(&CLI_TRAIN, argc, argv, "--save");
+    const char *save_dir = cli_get(a, "--save");
     if (!rc) rc = run_phase(&cfg, &m, &ts, warm.mem ? &warm : NULL, NULL, mf, eval_first, raw, save_dir);
     lm_params_free(&warm);
     if (mf && mf != stdout) fclose(mf);
@@ -221,3 +201,10 @@ static int cli_train(int argc, char **argv) {
     model_free(&m);
     return rc;
 }
+
+const cli_command CLI_TRAIN = {.name = "train",
+                               .summary = "One SFT or GRPO run on a JSONL file, without the job store.",
+                               .usage = "--model PATH --data FILE.jsonl [--method reinforcement|supervised] [options]",
+                               .options = TRAIN_OPTIONS,
+                               .env = TRAIN_ENV,
+                               .run = cli_train};

@@ -8,12 +8,6 @@
 #include "cli/cli.h"
 #include "trainer/worker.h"
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static const cli_option WORKER_OPTIONS[] = {
     {.name = "--db", .arg = "PATH", .def = "var/toolrl.db", .help = "the job store (SQLite) to take jobs from"},
     {.name = "--out", .arg = "DIR", .def = "var/checkpoints", .help = "checkpoint folder (one subfolder per job)"},
@@ -25,7 +19,7 @@ static const cli_option WORKER_OPTIONS[] = {
     {.name = "--heartbeat-ms", .arg = "MS", .def = "2000", .help = "how often the lease is renewed"},
     {.name = "--poll-ms", .arg = "MS", .def = "1000", .help = "idle wait between looks for a job"},
     {.name = "--max-jobs", .arg = "N", .def = "0", .help = "stop after N jobs (0: run until SIGINT/SIGTERM)"},
-    {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"},
+    CLI_OPTION_THREADS,
     {0}};
 
 static const cli_env WORKER_ENV[] = {
@@ -33,31 +27,19 @@ static const cli_env WORKER_ENV[] = {
     {.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
     {0}};
 
-static int cli_worker(int argc, char **argv);
-const cli_command CLI_WORKER = {.name = "worker",
-                                .summary = "Run the fine-tuning and evaluation jobs of a job store until "
-                                           "SIGINT/SIGTERM.",
-                                .usage = "[--db var/toolrl.db] [--model PATH] [options]",
-                                .options = WORKER_OPTIONS,
-                                .env = WORKER_ENV,
-                                .run = cli_worker};
-
-static int cli_worker(int argc, char **argv) {
-    cli_parse(&CLI_WORKER, argc, argv);
+static int cli_worker(const cli_args *a) {
     setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     worker_config cfg = {0};
-    cfg.db_path = cli_get(&CLI_WORKER, argc, argv, "--db");
-    cfg.out_dir = cli_get(&CLI_WORKER, argc, argv, "--out");
-    cfg.default_model = cli_get(&CLI_WORKER, argc, argv, "--model");
-    cfg.worker_id = cli_get(&CLI_WORKER, argc, argv, "--id");
-    cfg.lease_seconds = (int)cli_get_int(&CLI_WORKER, argc, argv, "--lease");
-    cfg.heartbeat_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--heartbeat-ms");
-    cfg.poll_ms = (int)cli_get_int(&CLI_WORKER, argc, argv, "--poll-ms");
-    cfg.max_jobs = (int)cli_get_int(&CLI_WORKER, argc, argv, "--max-jobs");
-    cfg.stop = &g_stop;
-    cli_set_threads((int)cli_get_int(&CLI_WORKER, argc, argv, "--threads"));
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cfg.db_path = cli_get(a, "--db");
+    cfg.out_dir = cli_get(a, "--out");
+    cfg.default_model = cli_get(a, "--model");
+    cfg.worker_id = cli_get(a, "--id");
+    cfg.lease_seconds = (int)cli_get_int(a, "--lease");
+    cfg.heartbeat_ms = (int)cli_get_int(a, "--heartbeat-ms");
+    cfg.poll_ms = (int)cli_get_int(a, "--poll-ms");
+    cfg.max_jobs = (int)cli_get_int(a, "--max-jobs");
+    cli_set_threads((int)cli_get_int(a, "--threads"));
+    cfg.stop = cli_stop_on_signals();
     trl_err e = {{0}};
     if (worker_run(&cfg, &e)) {
         fprintf(stderr, "toolrl worker: %s\n", e.msg);
@@ -65,3 +47,11 @@ static int cli_worker(int argc, char **argv) {
     }
     return 0;
 }
+
+const cli_command CLI_WORKER = {.name = "worker",
+                                .summary = "Run the fine-tuning and evaluation jobs of a job store until "
+                                           "SIGINT/SIGTERM.",
+                                .usage = "[--db var/toolrl.db] [--model PATH] [options]",
+                                .options = WORKER_OPTIONS,
+                                .env = WORKER_ENV,
+                                .run = cli_worker};

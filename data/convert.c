@@ -1,5 +1,6 @@
 // convert.c: the conversion driver shared by all formats: reading records, refusing evaluation
-// sets, counting, emitting validated examples (see convert.h).
+// sets, counting, emitting validated examples (or counting a dropped sample), and the pieces
+// every converter uses: reading calls, tools and messages, the first-step rule (see convert.h).
 #include "data/convert.h"
 
 #include <ctype.h>
@@ -203,6 +204,19 @@ int convert_emit(convert_run *r, cJSON *ex, trl_err *e) {
     return TRL_OK;
 }
 
+int convert_emit_sample(convert_run *r, const char *drop, const char *id, const char *source, cJSON *msgs,
+                        cJSON *tools, cJSON *answer, trl_err *e) {
+    if (drop || !msgs || !tools || !answer) {
+        cJSON_Delete(msgs);
+        cJSON_Delete(tools);
+        cJSON_Delete(answer);
+        if (!drop) return trl_errf(e, "out of memory");
+        convert_count(r->counts, drop, 1);
+        return TRL_OK;
+    }
+    return convert_emit(r, example_build(id, source, msgs, tools, answer), e);
+}
+
 cJSON *convert_wrap_tools(const cJSON *v) {
     cJSON *parsed = NULL;
     if (cJSON_IsString(v)) {
@@ -227,9 +241,7 @@ cJSON *convert_wrap_tools(const cJSON *v) {
             out = NULL;
             goto done;
         }
-        cJSON *w = example_wrap_tool(pyjson_copy(fn));
-        if (!w || !cJSON_AddItemToArray(out, w)) {
-            cJSON_Delete(w);
+        if (!pyjson_append(out, example_wrap_tool(pyjson_copy(fn)))) {
             cJSON_Delete(out);
             out = NULL;
             goto done;
@@ -269,18 +281,10 @@ cJSON *convert_read_calls(const cJSON *v, const char *args_key) {
     cJSON *out = cJSON_CreateArray();
     if (!out || !v) goto fail;
     if (cJSON_IsObject(v)) {
-        cJSON *c = read_one_call(v, args_key);
-        if (!c || !cJSON_AddItemToArray(out, c)) {
-            cJSON_Delete(c);
-            goto fail;
-        }
+        if (!pyjson_append(out, read_one_call(v, args_key))) goto fail;
     } else if (cJSON_IsArray(v)) {
         for (const cJSON *it = v->child; it; it = it->next) {
-            cJSON *c = read_one_call(it, args_key);
-            if (!c || !cJSON_AddItemToArray(out, c)) {
-                cJSON_Delete(c);
-                goto fail;
-            }
+            if (!pyjson_append(out, read_one_call(it, args_key))) goto fail;
         }
     } else {
         goto fail;
@@ -291,6 +295,13 @@ fail:
     cJSON_Delete(out);
     cJSON_Delete(parsed);
     return NULL;
+}
+
+cJSON *convert_read_call(const cJSON *v, const char *args_key) {
+    cJSON *list = convert_read_calls(v, args_key);
+    cJSON *call = cJSON_GetArraySize(list) == 1 ? cJSON_DetachItemFromArray(list, 0) : NULL;
+    cJSON_Delete(list);
+    return call;
 }
 
 int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **bad) {
@@ -315,6 +326,15 @@ int convert_any_string(const cJSON *v, int (*pred)(const char *s)) {
     return 0;
 }
 
+int convert_add_first_step(cJSON *answer, const char *name, const cJSON *args, int (*uses_output)(const char *s),
+                           int *cut) {
+    if (convert_any_string(args, uses_output)) {
+        (*cut)++;
+        return 1;
+    }
+    return pyjson_append(answer, example_make_call(name, pyjson_copy(args)));
+}
+
 cJSON *convert_user_messages(const char *text) {
     cJSON *msgs = cJSON_CreateArray();
     cJSON *m = example_make_message("user", text);
@@ -326,9 +346,19 @@ cJSON *convert_user_messages(const char *text) {
     return msgs;
 }
 
-typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
-
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+char *convert_dup_trimmed(const char *a, const char *b) {
+    while (a < b && is_ws(*a)) a++;
+    while (b > a && is_ws(b[-1])) b--;
+    char *r = malloc((size_t)(b - a) + 1);
+    if (!r) return NULL;
+    memcpy(r, a, (size_t)(b - a));
+    r[b - a] = 0;
+    return r;
+}
+
+typedef int (*record_fn)(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
 
 static record_fn record_fn_for(convert_format f) {
     switch (f) {

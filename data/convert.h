@@ -134,6 +134,11 @@ typedef struct {
 
 // Validates and hands one example (taken) to the sink, applying --drop-no-call and counting.
 int convert_emit(convert_run *r, cJSON *example, trl_err *e);
+// Ends one sample: when drop names a filter (above), counts it and frees msgs, tools and answer;
+// else builds the example from them (example_build) and emits it. The three are taken either
+// way; one of them NULL when nothing is dropped means out of memory.
+int convert_emit_sample(convert_run *r, const char *drop, const char *id, const char *source, cJSON *msgs,
+                        cJSON *tools, cJSON *answer, trl_err *e);
 // Converts one record; TRL_ERR only for fatal problems.
 int convert_xlam_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
 int convert_toolace_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e);
@@ -157,11 +162,21 @@ cJSON *convert_wrap_tools(const cJSON *list_or_text);
 // [{"name", "arguments"}], reading the arguments from args_key (or "arguments"/"parameters"),
 // where arguments given as JSON text are decoded. NULL if anything is not a call.
 cJSON *convert_read_calls(const cJSON *v, const char *args_key);
+// Exactly one call (convert_read_calls giving a list of one), taken out of the list; NULL if
+// v is not that.
+cJSON *convert_read_call(const cJSON *v, const char *args_key);
 // Number of calls in answer whose names are not tools; the first such name in *bad.
 int convert_unknown_names(const cJSON *answer, const cJSON *tools, const char **bad);
 // 1 if any string inside v (at any depth) satisfies pred.
 int convert_any_string(const cJSON *v, int (*pred)(const char *s));
+// The first-step rule for a sequence's call (above): a call one of whose argument strings names
+// an earlier output (uses_output) is cut and counted in *cut; any other is appended to answer as
+// {name, arguments: a copy of args}. 0 when out of memory.
+int convert_add_first_step(cJSON *answer, const char *name, const cJSON *args, int (*uses_output)(const char *s),
+                           int *cut);
 // [{"role": "user", "content": text}], or NULL when out of memory.
 cJSON *convert_user_messages(const char *text);
+// The text from a to b without the white space at either end, malloc'd (NULL when out of memory).
+char *convert_dup_trimmed(const char *a, const char *b);
 
 #endif

@@ -94,8 +94,8 @@ int convert_callnavi_record(convert_run *r, const cJSON *rec, size_t index, trl_
         return TRL_OK;
     }
     cJSON *answer = cJSON_CreateArray();
-    const char *drop = answer ? NULL : "oom";
-    for (const cJSON *a = apis->child, *p = params->child; !drop && a; a = a->next, p = p->next) {
+    const char *drop = NULL;
+    for (const cJSON *a = apis->child, *p = params->child; answer && !drop && a; a = a->next, p = p->next) {
         if (!cJSON_IsString(a) || !a->valuestring[0] || !cJSON_IsObject(p)) {
             drop = "unparseable_call";
             break;
@@ -104,26 +104,17 @@ int convert_callnavi_record(convert_run *r, const cJSON *rec, size_t index, trl_
             drop = "wildcard_value";
             break;
         }
-        cJSON *call = example_make_call(a->valuestring, pyjson_copy(p));
-        if (!call || !cJSON_AddItemToArray(answer, call)) {
-            cJSON_Delete(call);
-            drop = "oom";
+        if (!pyjson_append(answer, example_make_call(a->valuestring, pyjson_copy(p)))) {
+            cJSON_Delete(answer);
+            answer = NULL;  // out of memory
         }
     }
-    if (!drop && !answer->child) drop = "empty_call";
-    if (!drop && convert_unknown_names(answer, tools, NULL)) drop = "unknown_tool";
-    if (drop) {
-        cJSON_Delete(msgs);
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        if (!strcmp(drop, "oom")) return trl_errf(e, "out of memory");
-        convert_count(c, drop, 1);
-        return TRL_OK;
-    }
+    if (answer && !drop)
+        drop = !answer->child ? "empty_call" : convert_unknown_names(answer, tools, NULL) ? "unknown_tool" : NULL;
     char rid[160];
     if (cJSON_IsString(id) && id->valuestring[0])
         snprintf(rid, sizeof(rid), "callnavi-%.140s", id->valuestring);
     else
         snprintf(rid, sizeof(rid), "callnavi-%s-%zu", r->stem, index);
-    return convert_emit(r, example_build(rid, "callnavi", msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, rid, "callnavi", msgs, tools, answer, e);
 }

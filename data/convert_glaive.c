@@ -55,21 +55,9 @@ static int sharegpt_row(convert_run *r, const cJSON *rec, const cJSON *conv, siz
     const char *drop = !answer ? "unparseable_call" : !answer->child ? "empty_call"
                        : convert_unknown_names(answer, tools, NULL) ? "unknown_tool"
                                                                      : NULL;
-    if (drop) {
-        convert_count(c, drop, 1);
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return TRL_OK;
-    }
-    cJSON *msgs = convert_user_messages(v0->valuestring);
-    if (!msgs) {
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return trl_errf(e, "out of memory");
-    }
     char id[160];
     snprintf(id, sizeof(id), "glaive-%.100s-%zu", r->stem[0] ? r->stem : "row", index);
-    return convert_emit(r, example_build(id, "glaive", msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, id, "glaive", convert_user_messages(v0->valuestring), tools, answer, e);
 }
 
 // One reasoning-demo message in the unified form; *calls gets its calls (NULL if a tool_call
@@ -94,23 +82,16 @@ static cJSON *reason_message(const cJSON *m, const char **role, cJSON **calls) {
         if (!strcmp(ty->valuestring, "text")) {
             strbuf_adds(&sb, v->valuestring);
         } else if (!strcmp(ty->valuestring, "tool_call") && asst) {
-            cJSON *one = convert_read_calls(v, "arguments");
-            if (!one || cJSON_GetArraySize(one) != 1) {
-                bad = 1;
-            } else {
-                cJSON *call = cJSON_DetachItemFromArray(one, 0);
-                if (!cJSON_AddItemToArray(tc, call)) cJSON_Delete(call);
-            }
-            cJSON_Delete(one);
+            cJSON *call = convert_read_call(v, "arguments");
+            if (!call) bad = 1;
+            else if (!cJSON_AddItemToArray(tc, call)) cJSON_Delete(call);
         }
     }
     char *text = strbuf_take(&sb);
     cJSON *out = text ? example_make_message(*role, text) : NULL;
     free(text);
     if (out && tc && tc->child && !bad) {
-        cJSON *cp = pyjson_copy(tc);
-        if (!cp || !cJSON_AddItemToObject(out, "tool_calls", cp)) {
-            cJSON_Delete(cp);
+        if (!pyjson_set(out, "tool_calls", pyjson_copy(tc))) {
             cJSON_Delete(out);
             out = NULL;
         }
@@ -145,23 +126,12 @@ static int reason_row(convert_run *r, const cJSON *rec, const cJSON *messages, s
             const char *drop = !tools || !tools->child ? "no_tools"
                                : broken || !calls      ? "unparseable_call"
                                : convert_unknown_names(calls, tools, NULL) ? "unknown_tool"
+                               : !ctx->child                               ? "malformed_row"
                                                                            : NULL;
-            if (drop) {
-                convert_count(c, drop, 1);
-            } else {
-                cJSON *msgs = pyjson_copy(ctx), *tl = pyjson_copy(tools), *ans = pyjson_copy(calls);
-                char id[96];
-                snprintf(id, sizeof(id), "glaive_reason-%zu-%d", index, k);
-                if (!msgs || !tl || !ans) {
-                    cJSON_Delete(msgs), cJSON_Delete(tl), cJSON_Delete(ans);
-                    rc = trl_errf(e, "out of memory");
-                } else if (!msgs->child) {
-                    cJSON_Delete(msgs), cJSON_Delete(tl), cJSON_Delete(ans);
-                    convert_count(c, "malformed_row", 1);
-                } else {
-                    rc = convert_emit(r, example_build(id, "glaive_reason", msgs, tl, ans), e);
-                }
-            }
+            char id[96];
+            snprintf(id, sizeof(id), "glaive_reason-%zu-%d", index, k);
+            rc = convert_emit_sample(r, drop, id, "glaive_reason", pyjson_copy(ctx), pyjson_copy(tools),
+                                     pyjson_copy(calls), e);
         }
         if (asst && !calls) broken = 1;  // later samples would have a context with a lost call
         cJSON_Delete(calls);

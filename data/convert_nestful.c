@@ -42,11 +42,7 @@ static cJSON *nestful_property(const cJSON *d) {
         } else if (!strcmp(key, "default_value")) {
             key = "default";
         }
-        cJSON *v = pyjson_copy(k);
-        if (!v || !cJSON_AddItemToObject(p, key, v)) {
-            cJSON_Delete(v);
-            goto fail;
-        }
+        if (!pyjson_set(p, key, pyjson_copy(k))) goto fail;
     }
     return p;
 fail:
@@ -58,10 +54,8 @@ static cJSON *nestful_tool(const cJSON *spec) {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(spec, "name");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "description");
     if (!cJSON_IsString(n) || !n->valuestring[0]) return NULL;
-    cJSON *fn = cJSON_CreateObject(), *params = cJSON_CreateObject();
     cJSON *props = cJSON_CreateObject(), *req = cJSON_CreateArray();
-    int ok = fn && params && props && req && cJSON_AddStringToObject(fn, "name", n->valuestring) &&
-             (!cJSON_IsString(d) || cJSON_AddStringToObject(fn, "description", d->valuestring));
+    int ok = props && req;
     for (size_t i = 0; ok && i < sizeof(PARAM_MAPS) / sizeof(PARAM_MAPS[0]); i++) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(spec, PARAM_MAPS[i]);
         for (const cJSON *p = cJSON_IsObject(m) ? m->child : NULL; ok && p; p = p->next) {
@@ -73,18 +67,12 @@ static cJSON *nestful_tool(const cJSON *spec) {
                 ok = cJSON_AddItemToArray(req, cJSON_CreateString(p->string));
         }
     }
-    ok = ok && cJSON_AddStringToObject(params, "type", "object");
-    if (ok && cJSON_AddItemToObject(params, "properties", props)) props = NULL; else ok = 0;
-    if (ok && cJSON_AddItemToObject(params, "required", req)) req = NULL; else ok = 0;
-    if (ok && cJSON_AddItemToObject(fn, "parameters", params)) params = NULL; else ok = 0;
-    cJSON_Delete(props);
-    cJSON_Delete(req);
-    cJSON_Delete(params);
     if (!ok) {
-        cJSON_Delete(fn);
+        cJSON_Delete(props);
+        cJSON_Delete(req);
         return NULL;
     }
-    return example_wrap_tool(fn);
+    return example_make_tool(n->valuestring, cJSON_IsString(d) ? d->valuestring : NULL, props, req);
 }
 
 static const cJSON *spec_find(const cJSON *side, const char *name) {
@@ -99,12 +87,7 @@ static const cJSON *spec_find(const cJSON *side, const char *name) {
 static int add_tool(cJSON *tools, const cJSON *spec) {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(spec, "name");
     if (!cJSON_IsString(n) || example_has_tool(tools, n->valuestring)) return 1;
-    cJSON *w = nestful_tool(spec);
-    if (!w || !cJSON_AddItemToArray(tools, w)) {
-        cJSON_Delete(w);
-        return 0;
-    }
-    return 1;
+    return pyjson_append(tools, nestful_tool(spec));
 }
 
 int convert_nestful_record(convert_run *r, const cJSON *rec, size_t index, trl_err *e) {
@@ -135,15 +118,7 @@ int convert_nestful_record(convert_run *r, const cJSON *rec, size_t index, trl_e
             oom = !add_tool(tools, spec);
         else
             unknown = 1;
-        if (convert_any_string(a, names_output)) {
-            cut++;
-            continue;
-        }
-        cJSON *call = example_make_call(n->valuestring, pyjson_copy(a));
-        if (!call || !cJSON_AddItemToArray(answer, call)) {
-            cJSON_Delete(call);
-            oom = 1;
-        }
+        oom = !convert_add_first_step(answer, n->valuestring, a, names_output, &cut);
     }
     // Distractors: spec entries (index*7 + j*11) mod n, skipping tools already listed.
     int nspec = cJSON_GetArraySize(r->side), added = 0;
@@ -156,25 +131,17 @@ int convert_nestful_record(convert_run *r, const cJSON *rec, size_t index, trl_e
     const char *drop = oom ? NULL : bad ? "unparseable_call" : !answer->child ? (cut ? "dependent_only" : "empty_call")
                                 : (unknown && convert_unknown_names(answer, tools, NULL)) ? "unknown_tool"
                                                                                           : NULL;
-    if (oom || drop) {
-        cJSON_Delete(answer);
-        cJSON_Delete(tools);
-        if (oom) return trl_errf(e, "out of memory");
-        convert_count(c, drop, 1);
-        return TRL_OK;
-    }
-    if (unknown) convert_count(c, "later_calls_unknown_tool", 1);
-    if (cut) {
-        convert_count(c, "rows_cut", 1);
-        convert_count(c, "dependent_calls_cut", cut);
-    }
-    cJSON *msgs = convert_user_messages(in->valuestring);
-    if (!msgs) {
+    if (oom) {
         cJSON_Delete(answer);
         cJSON_Delete(tools);
         return trl_errf(e, "out of memory");
     }
+    if (unknown && !drop) convert_count(c, "later_calls_unknown_tool", 1);
+    if (cut && !drop) {
+        convert_count(c, "rows_cut", 1);
+        convert_count(c, "dependent_calls_cut", cut);
+    }
     char rid[160];
     snprintf(rid, sizeof(rid), "nestful-%.100s-%zu", r->stem, index);
-    return convert_emit(r, example_build(rid, "nestful", msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, rid, "nestful", convert_user_messages(in->valuestring), tools, answer, e);
 }

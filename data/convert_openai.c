@@ -44,16 +44,7 @@ static cJSON *read_tool_calls(const cJSON *tc) {
     for (const cJSON *c = tc->child; c; c = c->next) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
         const cJSON *src = cJSON_IsObject(fn) ? fn : c;
-        cJSON *one = convert_read_calls(src, "arguments");
-        if (!one || cJSON_GetArraySize(one) != 1) {
-            cJSON_Delete(one);
-            cJSON_Delete(plain);
-            return NULL;
-        }
-        cJSON *call = cJSON_DetachItemFromArray(one, 0);
-        cJSON_Delete(one);
-        if (!cJSON_AddItemToArray(plain, call)) {
-            cJSON_Delete(call);
+        if (!pyjson_append(plain, convert_read_call(src, "arguments"))) {
             cJSON_Delete(plain);
             return NULL;
         }
@@ -136,41 +127,22 @@ int convert_openai_record(convert_run *r, const cJSON *rec, size_t index, trl_er
             continue;
         }
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (convert_unknown_names(calls, tools, NULL)) {
-            convert_count(c, "unknown_tool", 1);
-            continue;
-        }
-        cJSON *ctx = cJSON_CreateArray();
+        // A call with no context at all (the row's first message) cannot be a training sample.
+        const char *drop = convert_unknown_names(calls, tools, NULL) ? "unknown_tool" : i == 0 ? "malformed_row" : NULL;
+        cJSON *ctx = cJSON_CreateArray();  // the messages before this one
         int k = 0;
-        for (const cJSON *p = norm->child; ctx && p && k < i; p = p->next, k++) {
-            cJSON *cp = pyjson_copy(p);
-            if (!cp || !cJSON_AddItemToArray(ctx, cp)) {
-                cJSON_Delete(cp);
+        for (const cJSON *p = norm->child; !drop && ctx && p && k < i; p = p->next, k++) {
+            if (!pyjson_append(ctx, pyjson_copy(p))) {
                 cJSON_Delete(ctx);
                 ctx = NULL;
             }
-        }
-        cJSON *answer = pyjson_copy(calls), *tcopy = pyjson_copy(tools);
-        if (!ctx || !answer || !tcopy) {
-            cJSON_Delete(ctx);
-            cJSON_Delete(answer);
-            cJSON_Delete(tcopy);
-            rc = trl_errf(e, "out of memory");
-            goto done;
-        }
-        if (!ctx->child) {  // a call with no context at all cannot be a training sample
-            cJSON_Delete(ctx);
-            cJSON_Delete(answer);
-            cJSON_Delete(tcopy);
-            convert_count(c, "malformed_row", 1);
-            continue;
         }
         char id[128];
         if (cJSON_IsString(rid) && rid->valuestring[0])
             snprintf(id, sizeof(id), "%.100s-%d", rid->valuestring, i);
         else
             snprintf(id, sizeof(id), "openai-%zu-%d", index, i);
-        if (convert_emit(r, example_build(id, "openai", ctx, tcopy, answer), e)) {
+        if (convert_emit_sample(r, drop, id, "openai", ctx, pyjson_copy(tools), pyjson_copy(calls), e)) {
             rc = TRL_ERR;
             goto done;
         }

@@ -40,30 +40,8 @@ static cJSON *seal_tool(const cJSON *t) {
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(t, "required");
     if (!cJSON_IsString(n) || !n->valuestring[0] || (p && !cJSON_IsObject(p)) || (req && !cJSON_IsArray(req)))
         return NULL;
-    cJSON *fn = cJSON_CreateObject(), *params = cJSON_CreateObject();
-    int ok = fn && params && cJSON_AddStringToObject(fn, "name", n->valuestring) &&
-             (!cJSON_IsString(d) || cJSON_AddStringToObject(fn, "description", d->valuestring)) &&
-             cJSON_AddStringToObject(params, "type", "object");
-    if (ok) {
-        cJSON *props = p ? pyjson_copy(p) : cJSON_CreateObject();
-        ok = props && cJSON_AddItemToObject(params, "properties", props);
-        if (!ok) cJSON_Delete(props);
-    }
-    if (ok) {
-        cJSON *rq = req ? pyjson_copy(req) : cJSON_CreateArray();
-        ok = rq && cJSON_AddItemToObject(params, "required", rq);
-        if (!ok) cJSON_Delete(rq);
-    }
-    if (ok) {
-        ok = cJSON_AddItemToObject(fn, "parameters", params) != 0;
-        if (ok) params = NULL;
-    }
-    cJSON_Delete(params);
-    if (!ok) {
-        cJSON_Delete(fn);
-        return NULL;
-    }
-    return example_wrap_tool(fn);
+    return example_make_tool(n->valuestring, cJSON_IsString(d) ? d->valuestring : NULL,
+                             p ? pyjson_copy(p) : cJSON_CreateObject(), req ? pyjson_copy(req) : cJSON_CreateArray());
 }
 
 // The candidate tools of the side row: the Python list after "api_list = ".
@@ -80,9 +58,7 @@ static cJSON *seal_tools(const cJSON *srow) {
     cJSON *list = pycall_literal(a, (size_t)(b - a));
     cJSON *tools = cJSON_IsArray(list) ? cJSON_CreateArray() : NULL;
     for (const cJSON *t = tools ? list->child : NULL; t; t = t->next) {
-        cJSON *w = seal_tool(t);
-        if (!w || !cJSON_AddItemToArray(tools, w)) {
-            cJSON_Delete(w);
+        if (!pyjson_append(tools, seal_tool(t))) {
             cJSON_Delete(tools);
             tools = NULL;
             break;
@@ -123,13 +99,7 @@ int convert_seal_record(convert_run *r, const cJSON *rec, size_t index, trl_err 
             bad = 1;
             break;
         }
-        if (convert_any_string(args, names_output)) {
-            cut++;
-            continue;
-        }
-        cJSON *call = example_make_call(api->valuestring, pyjson_copy(args));
-        if (!call || !cJSON_AddItemToArray(answer, call)) {
-            cJSON_Delete(call);
+        if (!convert_add_first_step(answer, api->valuestring, args, names_output, &cut)) {
             cJSON_Delete(tools);
             cJSON_Delete(answer);
             return trl_errf(e, "out of memory");
@@ -138,23 +108,11 @@ int convert_seal_record(convert_run *r, const cJSON *rec, size_t index, trl_err 
     const char *drop = bad ? "unparseable_call" : !calling->child ? "empty_call" : !answer->child ? "dependent_only"
                        : convert_unknown_names(answer, tools, NULL) ? "unknown_tool"
                                                                      : NULL;
-    if (drop) {
-        convert_count(c, drop, 1);
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return TRL_OK;
-    }
-    if (cut) {
+    if (cut && !drop) {
         convert_count(c, "rows_cut", 1);
         convert_count(c, "dependent_calls_cut", cut);
     }
-    cJSON *msgs = convert_user_messages(q->valuestring);
-    if (!msgs) {
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return trl_errf(e, "out of memory");
-    }
     char rid[160];
     snprintf(rid, sizeof(rid), "seal-%.140s", id->valuestring);
-    return convert_emit(r, example_build(rid, "seal_tools", msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, rid, "seal_tools", convert_user_messages(q->valuestring), tools, answer, e);
 }

@@ -39,18 +39,10 @@ static cJSON *slot_property(const cJSON *service, const char *slot, const cJSON 
     if (cJSON_IsString(d) && !cJSON_AddStringToObject(p, "description", d->valuestring)) goto fail;
     const cJSON *pv = get(s, "possible_values");
     if (cJSON_IsTrue(get(s, "is_categorical")) && cJSON_IsArray(pv) && pv->child) {
-        cJSON *en = pyjson_copy(pv);
-        if (!en || !cJSON_AddItemToObject(p, "enum", en)) {
-            cJSON_Delete(en);
-            goto fail;
-        }
+        if (!pyjson_set(p, "enum", pyjson_copy(pv))) goto fail;
     }
     if (deflt) {
-        cJSON *dv = pyjson_copy(deflt);
-        if (!dv || !cJSON_AddItemToObject(p, "default", dv)) {
-            cJSON_Delete(dv);
-            goto fail;
-        }
+        if (!pyjson_set(p, "default", pyjson_copy(deflt))) goto fail;
     }
     return p;
 fail:
@@ -62,10 +54,8 @@ static cJSON *intent_tool(const cJSON *service, const cJSON *intent) {
     const cJSON *n = get(intent, "name"), *d = get(intent, "description");
     const cJSON *req = get(intent, "required_slots"), *opt = get(intent, "optional_slots");
     if (!cJSON_IsString(n) || !n->valuestring[0]) return NULL;
-    cJSON *fn = cJSON_CreateObject(), *params = cJSON_CreateObject(), *props = cJSON_CreateObject();
-    cJSON *rq = cJSON_CreateArray();
-    int ok = fn && params && props && rq && cJSON_AddStringToObject(fn, "name", n->valuestring) &&
-             (!cJSON_IsString(d) || cJSON_AddStringToObject(fn, "description", d->valuestring));
+    cJSON *props = cJSON_CreateObject(), *rq = cJSON_CreateArray();
+    int ok = props && rq;
     for (const cJSON *s = cJSON_IsArray(req) ? req->child : NULL; ok && s; s = s->next) {
         if (!cJSON_IsString(s)) continue;
         cJSON *p = slot_property(service, s->valuestring, NULL);
@@ -79,18 +69,12 @@ static cJSON *intent_tool(const cJSON *service, const cJSON *intent) {
         ok = p && cJSON_AddItemToObject(props, s->string, p);
         if (!ok) cJSON_Delete(p);
     }
-    ok = ok && cJSON_AddStringToObject(params, "type", "object");
-    if (ok && cJSON_AddItemToObject(params, "properties", props)) props = NULL; else ok = 0;
-    if (ok && cJSON_AddItemToObject(params, "required", rq)) rq = NULL; else ok = 0;
-    if (ok && cJSON_AddItemToObject(fn, "parameters", params)) params = NULL; else ok = 0;
-    cJSON_Delete(props);
-    cJSON_Delete(rq);
-    cJSON_Delete(params);
     if (!ok) {
-        cJSON_Delete(fn);
+        cJSON_Delete(props);
+        cJSON_Delete(rq);
         return NULL;
     }
-    return example_wrap_tool(fn);
+    return example_make_tool(n->valuestring, cJSON_IsString(d) ? d->valuestring : NULL, props, rq);
 }
 
 // The intents of the services called in a turn (each service once); NULL if one is unknown.
@@ -105,11 +89,7 @@ static cJSON *turn_tools(const cJSON *schema, const cJSON *frames) {
         for (const cJSON *in = intents->child; in; in = in->next) {
             const cJSON *n = get(in, "name");
             if (cJSON_IsString(n) && example_has_tool(tools, n->valuestring)) continue;
-            cJSON *w = intent_tool(service, in);
-            if (!w || !cJSON_AddItemToArray(tools, w)) {
-                cJSON_Delete(w);
-                goto fail;
-            }
+            if (!pyjson_append(tools, intent_tool(service, in))) goto fail;
         }
     }
     return tools;
@@ -154,9 +134,7 @@ static int add_call_turn(cJSON *ctx, const cJSON *frames, cJSON *calls, const ch
     for (const cJSON *f = results ? frames->child : NULL; f; f = f->next) {
         if (!get(f, "service_call")) continue;
         const cJSON *sr = get(f, "service_results");
-        cJSON *cp = sr ? pyjson_copy(sr) : cJSON_CreateArray();
-        if (!cp || !cJSON_AddItemToArray(results, cp)) {
-            cJSON_Delete(cp);
+        if (!pyjson_append(results, sr ? pyjson_copy(sr) : cJSON_CreateArray())) {
             cJSON_Delete(results);
             return 0;
         }
@@ -207,28 +185,15 @@ int convert_sgd_record(convert_run *r, const cJSON *rec, size_t index, trl_err *
                            : convert_unknown_names(calls, tools, NULL)           ? "unknown_tool"
                            : !ctx->child                                          ? "malformed_row"
                                                                                   : NULL;
-        if (drop) {
-            convert_count(c, drop, 1);
-            cJSON_Delete(tools);
-        } else {
-            cJSON *msgs = pyjson_copy(ctx), *answer = pyjson_copy(calls);
-            if (!msgs || !answer) {
-                cJSON_Delete(msgs);
-                cJSON_Delete(answer);
-                cJSON_Delete(tools);
-                cJSON_Delete(calls);
-                goto oom;
-            }
-            char id[160];
-            if (cJSON_IsString(did) && did->valuestring[0])
-                snprintf(id, sizeof(id), "sgd-%.100s-%d", did->valuestring, k);
-            else
-                snprintf(id, sizeof(id), "sgd-%s-%zu-%d", r->stem, index, k);
-            if (convert_emit(r, example_build(id, "sgd", msgs, tools, answer), e)) {
-                cJSON_Delete(calls);
-                rc = TRL_ERR;
-                break;
-            }
+        char id[160];
+        if (cJSON_IsString(did) && did->valuestring[0])
+            snprintf(id, sizeof(id), "sgd-%.100s-%d", did->valuestring, k);
+        else
+            snprintf(id, sizeof(id), "sgd-%s-%zu-%d", r->stem, index, k);
+        if (convert_emit_sample(r, drop, id, "sgd", pyjson_copy(ctx), tools, pyjson_copy(calls), e)) {
+            cJSON_Delete(calls);
+            rc = TRL_ERR;
+            break;
         }
         // The turn goes into the context as it happened (an unreadable call as plain text).
         if (calls ? !add_call_turn(ctx, frames, calls, utt) : !add_message(ctx, "assistant", utt, NULL)) goto oom;

@@ -281,16 +281,7 @@ int convert_toolace_record(convert_run *r, const cJSON *rec, size_t index, trl_e
             continue;
         }
         cJSON *msgs = context_messages(turns, j, c);
-        cJSON *answer = pyjson_copy(t->calls);
-        cJSON *tl = pyjson_copy(tools);
-        if (!msgs || !answer || !tl) {
-            cJSON_Delete(msgs);
-            cJSON_Delete(answer);
-            cJSON_Delete(tl);
-            rc = trl_errf(e, "out of memory");
-            goto done;
-        }
-        count_missing_required(answer, tools, c);
+        count_missing_required(t->calls, tools, c);
         if (t->repaired) {
             convert_count(c, "repaired_names", t->repaired);
             convert_count(c, "repaired_samples", 1);
@@ -299,7 +290,7 @@ int convert_toolace_record(convert_run *r, const cJSON *rec, size_t index, trl_e
         const char *source = cJSON_GetArraySize(msgs) >= 2 ? "toolace_multiple_turn" : "toolace_single_turn";
         char id[64];
         snprintf(id, sizeof(id), "toolace-%zu-%d", index, j);
-        if (convert_emit(r, example_build(id, source, msgs, tl, answer), e)) {
+        if (convert_emit_sample(r, NULL, id, source, msgs, pyjson_copy(tools), pyjson_copy(t->calls), e)) {
             rc = TRL_ERR;
             goto done;
         }

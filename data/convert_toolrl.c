@@ -25,16 +25,6 @@ static const char *find(const char *s, const char *end, const char *needle) {
     return strbuf_find(s, (size_t)(end - s), needle, nl);
 }
 
-static char *dup_trim(const char *a, const char *b) {
-    while (a < b && (*a == ' ' || *a == '\n' || *a == '\r' || *a == '\t')) a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\n' || b[-1] == '\r' || b[-1] == '\t')) b--;
-    char *r = malloc((size_t)(b - a) + 1);
-    if (!r) return NULL;
-    memcpy(r, a, (size_t)(b - a));
-    r[b - a] = 0;
-    return r;
-}
-
 // Is p at the start of a line "<digits>. Name: "? Returns the position after it or NULL.
 static const char *entry_start(const char *p, const char *end) {
     const char *q = p;
@@ -74,8 +64,8 @@ static cJSON *toolrl_tools(const char *instr) {
         const char *desc = name_end ? find(name_end, entry_end, "Description: ") : NULL;
         const char *params = desc ? find(desc, entry_end, "\nParameters: ") : NULL;
         if (!name_end || !params) goto fail;
-        char *nm = dup_trim(name, name_end);
-        char *ds = dup_trim(desc + 13, params);
+        char *nm = convert_dup_trimmed(name, name_end);
+        char *ds = convert_dup_trimmed(desc + 13, params);
         const char *pj = params + 13;
         cJSON *pv = pyjson_parse(pj, (size_t)(entry_end - pj), NULL);
         cJSON *w = NULL;
@@ -114,16 +104,9 @@ static cJSON *block_calls(const char *a, const char *b) {
         while (pos < len && (a[pos] == ' ' || a[pos] == '\n' || a[pos] == '\r' || a[pos] == '\t')) pos++;
         if (pos >= len) break;
         cJSON *v = pyjson_parse_next(a, len, &pos, NULL);
-        cJSON *one = v ? convert_read_calls(v, "parameters") : NULL;
+        cJSON *call = v ? convert_read_call(v, "parameters") : NULL;
         cJSON_Delete(v);
-        if (!one || cJSON_GetArraySize(one) != 1) {
-            cJSON_Delete(one);
-            cJSON_Delete(calls);
-            return NULL;
-        }
-        cJSON *call = cJSON_DetachItemFromArray(one, 0);
-        cJSON_Delete(one);
-        if (!cJSON_AddItemToArray(calls, call)) {
+        if (!call || !cJSON_AddItemToArray(calls, call)) {
             cJSON_Delete(call);
             cJSON_Delete(calls);
             return NULL;
@@ -159,7 +142,7 @@ static cJSON *history_messages(const char *input, int *bad_call) {
         p = stop + strlen(close);
         if (tag == 1) continue;  // think: dropped
         if (tag == 0 || tag == 3) {
-            char *text = dup_trim(body, stop);
+            char *text = convert_dup_trimmed(body, stop);
             cJSON *m = text ? example_make_message(tag == 0 ? "user" : "tool", text) : NULL;
             free(text);
             if (!m || !cJSON_AddItemToArray(msgs, m)) {
@@ -177,7 +160,7 @@ static cJSON *history_messages(const char *input, int *bad_call) {
             }
         }
         if (tag == 4) {
-            char *text = dup_trim(body, stop);
+            char *text = convert_dup_trimmed(body, stop);
             if (!text) goto fail;
             cJSON *s = cJSON_CreateString(text);
             free(text);
@@ -260,32 +243,16 @@ int convert_toolrl_record(convert_run *r, const cJSON *rec, size_t index, trl_er
     const char *open = NULL;
     for (const char *t = find(from, oend, TAG_TOOL_CALL); t; t = find(t + 1, oend, TAG_TOOL_CALL)) open = t;
     cJSON *answer = NULL;
+    const char *drop = NULL;
     if (!open) {
         answer = cJSON_CreateArray();
     } else {
         const char *close = find(open, oend, TAG_TOOL_CALL_END);
         answer = close ? block_calls(open + TAG_LEN(TAG_TOOL_CALL), close) : NULL;
-        if (!answer || !answer->child) {
-            convert_count(c, answer ? "empty_call" : "unparseable_call", 1);
-            cJSON_Delete(answer);
-            cJSON_Delete(msgs);
-            cJSON_Delete(tools);
-            return TRL_OK;
-        }
+        if (!answer || !answer->child) drop = answer ? "empty_call" : "unparseable_call";
     }
-    if (!answer) {
-        cJSON_Delete(msgs);
-        cJSON_Delete(tools);
-        return trl_errf(e, "out of memory");
-    }
-    if (convert_unknown_names(answer, tools, NULL)) {
-        convert_count(c, "unknown_tool", 1);
-        cJSON_Delete(answer);
-        cJSON_Delete(msgs);
-        cJSON_Delete(tools);
-        return TRL_OK;
-    }
+    if (!drop && convert_unknown_names(answer, tools, NULL)) drop = "unknown_tool";
     char id[64];
     snprintf(id, sizeof(id), "%s-%zu", verl ? "verl" : "toolrl", index);
-    return convert_emit(r, example_build(id, "toolrl", msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, id, "toolrl", msgs, tools, answer, e);
 }

@@ -26,14 +26,7 @@ static char *between(const char *s, const char *open, const char *close) {
     if (!a) return NULL;
     a += strlen(open);
     const char *b = strstr(a, close);
-    if (!b) return NULL;
-    while (a < b && (*a == ' ' || *a == '\n' || *a == '\r' || *a == '\t')) a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\n' || b[-1] == '\r' || b[-1] == '\t')) b--;
-    char *r = malloc((size_t)(b - a) + 1);
-    if (!r) return NULL;
-    memcpy(r, a, (size_t)(b - a));
-    r[b - a] = 0;
-    return r;
+    return b ? convert_dup_trimmed(a, b) : NULL;
 }
 
 // Hammer's output: optional ``` fences (with or without a language word) around JSON.
@@ -109,36 +102,11 @@ int convert_xlam_record(convert_run *r, const cJSON *rec, size_t index, trl_err 
 // NULL answer: unparseable_call).
 static int finish_row(convert_run *r, char *query, cJSON *tools, cJSON *answer, const cJSON *rec, size_t index,
                       const char *prefix, const char *source, trl_err *e) {
-    convert_counts *c = r->counts;
-    if (!tools) {
-        convert_count(c, "no_tools", 1);
-        free(query);
-        cJSON_Delete(answer);
-        return TRL_OK;
-    }
-    if (!answer) {
-        convert_count(c, "unparseable_call", 1);
-        free(query);
-        cJSON_Delete(tools);
-        return TRL_OK;
-    }
-    if (convert_unknown_names(answer, tools, NULL)) {
-        convert_count(c, "unknown_tool", 1);
-        free(query);
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return TRL_OK;
-    }
-    cJSON *msgs = cJSON_CreateArray();
-    cJSON *m = example_make_message("user", query);
+    const char *drop = !tools ? "no_tools" : !answer ? "unparseable_call"
+                       : convert_unknown_names(answer, tools, NULL) ? "unknown_tool"
+                                                                     : NULL;
+    cJSON *msgs = convert_user_messages(query);
     free(query);
-    if (!msgs || !m || !cJSON_AddItemToArray(msgs, m)) {
-        cJSON_Delete(msgs);
-        cJSON_Delete(m);
-        cJSON_Delete(tools);
-        cJSON_Delete(answer);
-        return trl_errf(e, "out of memory");
-    }
     char id[128];
     const cJSON *rid = cJSON_GetObjectItemCaseSensitive(rec, "id");
     if (cJSON_IsString(rid) && rid->valuestring[0])
@@ -147,7 +115,7 @@ static int finish_row(convert_run *r, char *query, cJSON *tools, cJSON *answer, 
         snprintf(id, sizeof(id), "%s-%.0f", prefix, pyjson_number(rid));
     else
         snprintf(id, sizeof(id), "%s-%zu", prefix, index);
-    return convert_emit(r, example_build(id, source, msgs, tools, answer), e);
+    return convert_emit_sample(r, drop, id, source, msgs, tools, answer, e);
 }
 
 int convert_query_row(convert_run *r, const cJSON *rec, size_t index, const char *prefix, const char *source,

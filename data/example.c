@@ -376,6 +376,24 @@ cJSON *example_wrap_tool(cJSON *fn) {
     return t;
 }
 
+cJSON *example_make_tool(const char *name, const char *description, cJSON *properties, cJSON *required) {
+    cJSON *fn = cJSON_CreateObject(), *params = cJSON_CreateObject();
+    int ok = fn && params && properties && required && cJSON_AddStringToObject(fn, "name", name) &&
+             (!description || cJSON_AddStringToObject(fn, "description", description)) &&
+             cJSON_AddStringToObject(params, "type", "object");
+    if (ok && cJSON_AddItemToObject(params, "properties", properties)) properties = NULL; else ok = 0;
+    if (ok && cJSON_AddItemToObject(params, "required", required)) required = NULL; else ok = 0;
+    if (ok && cJSON_AddItemToObject(fn, "parameters", params)) params = NULL; else ok = 0;
+    cJSON_Delete(properties);
+    cJSON_Delete(required);
+    cJSON_Delete(params);
+    if (!ok) {
+        cJSON_Delete(fn);
+        return NULL;
+    }
+    return example_wrap_tool(fn);
+}
+
 cJSON *example_make_call(const char *name, cJSON *args) {
     cJSON *c = cJSON_CreateObject();
     if (!c || !cJSON_AddStringToObject(c, "name", name) || !cJSON_AddItemToObject(c, "arguments", args)) {

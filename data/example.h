@@ -75,6 +75,10 @@ int example_has_tool(const cJSON *tools, const char *name);
 cJSON *example_build(const char *id, const char *source, cJSON *messages, cJSON *tools, cJSON *answer);
 // Wraps a function schema as a tool: {"type": "function", "function": fn} (takes fn).
 cJSON *example_wrap_tool(cJSON *fn);
+// A tool whose parameters are a JSON Schema object: {"type": "function", "function": {"name",
+// "description" (unless NULL), "parameters": {"type": "object", "properties", "required"}}}
+// (takes properties and required, also on failure). NULL when one of them is NULL or out of memory.
+cJSON *example_make_tool(const char *name, const char *description, cJSON *properties, cJSON *required);
 // {"name": name, "arguments": args} (takes args).
 cJSON *example_make_call(const char *name, cJSON *args);
 // {"role": role, "content": content}; content NULL gives JSON null.

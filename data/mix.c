@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/pyjson.h"
 #include "base/strbuf.h"
@@ -211,19 +210,6 @@ static int write_rows(const char *dir, const char *name, const mix_state *st, co
     return TRL_OK;
 }
 
-static int make_dirs(const char *dir, trl_err *e) {
-    char p[4096];
-    snprintf(p, sizeof(p), "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) return trl_errf(e, "%s: %s", p, strerror(errno));
-            *s = '/';
-        }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return trl_errf(e, "%s: %s", p, strerror(errno));
-    return TRL_OK;
-}
-
 int mix_build(const mix_config *cfg, mix_report *rep, trl_err *e) {
     memset(rep, 0, sizeof(*rep));
     if (cfg->n_sources > MIX_MAX_SOURCES) return trl_errf(e, "at most %d sources", MIX_MAX_SOURCES);
@@ -283,7 +269,7 @@ int mix_build(const mix_config *cfg, mix_report *rep, trl_err *e) {
             rep->prompt_max = (long)st.plen[st.n - 1];
         }
         if (cfg->out_dir) {
-            rc = make_dirs(cfg->out_dir, e);
+            rc = trl_mkdirs(cfg->out_dir, e);
             if (rc == TRL_OK) rc = write_rows(cfg->out_dir, "train.jsonl", &st, is_val, 0, e);
             if (rc == TRL_OK) rc = write_rows(cfg->out_dir, "val.jsonl", &st, is_val, 1, e);
         }

@@ -43,8 +43,6 @@ int acebench_category_known(const char *c) {
 // ---------------------------------------------------------------------------------------------
 // Python semantics
 
-
-
 static void verdict_set(acebench_verdict *v, int valid, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void verdict_set(acebench_verdict *v, int valid, const char *type, const char *fmt, ...) {
@@ -56,48 +54,26 @@ static void verdict_set(acebench_verdict *v, int valid, const char *type, const 
     va_end(ap);
 }
 
-
 static const cJSON *obj_get(const cJSON *o, const char *k) {
     return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
 
-
-
 // `list(v)` as Python iterates it: a list's items, a dict's keys, a string's characters (all as
 // new nodes in a new array). Other types crash (NULL).
 static cJSON *py_iter(const cJSON *v, py_crash *cs) {
-    cJSON *out = cJSON_CreateArray();
-    if (!out) return py_crash_set(cs, "out of memory"), NULL;
-    if (cJSON_IsArray(v)) {
-        for (const cJSON *c = v->child; c; c = c->next) cJSON_AddItemToArray(out, pyjson_copy(c));
-    } else if (cJSON_IsObject(v)) {
-        for (const cJSON *c = v->child; c; c = c->next) cJSON_AddItemToArray(out, cJSON_CreateString(c->string));
-    } else if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        size_t n = strlen(s), i = 0;
-        while (i < n) {
-            size_t st = i;
-            pyjson_utf8_next(s, n, &i);
-            char ch[8] = {0};
-            memcpy(ch, s + st, i - st < 7 ? i - st : 7);
-            cJSON_AddItemToArray(out, cJSON_CreateString(ch));
-        }
+    cJSON *out = NULL;
+    if (cJSON_IsObject(v)) {
+        out = cJSON_CreateArray();
+        for (const cJSON *c = out ? v->child : NULL; c; c = c->next)
+            cJSON_AddItemToArray(out, cJSON_CreateString(c->string));
+    } else if (cJSON_IsArray(v) || cJSON_IsString(v)) {
+        out = py_items(v, NULL);
     } else {
-        cJSON_Delete(out);
         py_crash_set(cs, "'%s' object is not iterable", pyjson_type_name(pyjson_typeof(v)));
         return NULL;
     }
+    if (!out) py_crash_set(cs, "out of memory");
     return out;
-}
-
-
-// A new node: v with its string standardised (BFCL's rule, same as ACEBench's), else a copy.
-static cJSON *standardized(const cJSON *v) {
-    if (!cJSON_IsString(v)) return pyjson_copy(v);
-    char *s = bfcl_standardize(v->valuestring);
-    cJSON *r = s ? cJSON_CreateString(s) : NULL;
-    free(s);
-    return r;
 }
 
 // The official checker turns the strings "true" / "false" into booleans before some checks.
@@ -200,7 +176,7 @@ static void dict_check(const cJSON *value, const cJSON *pa, acebench_verdict *v,
             if (!v->valid || cs->crashed) return;
             continue;
         }
-        cJSON *sv = standardized(val), *se = standardized(ev);
+        cJSON *sv = bfcl_standardize_value(val), *se = bfcl_standardize_value(ev);
         char *a = sv ? apibank_py_str(sv, 0) : NULL, *b = se ? apibank_py_str(se, 0) : NULL;
         int ok = a && b && strstr(a, b) != NULL;
         if (!a || !b) py_crash_set(cs, "out of memory");
@@ -231,10 +207,11 @@ static void list_dict_check(const cJSON *value, const cJSON *pa, acebench_verdic
 // checker.py list_checker: equal after standardising string items.
 static void list_check(const cJSON *value, const cJSON *pa, acebench_verdict *v, py_crash *cs) {
     cJSON *sv = cJSON_CreateArray(), *sp = cJSON_CreateArray();
-    for (const cJSON *c = value->child; c; c = c->next) cJSON_AddItemToArray(sv, standardized(c));
+    for (const cJSON *c = value->child; c; c = c->next) cJSON_AddItemToArray(sv, bfcl_standardize_value(c));
     if (!py_is_empty_str(pa)) {  // range(len("")) is empty; any other answer here is a list
         cJSON *items = py_iter(pa, cs);
-        for (const cJSON *c = items ? items->child : NULL; c; c = c->next) cJSON_AddItemToArray(sp, standardized(c));
+        for (const cJSON *c = items ? items->child : NULL; c; c = c->next)
+            cJSON_AddItemToArray(sp, bfcl_standardize_value(c));
         cJSON_Delete(items);
     }
     if (!cs->crashed && !pyjson_equal(sv, sp)) verdict_set(v, 0, "value_error:list/tuple", "list differs");
@@ -288,7 +265,7 @@ static void simple_check(const cJSON *fdesc, const char *name, const cJSON *mp, 
     if (!v->valid || cs->crashed) return;
     for (const cJSON *c = mp->child; c; c = c->next) {
         const char *param = c->string;
-        int in_props = py_in_key(props, param, cs), in_pa = in_props ? py_in_key(pa, param, cs) : 0;
+        int in_props = py_in_str(props, param, cs), in_pa = in_props ? py_in_str(pa, param, cs) : 0;
         if (cs->crashed) return;
         if (!in_props || !in_pa) return verdict_set(v, 0, "addition_args", "addition params: %.100s", param);
         if (!cJSON_IsObject(props) || !cJSON_IsObject(pa)) return py_crash_set(cs, "indexing a non-dict with '%.60s'", param);

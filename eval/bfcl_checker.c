@@ -72,80 +72,30 @@ char *bfcl_standardize(const char *s) {
     return strbuf_take(&sb);
 }
 
+cJSON *bfcl_standardize_value(const cJSON *v) {
+    if (!cJSON_IsString(v)) return pyjson_copy(v);
+    char *s = bfcl_standardize(v->valuestring);
+    cJSON *r = s ? cJSON_CreateString(s) : NULL;
+    free(s);
+    return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small Python-semantics helpers
 
-
-
-
-
-
-
 // Makes a list holding what `[x for x in v]` / `v[j] for j in range(len(v))` gives for a list
-// or a string (one-character strings), with strings standardised when std is set. Other types
-// make the original crash. Returns a new array or NULL (crash or out of memory).
-static cJSON *py_items_standardized(const cJSON *v, int std, py_crash *cs) {
-    cJSON *out = cJSON_CreateArray();
-    if (!out) {
+// or a string (one-character strings), strings standardised. Other types make the original
+// crash. Returns a new array or NULL (crash or out of memory).
+static cJSON *standardized_items(const cJSON *v, py_crash *cs) {
+    cJSON *out = py_items(v, bfcl_standardize_value);
+    if (out) return out;
+    if (cJSON_IsArray(v) || cJSON_IsString(v))
         py_crash_set(cs, "out of memory");
-        return NULL;
-    }
-    if (cJSON_IsArray(v)) {
-        for (const cJSON *c = v->child; c; c = c->next) {
-            cJSON *item;
-            if (std && cJSON_IsString(c)) {
-                char *s = bfcl_standardize(c->valuestring);
-                item = s ? cJSON_CreateString(s) : NULL;
-                free(s);
-            } else {
-                item = pyjson_copy(c);
-            }
-            if (!item || !cJSON_AddItemToArray(out, item)) {
-                cJSON_Delete(item);
-                cJSON_Delete(out);
-                py_crash_set(cs, "out of memory");
-                return NULL;
-            }
-        }
-        return out;
-    }
-    if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        size_t n = strlen(s), i = 0;
-        while (i < n) {
-            size_t st = i;
-            pyjson_utf8_next(s, n, &i);
-            char ch[8] = {0};
-            memcpy(ch, s + st, i - st);
-            char *t = std ? bfcl_standardize(ch) : strdup(ch);
-            cJSON *item = t ? cJSON_CreateString(t) : NULL;
-            free(t);
-            if (!item || !cJSON_AddItemToArray(out, item)) {
-                cJSON_Delete(item);
-                cJSON_Delete(out);
-                py_crash_set(cs, "out of memory");
-                return NULL;
-            }
-        }
-        return out;
-    }
-    cJSON_Delete(out);
-    if (cJSON_IsObject(v))
+    else if (cJSON_IsObject(v))
         py_crash_set(cs, "KeyError: 0 (possible answer is a dict where a list was expected)");
     else
         py_crash_set(cs, "object of type '%s' has no len()", pyjson_type_name(pyjson_typeof(v)));
     return NULL;
-}
-
-// A value standardised if it is a string (a new node either way).
-static cJSON *standardized_value(const cJSON *v) {
-    if (cJSON_IsString(v)) {
-        char *s = bfcl_standardize(v->valuestring);
-        cJSON *r = s ? cJSON_CreateString(s) : NULL;
-        free(s);
-        return r;
-    }
-    return pyjson_copy(v);
 }
 
 static void verdict_set(bfcl_verdict *v, int valid, const char *type, const char *fmt, ...)
@@ -288,12 +238,12 @@ static void string_check(const char *param, const cJSON *value, const cJSON *pa,
 }
 
 static void list_check(const char *param, const cJSON *value, const cJSON *pa, bfcl_verdict *v, py_crash *cs) {
-    cJSON *out = py_items_standardized(value, 1, cs);
+    cJSON *out = standardized_items(value, cs);
     int found = 0;
     if (out) {
         if (!cJSON_IsArray(pa)) py_crash_set(cs, "possible answer for '%s' is not a list", param);
         for (const cJSON *c = cJSON_IsArray(pa) ? pa->child : NULL; c && !found && !cs->crashed; c = c->next) {
-            cJSON *std = py_items_standardized(c, 1, cs);
+            cJSON *std = standardized_items(c, cs);
             if (!std) break;
             found = pyjson_equal(out, std);
             cJSON_Delete(std);
@@ -323,7 +273,7 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
             return;
         }
         for (const cJSON *kv = value->child; kv; kv = kv->next) {
-            if (!py_in_key(pa, kv->string, cs)) {
+            if (!py_in_str(pa, kv->string, cs)) {
                 verdict_set(v, 0, "value_error:dict_key", "Unexpected dict key parameter: '%s'.", kv->string);
                 flag = 0;
                 break;
@@ -334,8 +284,8 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
                 return;
             }
             const cJSON *allowed = cJSON_GetObjectItemCaseSensitive(pa, kv->string);
-            cJSON *sv = standardized_value(kv);
-            cJSON *sa = py_items_standardized(allowed, 1, cs);
+            cJSON *sv = bfcl_standardize_value(kv);
+            cJSON *sa = standardized_items(allowed, cs);
             int ok = 0;
             if (sv && sa) ok = py_in(sa, sv, cs);
             if (!sv) py_crash_set(cs, "out of memory");
@@ -354,11 +304,7 @@ static void dict_check(const char *param, const cJSON *value, const cJSON *answe
         }
         for (const cJSON *kv = pa->child; kv; kv = kv->next) {
             if (cJSON_GetObjectItemCaseSensitive(value, kv->string)) continue;
-            cJSON empty;
-            memset(&empty, 0, sizeof(empty));
-            empty.type = cJSON_String;
-            empty.valuestring = (char *)"";
-            int optional = py_in(kv, &empty, cs);
+            int optional = py_in_str(kv, "", cs);  // "" in the possible answers: may be omitted
             if (cs->crashed) return;
             if (!optional) {
                 verdict_set(v, 0, "value_error:dict_key", "Missing dict key parameter: '%s'.", kv->string);
@@ -462,7 +408,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
     }
     for (const cJSON *kv = mparams->child; kv; kv = kv->next) {
         const char *param = kv->string;
-        if (!obj_get(details, param) || !py_in_key(pa, param, cs)) {
+        if (!obj_get(details, param) || !py_in_str(pa, param, cs)) {
             if (cs->crashed) return;
             verdict_set(v, 0, "simple_function_checker:unexpected_param", "Unexpected parameter: '%s'.", param);
             return;
@@ -539,11 +485,7 @@ static void simple_check(const cJSON *fdesc, const bfcl_call *call, const cJSON 
     }
     for (const cJSON *kv = pa->child; kv; kv = kv->next) {
         if (obj_get(mparams, kv->string)) continue;
-        cJSON empty;
-        memset(&empty, 0, sizeof(empty));
-        empty.type = cJSON_String;
-        empty.valuestring = (char *)"";
-        int optional = py_in(kv, &empty, cs);
+        int optional = py_in_str(kv, "", cs);  // "" in the possible answers: may be omitted
         if (cs->crashed) return;
         if (!optional) {
             verdict_set(v, 0, "simple_function_checker:missing_optional",

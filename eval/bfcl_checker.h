@@ -71,5 +71,8 @@ int bfcl_check(const char *category, const cJSON *functions, const cJSON *ground
 // BFCL's standardize_string on a UTF-8 string: removes ' ', ',', '.', '/', '-', '_', '*', '^',
 // lowercases (Unicode, as Python's str.lower()), then replaces ' with ". Returns malloc'd text.
 char *bfcl_standardize(const char *s);
+// A new node: v with bfcl_standardize applied when it is a string, else a copy (NULL when out of
+// memory). ACEBench's checker standardises the same way.
+cJSON *bfcl_standardize_value(const cJSON *v);
 
 #endif

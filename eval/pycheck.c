@@ -37,12 +37,40 @@ int py_in(const cJSON *container, const cJSON *item, py_crash *cs) {
     return 0;
 }
 
-int py_in_key(const cJSON *container, const char *key, py_crash *cs) {
+int py_in_str(const cJSON *container, const char *s, py_crash *cs) {
     cJSON k;
     memset(&k, 0, sizeof(k));
     k.type = cJSON_String;
-    k.valuestring = (char *)key;
+    k.valuestring = (char *)s;
     return py_in(container, &k, cs);
+}
+
+cJSON *py_items(const cJSON *v, cJSON *(*map)(const cJSON *item)) {
+    if (!cJSON_IsArray(v) && !cJSON_IsString(v)) return NULL;
+    cJSON *out = cJSON_CreateArray();
+    if (!out) return NULL;
+    if (cJSON_IsArray(v)) {
+        for (const cJSON *c = v->child; c; c = c->next)
+            if (!pyjson_append(out, map ? map(c) : pyjson_copy(c))) goto oom;
+        return out;
+    }
+    const char *s = v->valuestring;
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t st = i;
+        pyjson_utf8_next(s, n, &i);
+        char ch[8] = {0};
+        memcpy(ch, s + st, i - st < 7 ? i - st : 7);
+        cJSON one;  // the character as a string node, for map
+        memset(&one, 0, sizeof(one));
+        one.type = cJSON_String;
+        one.valuestring = ch;
+        if (!pyjson_append(out, map ? map(&one) : cJSON_CreateString(ch))) goto oom;
+    }
+    return out;
+oom:
+    cJSON_Delete(out);
+    return NULL;
 }
 
 long py_len(const cJSON *v, py_crash *cs) {

@@ -19,8 +19,12 @@ int py_is_empty_str(const cJSON *v);
 // `item in container`: a dict's keys, a list's items (Python's ==), a substring; raises for an
 // unhashable key or a non-iterable container.
 int py_in(const cJSON *container, const cJSON *item, py_crash *cs);
-int py_in_key(const cJSON *container, const char *key, py_crash *cs);  // `"key" in container`
+int py_in_str(const cJSON *container, const char *s, py_crash *cs);  // `s in container`, s a str
 // len(v); raises for numbers, booleans and None.
 long py_len(const cJSON *v, py_crash *cs);
+// What `for x in v` gives for a list (its items) or a string (its characters, as one-character
+// strings), each a new node made by map (a copy when map is NULL), in a new array. NULL for any
+// other type (the caller raises as the code it reproduces does) and when out of memory.
+cJSON *py_items(const cJSON *v, cJSON *(*map)(const cJSON *item));
 
 #endif

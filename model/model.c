@@ -15,7 +15,7 @@
 #include "model/quant.h"
 #include "model/tokenizer.h"
 
-static int own(model *m, void *p) {
+int model_own(model *m, void *p) {
     if (m->n_owned == m->cap_owned) {
         int ncap = m->cap_owned ? 2 * m->cap_owned : 64;
         void **np = realloc(m->owned, sizeof(void *) * (size_t)ncap);
@@ -51,7 +51,7 @@ static int pack_tensor(model *m, model_tensor *t, const char *name, trl_err *e) 
     size_t n = matmul_packed_bytes(t->type, t->n_rows, t->n_cols);
     if (n == 0) return TRL_OK;
     void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-    if (!p || own(m, p)) {
+    if (!p || model_own(m, p)) {
         free(p);
         return trl_errf(e, "tensor %s: out of memory", name);
     }
@@ -98,7 +98,7 @@ static int convert_tensor(model *m, model_tensor *t, uint32_t type, int64_t n_ro
         *t = (model_tensor){type, n_rows, n_cols, rb, data, c.packed, to};
         m->converted_bytes += matmul_packed_bytes(to, n_rows, n_cols);
     } else {
-        if (own(m, q)) {
+        if (model_own(m, q)) {
             free(q);
             return trl_errf(e, "tensor %s: out of memory", name);
         }
@@ -125,7 +125,7 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
     if (done) return TRL_OK;
     // Neither a kernel nor a conversion for this type: dequantize once into an owned F32 copy.
     float *f = malloc(sizeof(float) * (size_t)n_rows * (size_t)n_cols);
-    if (!f || own(m, f)) {
+    if (!f || model_own(m, f)) {
         free(f);
         return trl_errf(e, "tensor %s: out of memory", name);
     }
@@ -141,7 +141,7 @@ static int quantize_tensor(model *m, model_tensor *t, uint32_t type, trl_err *e)
     size_t rb = qtype_row_bytes(type, t->n_cols);
     if (rb == 0) return TRL_OK;  // columns do not fit the blocks: keep F32
     uint8_t *q = malloc(rb * (size_t)t->n_rows);
-    if (!q || own(m, q)) {
+    if (!q || model_own(m, q)) {
         free(q);
         return trl_errf(e, "quantize: out of memory");
     }
@@ -177,7 +177,7 @@ int model_vector_adopt(model *m, const float **out, uint32_t type, int64_t n, co
     if (type != QTYPE_F16 && type != QTYPE_BF16)
         return trl_errf(e, "tensor %s: 1-D weights must be F32, F16 or BF16 (got %s)", name, qtype_name(type));
     float *f = malloc(sizeof(float) * (size_t)n);
-    if (!f || own(m, f)) {
+    if (!f || model_own(m, f)) {
         free(f);
         return trl_errf(e, "tensor %s: out of memory", name);
     }

@@ -106,6 +106,9 @@ int model_tensor_adopt(model *m, model_tensor *t, uint32_t type, int64_t n_rows,
 // A 1-D F32 view; converts F16/BF16 into an owned buffer.
 int model_vector_adopt(model *m, const float **out, uint32_t type, int64_t n, const void *data,
                        const char *name, trl_err *e);
+// Records a malloc'd buffer in m->owned so model_free releases it. TRL_ERR when out of memory
+// (the buffer is then the caller's still).
+int model_own(model *m, void *p);
 // Re-encodes every F32 matrix (embeddings, projections) in `type` (Q8_0, Q4_0 or Q4_1), as
 // llama.cpp's quantize would: a checkpoint saved in F32 then decodes at the quantized speed.
 // Matrices already quantized are kept; 1-D weights stay F32.

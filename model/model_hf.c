@@ -14,29 +14,6 @@
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
 
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-// Records a buffer in m->owned so model_free releases it.
-static int hf_own(model *m, void *p) {
-    if (m->n_owned == m->cap_owned) {
-        int ncap = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **np = realloc(m->owned, sizeof(void *) * (size_t)ncap);
-        if (!np) return TRL_ERR;
-        m->owned = np;
-        m->cap_owned = ncap;
-    }
-    m->owned[m->n_owned++] = p;
-    return TRL_OK;
-}
-
 // ---- config.json ----
 
 static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
@@ -201,7 +178,7 @@ static const void *hf_want(hf_ctx *x, const char *name, int64_t rows, int64_t co
     size_t esize = t->type == QTYPE_F32 ? 4 : 2;
     if ((uintptr_t)t->data % esize == 0) return t->data;
     void *copy = malloc(t->nbytes ? t->nbytes : 1);
-    if (!copy || hf_own(x->m, copy)) {
+    if (!copy || model_own(x->m, copy)) {
         free(copy);
         trl_errf(x->e, "%s: out of memory", name);
         return NULL;
@@ -254,11 +231,11 @@ static int hf_layer(hf_ctx *x, int l) {
 static char *hf_chat_template(const char *dir) {
     trl_err ignore;
     size_t len;
-    char *p = path_join(dir, "chat_template.jinja");
+    char *p = trl_path_join(dir, "chat_template.jinja");
     char *buf = p ? trl_read_file(p, &len, &ignore) : NULL;
     free(p);
     if (buf) return buf;
-    p = path_join(dir, "tokenizer_config.json");
+    p = trl_path_join(dir, "tokenizer_config.json");
     buf = p ? trl_read_file(p, &len, &ignore) : NULL;
     free(p);
     if (!buf) return NULL;
@@ -289,7 +266,7 @@ int model_load_hf_dir(model *m, const char *dir, trl_err *e) {
     memset(m, 0, sizeof(*m));
     safetensors_set set = {0};
     model_config *c = &m->cfg;
-    char *p = path_join(dir, "config.json");
+    char *p = trl_path_join(dir, "config.json");
     if (!p) return trl_errf(e, "out of memory");
     int r = hf_read_config(c, p, e);
     free(p);
@@ -325,7 +302,7 @@ int model_load_hf_dir(model *m, const char *dir, trl_err *e) {
         if (hf_layer(&x, l)) goto fail;
     safetensors_set_close(&set);  // names and tables only: the mappings belong to m
 
-    p = path_join(dir, "tokenizer.json");
+    p = trl_path_join(dir, "tokenizer.json");
     if (!p) {
         trl_errf(e, "out of memory");
         goto fail;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/strbuf.h"
 #include "model/quant.h"
 
 #define MAX_EXACT_DOUBLE 9007199254740992.0  // 2^53: larger JSON numbers are not exact integers
@@ -319,54 +320,22 @@ void *safetensors_take_map(safetensors_file *f, size_t *size) {
 
 // ---- writer ----
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} strbuf;
-
-static void sb_put(strbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->n + n + 1) ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_fmt_u64(strbuf *b, unsigned long long v) {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof(tmp), "%llu", v);
-    sb_put(b, tmp, (size_t)k);
-}
-
 // A JSON string literal: quotes, backslashes and control bytes escaped; other bytes as is.
-static void sb_json(strbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void add_json_string(strbuf *b, const char *s) {
+    strbuf_addc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\') {
             char esc[2] = {'\\', (char)*p};
-            sb_put(b, esc, 2);
+            strbuf_add(b, esc, 2);
         } else if (*p < 0x20) {
             char esc[8];
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            sb_put(b, esc, 6);
+            strbuf_add(b, esc, 6);
         } else {
-            sb_put(b, (const char *)p, 1);
+            strbuf_addc(b, (char)*p);
         }
     }
-    sb_put(b, "\"", 1);
+    strbuf_addc(b, '"');
 }
 
 typedef struct {
@@ -401,7 +370,8 @@ int safetensors_write(const char *path, const safetensors_wtensor *t, int n, con
     wentry *w = malloc(sizeof(*w) * (size_t)(n > 0 ? n : 1));
     if (!w) return trl_errf(e, "%s: out of memory", path);
     int rc = TRL_ERR;
-    strbuf h = {0};
+    strbuf h;
+    strbuf_init(&h);
     char *tmp = NULL;
     int fd = -1;
     for (int i = 0; i < n; i++) {
@@ -446,51 +416,51 @@ int safetensors_write(const char *path, const safetensors_wtensor *t, int n, con
         }
     }
     // Header.
-    sb_str(&h, "{");
+    strbuf_adds(&h, "{");
     int first = 1;
     if (metadata && metadata[0]) {
-        sb_str(&h, "\"__metadata__\":{");
+        strbuf_adds(&h, "\"__metadata__\":{");
         for (int i = 0; metadata[i]; i += 2) {
             if (!metadata[i + 1]) {
                 trl_errf(e, "%s: metadata key \"%.100s\" has no value", path, metadata[i]);
                 goto done;
             }
-            if (i) sb_str(&h, ",");
-            sb_json(&h, metadata[i]);
-            sb_str(&h, ":");
-            sb_json(&h, metadata[i + 1]);
+            if (i) strbuf_adds(&h, ",");
+            add_json_string(&h, metadata[i]);
+            strbuf_adds(&h, ":");
+            add_json_string(&h, metadata[i + 1]);
         }
-        sb_str(&h, "}");
+        strbuf_adds(&h, "}");
         first = 0;
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const safetensors_wtensor *x = w[i].t;
-        if (!first) sb_str(&h, ",");
+        if (!first) strbuf_adds(&h, ",");
         first = 0;
-        sb_json(&h, x->name);
-        sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, safetensors_dtype_name(x->type));
-        sb_str(&h, "\",\"shape\":[");
+        add_json_string(&h, x->name);
+        strbuf_adds(&h, ":{\"dtype\":\"");
+        strbuf_adds(&h, safetensors_dtype_name(x->type));
+        strbuf_adds(&h, "\",\"shape\":[");
         for (int d = 0; d < x->n_dims; d++) {
-            if (d) sb_str(&h, ",");
-            sb_fmt_u64(&h, (unsigned long long)x->shape[d]);
+            if (d) strbuf_adds(&h, ",");
+            strbuf_addf(&h, "%llu", (unsigned long long)x->shape[d]);
         }
-        sb_str(&h, "],\"data_offsets\":[");
-        sb_fmt_u64(&h, (unsigned long long)off);
-        sb_str(&h, ",");
+        strbuf_adds(&h, "],\"data_offsets\":[");
+        strbuf_addf(&h, "%llu", (unsigned long long)off);
+        strbuf_adds(&h, ",");
         off += w[i].nbytes;
-        sb_fmt_u64(&h, (unsigned long long)off);
-        sb_str(&h, "]}");
+        strbuf_addf(&h, "%llu", (unsigned long long)off);
+        strbuf_adds(&h, "]}");
     }
-    sb_str(&h, "}");
-    while (!h.oom && h.n % 8 != 0) sb_str(&h, " ");
+    strbuf_adds(&h, "}");
+    while (!h.oom && h.len % 8 != 0) strbuf_adds(&h, " ");
     if (h.oom) {
         trl_errf(e, "%s: out of memory", path);
         goto done;
     }
-    if (h.n > SAFETENSORS_MAX_HEADER) {
-        trl_errf(e, "%s: header of %zu bytes is over the limit", path, h.n);
+    if (h.len > SAFETENSORS_MAX_HEADER) {
+        trl_errf(e, "%s: header of %zu bytes is over the limit", path, h.len);
         goto done;
     }
     // Temporary file next to the target, renamed over it once complete.
@@ -514,8 +484,8 @@ int safetensors_write(const char *path, const safetensors_wtensor *t, int n, con
         goto done;
     }
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
-    if (write_all(fd, len8, 8) || write_all(fd, h.p, h.n)) {
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    if (write_all(fd, len8, 8) || write_all(fd, h.buf, h.len)) {
         trl_errf(e, "%s: write failed: %s", tmp, strerror(errno));
         goto done;
     }
@@ -565,22 +535,12 @@ done:
         unlink(tmp);
         free(tmp);
     }
-    free(h.p);
+    strbuf_free(&h);
     free(w);
     return rc;
 }
 
 // ---- sharded checkpoints ----
-
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 void safetensors_set_close(safetensors_set *s) {
     if (!s) return;
@@ -644,7 +604,7 @@ static int open_index(safetensors_set *s, const char *dir, const char *ipath, tr
         goto done;
     }
     for (int k = 0; k < n_names; k++) {
-        char *p = join_path(dir, names[k]);
+        char *p = trl_path_join(dir, names[k]);
         if (!p) {
             trl_errf(e, "%s: out of memory", ipath);
             goto done;
@@ -685,8 +645,8 @@ done:
 
 int safetensors_set_open_dir(safetensors_set *s, const char *dir, trl_err *e) {
     memset(s, 0, sizeof(*s));
-    char *single = join_path(dir, "model.safetensors");
-    char *index = join_path(dir, "model.safetensors.index.json");
+    char *single = trl_path_join(dir, "model.safetensors");
+    char *index = trl_path_join(dir, "model.safetensors.index.json");
     int rc = TRL_ERR;
     struct stat st;
     if (!single || !index) {

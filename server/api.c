@@ -2,42 +2,29 @@
 // models of /v1/models (see api.h). Its endpoints are api_files.c, api_jobs.c, api_evals.c.
 #include "server/api_internal.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-static int mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
 
 int api_init(api **out, const char *db_path, const char *data_dir, size_t max_upload, trl_err *e) {
     api *a = calloc(1, sizeof(*a));
     if (!a) return trl_errf(e, "out of memory");
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
     a->max_upload = max_upload ? max_upload : (size_t)256 << 20;
-    if (mkdirs(a->data_dir)) {
+    trl_err de;
+    if (trl_mkdirs(a->data_dir, &de)) {
         free(a);
-        return trl_errf(e, "cannot create the data folder %s: %s", data_dir, strerror(errno));
+        return trl_errf(e, "cannot create the data folder %s (%s)", data_dir, de.msg);
     }
     char dbdir[1024];
     snprintf(dbdir, sizeof(dbdir), "%s", db_path);
     char *slash = strrchr(dbdir, '/');
     if (slash && slash != dbdir) {
         *slash = 0;
-        if (mkdirs(dbdir)) {
+        if (trl_mkdirs(dbdir, &de)) {
             free(a);
-            return trl_errf(e, "cannot create the folder of %s: %s", db_path, strerror(errno));
+            return trl_errf(e, "cannot create the folder of %s (%s)", db_path, de.msg);
         }
     }
     if (store_open(&a->db, db_path, e)) {
@@ -136,6 +123,23 @@ cJSON *api_list(cJSON *data, int has_more) {
     else cJSON_AddNullToObject(o, "first_id");
     if (last) cJSON_AddStringToObject(o, "last_id", last->valuestring);
     else cJSON_AddNullToObject(o, "last_id");
+    return o;
+}
+
+cJSON *api_json_or_null(const char *s) {
+    cJSON *j = s ? cJSON_Parse(s) : NULL;
+    return j ? j : cJSON_CreateNull();
+}
+
+cJSON *api_event_json(const store_event *ev, const char *object) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddStringToObject(o, "id", ev->id);
+    cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
+    cJSON_AddStringToObject(o, "level", ev->level);
+    cJSON_AddStringToObject(o, "message", ev->message);
+    cJSON_AddStringToObject(o, "type", ev->type);
+    cJSON_AddItemToObject(o, "data", api_json_or_null(ev->data));
     return o;
 }
 

@@ -295,19 +295,7 @@ void api_evals_list_run_events(api *a, const api_request *rq, api_reply *r) {
     int rc = store_event_list(a->db, id, &pg, &l, &e);
     if (rc == TRL_OK) {
         cJSON *data = cJSON_CreateArray();
-        for (int i = 0; i < l.n; i++) {
-            const store_event *ev = &l.items[i];
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "object", "eval.run.event");
-            cJSON_AddStringToObject(o, "id", ev->id);
-            cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
-            cJSON_AddStringToObject(o, "level", ev->level);
-            cJSON_AddStringToObject(o, "type", ev->type);
-            cJSON_AddStringToObject(o, "message", ev->message);
-            cJSON *d = ev->data ? cJSON_Parse(ev->data) : NULL;
-            if (d) cJSON_AddItemToObject(o, "data", d);
-            cJSON_AddItemToArray(data, o);
-        }
+        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, api_event_json(&l.items[i], "eval.run.event"));
         api_reply_json(r, 200, api_list(data, l.has_more));
     } else {
         api_reply_store_error(r, rc, &e, "event", pg.after ? pg.after : "");

@@ -22,6 +22,10 @@ int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r);
 const char *api_model_resolve(api *a, const char *name);
 // The list object {"object":"list","data":[…],"has_more":…,"first_id","last_id"}.
 cJSON *api_list(cJSON *data, int has_more);
+// Stored JSON text as a value; JSON null when there is none (or it does not parse).
+cJSON *api_json_or_null(const char *s);
+// A job's event: object is "fine_tuning.job.event" (fine-tuning jobs) or "eval.run.event".
+cJSON *api_event_json(const store_event *ev, const char *object);
 void api_reply_json(api_reply *r, int status, cJSON *j);
 // An error from the store: 404 for TRL_NOT_FOUND (naming what), 409 for a conflict, else 500.
 void api_reply_store_error(api_reply *r, int rc, const trl_err *e, const char *what, const char *id);

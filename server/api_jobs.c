@@ -8,11 +8,6 @@
 #include "server/api_internal.h"
 #include "trainer/hyper.h"
 
-static cJSON *parse_or_null(const char *s) {
-    cJSON *j = s ? cJSON_Parse(s) : NULL;
-    return j ? j : cJSON_CreateNull();
-}
-
 // The resolved hyperparameters of a job (the trainer's values, "auto" filled in), without the
 // keys that describe the method rather than a hyperparameter.
 static cJSON *resolved_hyper(const store_job *j, const char **grader_out) {
@@ -53,11 +48,11 @@ static cJSON *job_json(const store_job *j) {
     if (j->validation_file) cJSON_AddStringToObject(o, "validation_file", j->validation_file);
     else cJSON_AddNullToObject(o, "validation_file");
     cJSON_AddNumberToObject(o, "trained_tokens", (double)j->trained_tokens);
-    cJSON_AddItemToObject(o, "error", parse_or_null(j->error));
+    cJSON_AddItemToObject(o, "error", api_json_or_null(j->error));
     cJSON_AddNumberToObject(o, "seed", (double)j->seed);
     cJSON_AddNullToObject(o, "estimated_finish");
     cJSON_AddItemToObject(o, "integrations", cJSON_CreateArray());
-    cJSON_AddItemToObject(o, "metadata", parse_or_null(j->metadata));
+    cJSON_AddItemToObject(o, "metadata", api_json_or_null(j->metadata));
     if (j->suffix) cJSON_AddStringToObject(o, "suffix", j->suffix);
     const char *grader = NULL;
     cJSON *hp = resolved_hyper(j, &grader);
@@ -80,18 +75,6 @@ static cJSON *job_json(const store_job *j) {
     return o;
 }
 
-static cJSON *event_json(const store_event *ev) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "fine_tuning.job.event");
-    cJSON_AddStringToObject(o, "id", ev->id);
-    cJSON_AddNumberToObject(o, "created_at", (double)ev->created_at);
-    cJSON_AddStringToObject(o, "level", ev->level);
-    cJSON_AddStringToObject(o, "message", ev->message);
-    cJSON_AddStringToObject(o, "type", ev->type);
-    cJSON_AddItemToObject(o, "data", parse_or_null(ev->data));
-    return o;
-}
-
 static cJSON *checkpoint_json(const store_checkpoint *c) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "fine_tuning.job.checkpoint");
@@ -100,7 +83,7 @@ static cJSON *checkpoint_json(const store_checkpoint *c) {
     if (c->model_name) cJSON_AddStringToObject(o, "fine_tuned_model_checkpoint", c->model_name);
     else cJSON_AddNullToObject(o, "fine_tuned_model_checkpoint");
     cJSON_AddStringToObject(o, "fine_tuning_job_id", c->job_id);
-    cJSON_AddItemToObject(o, "metrics", parse_or_null(c->metrics));
+    cJSON_AddItemToObject(o, "metrics", api_json_or_null(c->metrics));
     cJSON_AddNumberToObject(o, "step_number", (double)c->step);
     return o;
 }
@@ -400,7 +383,7 @@ static void list_job_items(api *a, const api_request *rq, int events, api_reply 
     if (rc == TRL_OK && events) {
         store_events l = {0};
         rc = store_event_list(a->db, id, &pg, &l, &e);
-        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, event_json(&l.items[i]));
+        for (int i = 0; i < l.n; i++) cJSON_AddItemToArray(data, api_event_json(&l.items[i], "fine_tuning.job.event"));
         more = l.has_more;
         store_events_free(&l);
     } else if (rc == TRL_OK) {

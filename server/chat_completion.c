@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/strbuf.h"
 #include "model/tokenizer.h"
 #include "protocol/constrain.h"
 #include "protocol/toolprompt.h"
@@ -38,8 +39,8 @@ struct completion {
     int *n_calls;        // per choice: tool calls sent so far
     size_t *seen;
     int phase;           // 0 role chunks, 1 generating, 2 usage/[DONE] written, 3 end
-    char *out;
-    size_t out_len, out_cap, out_pos;
+    strbuf out;          // SSE text produced, sent from out_pos on
+    size_t out_pos;
     int cur_choice;      // choice whose events are being written
     int lp_sent[128];    // per choice: logprob records already sent (streaming)
     int oom;
@@ -58,7 +59,7 @@ static void completion_free(completion *cc) {
     free(cc->n_calls);
     free(cc->seen);
     free(cc->choices);
-    free(cc->out);
+    strbuf_free(&cc->out);
     chat_request_free(&cc->req);
     if (cc->sm) registry_release(cc->env.reg, cc->sm);
     free(cc);
@@ -258,19 +259,8 @@ static void completion_wait(completion *cc, api_reply *r) {
 
 static void out_put(completion *cc, const char *p, size_t n) {
     if (cc->oom) return;
-    if (cc->out_len + n + 1 > cc->out_cap) {
-        size_t cap = cc->out_cap ? cc->out_cap : 4096;
-        while (cap < cc->out_len + n + 1) cap *= 2;
-        char *nb = realloc(cc->out, cap);
-        if (!nb) {
-            cc->oom = 1;
-            return;
-        }
-        cc->out = nb;
-        cc->out_cap = cap;
-    }
-    memcpy(cc->out + cc->out_len, p, n);
-    cc->out_len += n;
+    strbuf_add(&cc->out, p, n);
+    if (cc->out.oom) cc->oom = 1;
 }
 
 static void out_event(completion *cc, cJSON *obj) {
@@ -473,7 +463,7 @@ static void stream_produce(completion *cc) {
             out_put(cc, "data: [DONE]\n\n", 14);
             observe_latency(cc);
             cc->phase = 2;
-        } else if (cc->out_len == cc->out_pos && trl_now() - cc->last_write > 10) {
+        } else if (cc->out.len == cc->out_pos && trl_now() - cc->last_write > 10) {
             out_put(cc, ": keep-alive\n\n", 14);  // lets a dead client be noticed while waiting
         }
     }
@@ -483,15 +473,15 @@ static void stream_produce(completion *cc) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     completion *cc = cls;
-    while (cc->out_pos == cc->out_len) {
-        cc->out_pos = cc->out_len = 0;
+    while (cc->out_pos == cc->out.len) {
+        cc->out_pos = cc->out.len = 0;
         if (cc->phase >= 2 || cc->oom) return API_STREAM_END;
         stream_produce(cc);
     }
     if (cc->oom) return API_STREAM_ERROR;
-    size_t n = cc->out_len - cc->out_pos;
+    size_t n = cc->out.len - cc->out_pos;
     if (n > max) n = max;
-    memcpy(buf, cc->out + cc->out_pos, n);
+    memcpy(buf, cc->out.buf + cc->out_pos, n);
     cc->out_pos += n;
     cc->last_write = trl_now();
     return (ssize_t)n;

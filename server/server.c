@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/strbuf.h"
 #include "server/api.h"
 #include "server/chat_completion.h"
 #include "server/registry.h"
@@ -58,10 +59,9 @@ typedef struct {
     routes_result found;  // the route, looked up from the request line
     route_match m;
     int answered;         // a response is queued already (401, 413 from the headers)
-    char *body;           // ROUTE_BODY_JSON: the body so far (len bytes; other routes count len only)
-    size_t len, cap;
+    strbuf body;          // ROUTE_BODY_JSON: the body so far (other routes only count its length)
+    size_t len;           // bytes of the body so far
     int too_big;          // over --max-body
-    int oom;
     // ROUTE_BODY_UPLOAD: the multipart body streams through pp into up
     struct MHD_PostProcessor *pp;
     api_upload *up;
@@ -375,11 +375,11 @@ static enum MHD_Result dispatch(server *s, struct MHD_Connection *c, const char 
     if (cs->found == ROUTES_BAD_METHOD) return send_method_not_allowed(s, c, m);
     const route *rt = m->route;
     if (cs->too_big && strcmp(rt->method, "GET")) return send_too_large(s, c);  // GET routes ignore bodies
-    if (cs->oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    if (cs->body.oom) return send_error(s, c, 500, "server_error", NULL, NULL, "out of memory");
     api_request rq = {.method = method,
                       .path = url,
                       .n_params = m->n_params,
-                      .body = rt->body == ROUTE_BODY_JSON ? cs->body : NULL,
+                      .body = rt->body == ROUTE_BODY_JSON ? cs->body.buf : NULL,
                       .len = rt->body == ROUTE_BODY_JSON ? cs->len : 0,
                       .arg = query_arg,
                       .arg_ctx = c};
@@ -440,22 +440,7 @@ static void body_append(server *s, conn_state *cs, const char *data, size_t n) {
         cs->too_big = 1;
         return;
     }
-    if (cs->m.route && cs->m.route->body == ROUTE_BODY_JSON) {
-        if (cs->oom) return;
-        if (cs->len + n + 1 > cs->cap) {
-            size_t cap = cs->cap ? cs->cap : 4096;
-            while (cap < cs->len + n + 1) cap *= 2;
-            char *nb = realloc(cs->body, cap);
-            if (!nb) {
-                cs->oom = 1;
-                return;
-            }
-            cs->body = nb;
-            cs->cap = cap;
-        }
-        memcpy(cs->body + cs->len, data, n);
-        cs->body[cs->len + n] = 0;
-    }
+    if (cs->m.route && cs->m.route->body == ROUTE_BODY_JSON) strbuf_add(&cs->body, data, n);
     cs->len += n;
 }
 
@@ -494,7 +479,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_
     if (!cs) return;
     if (cs->pp) MHD_destroy_post_processor(cs->pp);
     api_upload_abort(cs->up);  // a cut upload leaves nothing behind
-    free(cs->body);
+    strbuf_free(&cs->body);
     free(cs);
     *req = NULL;
 }

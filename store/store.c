@@ -91,7 +91,8 @@ void store_bind_text(sqlite3_stmt *st, int i, const char *v) {
     else sqlite3_bind_null(st, i);
 }
 
-char *store_col_dup(sqlite3_stmt *st, int i, int *oom) {
+// A malloc'd copy of column i, NULL for SQL NULL; sets *oom when the copy fails.
+static char *col_dup(sqlite3_stmt *st, int i, int *oom) {
     if (sqlite3_column_type(st, i) == SQLITE_NULL) return NULL;
     const unsigned char *t = sqlite3_column_text(st, i);
     int n = sqlite3_column_bytes(st, i);
@@ -105,8 +106,30 @@ char *store_col_dup(sqlite3_stmt *st, int i, int *oom) {
     return c;
 }
 
-int64_t store_col_i64(sqlite3_stmt *st, int i) {
-    return sqlite3_column_int64(st, i);
+int store_row_read(const store_row *r, sqlite3_stmt *st, void *item) {
+    int oom = 0;
+    for (int i = 0; i < r->n_fields; i++) {
+        void *f = (char *)item + r->fields[i].offset;
+        switch (r->fields[i].type) {
+            case STORE_TEXT: *(char **)f = col_dup(st, i, &oom); break;
+            case STORE_I64: *(int64_t *)f = sqlite3_column_int64(st, i); break;
+            case STORE_INT: *(int *)f = (int)sqlite3_column_int64(st, i); break;
+            case STORE_REAL: *(double *)f = sqlite3_column_double(st, i); break;
+        }
+    }
+    return oom ? TRL_ERR : TRL_OK;
+}
+
+void store_row_clear(const store_row *r, void *item) {
+    if (!item) return;
+    for (int i = 0; i < r->n_fields; i++)
+        if (r->fields[i].type == STORE_TEXT) free(*(char **)((char *)item + r->fields[i].offset));
+    memset(item, 0, r->size);
+}
+
+void store_rows_free(const store_row *r, void *items, int n) {
+    for (int i = 0; i < n; i++) store_row_clear(r, (char *)items + (size_t)i * r->size);
+    free(items);
 }
 
 int store_page_limit(const store_page *page) {
@@ -116,8 +139,9 @@ int store_page_limit(const store_page *page) {
     return l;
 }
 
-int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, store_row_fn row,
-                   void (*clear)(void *), void **items, int *n, int *has_more, const char *what, trl_err *e) {
+int store_list_run(store *s, sqlite3_stmt *st, int limit, const store_row *r, void **items, int *n, int *has_more,
+                   const char *what, trl_err *e) {
+    const size_t item_size = r->size;
     char *arr = NULL;
     int cnt = 0, cap = 0, more = 0, ret = TRL_OK, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -138,8 +162,8 @@ int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, stor
         }
         void *it = arr + (size_t)cnt * item_size;
         memset(it, 0, item_size);
-        if (row(st, it) != TRL_OK) {
-            clear(it);
+        if (store_row_read(r, st, it) != TRL_OK) {
+            store_row_clear(r, it);
             ret = trl_errf(e, "store: %s: out of memory", what);
             break;
         }
@@ -148,8 +172,7 @@ int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, stor
     if (ret == TRL_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) ret = store_sql_fail(s, what, e);
     store_stmt_done(st);
     if (ret != TRL_OK) {
-        for (int i = 0; i < cnt; i++) clear(arr + (size_t)i * item_size);
-        free(arr);
+        store_rows_free(r, arr, cnt);
         return ret;
     }
     *items = arr;
@@ -158,10 +181,10 @@ int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, stor
     return TRL_OK;
 }
 
-int store_get_run(store *s, sqlite3_stmt *st, void *item, store_row_fn row, const char *what, trl_err *e) {
+int store_get_run(store *s, sqlite3_stmt *st, const store_row *r, void *item, const char *what, trl_err *e) {
     int rc = sqlite3_step(st), ret;
     if (rc == SQLITE_ROW) {
-        ret = row(st, item);
+        ret = store_row_read(r, st, item);
         if (ret != TRL_OK) ret = trl_errf(e, "store: %s: out of memory", what);
     } else if (rc == SQLITE_DONE) {
         ret = TRL_NOT_FOUND;
@@ -169,6 +192,7 @@ int store_get_run(store *s, sqlite3_stmt *st, void *item, store_row_fn row, cons
         ret = store_sql_fail(s, what, e);
     }
     store_stmt_done(st);
+    if (ret != TRL_OK) store_row_clear(r, item);
     return ret;
 }
 

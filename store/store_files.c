@@ -10,42 +10,26 @@
 
 #define FILE_COLS "id, bytes, created_at, filename, purpose, status, sha256, path, line_count, error"
 
-static int file_row(sqlite3_stmt *st, void *item) {
-    store_file *f = item;
-    int oom = 0;
-    f->id = store_col_dup(st, 0, &oom);
-    f->bytes = store_col_i64(st, 1);
-    f->created_at = store_col_i64(st, 2);
-    f->filename = store_col_dup(st, 3, &oom);
-    f->purpose = store_col_dup(st, 4, &oom);
-    f->status = store_col_dup(st, 5, &oom);
-    f->sha256 = store_col_dup(st, 6, &oom);
-    f->path = store_col_dup(st, 7, &oom);
-    f->line_count = store_col_i64(st, 8);
-    f->error = store_col_dup(st, 9, &oom);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of FILE_COLS, in order.
+static const store_field FILE_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_file, id)},
+    {STORE_I64, offsetof(store_file, bytes)},
+    {STORE_I64, offsetof(store_file, created_at)},
+    {STORE_TEXT, offsetof(store_file, filename)},
+    {STORE_TEXT, offsetof(store_file, purpose)},
+    {STORE_TEXT, offsetof(store_file, status)},
+    {STORE_TEXT, offsetof(store_file, sha256)},
+    {STORE_TEXT, offsetof(store_file, path)},
+    {STORE_I64, offsetof(store_file, line_count)},
+    {STORE_TEXT, offsetof(store_file, error)},
+};
+static const store_row FILE_ROW = STORE_ROW(store_file, FILE_FIELDS);
 
-void store_file_clear(store_file *f) {
-    if (!f) return;
-    free(f->id);
-    free(f->filename);
-    free(f->purpose);
-    free(f->status);
-    free(f->sha256);
-    free(f->path);
-    free(f->error);
-    memset(f, 0, sizeof *f);
-}
-
-static void file_clear_v(void *p) {
-    store_file_clear(p);
-}
+void store_file_clear(store_file *f) { store_row_clear(&FILE_ROW, f); }
 
 void store_files_free(store_files *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_file_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&FILE_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
@@ -58,9 +42,8 @@ int store_file_get(store *s, const char *id, store_file *out, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT " FILE_COLS " FROM files WHERE id = ?1", e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
-    int rc = store_get_run(s, st, out, file_row, "get file", e);
+    int rc = store_get_run(s, st, &FILE_ROW, out, "get file", e);
     if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no file with id '%s'", id);
-    if (rc != TRL_OK) store_file_clear(out);
     return rc;
 }
 
@@ -117,8 +100,7 @@ int store_file_list(store *s, const char *purpose, const store_page *page, store
     int limit = store_page_limit(page);
     store_list_bind(st, page, limit);
     if (purpose) store_bind_text(st, sqlite3_bind_parameter_index(st, ":purpose"), purpose);
-    return store_list_run(s, st, limit, sizeof(store_file), file_row, file_clear_v, (void **)&out->items, &out->n,
-                          &out->has_more, "list files", e);
+    return store_list_run(s, st, limit, &FILE_ROW, (void **)&out->items, &out->n, &out->has_more, "list files", e);
 }
 
 // Runs a one-row write (UPDATE / DELETE on an id) in its own transaction; TRL_NOT_FOUND
@@ -165,37 +147,23 @@ int store_file_set_status(store *s, const char *id, const char *status, int64_t 
 
 #define MODEL_COLS "id, kind, base_model, job_id, path, created_at, served"
 
-static int model_row(sqlite3_stmt *st, void *item) {
-    store_model *m = item;
-    int oom = 0;
-    m->id = store_col_dup(st, 0, &oom);
-    m->kind = store_col_dup(st, 1, &oom);
-    m->base_model = store_col_dup(st, 2, &oom);
-    m->job_id = store_col_dup(st, 3, &oom);
-    m->path = store_col_dup(st, 4, &oom);
-    m->created_at = store_col_i64(st, 5);
-    m->served = (int)store_col_i64(st, 6);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of MODEL_COLS, in order.
+static const store_field MODEL_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_model, id)},
+    {STORE_TEXT, offsetof(store_model, kind)},
+    {STORE_TEXT, offsetof(store_model, base_model)},
+    {STORE_TEXT, offsetof(store_model, job_id)},
+    {STORE_TEXT, offsetof(store_model, path)},
+    {STORE_I64, offsetof(store_model, created_at)},
+    {STORE_INT, offsetof(store_model, served)},
+};
+static const store_row MODEL_ROW = STORE_ROW(store_model, MODEL_FIELDS);
 
-void store_model_clear(store_model *m) {
-    if (!m) return;
-    free(m->id);
-    free(m->kind);
-    free(m->base_model);
-    free(m->job_id);
-    free(m->path);
-    memset(m, 0, sizeof *m);
-}
-
-static void model_clear_v(void *p) {
-    store_model_clear(p);
-}
+void store_model_clear(store_model *m) { store_row_clear(&MODEL_ROW, m); }
 
 void store_models_free(store_models *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_model_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&MODEL_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
@@ -230,9 +198,8 @@ int store_model_get(store *s, const char *id, store_model *out, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models WHERE id = ?1", e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
-    int rc = store_get_run(s, st, out, model_row, "get model", e);
+    int rc = store_get_run(s, st, &MODEL_ROW, out, "get model", e);
     if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no model '%s'", id);
-    if (rc != TRL_OK) store_model_clear(out);
     return rc;
 }
 
@@ -240,9 +207,8 @@ int store_model_served(store *s, store_model *out, trl_err *e) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models WHERE served = 1", e);
     if (!st) return TRL_ERR;
-    int rc = store_get_run(s, st, out, model_row, "get served model", e);
+    int rc = store_get_run(s, st, &MODEL_ROW, out, "get served model", e);
     if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no model is marked served");
-    if (rc != TRL_OK) store_model_clear(out);
     return rc;
 }
 
@@ -250,8 +216,7 @@ int store_model_list(store *s, store_models *out, trl_err *e) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = store_stmt(s, "SELECT " MODEL_COLS " FROM models ORDER BY created_at, rowid", e);
     if (!st) return TRL_ERR;
-    return store_list_run(s, st, 1 << 30, sizeof(store_model), model_row, model_clear_v, (void **)&out->items,
-                          &out->n, &out->has_more, "list models", e);
+    return store_list_run(s, st, 1 << 30, &MODEL_ROW, (void **)&out->items, &out->n, &out->has_more, "list models", e);
 }
 
 int store_model_set_served(store *s, const char *id, trl_err *e) {
@@ -285,40 +250,25 @@ int store_model_set_served(store *s, const char *id, trl_err *e) {
 
 #define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at, job_id"
 
-static int eval_row(sqlite3_stmt *st, void *item) {
-    store_eval *r = item;
-    int oom = 0;
-    r->id = store_col_dup(st, 0, &oom);
-    r->model = store_col_dup(st, 1, &oom);
-    r->suite = store_col_dup(st, 2, &oom);
-    r->category = store_col_dup(st, 3, &oom);
-    r->score = sqlite3_column_double(st, 4);
-    r->n_cases = store_col_i64(st, 5);
-    r->report_path = store_col_dup(st, 6, &oom);
-    r->created_at = store_col_i64(st, 7);
-    r->job_id = store_col_dup(st, 8, &oom);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of EVAL_COLS, in order.
+static const store_field EVAL_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_eval, id)},
+    {STORE_TEXT, offsetof(store_eval, model)},
+    {STORE_TEXT, offsetof(store_eval, suite)},
+    {STORE_TEXT, offsetof(store_eval, category)},
+    {STORE_REAL, offsetof(store_eval, score)},
+    {STORE_I64, offsetof(store_eval, n_cases)},
+    {STORE_TEXT, offsetof(store_eval, report_path)},
+    {STORE_I64, offsetof(store_eval, created_at)},
+    {STORE_TEXT, offsetof(store_eval, job_id)},
+};
+static const store_row EVAL_ROW = STORE_ROW(store_eval, EVAL_FIELDS);
 
-void store_eval_clear(store_eval *r) {
-    if (!r) return;
-    free(r->id);
-    free(r->model);
-    free(r->suite);
-    free(r->category);
-    free(r->report_path);
-    free(r->job_id);
-    memset(r, 0, sizeof *r);
-}
-
-static void eval_clear_v(void *p) {
-    store_eval_clear(p);
-}
+void store_eval_clear(store_eval *r) { store_row_clear(&EVAL_ROW, r); }
 
 void store_evals_free(store_evals *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_eval_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&EVAL_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
@@ -349,9 +299,8 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
         rc = TRL_ERR;
         if (g) {
             store_bind_text(g, 1, id);
-            rc = store_get_run(s, g, out, eval_row, "get eval result", e);
+            rc = store_get_run(s, g, &EVAL_ROW, out, "get eval result", e);
         }
-        if (rc != TRL_OK) store_eval_clear(out);
     }
     if (rc != TRL_OK) {
         store_tx_rollback(s);
@@ -380,8 +329,8 @@ int store_eval_list(store *s, const char *model, const char *suite, const store_
     store_list_bind(st, page, limit);
     if (model) store_bind_text(st, sqlite3_bind_parameter_index(st, ":model"), model);
     if (suite) store_bind_text(st, sqlite3_bind_parameter_index(st, ":suite"), suite);
-    return store_list_run(s, st, limit, sizeof(store_eval), eval_row, eval_clear_v, (void **)&out->items, &out->n,
-                          &out->has_more, "list eval results", e);
+    return store_list_run(s, st, limit, &EVAL_ROW, (void **)&out->items, &out->n, &out->has_more,
+                          "list eval results", e);
 }
 
 int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err *e) {
@@ -394,6 +343,5 @@ int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err 
     if (!st) return TRL_ERR;
     store_list_bind(st, &page, 100);
     store_bind_text(st, sqlite3_bind_parameter_index(st, ":job"), job_id);
-    return store_list_run(s, st, 100, sizeof(store_eval), eval_row, eval_clear_v, (void **)&out->items, &out->n,
-                          &out->has_more, "list eval results", e);
+    return store_list_run(s, st, 100, &EVAL_ROW, (void **)&out->items, &out->n, &out->has_more, "list eval results", e);
 }

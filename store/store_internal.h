@@ -1,9 +1,11 @@
 // store_internal.h: what the store's .c files share and callers never see: the handle,
-// the per-connection statement cache, transactions, column copies and the list runner.
+// the per-connection statement cache, transactions, the record types read from rows and the
+// list runner.
 #ifndef TOOLRL_STORE_INTERNAL_H
 #define TOOLRL_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #include "store/store.h"
 
@@ -31,21 +33,43 @@ void store_tx_rollback(store *s);
 
 // Binds text, or NULL for a NULL pointer (copied by SQLite).
 void store_bind_text(sqlite3_stmt *st, int i, const char *v);
-// A malloc'd copy of column i, NULL for SQL NULL; sets *oom when the copy fails.
-char *store_col_dup(sqlite3_stmt *st, int i, int *oom);
-int64_t store_col_i64(sqlite3_stmt *st, int i);  // 0 for NULL
+
+// A record type the store reads from SELECTs (store_file, store_job, ...): its fields in the
+// order of the SELECT's columns, so one reader and one clear serve every type.
+typedef enum {
+    STORE_TEXT,  // char *, malloc'd (NULL for SQL NULL)
+    STORE_I64,   // int64_t (0 for NULL)
+    STORE_INT,   // int
+    STORE_REAL,  // double
+} store_field_type;
+typedef struct {
+    store_field_type type;
+    size_t offset;  // of the field in the record
+} store_field;
+typedef struct {
+    size_t size;  // of the record
+    const store_field *fields;
+    int n_fields;
+} store_row;
+#define STORE_ROW(type, fields) {sizeof(type), fields, (int)(sizeof(fields) / sizeof((fields)[0]))}
+
+// Reads the current row of st into item (column i into fields[i]); TRL_ERR when out of memory.
+int store_row_read(const store_row *r, sqlite3_stmt *st, void *item);
+// Frees the text fields of item (NULL: nothing) and zeroes it.
+void store_row_clear(const store_row *r, void *item);
+// Clears n records and frees the array.
+void store_rows_free(const store_row *r, void *items, int n);
 
 // Clamps page->limit (NULL page: defaults).
 int store_page_limit(const store_page *page);
 
 // Reads up to limit rows of a prepared list query (which asks for limit + 1 to see has_more)
-// into a growing array of item_size records, each filled by row(); on failure clears what was
-// read with clear() and frees the array. Gives the statement back.
-typedef int (*store_row_fn)(sqlite3_stmt *st, void *item);
-int store_list_run(store *s, sqlite3_stmt *st, int limit, size_t item_size, store_row_fn row,
-                   void (*clear)(void *), void **items, int *n, int *has_more, const char *what, trl_err *e);
-// Reads exactly one row (TRL_NOT_FOUND when there is none) and gives the statement back.
-int store_get_run(store *s, sqlite3_stmt *st, void *item, store_row_fn row, const char *what, trl_err *e);
+// into a growing array of r's records; on failure frees what was read. Gives the statement back.
+int store_list_run(store *s, sqlite3_stmt *st, int limit, const store_row *r, void **items, int *n, int *has_more,
+                   const char *what, trl_err *e);
+// Reads exactly one row into item (TRL_NOT_FOUND when there is none; item is cleared on any
+// failure) and gives the statement back.
+int store_get_run(store *s, sqlite3_stmt *st, const store_row *r, void *item, const char *what, trl_err *e);
 
 // Builds "SELECT cols FROM table WHERE <where> [AND seq </> (cursor)] ORDER BY seq … LIMIT ?"
 // into buf, with the cursor's parameter named :after and the limit :limit; the caller binds

@@ -16,123 +16,81 @@
 
 // ---- rows -----------------------------------------------------------------------------
 
-static int job_row(sqlite3_stmt *st, void *item) {
-    store_job *j = item;
-    int oom = 0;
-    j->id = store_col_dup(st, 0, &oom);
-    j->model = store_col_dup(st, 1, &oom);
-    j->method = store_col_dup(st, 2, &oom);
-    j->method_config = store_col_dup(st, 3, &oom);
-    j->hyperparameters = store_col_dup(st, 4, &oom);
-    j->training_file = store_col_dup(st, 5, &oom);
-    j->validation_file = store_col_dup(st, 6, &oom);
-    j->suffix = store_col_dup(st, 7, &oom);
-    j->metadata = store_col_dup(st, 8, &oom);
-    j->seed = store_col_i64(st, 9);
-    j->status = store_col_dup(st, 10, &oom);
-    j->created_at = store_col_i64(st, 11);
-    j->started_at = store_col_i64(st, 12);
-    j->finished_at = store_col_i64(st, 13);
-    j->fine_tuned_model = store_col_dup(st, 14, &oom);
-    j->error = store_col_dup(st, 15, &oom);
-    j->trained_tokens = store_col_i64(st, 16);
-    j->worker_id = store_col_dup(st, 17, &oom);
-    j->lease_expires_at = store_col_i64(st, 18);
-    j->heartbeat_at = store_col_i64(st, 19);
-    j->attempts = (int)store_col_i64(st, 20);
-    j->max_attempts = (int)store_col_i64(st, 21);
-    j->cancel_requested = (int)store_col_i64(st, 22);
-    j->step = store_col_i64(st, 23);
-    j->total_steps = store_col_i64(st, 24);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of JOB_COLS, in order.
+static const store_field JOB_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_job, id)},
+    {STORE_TEXT, offsetof(store_job, model)},
+    {STORE_TEXT, offsetof(store_job, method)},
+    {STORE_TEXT, offsetof(store_job, method_config)},
+    {STORE_TEXT, offsetof(store_job, hyperparameters)},
+    {STORE_TEXT, offsetof(store_job, training_file)},
+    {STORE_TEXT, offsetof(store_job, validation_file)},
+    {STORE_TEXT, offsetof(store_job, suffix)},
+    {STORE_TEXT, offsetof(store_job, metadata)},
+    {STORE_I64, offsetof(store_job, seed)},
+    {STORE_TEXT, offsetof(store_job, status)},
+    {STORE_I64, offsetof(store_job, created_at)},
+    {STORE_I64, offsetof(store_job, started_at)},
+    {STORE_I64, offsetof(store_job, finished_at)},
+    {STORE_TEXT, offsetof(store_job, fine_tuned_model)},
+    {STORE_TEXT, offsetof(store_job, error)},
+    {STORE_I64, offsetof(store_job, trained_tokens)},
+    {STORE_TEXT, offsetof(store_job, worker_id)},
+    {STORE_I64, offsetof(store_job, lease_expires_at)},
+    {STORE_I64, offsetof(store_job, heartbeat_at)},
+    {STORE_INT, offsetof(store_job, attempts)},
+    {STORE_INT, offsetof(store_job, max_attempts)},
+    {STORE_INT, offsetof(store_job, cancel_requested)},
+    {STORE_I64, offsetof(store_job, step)},
+    {STORE_I64, offsetof(store_job, total_steps)},
+};
+static const store_row JOB_ROW = STORE_ROW(store_job, JOB_FIELDS);
 
-void store_job_clear(store_job *j) {
-    if (!j) return;
-    char **str[] = {&j->id,       &j->model,           &j->method,  &j->method_config, &j->hyperparameters,
-                    &j->training_file, &j->validation_file, &j->suffix, &j->metadata,  &j->status,
-                    &j->fine_tuned_model, &j->error,     &j->worker_id};
-    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++) free(*str[i]);
-    memset(j, 0, sizeof *j);
-}
-
-static void job_clear_v(void *p) {
-    store_job_clear(p);
-}
+void store_job_clear(store_job *j) { store_row_clear(&JOB_ROW, j); }
 
 void store_jobs_free(store_jobs *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_job_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&JOB_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
-static int event_row(sqlite3_stmt *st, void *item) {
-    store_event *ev = item;
-    int oom = 0;
-    ev->id = store_col_dup(st, 0, &oom);
-    ev->job_id = store_col_dup(st, 1, &oom);
-    ev->created_at = store_col_i64(st, 2);
-    ev->level = store_col_dup(st, 3, &oom);
-    ev->type = store_col_dup(st, 4, &oom);
-    ev->message = store_col_dup(st, 5, &oom);
-    ev->data = store_col_dup(st, 6, &oom);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of EVENT_COLS, in order.
+static const store_field EVENT_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_event, id)},
+    {STORE_TEXT, offsetof(store_event, job_id)},
+    {STORE_I64, offsetof(store_event, created_at)},
+    {STORE_TEXT, offsetof(store_event, level)},
+    {STORE_TEXT, offsetof(store_event, type)},
+    {STORE_TEXT, offsetof(store_event, message)},
+    {STORE_TEXT, offsetof(store_event, data)},
+};
+static const store_row EVENT_ROW = STORE_ROW(store_event, EVENT_FIELDS);
 
-void store_event_clear(store_event *ev) {
-    if (!ev) return;
-    free(ev->id);
-    free(ev->job_id);
-    free(ev->level);
-    free(ev->type);
-    free(ev->message);
-    free(ev->data);
-    memset(ev, 0, sizeof *ev);
-}
-
-static void event_clear_v(void *p) {
-    store_event_clear(p);
-}
+void store_event_clear(store_event *ev) { store_row_clear(&EVENT_ROW, ev); }
 
 void store_events_free(store_events *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_event_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&EVENT_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
-static int ckpt_row(sqlite3_stmt *st, void *item) {
-    store_checkpoint *c = item;
-    int oom = 0;
-    c->id = store_col_dup(st, 0, &oom);
-    c->job_id = store_col_dup(st, 1, &oom);
-    c->step = store_col_i64(st, 2);
-    c->metrics = store_col_dup(st, 3, &oom);
-    c->path = store_col_dup(st, 4, &oom);
-    c->model_name = store_col_dup(st, 5, &oom);
-    c->created_at = store_col_i64(st, 6);
-    return oom ? TRL_ERR : TRL_OK;
-}
+// The columns of CKPT_COLS, in order.
+static const store_field CKPT_FIELDS[] = {
+    {STORE_TEXT, offsetof(store_checkpoint, id)},
+    {STORE_TEXT, offsetof(store_checkpoint, job_id)},
+    {STORE_I64, offsetof(store_checkpoint, step)},
+    {STORE_TEXT, offsetof(store_checkpoint, metrics)},
+    {STORE_TEXT, offsetof(store_checkpoint, path)},
+    {STORE_TEXT, offsetof(store_checkpoint, model_name)},
+    {STORE_I64, offsetof(store_checkpoint, created_at)},
+};
+static const store_row CKPT_ROW = STORE_ROW(store_checkpoint, CKPT_FIELDS);
 
-void store_checkpoint_clear(store_checkpoint *c) {
-    if (!c) return;
-    free(c->id);
-    free(c->job_id);
-    free(c->metrics);
-    free(c->path);
-    free(c->model_name);
-    memset(c, 0, sizeof *c);
-}
-
-static void ckpt_clear_v(void *p) {
-    store_checkpoint_clear(p);
-}
+void store_checkpoint_clear(store_checkpoint *c) { store_row_clear(&CKPT_ROW, c); }
 
 void store_checkpoints_free(store_checkpoints *l) {
     if (!l) return;
-    for (int i = 0; i < l->n; i++) store_checkpoint_clear(&l->items[i]);
-    free(l->items);
+    store_rows_free(&CKPT_ROW, l->items, l->n);
     memset(l, 0, sizeof *l);
 }
 
@@ -247,9 +205,8 @@ int store_job_get(store *s, const char *id, store_job *out, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
-    int rc = store_get_run(s, st, out, job_row, "get job", e);
+    int rc = store_get_run(s, st, &JOB_ROW, out, "get job", e);
     if (rc == TRL_NOT_FOUND) trl_errf(e, "store: no job with id '%s'", id);
-    if (rc != TRL_OK) store_job_clear(out);
     return rc;
 }
 
@@ -268,8 +225,7 @@ int store_job_list_kind(store *s, int evals, const char *suite, const store_page
     int limit = store_page_limit(page);
     store_list_bind(st, page, limit);
     if (evals && suite) store_bind_text(st, sqlite3_bind_parameter_index(st, ":suite"), suite);
-    return store_list_run(s, st, limit, sizeof(store_job), job_row, job_clear_v, (void **)&out->items, &out->n,
-                          &out->has_more, "list jobs", e);
+    return store_list_run(s, st, limit, &JOB_ROW, (void **)&out->items, &out->n, &out->has_more, "list jobs", e);
 }
 
 int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err *e) {
@@ -626,9 +582,8 @@ static int event_get(store *s, const char *id, store_event *out, trl_err *e) {
     sqlite3_stmt *st = store_stmt(s, "SELECT " EVENT_COLS " FROM job_events WHERE id = ?1", e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, id);
-    int rc = store_get_run(s, st, out, event_row, "get event", e);
+    int rc = store_get_run(s, st, &EVENT_ROW, out, "get event", e);
     if (rc == TRL_NOT_FOUND) rc = trl_errf(e, "store: event %s vanished", id);
-    if (rc != TRL_OK) store_event_clear(out);
     return rc;
 }
 
@@ -670,8 +625,7 @@ int store_event_list(store *s, const char *job_id, const store_page *page, store
     int limit = store_page_limit(page);
     store_list_bind(st, page, limit);
     store_bind_text(st, sqlite3_bind_parameter_index(st, ":job"), job_id);
-    return store_list_run(s, st, limit, sizeof(store_event), event_row, event_clear_v, (void **)&out->items, &out->n,
-                          &out->has_more, "list events", e);
+    return store_list_run(s, st, limit, &EVENT_ROW, (void **)&out->items, &out->n, &out->has_more, "list events", e);
 }
 
 // ---- checkpoints ----------------------------------------------------------------------
@@ -681,8 +635,7 @@ static int ckpt_get(store *s, const char *sql, const char *arg, store_checkpoint
     sqlite3_stmt *st = store_stmt(s, sql, e);
     if (!st) return TRL_ERR;
     store_bind_text(st, 1, arg);
-    int rc = store_get_run(s, st, out, ckpt_row, "get checkpoint", e);
-    if (rc != TRL_OK) store_checkpoint_clear(out);
+    int rc = store_get_run(s, st, &CKPT_ROW, out, "get checkpoint", e);
     return rc;
 }
 
@@ -737,8 +690,8 @@ int store_checkpoint_list(store *s, const char *job_id, const store_page *page, 
     int limit = store_page_limit(page);
     store_list_bind(st, page, limit);
     store_bind_text(st, sqlite3_bind_parameter_index(st, ":job"), job_id);
-    return store_list_run(s, st, limit, sizeof(store_checkpoint), ckpt_row, ckpt_clear_v, (void **)&out->items,
-                          &out->n, &out->has_more, "list checkpoints", e);
+    return store_list_run(s, st, limit, &CKPT_ROW, (void **)&out->items, &out->n, &out->has_more,
+                          "list checkpoints", e);
 }
 
 int store_checkpoint_latest(store *s, const char *job_id, store_checkpoint *out, trl_err *e) {

@@ -21,21 +21,8 @@
 #include "model/model.h"
 #include "protocol/toolprompt.h"
 #include "store/store.h"
+#include "tests/support/shared_data.h"
 #include "tests/support/tiny_model.h"
-
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
-
-// <shared>/data/acebench, or NULL (and a message) when it is missing.
-static const char *ace_dir(void) {
-    static char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/data/acebench", shared_dir());
-    if (access(dir, R_OK) == 0) return dir;
-    printf("skipped: no shared ACEBench data at %s (set TOOLRL_SHARED)\n", dir);
-    return NULL;
-}
 
 static cJSON *J(const char *text) {
     cJSON *v = pyjson_parse(text, strlen(text), NULL);
@@ -60,15 +47,11 @@ static cJSON *candidate_calls(const char *text) {
 
 static void test_fixture_agreement(void **state) {
     (void)state;
-    const char *dir = ace_dir();
-    if (!dir) skip();
+    char dir[1024];
+    NEED_SHARED(dir, "acebench");
     size_t len;
     trl_err e;
-    char *fx = trl_read_file("tests/fixtures/acebench_verdicts.jsonl", &len, &e);
-    if (!fx) {
-        printf("skipped: %s (run from the repository root)\n", e.msg);
-        skip();
-    }
+    char *fx = fixture_read("tests/fixtures/acebench_verdicts.jsonl", &len);
     acebench_file files[15];
     size_t shared_rows = 0;
     for (size_t c = 0; c < 15; c++) {
@@ -81,16 +64,7 @@ static void test_fixture_agreement(void **state) {
     size_t *seen[15];
     for (size_t c = 0; c < 15; c++) assert_non_null(seen[c] = calloc(files[c].n + 1, sizeof(size_t)));
     size_t cands = 0, agree = 0, valid = 0, raised = 0, pos = 0;
-    while (pos < len) {
-        char *nl = memchr(fx + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - fx) : len;
-        if (end == pos) {
-            pos = end + 1;
-            continue;
-        }
-        cJSON *row = pyjson_parse(fx + pos, end - pos, &e);
-        assert_non_null(row);
-        pos = end + 1;
+    for (cJSON *row; (row = fixture_next_row(fx, len, &pos));) {
         const char *cat = cJSON_GetObjectItemCaseSensitive(row, "category")->valuestring;
         const char *id = cJSON_GetObjectItemCaseSensitive(row, "id")->valuestring;
         const char *out = cJSON_GetObjectItemCaseSensitive(row, "output")->valuestring;
@@ -261,7 +235,8 @@ static void test_special_mapping(void **state) {
 
 static void test_runner_suite(void **state) {
     (void)state;
-    if (!ace_dir()) skip();
+    char ace[1024];
+    NEED_SHARED(ace, "acebench");
     char dir[256], path[320], rep[320], db[320];
     trl_err e = {{0}};
     assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), TRL_OK);
@@ -348,8 +323,8 @@ static const char *role_at(const cJSON *msgs, int i) {
 
 static void test_files_and_prompts(void **state) {
     (void)state;
-    const char *dir = ace_dir();
-    if (!dir) skip();
+    char dir[1024];
+    NEED_SHARED(dir, "acebench");
     trl_err e;
     acebench_file f;
     // agent files are refused with the reason

@@ -18,17 +18,7 @@
 #include "eval/bfcl_checker.h"
 #include "eval/bfcl_data.h"
 #include "protocol/toolcall_parse.h"
-
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    if (d && *d) return d;
-    return "../shared";
-}
-
-static int shared_path(char *out, size_t n, const char *rel) {
-    snprintf(out, n, "%s/%s", shared_dir(), rel);
-    return access(out, R_OK) == 0;
-}
+#include "tests/support/shared_data.h"
 
 static cJSON *J(const char *text) {
     cJSON *v = pyjson_parse(text, strlen(text), NULL);
@@ -48,17 +38,10 @@ static const char *const CATEGORIES[] = {
 static void test_fixture_agreement(void **state) {
     (void)state;
     char dir[1024];
-    if (!shared_path(dir, sizeof(dir), "data/bfcl")) {
-        printf("skipped: no shared BFCL data at %s (set TOOLRL_SHARED)\n", dir);
-        skip();
-    }
+    NEED_SHARED(dir, "bfcl");
     size_t len;
     trl_err e;
-    char *fx = trl_read_file("tests/fixtures/bfcl_verdicts.jsonl", &len, &e);
-    if (!fx) {
-        printf("skipped: %s (run from the repository root)\n", e.msg);
-        skip();
-    }
+    char *fx = fixture_read("tests/fixtures/bfcl_verdicts.jsonl", &len);
     bfcl_dataset ds[NCAT];
     for (size_t c = 0; c < NCAT; c++) {
         int rc = bfcl_dataset_load(dir, CATEGORIES[c], &ds[c], &e);
@@ -68,16 +51,7 @@ static void test_fixture_agreement(void **state) {
     size_t rows = 0, mismatches = 0, raw_rows = 0, valid_rows = 0;
     size_t per_cat[NCAT] = {0};
     size_t pos = 0;
-    while (pos < len) {
-        char *nl = memchr(fx + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - fx) : len;
-        if (end == pos) {
-            pos = end + 1;
-            continue;
-        }
-        cJSON *row = pyjson_parse(fx + pos, end - pos, &e);
-        assert_non_null(row);
-        pos = end + 1;
+    for (cJSON *row; (row = fixture_next_row(fx, len, &pos));) {
         const char *cat = cJSON_GetObjectItemCaseSensitive(row, "category")->valuestring;
         const char *id = cJSON_GetObjectItemCaseSensitive(row, "id")->valuestring;
         const cJSON *mr = cJSON_GetObjectItemCaseSensitive(row, "model_result");
@@ -308,10 +282,7 @@ static void test_summary(void **state) {
 static void test_dataset_load(void **state) {
     (void)state;
     char dir[1024];
-    if (!shared_path(dir, sizeof(dir), "data/bfcl")) {
-        printf("skipped: no shared BFCL data at %s\n", dir);
-        skip();
-    }
+    NEED_SHARED(dir, "bfcl");
     bfcl_dataset ds;
     trl_err e;
     assert_int_equal(bfcl_dataset_load(dir, "simple_python", &ds, &e), TRL_OK);
@@ -387,11 +358,8 @@ static void test_apibank_match(void **state) {
 static void test_apibank_shared(void **state) {
     (void)state;
     char dir[1024];
-    if (!shared_path(dir, sizeof(dir), "data/apibank/level-1-api.json")) {
-        printf("skipped: no shared API-Bank data at %s\n", dir);
-        skip();
-    }
-    shared_path(dir, sizeof(dir), "data/apibank");
+    NEED_SHARED(dir, "apibank/level-1-api.json");
+    shared_file(dir, sizeof(dir), "apibank");
     apibank_dataset ds;
     trl_err e;
     int rc = apibank_dataset_load(dir, &ds, &e);

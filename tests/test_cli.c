@@ -1,9 +1,9 @@
 // test_cli.c: every subcommand's option table reaches its --help: the built `toolrl` (next to
 // this test's folder) answers `toolrl CMD --help` with exit status 0 and lists every option of
 // CMD's table with its placeholder, help and default; `toolrl help CMD` says the same; an
-// unknown option and a missing value exit 2 with one line naming the command. The commands
-// are walked from the same tables (CLI_TOOLRL), so a new command or option is covered at once.
-// The getters take defaults from the table and find repeated options.
+// unknown option, a missing value and a missing required option exit 2 with one line naming
+// the command. The commands are walked from the same tables (CLI_TOOLRL), so a new command or
+// option is covered at once. The getters take defaults from the table and find repeated options.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,7 +72,7 @@ static void run_free(run_result *r) {
 }
 
 // The option's line in a help text: "  NAME ARG", then (maybe on the next line) its help, then
-// " (default: DEF)" when it has one.
+// " (required)" for a required option, else " (default: DEF)" when it has one.
 static void check_option_listed(const char *cmd, const char *help, const cli_option *o) {
     char left[128], want[1024];
     snprintf(left, sizeof(left), "\n  %s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
@@ -82,8 +82,11 @@ static void check_option_listed(const char *cmd, const char *help, const cli_opt
     if (*at != ' ' && *at != '\n') fail_msg("toolrl %s --help: %s is followed by '%.10s'", cmd, left + 3, at);
     if (!o->help || !o->help[0]) fail_msg("toolrl %s: option %s has no help", cmd, o->name);
     while (*at == ' ' || *at == '\n') at++;
-    snprintf(want, sizeof(want), "%s%s%s%s", o->help, o->def ? " (default: " : "", o->def ? o->def : "",
-             o->def ? ")\n" : "\n");
+    if (o->required)
+        snprintf(want, sizeof(want), "%s (required)\n", o->help);
+    else
+        snprintf(want, sizeof(want), "%s%s%s%s", o->help, o->def ? " (default: " : "", o->def ? o->def : "",
+                 o->def ? ")\n" : "\n");
     if (strncmp(at, want, strlen(want)))
         fail_msg("toolrl %s --help: %s: want '%s', got '%.*s'", cmd, o->name, want, (int)strlen(want), at);
 }
@@ -141,6 +144,17 @@ static void check_command(const cli_command *c) {
         assert_string_equal(r.err, want);
         run_free(&r);
     }
+    // Without its required options: exit 2 naming the first of them, before anything runs.
+    for (const cli_option *o = c->options; o && o->name; o++) {
+        if (!o->required) continue;
+        r = run(cmd, NULL, NULL);
+        assert_int_equal(r.status, 2);
+        snprintf(want, sizeof(want), "%s: missing required option '%s'; try '%s --help'\n", name, o->name, name);
+        assert_string_equal(r.err, want);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+        break;
+    }
     for (const cli_command *const *s = c->subcommands; s && *s; s++) check_command(*s);
 }
 
@@ -159,7 +173,7 @@ static void test_help_lists_convert_formats(void **state) {
 
 static void test_integer_checked(void **state) {
     (void)state;
-    run_result r = run("serve", "--port", "eighty");
+    run_result r = run("serve --model m", "--port", "eighty");
     assert_int_equal(r.status, 2);
     assert_string_equal(r.err, "toolrl serve: option --port expects an integer, got 'eighty'\n");
     run_free(&r);
@@ -172,20 +186,23 @@ static void test_integer_checked(void **state) {
 static void test_getters(void **state) {
     (void)state;
     char *none[] = {"serve", NULL};
-    assert_string_equal(cli_get(&CLI_SERVE, 1, none, "--host"), "127.0.0.1");
-    assert_int_equal(cli_get_int(&CLI_SERVE, 1, none, "--port"), 8080);
-    assert_null(cli_get(&CLI_SERVE, 1, none, "--api-key"));
-    assert_int_equal(cli_get_flag(&CLI_SERVE, 1, none, "--no-db"), 0);
+    cli_args a = {&CLI_SERVE, 1, none};
+    assert_string_equal(cli_get(&a, "--host"), "127.0.0.1");
+    assert_int_equal(cli_get_int(&a, "--port"), 8080);
+    assert_null(cli_get(&a, "--api-key"));
+    assert_int_equal(cli_get_flag(&a, "--no-db"), 0);
     // A value that looks like an option is a value; an option is found only where one can be.
     char *some[] = {"serve", "--model", "--port", "--no-db", "--port", "81", "--host", "h", NULL};
-    assert_string_equal(cli_get(&CLI_SERVE, 8, some, "--model"), "--port");
-    assert_int_equal(cli_get_int(&CLI_SERVE, 8, some, "--port"), 81);
-    assert_int_equal(cli_get_flag(&CLI_SERVE, 8, some, "--no-db"), 1);
-    assert_string_equal(cli_get(&CLI_SERVE, 8, some, "--host"), "h");
+    a = (cli_args){&CLI_SERVE, 8, some};
+    assert_string_equal(cli_get(&a, "--model"), "--port");
+    assert_int_equal(cli_get_int(&a, "--port"), 81);
+    assert_int_equal(cli_get_flag(&a, "--no-db"), 1);
+    assert_string_equal(cli_get(&a, "--host"), "h");
     char *gen[] = {"generate", "-n", "3", NULL};
-    assert_null(cli_get(&CLI_GENERATE, 3, gen, "--ctx"));  // computed by the command
-    assert_float_equal(cli_get_float(&CLI_GENERATE, 3, gen, "--top-p"), 1.0, 0);
-    assert_int_equal(cli_get_int(&CLI_GENERATE, 3, gen, "-n"), 3);
+    a = (cli_args){&CLI_GENERATE, 3, gen};
+    assert_null(cli_get(&a, "--ctx"));  // computed by the command
+    assert_float_equal(cli_get_float(&a, "--top-p"), 1.0, 0);
+    assert_int_equal(cli_get_int(&a, "-n"), 3);
 }
 
 static void test_repeated_option(void **state) {
@@ -194,12 +211,13 @@ static void test_repeated_option(void **state) {
     for (const cli_command *const *s = CLI_DATA.subcommands; *s; s++)
         if (!strcmp((*s)->name, "data mix")) mix = *s;
     assert_non_null(mix);
-    char *a[] = {"mix", "--add", "a=xlam:x", "--seed", "2", "--add", "b=xlam:y", NULL};
-    int i = cli_get_next(mix, 7, a, "--add", 0);
+    char *argv[] = {"mix", "--add", "a=xlam:x", "--seed", "2", "--add", "b=xlam:y", NULL};
+    cli_args a = {mix, 7, argv};
+    int i = cli_get_next(&a, "--add", 0);
     assert_int_equal(i, 2);
-    i = cli_get_next(mix, 7, a, "--add", i);
+    i = cli_get_next(&a, "--add", i);
     assert_int_equal(i, 6);
-    assert_int_equal(cli_get_next(mix, 7, a, "--add", i), 0);
+    assert_int_equal(cli_get_next(&a, "--add", i), 0);
 }
 
 int main(void) {

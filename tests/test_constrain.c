@@ -226,17 +226,25 @@ static void test_schema_json_object(void **state) {
 
 static const char *MODEL = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+// The default model and its vocabulary for the mask; skips the test when the model is not
+// there (`make model` fetches it).
+static void default_model_open(model *m, constrain_vocab *v) {
+    if (access(MODEL, R_OK)) skip();
+    trl_err e = {{0}};
+    assert_int_equal(model_load(m, MODEL, &e), TRL_OK);
+    assert_int_equal(constrain_vocab_init(v, m->tok, &e), TRL_OK);
+}
+
+static void default_model_close(model *m, constrain_vocab *v) {
+    constrain_vocab_free(v);
+    model_free(m);
+}
+
 static void test_mask_equals_brute_force(void **state) {
     (void)state;
-    if (access(MODEL, R_OK)) {
-        skip();  // the default model is fetched by `make model`
-        return;
-    }
-    trl_err e = {{0}};
     model m;
-    assert_int_equal(model_load(&m, MODEL, &e), TRL_OK);
     constrain_vocab v;
-    assert_int_equal(constrain_vocab_init(&v, m.tok, &e), TRL_OK);
+    default_model_open(&m, &v);
     float *lg = malloc(sizeof(float) * (size_t)v.n);
     for (int with_schema = 0; with_schema < 2; with_schema++) {
     constrain_spec s;
@@ -275,23 +283,16 @@ static void test_mask_equals_brute_force(void **state) {
     constrain_spec_free(&s);
     }
     free(lg);
-    constrain_vocab_free(&v);
-    model_free(&m);
+    default_model_close(&m, &v);
 }
 
 // Random walks through the grammar on the real vocabulary: the mask never leaves a state
 // without an allowed token, and every walk ends (the budgets force the frame to close).
 static void test_no_dead_ends(void **state) {
     (void)state;
-    if (access(MODEL, R_OK)) {
-        skip();  // the default model is fetched by `make model`
-        return;
-    }
-    trl_err e = {{0}};
     model m;
-    assert_int_equal(model_load(&m, MODEL, &e), TRL_OK);
     constrain_vocab v;
-    assert_int_equal(constrain_vocab_init(&v, m.tok, &e), TRL_OK);
+    default_model_open(&m, &v);
     float *lg = malloc(sizeof(float) * (size_t)v.n);
     int *ok = malloc(sizeof(int) * (size_t)v.n);
     uint64_t rng = 12345;
@@ -325,21 +326,15 @@ static void test_no_dead_ends(void **state) {
         constrain_spec_free(&s);
     }
     free(lg), free(ok);
-    constrain_vocab_free(&v);
-    model_free(&m);
+    default_model_close(&m, &v);
 }
 
 static void test_default_model_writes_a_call_under_the_mask(void **state) {
     (void)state;
-    if (access(MODEL, R_OK)) {
-        skip();  // the default model is fetched by `make model`
-        return;
-    }
     trl_err e = {{0}};
     model m;
-    assert_int_equal(model_load(&m, MODEL, &e), TRL_OK);
     constrain_vocab v;
-    assert_int_equal(constrain_vocab_init(&v, m.tok, &e), TRL_OK);
+    default_model_open(&m, &v);
     cJSON *tools = cJSON_Parse("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": "
                                "\"Current weather of a city.\", \"parameters\": {\"type\": \"object\", \"properties\": "
                                "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}, {\"type\": \"function\", "
@@ -411,8 +406,7 @@ static void test_default_model_writes_a_call_under_the_mask(void **state) {
     cJSON_Delete(tools);
     engine_free(&en);
     constrain_spec_free(&s);
-    constrain_vocab_free(&v);
-    model_free(&m);
+    default_model_close(&m, &v);
 }
 
 int main(void) {

@@ -25,17 +25,8 @@
 
 #include "model/matmul.h"
 #include "model/quant.h"
+#include "tests/support/test_rng.h"
 
-static uint32_t rng_state = 2024;
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rng_uniform(void) {  // [-1, 1)
-    return (float)((double)rng_u32() / 2147483648.0 - 1.0);
-}
 static uint32_t f2u(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -317,6 +308,7 @@ static void test_fast_path(void **state) {
 }
 
 int main(void) {
+    test_rng_seed(2024);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_q5),
         cmocka_unit_test(test_convert_targets),

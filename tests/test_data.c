@@ -22,8 +22,6 @@
 #include "data/example.h"
 #include "data/pycall.h"
 
-
-
 // ---------------------------------------------------------------------------------------------
 // Validation
 
@@ -335,37 +333,14 @@ static void test_pycall(void **state) {
 // ---------------------------------------------------------------------------------------------
 // Converters
 
-
-
-
-
-static void run_file(convert_format f, const char *path, const convert_opts *o, collect *col, convert_counts *c) {
-    convert_counts_init(c);
-    memset(col, 0, sizeof(*col));
-    col->kept = cJSON_CreateArray();
-    trl_err e;
-    int rc = convert_file(f, path, o, collect_sink, col, c, &e);
-    if (rc) fprintf(stderr, "%s: %s\n", path, e.msg);
-    assert_int_equal(rc, TRL_OK);
-    assert_int_equal(col->invalid, 0);
-    assert_int_equal(convert_count_get(c, "kept"), col->n);
-    assert_int_equal(convert_count_get(c, "invalid_example"), 0);
-}
-
-
 static void test_convert_xlam_shared(void **state) {
     (void)state;
     char path[1024];
-    if (!shared_file(path, sizeof(path), "xlam/masking_sft_data_example.json")) {
-        printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);
-        skip();
-    }
+    NEED_SHARED(path, "xlam/masking_sft_data_example.json");
     collect col;
     convert_counts c;
-    run_file(CONVERT_XLAM, path, NULL, &col, &c);
-    print_counts("xlam/masking_sft_data_example.json", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 10);
-    assert_int_equal(convert_count_get(&c, "kept"), 10);
+    collect_path(CONVERT_XLAM, path, NULL, &col, &c);
+    expect_counts(&c, "rows=10 kept=10");
     assert_int_equal(filtered(&c), 0);
     assert_int_equal(convert_count_get(&c, "no_call_kept"), 2);
     const cJSON *x = find_example(col.kept, "xlam-4");
@@ -377,32 +352,20 @@ static void test_convert_xlam_shared(void **state) {
     free(s);
     cJSON_Delete(col.kept);
     convert_opts o = {.drop_no_call = 1};
-    run_file(CONVERT_XLAM, path, &o, &col, &c);
-    assert_int_equal(convert_count_get(&c, "kept"), 8);
-    assert_int_equal(convert_count_get(&c, "no_call_dropped"), 2);
+    collect_path(CONVERT_XLAM, path, &o, &col, &c);
+    expect_counts(&c, "kept=8 no_call_dropped=2");
     cJSON_Delete(col.kept);
 }
 
 static void test_convert_toolace_shared(void **state) {
     (void)state;
     char path[1024];
-    if (!shared_file(path, sizeof(path), "toolace/sharegpt_func_fixed.json")) {
-        printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);
-        skip();
-    }
+    NEED_SHARED(path, "toolace/sharegpt_func_fixed.json");
     collect col;
     convert_counts c;
-    run_file(CONVERT_TOOLACE, path, NULL, &col, &c);
-    print_counts("toolace/sharegpt_func_fixed.json", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 100);
-    assert_int_equal(convert_count_get(&c, "samples"), 181);
-    assert_int_equal(convert_count_get(&c, "kept"), 176);
-    assert_int_equal(convert_count_get(&c, "empty_call"), 1);
-    assert_int_equal(convert_count_get(&c, "ambiguous_name"), 4);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 0);
-    assert_int_equal(convert_count_get(&c, "unparseable_call"), 0);
-    assert_int_equal(convert_count_get(&c, "repaired_names"), 157);
-    assert_int_equal(convert_count_get(&c, "repaired_by_observation"), 20);
+    collect_path(CONVERT_TOOLACE, path, NULL, &col, &c);
+    expect_counts(&c, "rows=100 samples=181 kept=176 empty_call=1 ambiguous_name=4 unknown_tool=0 "
+                      "unparseable_call=0 repaired_names=157 repaired_by_observation=20");
     // "API" -> "Market Trends API" (the only tool whose last word is API... and the observation agrees)
     const cJSON *x = find_example(col.kept, "toolace-0-1");
     assert_non_null(x);
@@ -431,10 +394,9 @@ static void test_convert_toolace_shared(void **state) {
 
     // Without repair the defect is only detected.
     convert_opts o = {.no_repair = 1};
-    run_file(CONVERT_TOOLACE, path, &o, &col, &c);
+    collect_path(CONVERT_TOOLACE, path, &o, &col, &c);
     print_counts("toolace/sharegpt_func_fixed.json --no-repair", &c);
-    assert_int_equal(convert_count_get(&c, "samples"), 181);
-    assert_int_equal(convert_count_get(&c, "repaired_names"), 0);
+    expect_counts(&c, "samples=181 repaired_names=0");
     assert_true(convert_count_get(&c, "unknown_tool") >= 140);
     assert_int_equal(convert_count_get(&c, "kept") + filtered(&c), 181);
     cJSON_Delete(col.kept);
@@ -443,18 +405,12 @@ static void test_convert_toolace_shared(void **state) {
 static void test_convert_toolrl_shared(void **state) {
     (void)state;
     char path[1024];
-    if (!shared_file(path, sizeof(path), "toolrl_rlla/rlla_sft.json")) {
-        printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);
-        skip();
-    }
+    NEED_SHARED(path, "toolrl_rlla/rlla_sft.json");
     collect col;
     convert_counts c;
-    run_file(CONVERT_TOOLRL, path, NULL, &col, &c);
-    print_counts("toolrl_rlla/rlla_sft.json", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 400);
-    assert_int_equal(convert_count_get(&c, "kept"), 399);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);  // row 130: a call cut at a ','
-    assert_int_equal(convert_count_get(&c, "no_call_kept"), 54);
+    collect_path(CONVERT_TOOLRL, path, NULL, &col, &c);
+    // unknown_tool: row 130: a call cut at a ','
+    expect_counts(&c, "rows=400 kept=399 unknown_tool=1 no_call_kept=54");
     assert_null(find_example(col.kept, "toolrl-130"));
     const cJSON *x = find_example(col.kept, "toolrl-0");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(x, "answer");
@@ -505,10 +461,7 @@ static void refuse_dir(const char *rel, int *count) {
 static void test_refuse_eval_sets(void **state) {
     (void)state;
     char path[1024];
-    if (!shared_file(path, sizeof(path), "bfcl")) {
-        printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);
-        skip();
-    }
+    NEED_SHARED(path, "bfcl");
     int n = 0;
     refuse_dir("bfcl", &n);
     refuse_dir("bfcl/possible_answer", &n);
@@ -518,17 +471,6 @@ static void test_refuse_eval_sets(void **state) {
     refuse_dir("acebench/possible_answer_en", &n);
     printf("refused %d evaluation files\n", n);
     assert_true(n >= 21 + 17 + 17);
-}
-
-static void run_text(convert_format f, const char *text, const convert_opts *o, collect *col, convert_counts *c) {
-    convert_counts_init(c);
-    memset(col, 0, sizeof(*col));
-    col->kept = cJSON_CreateArray();
-    trl_err e;
-    int rc = convert_text(f, text, strlen(text), o, collect_sink, col, c, &e);
-    if (rc) fprintf(stderr, "%s\n", e.msg);
-    assert_int_equal(rc, TRL_OK);
-    assert_int_equal(col->invalid, 0);
 }
 
 static void test_convert_xlam_native(void **state) {
@@ -546,13 +488,8 @@ static void test_convert_xlam_native(void **state) {
         "{\"query\": \"q\", \"tools\": [{\"name\": \"a\"}], \"answers\": [{\"name\": \"a\", \"arguments\": \"{\\\"k\\\": 1}\"}]}\n";
     collect col;
     convert_counts c;
-    run_text(CONVERT_XLAM, text, NULL, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 7);
-    assert_int_equal(convert_count_get(&c, "kept"), 2);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "unparseable_call"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 2);
+    collect_text(CONVERT_XLAM, text, NULL, &col, &c);
+    expect_counts(&c, "rows=7 kept=2 unknown_tool=1 unparseable_call=1 no_tools=1 malformed_row=2");
     const cJSON *x = find_example(col.kept, "xlam-7");
     assert_non_null(x);
     char *s = pyjson_dump(cJSON_GetObjectItemCaseSensitive(x, "answer"), 0);
@@ -589,15 +526,9 @@ static void test_convert_toolace_pycalls(void **state) {
         "{\"system\": \"x\", \"conversations\": [{\"from\": \"alien\", \"value\": \"hi\"}]}]";
     collect col;
     convert_counts c;
-    run_text(CONVERT_TOOLACE, text, NULL, &col, &c);
+    collect_text(CONVERT_TOOLACE, text, NULL, &col, &c);
     print_counts("toolace synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 3);
-    assert_int_equal(convert_count_get(&c, "samples"), 4);
-    assert_int_equal(convert_count_get(&c, "kept"), 2);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
-    assert_int_equal(convert_count_get(&c, "calls_missing_required"), 1);
+    expect_counts(&c, "rows=3 samples=4 kept=2 unknown_tool=1 no_tools=1 malformed_row=1 calls_missing_required=1");
     const cJSON *x = find_example(col.kept, "toolace-0-1");
     char *s = pyjson_dump(cJSON_GetObjectItemCaseSensitive(x, "answer"), 0);
     assert_string_equal(s, "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_weather\", "
@@ -634,16 +565,10 @@ static void test_convert_openai(void **state) {
              tools, tools, tools, tools, tools);
     collect col;
     convert_counts c;
-    run_text(CONVERT_OPENAI, text, NULL, &col, &c);
+    collect_text(CONVERT_OPENAI, text, NULL, &col, &c);
     print_counts("openai synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 6);
-    assert_int_equal(convert_count_get(&c, "samples"), 6);
-    assert_int_equal(convert_count_get(&c, "kept"), 2);
-    assert_int_equal(convert_count_get(&c, "unparseable_call"), 2);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
-    assert_int_equal(convert_count_get(&c, "rows_without_calls"), 1);
+    expect_counts(&c, "rows=6 samples=6 kept=2 unparseable_call=2 unknown_tool=1 no_tools=1 malformed_row=1 "
+                      "rows_without_calls=1");
     const cJSON *x = find_example(col.kept, "r1-2");
     assert_non_null(x);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(x, "messages");
@@ -685,14 +610,9 @@ static void test_convert_toolrl_synthetic(void **state) {
              instr, instr, instr);
     collect col;
     convert_counts c;
-    run_text(CONVERT_TOOLRL, text, NULL, &col, &c);
+    collect_text(CONVERT_TOOLRL, text, NULL, &col, &c);
     print_counts("toolrl synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 5);
-    assert_int_equal(convert_count_get(&c, "kept"), 2);
-    assert_int_equal(convert_count_get(&c, "no_call_kept"), 1);
-    assert_int_equal(convert_count_get(&c, "unparseable_call"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
+    expect_counts(&c, "rows=5 kept=2 no_call_kept=1 unparseable_call=1 no_tools=1 malformed_row=1");
     const cJSON *x = find_example(col.kept, "toolrl-0");
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(x, "tools");
     assert_int_equal(cJSON_GetArraySize(tools), 2);

@@ -24,29 +24,6 @@
 #include "data/example.h"
 #include "data/mix.h"
 
-
-
-
-
-
-
-
-// Converts path (file or folder); every example valid, kept = examples seen.
-static void run_path(convert_format f, const char *path, collect *col, convert_counts *c) {
-    convert_counts_init(c);
-    memset(col, 0, sizeof(*col));
-    col->kept = cJSON_CreateArray();
-    trl_err e;
-    int rc = convert_path(f, path, NULL, collect_sink, col, c, &e);
-    if (rc) fprintf(stderr, "%s: %s\n", path, e.msg);
-    assert_int_equal(rc, TRL_OK);
-    assert_int_equal(col->invalid, 0);
-    assert_int_equal(convert_count_get(c, "kept"), col->n);
-    assert_int_equal(convert_count_get(c, "invalid_example"), 0);
-    print_counts(path, c);
-}
-
-
 static char *answer_of(const cJSON *all, const char *id) {
     const cJSON *x = find_example(all, id);
     if (!x) fprintf(stderr, "no example %s\n", id);
@@ -80,14 +57,12 @@ static void test_seal_shared(void **state) {
     NEED_SHARED(path, "seal_tools/Seal-Tools_Dataset");
     collect col;
     convert_counts c;
-    run_path(CONVERT_SEAL, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 2054);
-    assert_int_equal(convert_count_get(&c, "samples"), 2054);
-    assert_int_equal(convert_count_get(&c, "kept"), 2046);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 8);  // 3 dev, 2 in-domain, 3 out-of-domain
+    collect_path(CONVERT_SEAL, path, NULL, &col, &c);
+    // unknown_tool: 3 dev, 2 in-domain, 3 out-of-domain
+    expect_counts(&c, "rows=2054 samples=2054 kept=2046 unknown_tool=8");
     assert_int_equal(filtered(&c), 8);
-    assert_int_equal(convert_count_get(&c, "rows_cut"), 85);  // PROVENANCE: 85 rows nest calls
-    assert_int_equal(convert_count_get(&c, "dependent_calls_cut"), 104);
+    // rows_cut: PROVENANCE: 85 rows nest calls
+    expect_counts(&c, "rows_cut=85 dependent_calls_cut=104");
     assert_false(any_answer_contains(col.kept, "API_call_"));
     expect_answer(col.kept, "seal-dev-easy-0",
                   "[{\"name\": \"getHealthWorkforce\", \"arguments\": {\"location\": \"country\", \"occupation\": "
@@ -112,13 +87,9 @@ static void test_callnavi_shared(void **state) {
     NEED_SHARED(path, "callnavi/Dataset/Questions");
     collect col;
     convert_counts c;
-    run_path(CONVERT_CALLNAVI, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 729);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 6);  // shopping: API and parameter lists differ
-    assert_int_equal(convert_count_get(&c, "samples"), 723);
-    assert_int_equal(convert_count_get(&c, "wildcard_value"), 317);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 3);
-    assert_int_equal(convert_count_get(&c, "kept"), 403);
+    collect_path(CONVERT_CALLNAVI, path, NULL, &col, &c);
+    // malformed_row: shopping: API and parameter lists differ
+    expect_counts(&c, "rows=729 malformed_row=6 samples=723 wildcard_value=317 unknown_tool=3 kept=403");
     assert_false(any_answer_contains(col.kept, "$$$"));
     expect_answer(col.kept, "callnavi-ban01", "[{\"name\": \"getAccountID\", \"arguments\": {\"accountNumber\": \"123456\"}}]");
     const cJSON *x = find_example(col.kept, "callnavi-ban01");
@@ -140,24 +111,18 @@ static void test_glaive_shared(void **state) {
     NEED_SHARED(path, "glaive/data/glaive_toolcall_en_demo.json");
     collect col;
     convert_counts c;
-    run_path(CONVERT_GLAIVE, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 300);
-    assert_int_equal(convert_count_get(&c, "samples"), 106);
-    assert_int_equal(convert_count_get(&c, "kept"), 106);
+    collect_path(CONVERT_GLAIVE, path, NULL, &col, &c);
+    expect_counts(&c, "rows=300 samples=106 kept=106");
     assert_int_equal(filtered(&c), 0);
-    assert_int_equal(convert_count_get(&c, "rows_without_first_turn_call"), 194);
-    assert_int_equal(convert_count_get(&c, "later_call_turns_skipped"), 105);
+    expect_counts(&c, "rows_without_first_turn_call=194 later_call_turns_skipped=105");
     for (const cJSON *x = col.kept->child; x; x = x->next)
         assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "messages")), 1);
     cJSON_Delete(col.kept);
 
     NEED_SHARED(path, "glaive/data/reason_tool_use_demo_50.jsonl");
-    run_path(CONVERT_GLAIVE, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 50);
-    assert_int_equal(convert_count_get(&c, "samples"), 70);
-    assert_int_equal(convert_count_get(&c, "kept"), 68);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 2);  // two rows list no tools at all
-    assert_int_equal(convert_count_get(&c, "no_call_kept"), 17);
+    collect_path(CONVERT_GLAIVE, path, NULL, &col, &c);
+    // no_tools: two rows list no tools at all
+    expect_counts(&c, "rows=50 samples=70 kept=68 no_tools=2 no_call_kept=17");
     // a later turn: its context holds the earlier call (without the reasoning) and its result
     int later = 0;
     for (const cJSON *x = col.kept->child; x; x = x->next) {
@@ -173,7 +138,7 @@ static void test_glaive_shared(void **state) {
     cJSON_Delete(col.kept);
 
     NEED_SHARED(path, "glaive/data/glaive_toolcall_zh_demo.json");
-    run_path(CONVERT_GLAIVE, path, &col, &c);
+    collect_path(CONVERT_GLAIVE, path, NULL, &col, &c);
     assert_int_equal(convert_count_get(&c, "kept"), 99);  // converted fine, left out of the mix (docs/data.md)
     cJSON_Delete(col.kept);
 }
@@ -184,10 +149,9 @@ static void test_toolalpaca_shared(void **state) {
     NEED_SHARED(path, "toolalpaca/toolalpaca.json");
     collect col;
     convert_counts c;
-    run_path(CONVERT_TOOLALPACA, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 114);
-    assert_int_equal(convert_count_get(&c, "kept"), 108);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 6);  // calls to tools missing from the row's list
+    collect_path(CONVERT_TOOLALPACA, path, NULL, &col, &c);
+    // unknown_tool: calls to tools missing from the row's list
+    expect_counts(&c, "rows=114 kept=108 unknown_tool=6");
     assert_int_equal(filtered(&c), 6);
     expect_answer(col.kept, "toolalpaca-0",
                   "[{\"name\": \"PublicHolidayIsTodayPublicHoliday\", \"arguments\": {\"countryCode\": \"CN\"}}]");
@@ -200,12 +164,10 @@ static void test_nestful_shared(void **state) {
     NEED_SHARED(path, "nestful/data/non-executable");
     collect col;
     convert_counts c;
-    run_path(CONVERT_NESTFUL, path, &col, &c);
+    collect_path(CONVERT_NESTFUL, path, NULL, &col, &c);
     assert_int_equal(convert_count_get(&c, "rows"), 169 + 46);
-    assert_int_equal(convert_count_get(&c, "kept"), 206);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 9);  // glaive rows calling tools the spec lacks
-    assert_int_equal(convert_count_get(&c, "rows_cut"), 206);
-    assert_int_equal(convert_count_get(&c, "dependent_calls_cut"), 222);
+    // unknown_tool: glaive rows calling tools the spec lacks
+    expect_counts(&c, "kept=206 unknown_tool=9 rows_cut=206 dependent_calls_cut=222");
     assert_false(any_answer_contains(col.kept, "$var"));
     assert_false(any_answer_contains(col.kept, "var_result"));
     // the first step: both independent calls, the dependent calculate_pace cut
@@ -220,10 +182,8 @@ static void test_nestful_shared(void **state) {
     cJSON_Delete(col.kept);
 
     NEED_SHARED(path, "nestful/data/executable");
-    run_path(CONVERT_NESTFUL, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 85);
-    assert_int_equal(convert_count_get(&c, "kept"), 85);
-    assert_int_equal(convert_count_get(&c, "dependent_calls_cut"), 130);
+    collect_path(CONVERT_NESTFUL, path, NULL, &col, &c);
+    expect_counts(&c, "rows=85 kept=85 dependent_calls_cut=130");
     cJSON_Delete(col.kept);
 }
 
@@ -233,10 +193,8 @@ static void test_sgd_shared(void **state) {
     NEED_SHARED(path, "sgd/train");
     collect col;
     convert_counts c;
-    run_path(CONVERT_SGD, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 4854);
-    assert_int_equal(convert_count_get(&c, "samples"), 10273);
-    assert_int_equal(convert_count_get(&c, "kept"), 10273);
+    collect_path(CONVERT_SGD, path, NULL, &col, &c);
+    expect_counts(&c, "rows=4854 samples=10273 kept=10273");
     assert_int_equal(filtered(&c), 0);
     expect_answer(col.kept, "sgd-1_00000-5",
                   "[{\"name\": \"FindRestaurants\", \"arguments\": {\"city\": \"San Jose\", \"cuisine\": \"American\"}}]");
@@ -280,11 +238,9 @@ static void test_rlla4k_test_split(void **state) {
     }
     collect col;
     convert_counts c;
-    run_path(CONVERT_TOOLRL, path, &col, &c);
-    assert_int_equal(convert_count_get(&c, "rows"), 80);
-    assert_int_equal(convert_count_get(&c, "kept"), 79);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);  // verl-9: a call name cut at "(", a known defect
-    assert_int_equal(convert_count_get(&c, "no_call_kept"), 9);
+    collect_path(CONVERT_TOOLRL, path, NULL, &col, &c);
+    // unknown_tool: verl-9: a call name cut at "(", a known defect
+    expect_counts(&c, "rows=80 kept=79 unknown_tool=1 no_call_kept=9");
     assert_null(find_example(col.kept, "verl-9"));
     expect_answer(col.kept, "verl-0", "[{\"name\": \"GetNews\", \"arguments\": {\"page\": \"1\"}}]");
     cJSON_Delete(col.kept);
@@ -292,21 +248,6 @@ static void test_rlla4k_test_split(void **state) {
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic rows: every filter of the new converters
-
-static void run_text_side(convert_format f, const char *text, const char *side, collect *col, convert_counts *c) {
-    cJSON *sj = side ? pyjson_parse(side, strlen(side), NULL) : NULL;
-    if (side) assert_non_null(sj);
-    convert_opts o = {.side = sj};
-    convert_counts_init(c);
-    memset(col, 0, sizeof(*col));
-    col->kept = cJSON_CreateArray();
-    trl_err e;
-    int rc = convert_text(f, text, strlen(text), &o, collect_sink, col, c, &e);
-    if (rc) fprintf(stderr, "%s\n", e.msg);
-    assert_int_equal(rc, TRL_OK);
-    assert_int_equal(col->invalid, 0);
-    cJSON_Delete(sj);
-}
 
 static void test_synthetic(void **state) {
     (void)state;
@@ -327,18 +268,13 @@ static void test_synthetic(void **state) {
         "{\"id\": \"b\", \"query\": \"h\", \"calling\": [{\"api\": \"h\", \"parameters\": {}}]}\n"
         "{\"id\": \"zzz\", \"query\": \"f\", \"calling\": [{\"api\": \"f\", \"parameters\": {}}]}\n"
         "{\"id\": \"a\", \"calling\": []}\n";
-    run_text_side(CONVERT_SEAL, seal, seal_side, &col, &c);
+    collect_text(CONVERT_SEAL, seal, seal_side, &col, &c);
     print_counts("seal synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "kept"), 1);
-    assert_int_equal(convert_count_get(&c, "dependent_only"), 1);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
-    assert_int_equal(convert_count_get(&c, "dependent_calls_cut"), 1);
+    expect_counts(&c, "kept=1 dependent_only=1 unknown_tool=1 no_tools=1 malformed_row=1 dependent_calls_cut=1");
     expect_answer(col.kept, "seal-a", "[{\"name\": \"f\", \"arguments\": {\"q\": \"1\"}}]");
     cJSON_Delete(col.kept);
     // without a side file every row has no tools
-    run_text_side(CONVERT_SEAL, seal, NULL, &col, &c);
+    collect_text(CONVERT_SEAL, seal, NULL, &col, &c);
     assert_int_equal(convert_count_get(&c, "no_tools"), 4);
     cJSON_Delete(col.kept);
 
@@ -354,12 +290,9 @@ static void test_synthetic(void **state) {
         "\"parameters\": []}},"
         "{\"id\": \"x4\", \"question\": [{\"role\": \"user\", \"content\": \"f\"}], \"ground_truth\": {\"API\": [\"g\"], "
         "\"parameters\": [{}]}}]";
-    run_text_side(CONVERT_CALLNAVI, cn, cn_side, &col, &c);
+    collect_text(CONVERT_CALLNAVI, cn, cn_side, &col, &c);
     print_counts("callnavi synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "kept"), 1);
-    assert_int_equal(convert_count_get(&c, "wildcard_value"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
+    expect_counts(&c, "kept=1 wildcard_value=1 malformed_row=1 unknown_tool=1");
     expect_answer(col.kept, "callnavi-x1",
                   "[{\"name\": \"f\", \"arguments\": {\"a\": \"1\"}}, {\"name\": \"f\", \"arguments\": {\"a\": \"2\"}}]");
     cJSON_Delete(col.kept);
@@ -376,11 +309,9 @@ static void test_synthetic(void **state) {
         "\"arguments\": {\"r\": \"$var2$\"}}]},"
         "{\"input\": \"h\", \"output\": [{\"name\": \"h\", \"arguments\": {}}]},"
         "{\"input\": \"g\", \"output\": [{\"name\": \"g\", \"arguments\": {\"c\": \"$var0$\"}}]}]";
-    run_text_side(CONVERT_NESTFUL, ns, ns_side, &col, &c);
+    collect_text(CONVERT_NESTFUL, ns, ns_side, &col, &c);
     print_counts("nestful synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "kept"), 1);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "dependent_only"), 1);
+    expect_counts(&c, "kept=1 unknown_tool=1 dependent_only=1");
     expect_answer(col.kept, "nestful--0", "[{\"name\": \"f\", \"arguments\": {\"a\": \"x\"}}]");
     char *s = pyjson_dump(example_tool_function(cJSON_GetObjectItemCaseSensitive(col.kept->child, "tools")->child), 0);
     assert_string_equal(s, "{\"name\": \"f\", \"description\": \"F\", \"parameters\": {\"type\": \"object\", \"properties\": "
@@ -411,13 +342,9 @@ static void test_synthetic(void **state) {
         "{\"speaker\": \"SYSTEM\", \"utterance\": \"?\", \"frames\": [{\"service\": \"T_9\", \"service_call\": "
         "{\"method\": \"Find\", \"parameters\": {}}}]}]},"
         "{\"dialogue_id\": \"d2\", \"turns\": [{\"speaker\": \"BOT\", \"utterance\": \"\", \"frames\": []}]}]";
-    run_text_side(CONVERT_SGD, sgd, sgd_side, &col, &c);
+    collect_text(CONVERT_SGD, sgd, sgd_side, &col, &c);
     print_counts("sgd synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "samples"), 4);
-    assert_int_equal(convert_count_get(&c, "kept"), 2);
-    assert_int_equal(convert_count_get(&c, "unknown_tool"), 1);
-    assert_int_equal(convert_count_get(&c, "no_tools"), 1);
-    assert_int_equal(convert_count_get(&c, "malformed_row"), 1);
+    expect_counts(&c, "samples=4 kept=2 unknown_tool=1 no_tools=1 malformed_row=1");
     const cJSON *x = find_example(col.kept, "sgd-d1-3");
     assert_non_null(x);
     s = pyjson_dump(cJSON_GetObjectItemCaseSensitive(x, "messages"), 0);
@@ -438,12 +365,9 @@ static void test_synthetic(void **state) {
         "\"tools\": \"[]\"},"
         "{\"conversations\": [{\"from\": \"human\", \"value\": \"x\"}, {\"from\": \"function_call\", \"value\": "
         "\"{\\\"name\\\": \\\"add\\\", \\\"arguments\\\": '{\\\"a\\\": 1}'}\"}], \"tools\": \"[{\\\"name\\\": \\\"add\\\"}]\"}]";
-    run_text_side(CONVERT_GLAIVE, gl, NULL, &col, &c);
+    collect_text(CONVERT_GLAIVE, gl, NULL, &col, &c);
     print_counts("glaive synthetic", &c);
-    assert_int_equal(convert_count_get(&c, "kept"), 1);
-    assert_int_equal(convert_count_get(&c, "unparseable_call"), 1);
-    assert_int_equal(convert_count_get(&c, "rows_without_first_turn_call"), 1);
-    assert_int_equal(convert_count_get(&c, "later_call_turns_skipped"), 1);
+    expect_counts(&c, "kept=1 unparseable_call=1 rows_without_first_turn_call=1 later_call_turns_skipped=1");
     cJSON_Delete(col.kept);
 }
 

@@ -19,6 +19,7 @@
 #include "model/tokenizer.h"
 #include "server/scheduler.h"
 #include "tests/support/sched_drain.h"
+#include "tests/support/shared_data.h"
 #include "tests/support/tiny_model.h"
 #include "trainer/rollout.h"
 
@@ -56,21 +57,10 @@ static char *sched_text(scheduler *s, const int32_t *ids, int n, sampler_params 
     return all;
 }
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
-
 static void test_three_callers_agree_greedy(void **state) {
     fx *f = *state;
     char probe[512];
-    snprintf(probe, sizeof(probe), "%s/data/bfcl/BFCL_v4_simple_python.json", shared_dir());
-    FILE *pf = fopen(probe, "rb");
-    if (!pf) {
-        printf("skipped: no shared BFCL data at %s (set TOOLRL_SHARED)\n", shared_dir());
-        skip();
-    }
-    fclose(pf);
+    NEED_SHARED(probe, "bfcl/BFCL_v4_simple_python.json");
     const int max_new = 12;
     trl_err e = {{0}};
     eval_opts o = {.suite = "bfcl", .categories = "simple_python,irrelevance", .limit = 2, .batch = 3,

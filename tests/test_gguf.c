@@ -13,27 +13,7 @@
 
 #include "model/gguf.h"
 #include "model/quant.h"
-
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void str(buf *b, const char *s) {
-    u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
+#include "tests/support/gguf_bytes.h"
 
 // Field positions recorded while building, so tests can corrupt them.
 typedef struct {
@@ -42,61 +22,62 @@ typedef struct {
 
 // A valid file: 3 metadata keys (string, u32, string array), two tensors:
 // "a" F32 [8, 2] at offset 0 and "b" Q8_0 [32, 1] at offset 64 (alignment 32).
-static buf build(layout *L) {
-    buf b = {0};
-    put(&b, "GGUF", 4);
+static gguf_bytes build(layout *L) {
+    gguf_bytes b = {0};
+    gguf_bytes_put(&b, "GGUF", 4);
     L->version = b.n;
-    u32(&b, 3);
+    gguf_bytes_u32(&b, 3);
     L->n_tensors = b.n;
-    u64(&b, 2);
+    gguf_bytes_u64(&b, 2);
     L->n_kv = b.n;
-    u64(&b, 3);
-    str(&b, "general.architecture");
+    gguf_bytes_u64(&b, 3);
+    gguf_bytes_str(&b, "general.architecture");
     L->kv_type = b.n;
-    u32(&b, GGUF_TYPE_STRING);
-    str(&b, "llama");
-    str(&b, "llama.block_count");
-    u32(&b, GGUF_TYPE_UINT32);
-    u32(&b, 30);
-    str(&b, "tokenizer.ggml.tokens");
-    u32(&b, GGUF_TYPE_ARRAY);
-    u32(&b, GGUF_TYPE_STRING);
-    u64(&b, 3);
-    str(&b, "a");
-    str(&b, "bc");
-    str(&b, "");
+    gguf_bytes_u32(&b, GGUF_TYPE_STRING);
+    gguf_bytes_str(&b, "llama");
+    gguf_bytes_str(&b, "llama.block_count");
+    gguf_bytes_u32(&b, GGUF_TYPE_UINT32);
+    gguf_bytes_u32(&b, 30);
+    gguf_bytes_str(&b, "tokenizer.ggml.tokens");
+    gguf_bytes_u32(&b, GGUF_TYPE_ARRAY);
+    gguf_bytes_u32(&b, GGUF_TYPE_STRING);
+    gguf_bytes_u64(&b, 3);
+    gguf_bytes_str(&b, "a");
+    gguf_bytes_str(&b, "bc");
+    gguf_bytes_str(&b, "");
     // tensor infos
-    str(&b, "a");
-    u32(&b, 2);
+    gguf_bytes_str(&b, "a");
+    gguf_bytes_u32(&b, 2);
     L->t1_ne0 = b.n;
-    u64(&b, 8);
-    u64(&b, 2);
+    gguf_bytes_u64(&b, 8);
+    gguf_bytes_u64(&b, 2);
     L->t1_type = b.n;
-    u32(&b, QTYPE_F32);
+    gguf_bytes_u32(&b, QTYPE_F32);
     L->t1_offset = b.n;
-    u64(&b, 0);
-    str(&b, "b");
-    u32(&b, 1);
-    u64(&b, 32);
-    u32(&b, QTYPE_Q8_0);
+    gguf_bytes_u64(&b, 0);
+    gguf_bytes_str(&b, "b");
+    gguf_bytes_u32(&b, 1);
+    gguf_bytes_u64(&b, 32);
+    gguf_bytes_u32(&b, QTYPE_Q8_0);
     L->t2_offset = b.n;
-    u64(&b, 64);
-    while (b.n % 32) put(&b, "\0", 1);
+    gguf_bytes_u64(&b, 64);
+    while (b.n % 32) gguf_bytes_put(&b, "\0", 1);
     L->data = b.n;
     float a[16];
     for (int i = 0; i < 16; i++) a[i] = (float)i * 0.5f;
-    put(&b, a, sizeof(a));
+    gguf_bytes_put(&b, a, sizeof(a));
     // b: one Q8_0 block, d = 1.0 (fp16 0x3C00), qs = 0..31
     uint16_t d = 0x3C00;
-    put(&b, &d, 2);
-    for (int8_t i = 0; i < 32; i++) put(&b, &i, 1);
+    gguf_bytes_put(&b, &d, 2);
+    for (int8_t i = 0; i < 32; i++) gguf_bytes_put(&b, &i, 1);
+    assert_false(b.oom);
     return b;
 }
 
 static void test_valid_file_parses(void **state) {
     (void)state;
     layout L;
-    buf b = build(&L);
+    gguf_bytes b = build(&L);
     gguf_file f;
     trl_err e = {{0}};
     assert_int_equal(gguf_open_memory(&f, b.p, b.n, &e), TRL_OK);
@@ -135,7 +116,7 @@ static void test_valid_file_parses(void **state) {
 static void test_every_truncation_rejected(void **state) {
     (void)state;
     layout L;
-    buf b = build(&L);
+    gguf_bytes b = build(&L);
     for (size_t n = 0; n < b.n; n++) {
         uint8_t *cut = malloc(n ? n : 1);  // exact-size allocation: ASan catches overreads
         memcpy(cut, b.p, n);
@@ -149,7 +130,7 @@ static void test_every_truncation_rejected(void **state) {
     free(b.p);
 }
 
-static void expect_reject(buf *b, const char *needle) {
+static void expect_reject(gguf_bytes *b, const char *needle) {
     uint8_t *copy = malloc(b->n);
     memcpy(copy, b->p, b->n);
     gguf_file f;
@@ -160,13 +141,13 @@ static void expect_reject(buf *b, const char *needle) {
     free(copy);
 }
 
-static void set_u32(buf *b, size_t at, uint32_t v) { memcpy(b->p + at, &v, 4); }
-static void set_u64(buf *b, size_t at, uint64_t v) { memcpy(b->p + at, &v, 8); }
+static void set_u32(gguf_bytes *b, size_t at, uint32_t v) { memcpy(b->p + at, &v, 4); }
+static void set_u64(gguf_bytes *b, size_t at, uint64_t v) { memcpy(b->p + at, &v, 8); }
 
 static void test_lies_rejected(void **state) {
     (void)state;
     layout L;
-    buf b;
+    gguf_bytes b;
 #define CASE(stmt, needle)   \
     b = build(&L);           \
     stmt;                    \
@@ -192,7 +173,7 @@ static void test_lies_rejected(void **state) {
 static void test_duplicates_rejected(void **state) {
     (void)state;
     layout L;
-    buf b = build(&L);
+    gguf_bytes b = build(&L);
     // Rename tensor "b" to "a": the info strings are "a" then "b", both 1 byte long.
     size_t name_b = L.t2_offset - 4 - 8 - 4 - 1;  // back over type(u32), ne0(u64), n_dims(u32)
     assert_int_equal(b.p[name_b], 'b');
@@ -204,7 +185,7 @@ static void test_duplicates_rejected(void **state) {
 static void test_random_corruption_never_crashes(void **state) {
     (void)state;
     layout L;
-    buf b = build(&L);
+    gguf_bytes b = build(&L);
     uint64_t x = 12345;
     for (int iter = 0; iter < 20000; iter++) {
         uint8_t *copy = malloc(b.n);

@@ -26,6 +26,7 @@
 #include "protocol/toolcall_parse.h"
 #include "protocol/toolprompt.h"
 #include "server/chat_request.h"
+#include "tests/support/shared_data.h"
 #include "trainer/task.h"
 
 typedef struct {
@@ -246,11 +247,6 @@ static void test_hermes_parse(void **state) {
 
 // ---- every SFT target of the training data scores 1.0 ----
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
-
 typedef struct {
     long rows, ones;
     char first_bad[512];
@@ -284,16 +280,9 @@ static int score_example(void *ctx, const cJSON *obj, trl_err *e) {
 // The whole training mix (toolrl data mix over every shared training source, both files).
 static void test_every_sft_target_scores_one(void **state) {
     (void)state;
-    char data_dir[1024];
+    char probe[1100], data_dir[1024];
+    NEED_SHARED(probe, "PROVENANCE.md");
     snprintf(data_dir, sizeof(data_dir), "%s/data", shared_dir());
-    char probe[1100];
-    snprintf(probe, sizeof(probe), "%s/PROVENANCE.md", data_dir);
-    FILE *pf = fopen(probe, "rb");
-    if (!pf) {
-        printf("skipped: no shared training data at %s (set TOOLRL_SHARED)\n", data_dir);
-        skip();
-    }
-    fclose(pf);
     char tmp[] = "/tmp/toolrl-sft-XXXXXX";
     assert_non_null(mkdtemp(tmp));
     mix_config cfg = {.data_dir = data_dir, .repo_dir = ".", .out_dir = tmp, .sources = MIX_DEFAULT_SOURCES,

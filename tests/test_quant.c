@@ -22,24 +22,12 @@
 
 #include "model/matmul.h"
 #include "model/quant.h"
+#include "tests/support/test_rng.h"
 
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
 
-static uint32_t rng_state = 12345;
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rng_uniform(void) {  // [-1, 1)
-    return (float)((double)rng_u32() / 2147483648.0 - 1.0);
-}
-static float rng_normal(void) {  // roughly normal: sum of uniforms
-    return (rng_uniform() + rng_uniform() + rng_uniform()) * 0.577f;
-}
 static float u2f(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
@@ -669,6 +657,7 @@ static void test_matmul_fallback(void **state) {
 }
 
 int main(void) {
+    test_rng_seed(12345);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp16_edges),
         cmocka_unit_test(test_fp16_vs_hardware),

@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "tests/support/tiny_model.h"  // tiny_model_tempdir, tiny_model_rmdir
 
 enum { ROUNDS = 40, CHILDREN = 3, LEASE = 2, MAX_ACKS = 200000 };
 
@@ -280,26 +280,10 @@ static int cmp_claim(const void *x, const void *y) {
     return (a->n > b->n) - (a->n < b->n);
 }
 
-static void rm_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void test_kill_loop(void **state) {
     (void)state;
-    char dir[64], path[128];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/toolrl-faults-XXXXXX", tmp && strlen(tmp) < 30 ? tmp : "/tmp");
-    assert_non_null(mkdtemp(dir));
+    char dir[256], path[300];
+    assert_int_equal(tiny_model_tempdir(dir, sizeof dir), TRL_OK);
     snprintf(path, sizeof path, "%s/jobs.db", dir);
     trl_err e = {{0}};
     store *s = NULL;
@@ -509,7 +493,7 @@ static void test_kill_loop(void **state) {
     free(claims);
     free(done);
     free(A.v);
-    rm_dir(dir);
+    tiny_model_rmdir(dir);
 }
 
 int main(void) {

@@ -153,6 +153,25 @@ static int margins_of(const cJSON *arr, double *out, int cap) {
     return n;
 }
 
+// One prompt of the fixture fed to a fresh engine: llama.cpp's greedy continuation (want, nw
+// tokens) with its top-2 logit margins, and the logits of the first token to generate in lg.
+typedef struct {
+    int32_t want[64];
+    double margin[64];
+    int nw;
+    engine en;
+} greedy_case;
+
+static void greedy_start(greedy_case *g, const cJSON *p, float *lg) {
+    int32_t ids[4096];
+    int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
+    g->nw = ids_of(cJSON_GetObjectItem(p, "greedy_ids"), g->want, 64);
+    assert_int_equal(margins_of(cJSON_GetObjectItem(p, "greedy_margin"), g->margin, 64), g->nw);
+    trl_err e = {{0}};
+    assert_int_equal(engine_init(&g->en, &g_m, &ops_cpu, 1, n + g->nw + 8, 512, &e), TRL_OK);
+    assert_int_equal(engine_feed(&g->en, 0, ids, n, lg, &e), TRL_OK);
+}
+
 // Teacher-forced: feed the prompt and llama.cpp's greedy tokens; at every step that is not
 // a near-tie our argmax must be llama.cpp's token.
 static void test_greedy_teacher_forced(void **state) {
@@ -162,30 +181,24 @@ static void test_greedy_teacher_forced(void **state) {
     float *lg = malloc(sizeof(float) * (size_t)V);
     const cJSON *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
-        int32_t ids[4096], want[64];
-        double margin[64];
-        int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
-        int nw = ids_of(cJSON_GetObjectItem(p, "greedy_ids"), want, 64);
-        assert_int_equal(margins_of(cJSON_GetObjectItem(p, "greedy_margin"), margin, 64), nw);
-        engine en;
+        greedy_case g;
+        greedy_start(&g, p, lg);
         trl_err e = {{0}};
-        assert_int_equal(engine_init(&en, &g_m, &ops_cpu, 1, n + nw + 8, 512, &e), TRL_OK);
-        assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
         int same = 0, checked = 0;
-        for (int k = 0; k < nw; k++) {
+        for (int k = 0; k < g.nw; k++) {
             int32_t tok = sampler_argmax(lg, V);
-            same += tok == want[k];
-            if (margin[k] >= ARGMAX_MARGIN) {
+            same += tok == g.want[k];
+            if (g.margin[k] >= ARGMAX_MARGIN) {
                 checked++;
-                if (tok != want[k])
+                if (tok != g.want[k])
                     fail_msg("prompt '%s' step %d: %d vs llama.cpp %d (llama.cpp margin %.2f)",
-                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, want[k], margin[k]);
+                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, g.want[k], g.margin[k]);
             }
-            assert_int_equal(engine_feed(&en, 0, &want[k], 1, lg, &e), TRL_OK);
+            assert_int_equal(engine_feed(&g.en, 0, &g.want[k], 1, lg, &e), TRL_OK);
         }
         printf("  %-6s teacher-forced argmax equal at %d/%d steps (all %d non-tie steps)\n",
-               cJSON_GetObjectItem(p, "name")->valuestring, same, nw, checked);
-        engine_free(&en);
+               cJSON_GetObjectItem(p, "name")->valuestring, same, g.nw, checked);
+        engine_free(&g.en);
     }
     free(lg);
 }
@@ -199,30 +212,24 @@ static void test_greedy_free_running(void **state) {
     float *lg = malloc(sizeof(float) * (size_t)V);
     const cJSON *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItem(g_fix, "prompts")) {
-        int32_t ids[4096], want[64];
-        double margin[64];
-        int n = ids_of(cJSON_GetObjectItem(p, "ids"), ids, 4096);
-        int nw = ids_of(cJSON_GetObjectItem(p, "greedy_ids"), want, 64);
-        margins_of(cJSON_GetObjectItem(p, "greedy_margin"), margin, 64);
-        engine en;
+        greedy_case g;
+        greedy_start(&g, p, lg);
         trl_err e = {{0}};
-        assert_int_equal(engine_init(&en, &g_m, &ops_cpu, 1, n + nw + 8, 512, &e), TRL_OK);
-        assert_int_equal(engine_feed(&en, 0, ids, n, lg, &e), TRL_OK);
         int k = 0;
-        for (; k < nw; k++) {
+        for (; k < g.nw; k++) {
             int32_t tok = sampler_argmax(lg, V);
-            if (tok != want[k]) {
-                if (margin[k] >= ARGMAX_MARGIN)
+            if (tok != g.want[k]) {
+                if (g.margin[k] >= ARGMAX_MARGIN)
                     fail_msg("prompt '%s' step %d: %d vs llama.cpp %d (margin %.2f)",
-                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, want[k], margin[k]);
+                             cJSON_GetObjectItem(p, "name")->valuestring, k, tok, g.want[k], g.margin[k]);
                 break;
             }
-            assert_int_equal(engine_feed(&en, 0, &tok, 1, lg, &e), TRL_OK);
+            assert_int_equal(engine_feed(&g.en, 0, &tok, 1, lg, &e), TRL_OK);
         }
-        if (k == nw) printf("  %-6s greedy 32/32 tokens identical to llama.cpp\n", cJSON_GetObjectItem(p, "name")->valuestring);
+        if (k == g.nw) printf("  %-6s greedy 32/32 tokens identical to llama.cpp\n", cJSON_GetObjectItem(p, "name")->valuestring);
         else printf("  %-6s greedy identical for %d/32 tokens, then a near-tie (llama.cpp margin %.2f)\n",
-                    cJSON_GetObjectItem(p, "name")->valuestring, k, margin[k]);
-        engine_free(&en);
+                    cJSON_GetObjectItem(p, "name")->valuestring, k, g.margin[k]);
+        engine_free(&g.en);
     }
     free(lg);
 }

@@ -21,35 +21,20 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "tests/support/tiny_model.h"  // tiny_model_tempdir, tiny_model_rmdir
 
 // ---- fixtures: a fresh database in a temporary directory per test ------------------------
 
 typedef struct {
-    char dir[64];
-    char path[128];
+    char dir[256];
+    char path[300];
     store *s;
 } fx;
-
-static void rm_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/toolrl-store-XXXXXX", tmp && strlen(tmp) < 30 ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) return -1;
+    if (tiny_model_tempdir(f->dir, sizeof f->dir) != TRL_OK) return -1;
     snprintf(f->path, sizeof f->path, "%s/jobs.db", f->dir);
     trl_err e = {{0}};
     if (store_open(&f->s, f->path, &e) != TRL_OK) {
@@ -63,7 +48,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fx *f = *state;
     store_close(f->s);
-    rm_dir(f->dir);
+    tiny_model_rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -165,7 +150,7 @@ static void test_newer_schema_refused(void **state) {
 static void test_migration_failure_rolls_back(void **state) {
     fx *f = *state;
     trl_err e = {{0}};
-    char path[160];
+    char path[320];
     snprintf(path, sizeof path, "%s/custom.db", f->dir);
     store_migration bad[] = {
         {1, "one", "CREATE TABLE t1 (x INTEGER);"},
@@ -201,7 +186,7 @@ static void test_migration_failure_rolls_back(void **state) {
 static void test_migration_2_keeps_rows(void **state) {
     fx *f = *state;
     trl_err e = {{0}};
-    char path[160];
+    char path[320];
     snprintf(path, sizeof path, "%s/v1.db", f->dir);
     store *s = NULL;
     assert_int_equal(store_open_migrations(&s, path, store_migrations, 1, &e), TRL_OK);
@@ -1074,7 +1059,7 @@ static void test_concurrent_claims(void **state) {
 // Several processes opening one fresh file at once: each migration is applied exactly once.
 static void test_concurrent_first_open(void **state) {
     fx *f = *state;
-    char path[160];
+    char path[320];
     snprintf(path, sizeof path, "%s/fresh.db", f->dir);
     enum { N = 6 };
     pid_t pids[N];

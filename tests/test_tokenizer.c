@@ -19,6 +19,8 @@
 
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "tests/support/gguf_bytes.h"
+#include "tests/support/shared_data.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define FIXTURE_PATH "tests/fixtures/tokens_bfcl.txt"
@@ -537,88 +539,48 @@ static void test_json_config_ids(void **state) {
 
 // ---------------------------------------------------------------- tiny GGUF
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void gstr(buf *b, const char *s) {
-    u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
 // A GGUF image with the tiny vocab (no added tokens except <|im_start|>/<|im_end|> as CONTROL).
-static buf tiny_gguf(const char *model, const char *pre, int with_merges) {
-    buf b = {0};
-    put(&b, "GGUF", 4);
-    u32(&b, 3);
-    u64(&b, 0);
-    u64(&b, 6 + (pre != NULL) + (with_merges != 0));
-    gstr(&b, "tokenizer.ggml.model");
-    u32(&b, GGUF_TYPE_STRING);
-    gstr(&b, model);
-    if (pre) {
-        gstr(&b, "tokenizer.ggml.pre");
-        u32(&b, GGUF_TYPE_STRING);
-        gstr(&b, pre);
-    }
+static gguf_bytes tiny_gguf(const char *model, const char *pre, int with_merges) {
+    gguf_bytes kv = {0}, b = {0};
+    gguf_bytes_kv_str(&kv, "tokenizer.ggml.model", model);
+    if (pre) gguf_bytes_kv_str(&kv, "tokenizer.ggml.pre", pre);
     int n = 256 + N_EXTRA + 2;
-    gstr(&b, "tokenizer.ggml.tokens");
-    u32(&b, GGUF_TYPE_ARRAY);
-    u32(&b, GGUF_TYPE_STRING);
-    u64(&b, (uint64_t)n);
+    gguf_bytes_kv_array(&kv, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, (uint64_t)n);
     for (int i = 0; i < 256; i++) {
         char raw[2] = {(char)i, 0};
-        gstr(&b, i ? bl(raw) : "\xC4\x80");
+        gguf_bytes_str(&kv, i ? bl(raw) : "\xC4\x80");
     }
-    for (int i = 0; i < N_EXTRA; i++) gstr(&b, bl(EXTRA[i]));
-    gstr(&b, "<|im_start|>");
-    gstr(&b, "<|im_end|>");
-    gstr(&b, "tokenizer.ggml.token_type");
-    u32(&b, GGUF_TYPE_ARRAY);
-    u32(&b, GGUF_TYPE_INT32);
-    u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) u32(&b, i >= n - 2 ? TOKEN_CONTROL : TOKEN_NORMAL);
+    for (int i = 0; i < N_EXTRA; i++) gguf_bytes_str(&kv, bl(EXTRA[i]));
+    gguf_bytes_str(&kv, "<|im_start|>");
+    gguf_bytes_str(&kv, "<|im_end|>");
+    gguf_bytes_kv_array(&kv, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) gguf_bytes_u32(&kv, i >= n - 2 ? TOKEN_CONTROL : TOKEN_NORMAL);
     if (with_merges) {
-        gstr(&b, "tokenizer.ggml.merges");
-        u32(&b, GGUF_TYPE_ARRAY);
-        u32(&b, GGUF_TYPE_STRING);
-        u64(&b, N_MERGES);
+        gguf_bytes_kv_array(&kv, "tokenizer.ggml.merges", GGUF_TYPE_STRING, N_MERGES);
         for (int i = 0; i < N_MERGES; i++) {
             char m[64];
             snprintf(m, sizeof(m), "%s", bl(MERGES[2 * i]));
             strcat(m, " ");
             strcat(m, bl(MERGES[2 * i + 1]));
-            gstr(&b, m);
+            gguf_bytes_str(&kv, m);
         }
     }
-    gstr(&b, "tokenizer.ggml.bos_token_id");
-    u32(&b, GGUF_TYPE_UINT32);
-    u32(&b, (uint32_t)n - 2);
-    gstr(&b, "tokenizer.ggml.eos_token_id");
-    u32(&b, GGUF_TYPE_UINT32);
-    u32(&b, (uint32_t)n - 1);
-    gstr(&b, "tokenizer.ggml.add_bos_token");
-    u32(&b, GGUF_TYPE_BOOL);
-    uint8_t one = 1;
-    put(&b, &one, 1);
-    while (b.n % 32) put(&b, "\0", 1);
+    gguf_bytes_kv_u32(&kv, "tokenizer.ggml.bos_token_id", (uint32_t)n - 2);
+    gguf_bytes_kv_u32(&kv, "tokenizer.ggml.eos_token_id", (uint32_t)n - 1);
+    gguf_bytes_kv_bool(&kv, "tokenizer.ggml.add_bos_token", 1);
+    gguf_bytes_put(&b, "GGUF", 4);
+    gguf_bytes_u32(&b, 3);
+    gguf_bytes_u64(&b, 0);  // no tensors
+    gguf_bytes_u64(&b, (uint64_t)kv.n_kv);
+    gguf_bytes_put(&b, kv.p, kv.n);
+    gguf_bytes_pad(&b, 32);
+    assert_false(kv.oom || b.oom);
+    gguf_bytes_free(&kv);
     return b;
 }
 
 static int gguf_tok(const char *model, const char *pre, int with_merges, tokenizer **t, trl_err *e) {
-    buf b = tiny_gguf(model, pre, with_merges);
+    gguf_bytes b = tiny_gguf(model, pre, with_merges);
     gguf_file f;
     int rc = gguf_open_memory(&f, b.p, b.n, e);
     if (rc == TRL_OK) {
@@ -765,10 +727,8 @@ static void bfcl_free(bfcl_set *s) {
 // Walks $TOOLRL_SHARED/data/bfcl/*.json in the fixture script's order. 0 if the data is absent.
 static int bfcl_load(bfcl_set *s) {
     memset(s, 0, sizeof(*s));
-    const char *shared = getenv("TOOLRL_SHARED");
-    if (!shared || !*shared) shared = "../shared";
     char pat[512];
-    snprintf(pat, sizeof(pat), "%s/data/bfcl/*.json", shared);
+    snprintf(pat, sizeof(pat), "%s/data/bfcl/*.json", shared_dir());
     glob_t g;
     if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
         print_message("skipped: no BFCL data at %s (set TOOLRL_SHARED to the shared folder)\n", pat);
@@ -1137,50 +1097,50 @@ static void test_gguf_json_agree(void **state) {
 // The same vocab under the other pre-tokenizers (gpt-2, qwen2, llama-bpe): an in-memory GGUF
 // with the real model's tokenizer arrays and another tokenizer.ggml.pre; ids must equal the
 // fixture's Q lines (llama.cpp on the same vocab-only GGUF).
-static buf gguf_with_pre(const gguf_file *src, const char *pre) {
-    buf b = {0};
-    put(&b, "GGUF", 4);
-    u32(&b, 3);
-    u64(&b, 0);
-    u64(&b, 8);
-    gstr(&b, "tokenizer.ggml.model");
-    u32(&b, GGUF_TYPE_STRING);
-    gstr(&b, "gpt2");
-    gstr(&b, "tokenizer.ggml.pre");
-    u32(&b, GGUF_TYPE_STRING);
-    gstr(&b, pre);
+static gguf_bytes gguf_with_pre(const gguf_file *src, const char *pre) {
+    gguf_bytes b = {0};
+    gguf_bytes_put(&b, "GGUF", 4);
+    gguf_bytes_u32(&b, 3);
+    gguf_bytes_u64(&b, 0);
+    gguf_bytes_u64(&b, 8);
+    gguf_bytes_str(&b, "tokenizer.ggml.model");
+    gguf_bytes_u32(&b, GGUF_TYPE_STRING);
+    gguf_bytes_str(&b, "gpt2");
+    gguf_bytes_str(&b, "tokenizer.ggml.pre");
+    gguf_bytes_u32(&b, GGUF_TYPE_STRING);
+    gguf_bytes_str(&b, pre);
     const char *arrays[] = {"tokenizer.ggml.tokens", "tokenizer.ggml.merges"};
     for (int a = 0; a < 2; a++) {
         const gguf_kv *kv = gguf_find_kv(src, arrays[a]);
         gguf_str_iter it;
         gguf_str s;
         assert_int_equal(gguf_arr_str_begin(kv, &it), TRL_OK);
-        gstr(&b, arrays[a]);
-        u32(&b, GGUF_TYPE_ARRAY);
-        u32(&b, GGUF_TYPE_STRING);
-        u64(&b, kv->arr_n);
+        gguf_bytes_str(&b, arrays[a]);
+        gguf_bytes_u32(&b, GGUF_TYPE_ARRAY);
+        gguf_bytes_u32(&b, GGUF_TYPE_STRING);
+        gguf_bytes_u64(&b, kv->arr_n);
         while (gguf_arr_str_next(&it, &s)) {
-            u64(&b, s.len);
-            put(&b, s.ptr, s.len);
+            gguf_bytes_u64(&b, s.len);
+            gguf_bytes_put(&b, s.ptr, s.len);
         }
     }
     const gguf_kv *ty = gguf_find_kv(src, "tokenizer.ggml.token_type");
     assert_non_null(ty);
-    gstr(&b, "tokenizer.ggml.token_type");
-    u32(&b, GGUF_TYPE_ARRAY);
-    u32(&b, GGUF_TYPE_INT32);
-    u64(&b, ty->arr_n);
-    for (uint64_t i = 0; i < ty->arr_n; i++) u32(&b, (uint32_t)gguf_arr_int(ty, i));
-    gstr(&b, "tokenizer.ggml.bos_token_id");
-    u32(&b, GGUF_TYPE_UINT32);
-    u32(&b, 1);
-    gstr(&b, "tokenizer.ggml.eos_token_id");
-    u32(&b, GGUF_TYPE_UINT32);
-    u32(&b, 2);
-    gstr(&b, "tokenizer.ggml.add_bos_token");
-    u32(&b, GGUF_TYPE_BOOL);
-    put(&b, "\0", 1);
-    while (b.n % 32) put(&b, "\0", 1);
+    gguf_bytes_str(&b, "tokenizer.ggml.token_type");
+    gguf_bytes_u32(&b, GGUF_TYPE_ARRAY);
+    gguf_bytes_u32(&b, GGUF_TYPE_INT32);
+    gguf_bytes_u64(&b, ty->arr_n);
+    for (uint64_t i = 0; i < ty->arr_n; i++) gguf_bytes_u32(&b, (uint32_t)gguf_arr_int(ty, i));
+    gguf_bytes_str(&b, "tokenizer.ggml.bos_token_id");
+    gguf_bytes_u32(&b, GGUF_TYPE_UINT32);
+    gguf_bytes_u32(&b, 1);
+    gguf_bytes_str(&b, "tokenizer.ggml.eos_token_id");
+    gguf_bytes_u32(&b, GGUF_TYPE_UINT32);
+    gguf_bytes_u32(&b, 2);
+    gguf_bytes_str(&b, "tokenizer.ggml.add_bos_token");
+    gguf_bytes_u32(&b, GGUF_TYPE_BOOL);
+    gguf_bytes_put(&b, "\0", 1);
+    while (b.n % 32) gguf_bytes_put(&b, "\0", 1);
     return b;
 }
 
@@ -1197,7 +1157,7 @@ static void test_other_pretokenizers_llama_cpp(void **state) {
     int32_t ids[4096];
     size_t bad = 0, checked = 0;
     for (int p = 0; p < 3; p++) {
-        buf b = gguf_with_pre(&f, pres[p]);
+        gguf_bytes b = gguf_with_pre(&f, pres[p]);
         gguf_file g;
         tokenizer *t = NULL;
         trl_err e = {{0}};

@@ -75,20 +75,48 @@ static void make_job(fx *f, const char *hyper, char *job_id) {
     store_close(s);
 }
 
+// Runs a worker in this process until it has done one job.
+static void run_worker(const fx *f, const char *worker_id) {
+    worker_config wc = {f->db, f->out, f->model, worker_id, 30, 200, 50, 1, NULL};
+    trl_err e = {{0}};
+    assert_int_equal(worker_run(&wc, &e), TRL_OK);
+}
+
+static char g_toolrl[512];  // the toolrl binary next to this test's build folder
+
+// Starts `toolrl worker` for one job in a child process (forking this process after OpenMP
+// started would hang libgomp in the child).
+static pid_t spawn_worker(const fx *f, const char *worker_id) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(g_toolrl, g_toolrl, "worker", "--db", f->db, "--out", f->out, "--model", f->model, "--id", worker_id,
+              "--heartbeat-ms", "200", "--poll-ms", "50", "--max-jobs", "1", "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+// The job, which must be in that status (the caller clears it).
+static store_job job_in_status(store *s, const char *id, const char *status) {
+    store_job j = {0};
+    trl_err e = {{0}};
+    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
+    assert_string_equal(j.status, status);
+    return j;
+}
+
 static void test_job_runs_to_success(void **state) {
     fx *f = *state;
     char id[STORE_ID_MAX];
     make_job(f, "{\"batch_size\": 1, \"group_size\": 2, \"max_steps\": 3, \"max_new_tokens\": 8, "
                 "\"checkpoint_interval\": 2, \"eval_interval\": 3, \"eval_examples\": 1, \"max_seq_tokens\": 3000}",
              id);
-    worker_config wc = {f->db, f->out, f->model, "w1", 30, 200, 50, 1, NULL};
-    trl_err e = {{0}};
-    assert_int_equal(worker_run(&wc, &e), TRL_OK);
+    run_worker(f, "w1");
     store *s;
+    trl_err e = {{0}};
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
-    store_job j = {0};
-    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
-    assert_string_equal(j.status, "succeeded");
+    store_job j = job_in_status(s, id, "succeeded");
     assert_non_null(j.fine_tuned_model);
     assert_int_equal(j.step, 3);
     // events: started, three metrics events with a reward, the end
@@ -123,34 +151,23 @@ static void test_bad_job_fails_clearly(void **state) {
     fx *f = *state;
     char id[STORE_ID_MAX];
     make_job(f, "{\"batch_size\": \"many\"}", id);
-    worker_config wc = {f->db, f->out, f->model, "w2", 30, 200, 50, 1, NULL};
-    trl_err e = {{0}};
-    assert_int_equal(worker_run(&wc, &e), TRL_OK);
+    run_worker(f, "w2");
     store *s;
+    trl_err e = {{0}};
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
-    store_job j = {0};
-    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
-    assert_string_equal(j.status, "failed");
+    store_job j = job_in_status(s, id, "failed");
     assert_non_null(strstr(j.error, "hyperparameters.batch_size"));
     store_job_clear(&j);
     store_close(s);
 }
 
-static char g_toolrl[512];  // the toolrl binary next to this test's build folder
-
-// A cancel while the job runs: the worker (a `toolrl worker` process; forking this process
-// after OpenMP started would hang libgomp in the child) stops it within seconds.
+// A cancel while the job runs: the worker (a `toolrl worker` process) stops it within seconds.
 static void test_cancel_reaches_worker(void **state) {
     fx *f = *state;
     char id[STORE_ID_MAX];
     make_job(f, "{\"batch_size\": 1, \"group_size\": 2, \"max_steps\": 1000, \"max_new_tokens\": 8, "
                 "\"checkpoint_interval\": 0, \"eval_interval\": 0, \"max_seq_tokens\": 3000}", id);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(g_toolrl, g_toolrl, "worker", "--db", f->db, "--out", f->out, "--model", f->model, "--id", "w3",
-              "--heartbeat-ms", "200", "--poll-ms", "50", "--max-jobs", "1", "--threads", "1", (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = spawn_worker(f, "w3");
     store *s;
     trl_err e = {{0}};
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
@@ -169,8 +186,7 @@ static void test_cancel_reaches_worker(void **state) {
     double waited = trl_now() - t0;
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(waited < 10.0);
-    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
-    assert_string_equal(j.status, "cancelled");
+    j = job_in_status(s, id, "cancelled");
     store_job_clear(&j);
     store_close(s);
 }
@@ -182,12 +198,7 @@ static void test_killed_worker_resumes(void **state) {
     char id[STORE_ID_MAX];
     make_job(f, "{\"batch_size\": 1, \"group_size\": 2, \"max_steps\": 8, \"max_new_tokens\": 8, "
                 "\"checkpoint_interval\": 1, \"eval_interval\": 0, \"max_seq_tokens\": 3000}", id);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(g_toolrl, g_toolrl, "worker", "--db", f->db, "--out", f->out, "--model", f->model, "--id", "w4",
-              "--heartbeat-ms", "200", "--poll-ms", "50", "--max-jobs", "1", "--threads", "1", (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = spawn_worker(f, "w4");
     store *s;
     trl_err e = {{0}};
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
@@ -200,16 +211,12 @@ static void test_killed_worker_resumes(void **state) {
     store_requeue_counts rq = {0};
     assert_int_equal(store_jobs_requeue_expired(s, store_now(s) + 3600, &rq, &e), TRL_OK);
     assert_int_equal(rq.requeued, 1);
-    store_job j = {0};
-    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
-    assert_string_equal(j.status, "queued");
+    store_job j = job_in_status(s, id, "queued");
     store_job_clear(&j);
     store_close(s);
-    worker_config wc = {f->db, f->out, f->model, "w5", 30, 200, 50, 1, NULL};
-    assert_int_equal(worker_run(&wc, &e), TRL_OK);
+    run_worker(f, "w5");
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
-    assert_int_equal(store_job_get(s, id, &j, &e), TRL_OK);
-    assert_string_equal(j.status, "succeeded");
+    j = job_in_status(s, id, "succeeded");
     assert_int_equal(j.step, 8);
     assert_int_equal(j.attempts, 2);
     store_job_clear(&j);

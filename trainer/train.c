@@ -103,6 +103,23 @@ void trainer_free(trainer *t) {
     memset(t, 0, sizeof(*t));
 }
 
+int trainer_set_params(trainer *t, const lm_params *p, trl_err *e) {
+    if (p->n != t->p.n) return trl_errf(e, "trainer: %zu parameters given, the model has %zu", p->n, t->p.n);
+    lm_params h;  // p on the host (itself when it is host memory)
+    if (lm_params_host_begin(p, &t->mc, 1, &h, e)) return TRL_ERR;
+    t->be->mem->upload(t->p.mem, h.mem, sizeof(float) * p->n);
+    if (t->ref.mem) t->be->mem->upload(t->ref.mem, h.mem, sizeof(float) * p->n);
+    lm_params_host_end(p, &h);
+    return TRL_OK;
+}
+
+void trainer_take_params(trainer *t, lm_params *out) {
+    rollout_free(&t->ro);  // the rollout engine and the view point into the weights
+    policy_view_free(&t->view);
+    *out = t->p;
+    t->p = (lm_params){0};
+}
+
 int trainer_done(const trainer *t) { return t->step >= t->total_steps; }
 
 static int aborted(const trainer *t);

@@ -70,7 +70,13 @@ int trainer_init(trainer *t, const train_config *cfg, const model *base, const t
                  trl_err *e);
 void trainer_free(trainer *t);
 int trainer_done(const trainer *t);
-
+// Starts from other weights of the same model (a warm start, a parameter snapshot, on any
+// backend): copies p into the policy, and into the frozen reference when there is one. TRL_ERR
+// if the sizes differ.
+int trainer_set_params(trainer *t, const lm_params *p, trl_err *e);
+// Moves the policy's weights into *out (the caller frees them with lm_params_free); the trainer
+// is then good only for trainer_free.
+void trainer_take_params(trainer *t, lm_params *out);
 
 
 // One step; metrics (a JSON object) receives the step's numbers (docs/training.md lists them).

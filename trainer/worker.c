@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,18 +151,6 @@ static const char *grader_of(const cJSON *method_config) {
     return NULL;
 }
 
-static int mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 // Writes a checkpoint of the trainer's state and registers it (checkpoints row, and the
 // fine-tuned model's row pointing at it).
 static int save_checkpoint(job_ctx *c, trainer *t, const model *base, const cJSON *metrics, trl_err *e) {
@@ -261,7 +248,7 @@ static void run_eval_job(job_ctx *c) {
         fail(c, "model_load_failed", e.msg, "model");
         return;
     }
-    if (mkdirs(c->job_dir)) {
+    if (trl_mkdirs(c->job_dir, &e)) {
         cJSON_Delete(mc), model_free(&m);
         fail(c, "eval_error", "cannot create the job's directory", NULL);
         return;
@@ -440,7 +427,7 @@ static void run_job(job_ctx *c) {
         }
         store_checkpoint_clear(&last);
     }
-    if (mkdirs(c->job_dir)) {
+    if (trl_mkdirs(c->job_dir, &e)) {
         trainer_free(&t), task_set_free(&ts), model_free(&m);
         fail(c, "training_error", "cannot create the checkpoint directory", NULL);
         return;

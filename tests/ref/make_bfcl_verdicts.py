@@ -192,32 +192,34 @@ def ast_variants(entry, gt, rng):
     def add(name, calls):
         pool.append((name, calls))
 
+    def variant(name, change, pred=lambda k, v: True):
+        """The base calls with change(arguments, key) applied to one argument pred picks."""
+        c = copy.deepcopy(base)
+        pick = pick_arg(c, rng, pred)
+        if pick:
+            i, k = pick
+            change(c[i]["arguments"], k)
+            add(name, c)
+
+    def set_to(f):
+        return lambda a, k: a.__setitem__(k, f(a[k]))
+
+    def first_item_wrong_type(a, k):
+        a[k][0] = wrong_type_value(a[k][0])
+
+    def dict_drop(a, k):
+        del a[k][rng.choice(list(a[k]))]
+
+    def dict_change(a, k):
+        kk = rng.choice(list(a[k]))
+        a[k][kk] = mutate_value(a[k][kk], rng)
+
     add("correct_random_values", build_calls(gt, rng, "random"))
     add("correct_min_params", build_calls(gt, rng, "min"))
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng)
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = mutate_value(c[i]["arguments"][k], rng)
-        add("wrong_value", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng)
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = wrong_type_value(c[i]["arguments"][k])
-        add("wrong_type", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, float) and v == int(v) and abs(v) < 1e15)
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = int(c[i]["arguments"][k])
-        add("int_for_float", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, int) and not isinstance(v, bool))
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = float(c[i]["arguments"][k])
-        add("float_for_int", c)
+    variant("wrong_value", set_to(lambda v: mutate_value(v, rng)))
+    variant("wrong_type", set_to(wrong_type_value))
+    variant("int_for_float", set_to(int), lambda k, v: isinstance(v, float) and v == int(v) and abs(v) < 1e15)
+    variant("float_for_int", set_to(float), lambda k, v: isinstance(v, int) and not isinstance(v, bool))
     c = copy.deepcopy(base)
     sch = [schema_of(entry, x["name"]) for x in c]
     req = [(i, k) for i, x in enumerate(c) if sch[i] for k in sch[i]["parameters"].get("required", []) if k in x["arguments"]]
@@ -246,41 +248,13 @@ def ast_variants(entry, gt, rng):
     add("extra_call", c)
     if len(base) > 1:
         add("reordered_calls", list(reversed(copy.deepcopy(base))))
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, str) or (isinstance(v, list) and any(isinstance(x, str) for x in v)))
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = shout(c[i]["arguments"][k])
-        add("shouted_string", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, list) and v)
-    if pick:
-        i, k = pick
-        v = c[i]["arguments"][k]
-        v[0] = wrong_type_value(v[0])
-        add("wrong_item_type", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, dict) and v)
-    if pick:
-        i, k = pick
-        v = c[i]["arguments"][k]
-        kk = rng.choice(list(v))
-        del v[kk]
-        add("dict_missing_key", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, dict) and v)
-    if pick:
-        i, k = pick
-        v = c[i]["arguments"][k]
-        kk = rng.choice(list(v))
-        v[kk] = mutate_value(v[kk], rng)
-        add("dict_wrong_value", c)
-    c = copy.deepcopy(base)
-    pick = pick_arg(c, rng, lambda k, v: isinstance(v, list) and v and all(isinstance(x, dict) for x in v))
-    if pick:
-        i, k = pick
-        c[i]["arguments"][k] = c[i]["arguments"][k][:-1] if rng.random() < 0.5 else list(reversed(c[i]["arguments"][k]))
-        add("dict_list_changed", c)
+    variant("shouted_string", set_to(shout),
+            lambda k, v: isinstance(v, str) or (isinstance(v, list) and any(isinstance(x, str) for x in v)))
+    variant("wrong_item_type", first_item_wrong_type, lambda k, v: isinstance(v, list) and v)
+    variant("dict_missing_key", dict_drop, lambda k, v: isinstance(v, dict) and v)
+    variant("dict_wrong_value", dict_change, lambda k, v: isinstance(v, dict) and v)
+    variant("dict_list_changed", set_to(lambda v: v[:-1] if rng.random() < 0.5 else list(reversed(v))),
+            lambda k, v: isinstance(v, list) and v and all(isinstance(x, dict) for x in v))
     c = copy.deepcopy(base)
     c[0]["arguments"] = json.dumps(c[0]["arguments"])
     add("arguments_as_string", c)

@@ -1,6 +1,7 @@
 // convert_check.h (test support, header only: it uses cmocka's asserts, so include it after
-// <cmocka.h>): what the data tests share: where the shared datasets are, skipping when they are
-// missing, a sink that validates and keeps every converted example, and count helpers.
+// <cmocka.h>): what the data tests share: the shared datasets (shared_data.h), a sink that
+// validates and keeps every converted example, and count helpers
+// (expect_counts checks many counters in one line).
 #ifndef TOOLRL_CONVERT_CHECK_H
 #define TOOLRL_CONVERT_CHECK_H
 
@@ -12,25 +13,7 @@
 #include "base/pyjson.h"
 #include "data/convert.h"
 #include "data/example.h"
-
-static inline const char *shared_dir(void) {
-    const char *d = getenv("TOOLRL_SHARED");
-    return d && *d ? d : "../shared";
-}
-
-// out = $TOOLRL_SHARED/data/rel; 1 when it is readable.
-static inline int shared_file(char *out, size_t n, const char *rel) {
-    snprintf(out, n, "%s/data/%s", shared_dir(), rel);
-    return access(out, R_OK) == 0;
-}
-
-#define NEED_SHARED(path, rel)                                                \
-    do {                                                                      \
-        if (!shared_file(path, sizeof(path), rel)) {                          \
-            printf("skipped: %s not found (set TOOLRL_SHARED)\n", path);      \
-            skip();                                                           \
-        }                                                                     \
-    } while (0)
+#include "tests/support/shared_data.h"
 
 typedef struct {
     int n;
@@ -59,17 +42,70 @@ static inline int collect_sink(void *ctx, const cJSON *ex, trl_err *e) {
     return TRL_OK;
 }
 
+static inline void print_counts(const char *what, const convert_counts *c) {
+    printf("%s:", what);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->value[i]) printf(" %s=%ld", c->name[i], c->value[i]);
+    printf("\n");
+}
+
+static inline void collect_start(collect *col, convert_counts *c) {
+    convert_counts_init(c);
+    memset(col, 0, sizeof(*col));
+    col->kept = cJSON_CreateArray();
+}
+
+// After a conversion into col: it succeeded, every example validated and reached the sink.
+static inline void collect_check(int rc, const char *what, const trl_err *e, const collect *col,
+                                 const convert_counts *c) {
+    if (rc) fprintf(stderr, "%s: %s\n", what, e->msg);
+    assert_int_equal(rc, TRL_OK);
+    assert_int_equal(col->invalid, 0);
+    assert_int_equal(convert_count_get(c, "kept"), col->n);
+    assert_int_equal(convert_count_get(c, "invalid_example"), 0);
+}
+
+// Converts a file or a folder (convert_path) into col (the caller deletes col->kept), checks it
+// (collect_check) and prints the counts.
+static inline void collect_path(convert_format f, const char *path, const convert_opts *o, collect *col,
+                                convert_counts *c) {
+    collect_start(col, c);
+    trl_err e;
+    collect_check(convert_path(f, path, o, collect_sink, col, c, &e), path, &e, col, c);
+    print_counts(path, c);
+}
+
+// The same for a text, with the side file given as JSON text (or NULL); the caller prints.
+static inline void collect_text(convert_format f, const char *text, const char *side, collect *col,
+                                convert_counts *c) {
+    cJSON *sj = side ? pyjson_parse(side, strlen(side), NULL) : NULL;
+    if (side) assert_non_null(sj);
+    convert_opts o = {.side = sj};
+    collect_start(col, c);
+    trl_err e;
+    collect_check(convert_text(f, text, strlen(text), &o, collect_sink, col, c, &e), "text", &e, col, c);
+    cJSON_Delete(sj);
+}
+
 static inline const cJSON *find_example(const cJSON *all, const char *id) {
     for (const cJSON *x = all->child; x; x = x->next)
         if (!strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring, id)) return x;
     return NULL;
 }
 
-static inline void print_counts(const char *what, const convert_counts *c) {
-    printf("%s:", what);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->value[i]) printf(" %s=%ld", c->name[i], c->value[i]);
-    printf("\n");
+// Checks counters against "name=value name=value ...", naming every one that differs.
+static inline void expect_counts(const convert_counts *c, const char *spec) {
+    char buf[1024], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", spec);
+    int bad = 0;
+    for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(t, '=');
+        assert_non_null(eq);
+        *eq = 0;
+        long want = strtol(eq + 1, NULL, 10), got = convert_count_get(c, t);
+        if (got != want) fprintf(stderr, "count %s: %ld, want %ld\n", t, got, want), bad++;
+    }
+    assert_int_equal(bad, 0);
 }
 
 // Rows removed by filters (not notes).

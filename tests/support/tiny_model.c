@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/gguf.h"
 #include "model/model.h"
 #include "model/quant.h"
 #include "model/safetensors.h"
+#include "tests/support/gguf_bytes.h"
 
 // ---- the tokenizer ----
 
@@ -294,17 +296,6 @@ float *tiny_model_weight(const tiny_model_spec *s, const char *hf_name, int64_t 
 
 // ---- files ----
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
 static int write_bytes(const char *path, const void *data, size_t n, trl_err *e) {
     FILE *f = fopen(path, "wb");
     if (!f) return trl_errf(e, "%s: %s", path, strerror(errno));
@@ -316,7 +307,7 @@ static int write_bytes(const char *path, const void *data, size_t n, trl_err *e)
 
 // Prints a cJSON tree into dir/name.
 static int write_json(const char *dir, const char *name, cJSON *root, trl_err *e) {
-    char *p = join(dir, name);
+    char *p = trl_path_join(dir, name);
     char *s = root ? cJSON_Print(root) : NULL;
     int rc = p && s ? write_bytes(p, s, strlen(s), e) : trl_errf(e, "tiny_model: out of memory");
     free(p);
@@ -357,6 +348,16 @@ static cJSON *config_json(const tiny_model_spec *s) {
     return o;
 }
 
+// A ByteLevel step of tokenizer.json (the pre-tokenizer's and the decoder's).
+static cJSON *byte_level(int add_prefix_space) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "ByteLevel");
+    cJSON_AddBoolToObject(o, "add_prefix_space", add_prefix_space);
+    cJSON_AddBoolToObject(o, "trim_offsets", 1);
+    cJSON_AddBoolToObject(o, "use_regex", 1);
+    return o;
+}
+
 static cJSON *tokenizer_json(const tiny_vocab *v) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "version", "1.0");
@@ -382,18 +383,9 @@ static cJSON *tokenizer_json(const tiny_vocab *v) {
     cJSON_AddStringToObject(dig, "type", "Digits");
     cJSON_AddBoolToObject(dig, "individual_digits", 1);
     cJSON_AddItemToArray(list, dig);
-    cJSON *bl = cJSON_CreateObject();
-    cJSON_AddStringToObject(bl, "type", "ByteLevel");
-    cJSON_AddBoolToObject(bl, "add_prefix_space", 0);
-    cJSON_AddBoolToObject(bl, "trim_offsets", 1);
-    cJSON_AddBoolToObject(bl, "use_regex", 1);
-    cJSON_AddItemToArray(list, bl);
+    cJSON_AddItemToArray(list, byte_level(0));
     cJSON_AddNullToObject(o, "post_processor");
-    cJSON *dec = cJSON_AddObjectToObject(o, "decoder");
-    cJSON_AddStringToObject(dec, "type", "ByteLevel");
-    cJSON_AddBoolToObject(dec, "add_prefix_space", 1);
-    cJSON_AddBoolToObject(dec, "trim_offsets", 1);
-    cJSON_AddBoolToObject(dec, "use_regex", 1);
+    cJSON_AddItemToObject(o, "decoder", byte_level(1));
     cJSON *m = cJSON_AddObjectToObject(o, "model");
     cJSON_AddStringToObject(m, "type", "BPE");
     cJSON_AddNullToObject(m, "dropout");
@@ -463,7 +455,7 @@ done:
 
 static int write_weights(const tiny_model_spec *s, const tiny_set *ts, const char *dir, trl_err *e) {
     if (s->hf_shards <= 1) {
-        char *p = join(dir, "model.safetensors");
+        char *p = trl_path_join(dir, "model.safetensors");
         int rc = p ? write_shard(s, ts, 0, ts->n, p, e) : trl_errf(e, "tiny_model: out of memory");
         free(p);
         return rc;
@@ -483,7 +475,7 @@ static int write_weights(const tiny_model_spec *s, const tiny_set *ts, const cha
             cJSON_AddStringToObject(wm, ts->t[i].hf, names[k]);
             total += (double)(ts->t[i].rows * (ts->t[i].cols ? ts->t[i].cols : 1)) * (double)esize;
         }
-        char *p = join(dir, names[k]);
+        char *p = trl_path_join(dir, names[k]);
         rc = p ? write_shard(s, ts, lo, hi, p, e) : trl_errf(e, "tiny_model: out of memory");
         free(p);
     }
@@ -516,68 +508,6 @@ int tiny_model_write_hf(const tiny_model_spec *s, const char *dir, trl_err *e) {
 
 // ---- GGUF ----
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} gbuf;
-
-static void g_put(gbuf *b, const void *d, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->n + n) ncap *= 2;
-        uint8_t *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    if (n) memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-static void g_u32(gbuf *b, uint32_t v) {
-    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    g_put(b, x, 4);
-}
-
-static void g_u64(gbuf *b, uint64_t v) {
-    g_u32(b, (uint32_t)v);
-    g_u32(b, (uint32_t)(v >> 32));
-}
-
-static void g_f32(gbuf *b, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    g_u32(b, u);
-}
-
-static void g_str(gbuf *b, const char *s) {
-    size_t n = strlen(s);
-    g_u64(b, n);
-    g_put(b, s, n);
-}
-
-static void g_pad(gbuf *b, size_t align) {
-    static const uint8_t zero[64];
-    while (b->n % align) g_put(b, zero, 1);
-}
-
-enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_BOOL = 7, GT_STR = 8, GT_ARR = 9 };
-
-static void kv_str(gbuf *b, int *n, const char *k, const char *v) {
-    g_str(b, k), g_u32(b, GT_STR), g_str(b, v), (*n)++;
-}
-static void kv_u32(gbuf *b, int *n, const char *k, uint32_t v) { g_str(b, k), g_u32(b, GT_U32), g_u32(b, v), (*n)++; }
-static void kv_f32(gbuf *b, int *n, const char *k, float v) { g_str(b, k), g_u32(b, GT_F32), g_f32(b, v), (*n)++; }
-static void kv_bool(gbuf *b, int *n, const char *k, int v) {
-    uint8_t x = (uint8_t)(v != 0);
-    g_str(b, k), g_u32(b, GT_BOOL), g_put(b, &x, 1), (*n)++;
-}
-
 // An arch-prefixed key.
 static const char *ak(char *buf, size_t cap, const char *arch, const char *suffix) {
     snprintf(buf, cap, "%s.%s", arch, suffix);
@@ -597,7 +527,7 @@ static uint32_t file_type_of(uint32_t wtype) {
 }
 
 // The GGUF bytes of one tensor: Q/K rows interleaved for llama, then converted to its type.
-static int tensor_bytes(const tiny_tensor *t, uint32_t type, int head_dim, gbuf *out, trl_err *e) {
+static int tensor_bytes(const tiny_tensor *t, uint32_t type, int head_dim, gguf_bytes *out, trl_err *e) {
     int64_t cols = t->cols ? t->cols : t->rows, rows = t->cols ? t->rows : 1;
     size_t rb = qtype_row_bytes(type, cols);
     if (rb == 0) return trl_errf(e, "tiny_model: %s: %lld columns do not fit type %u", t->gg, (long long)cols, type);
@@ -623,7 +553,7 @@ static int tensor_bytes(const tiny_tensor *t, uint32_t type, int head_dim, gbuf 
     }
     for (int64_t r = 0; r < rows; r++) {
         quantize_row(type, src + r * cols, row, cols);
-        g_put(out, row, rb);
+        gguf_bytes_put(out, row, rb);
     }
     free(row);
     free(perm);
@@ -644,81 +574,81 @@ int tiny_model_write_gguf(const tiny_model_spec *s, uint32_t wtype, const char *
     const char *arch = s->arch == MODEL_ARCH_LLAMA ? "llama" : "qwen2";
     int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
     int V = tiny_model_n_vocab(s);
-    gbuf kv = {0}, info = {0}, data = {0}, file = {0};
-    int n_kv = 0, rc = TRL_ERR;
+    gguf_bytes kv = {0}, info = {0}, data = {0}, file = {0};
+    int rc = TRL_ERR;
     char k[96];
-    kv_str(&kv, &n_kv, "general.architecture", arch);
-    kv_str(&kv, &n_kv, "general.name", "tiny");
-    kv_u32(&kv, &n_kv, "general.alignment", 32);
-    kv_u32(&kv, &n_kv, "general.file_type", file_type_of(wtype));
-    kv_u32(&kv, &n_kv, "general.quantization_version", 2);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "vocab_size"), (uint32_t)V);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "context_length"), (uint32_t)s->n_ctx);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "embedding_length"), (uint32_t)s->n_embd);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "block_count"), (uint32_t)s->n_layer);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "feed_forward_length"), (uint32_t)s->n_ff);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.head_count"), (uint32_t)s->n_head);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.head_count_kv"), (uint32_t)s->n_head_kv);
-    kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "rope.dimension_count"), (uint32_t)hd);
+    gguf_bytes_kv_str(&kv, "general.architecture", arch);
+    gguf_bytes_kv_str(&kv, "general.name", "tiny");
+    gguf_bytes_kv_u32(&kv, "general.alignment", 32);
+    gguf_bytes_kv_u32(&kv, "general.file_type", file_type_of(wtype));
+    gguf_bytes_kv_u32(&kv, "general.quantization_version", 2);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "vocab_size"), (uint32_t)V);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "context_length"), (uint32_t)s->n_ctx);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "embedding_length"), (uint32_t)s->n_embd);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "block_count"), (uint32_t)s->n_layer);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "feed_forward_length"), (uint32_t)s->n_ff);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "attention.head_count"), (uint32_t)s->n_head);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "attention.head_count_kv"), (uint32_t)s->n_head_kv);
+    gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "rope.dimension_count"), (uint32_t)hd);
     if (s->head_dim) {
-        kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.key_length"), (uint32_t)hd);
-        kv_u32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.value_length"), (uint32_t)hd);
+        gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "attention.key_length"), (uint32_t)hd);
+        gguf_bytes_kv_u32(&kv, ak(k, sizeof(k), arch, "attention.value_length"), (uint32_t)hd);
     }
-    kv_f32(&kv, &n_kv, ak(k, sizeof(k), arch, "rope.freq_base"), s->rope_theta);
-    kv_f32(&kv, &n_kv, ak(k, sizeof(k), arch, "attention.layer_norm_rms_epsilon"), s->rms_eps);
-    kv_str(&kv, &n_kv, "tokenizer.ggml.model", "gpt2");
-    kv_str(&kv, &n_kv, "tokenizer.ggml.pre", "smollm");
+    gguf_bytes_kv_f32(&kv, ak(k, sizeof(k), arch, "rope.freq_base"), s->rope_theta);
+    gguf_bytes_kv_f32(&kv, ak(k, sizeof(k), arch, "attention.layer_norm_rms_epsilon"), s->rms_eps);
+    gguf_bytes_kv_str(&kv, "tokenizer.ggml.model", "gpt2");
+    gguf_bytes_kv_str(&kv, "tokenizer.ggml.pre", "smollm");
     // Token list padded to the embedding size the way llama.cpp's converter does.
-    g_str(&kv, "tokenizer.ggml.tokens"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_STR), g_u64(&kv, (uint64_t)V), n_kv++;
+    gguf_bytes_kv_array(&kv, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, (uint64_t)V);
     for (int i = 0; i < V; i++) {
         char pad[32];
         snprintf(pad, sizeof(pad), "[PAD%d]", i);
-        g_str(&kv, i < v.n ? v.text[i] : pad);
+        gguf_bytes_str(&kv, i < v.n ? v.text[i] : pad);
     }
-    g_str(&kv, "tokenizer.ggml.token_type"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_I32), g_u64(&kv, (uint64_t)V), n_kv++;
-    for (int i = 0; i < V; i++) g_u32(&kv, (uint32_t)(i < v.n ? v.type[i] : 5));
-    g_str(&kv, "tokenizer.ggml.merges"), g_u32(&kv, GT_ARR), g_u32(&kv, GT_STR), g_u64(&kv, N_MERGES), n_kv++;
-    for (int i = 0; i < N_MERGES; i++) g_str(&kv, v.merge[i]);
-    kv_u32(&kv, &n_kv, "tokenizer.ggml.bos_token_id", 1);
-    kv_u32(&kv, &n_kv, "tokenizer.ggml.eos_token_id", 2);
-    kv_u32(&kv, &n_kv, "tokenizer.ggml.padding_token_id", 2);
-    kv_bool(&kv, &n_kv, "tokenizer.ggml.add_bos_token", 0);
-    kv_str(&kv, &n_kv, "tokenizer.chat_template", CHAT_TEMPLATE);
+    gguf_bytes_kv_array(&kv, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, (uint64_t)V);
+    for (int i = 0; i < V; i++) gguf_bytes_u32(&kv, (uint32_t)(i < v.n ? v.type[i] : 5));
+    gguf_bytes_kv_array(&kv, "tokenizer.ggml.merges", GGUF_TYPE_STRING, N_MERGES);
+    for (int i = 0; i < N_MERGES; i++) gguf_bytes_str(&kv, v.merge[i]);
+    gguf_bytes_kv_u32(&kv, "tokenizer.ggml.bos_token_id", 1);
+    gguf_bytes_kv_u32(&kv, "tokenizer.ggml.eos_token_id", 2);
+    gguf_bytes_kv_u32(&kv, "tokenizer.ggml.padding_token_id", 2);
+    gguf_bytes_kv_bool(&kv, "tokenizer.ggml.add_bos_token", 0);
+    gguf_bytes_kv_str(&kv, "tokenizer.chat_template", CHAT_TEMPLATE);
 
     for (int i = 0; i < ts.n; i++) {
         const tiny_tensor *t = &ts.t[i];
         uint32_t type = t->n_dims == 2 ? wtype : QTYPE_F32;
-        g_str(&info, t->gg);
-        g_u32(&info, (uint32_t)t->n_dims);
+        gguf_bytes_str(&info, t->gg);
+        gguf_bytes_u32(&info, (uint32_t)t->n_dims);
         if (t->n_dims == 2) {
-            g_u64(&info, (uint64_t)t->cols);
-            g_u64(&info, (uint64_t)t->rows);
+            gguf_bytes_u64(&info, (uint64_t)t->cols);
+            gguf_bytes_u64(&info, (uint64_t)t->rows);
         } else {
-            g_u64(&info, (uint64_t)t->rows);
+            gguf_bytes_u64(&info, (uint64_t)t->rows);
         }
-        g_u32(&info, type);
-        g_u64(&info, (uint64_t)data.n);
+        gguf_bytes_u32(&info, type);
+        gguf_bytes_u64(&info, (uint64_t)data.n);
         if (tensor_bytes(t, type, hd, &data, e)) goto done;
-        g_pad(&data, 32);
+        gguf_bytes_pad(&data, 32);
     }
-    g_put(&file, "GGUF", 4);
-    g_u32(&file, 3);
-    g_u64(&file, (uint64_t)ts.n);
-    g_u64(&file, (uint64_t)n_kv);
-    g_put(&file, kv.p, kv.n);
-    g_put(&file, info.p, info.n);
-    g_pad(&file, 32);
-    g_put(&file, data.p, data.n);
+    gguf_bytes_put(&file, "GGUF", 4);
+    gguf_bytes_u32(&file, 3);
+    gguf_bytes_u64(&file, (uint64_t)ts.n);
+    gguf_bytes_u64(&file, (uint64_t)kv.n_kv);
+    gguf_bytes_put(&file, kv.p, kv.n);
+    gguf_bytes_put(&file, info.p, info.n);
+    gguf_bytes_pad(&file, 32);
+    gguf_bytes_put(&file, data.p, data.n);
     if (kv.oom || info.oom || data.oom || file.oom) {
         trl_errf(e, "tiny_model: out of memory");
         goto done;
     }
     rc = write_bytes(path, file.p, file.n, e);
 done:
-    free(kv.p);
-    free(info.p);
-    free(data.p);
-    free(file.p);
+    gguf_bytes_free(&kv);
+    gguf_bytes_free(&info);
+    gguf_bytes_free(&data);
+    gguf_bytes_free(&file);
     vocab_free(&v);
     set_free(&ts);
     return rc;
@@ -740,7 +670,7 @@ void tiny_model_rmdir(const char *dir) {
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        char *p = join(dir, de->d_name);
+        char *p = trl_path_join(dir, de->d_name);
         if (!p) continue;
         struct stat st;
         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) tiny_model_rmdir(p);
