@@ -14,6 +14,12 @@ static const cli_option SERVE_OPTIONS[] = {
     {.name = "--threads", .arg = "N", .def = "4", .help = "HTTP connection budget: at most 64*N open connections"},
     {.name = "--api-key", .arg = "KEY",
      .help = "key clients must send as 'Authorization: Bearer KEY' (computed: $TOOLRL_API_KEY, else none: no key)"},
+    {.name = "--conns-per-ip", .arg = "N", .def = "32",
+     .help = "open connections one client address may hold; 0: no limit (behind a reverse proxy)"},
+    {.name = "--request-timeout", .arg = "S", .def = "10",
+     .help = "seconds a connection may stay silent before its request is whole, or between requests; 0: none"},
+    {.name = "--send-timeout", .arg = "S", .def = "120",
+     .help = "seconds a reply may go without the client taking a byte; 0: none, else at least 20"},
     {.name = "--slots", .arg = "N", .def = "8", .help = "sequences decoded together by continuous batching"},
     {.name = "--ctx", .arg = "N", .def = "2048", .help = "context length of each sequence, in tokens"},
     {.name = "--max-queue", .arg = "N", .def = "64", .help = "requests waiting for a slot before 429"},
@@ -36,6 +42,9 @@ static const cli_env SERVE_ENV[] = {
     {.name = "TOOLRL_SHARED", .help = "--workers: the shared benchmark data of evaluation jobs (default ../shared)"},
     {0}};
 
+// A timeout or limit option: 0 on the command line means none, which server_config spells < 0.
+static int zero_is_none(long v) { return v == 0 ? -1 : (int)v; }
+
 static int cli_serve(const cli_args *a) {
     server_config cfg = {0};
     cfg.host = cli_get(a, "--host");
@@ -44,6 +53,9 @@ static int cli_serve(const cli_args *a) {
     cfg.model_path = cli_get(a, "--model");
     cfg.api_key = cli_get(a, "--api-key");
     if (!cfg.api_key) cfg.api_key = getenv("TOOLRL_API_KEY");
+    cfg.conns_per_ip = zero_is_none(cli_get_int(a, "--conns-per-ip"));
+    cfg.request_timeout = zero_is_none(cli_get_int(a, "--request-timeout"));
+    cfg.send_timeout = zero_is_none(cli_get_int(a, "--send-timeout"));
     cfg.n_slots = (int)cli_get_int(a, "--slots");
     cfg.n_ctx = (int)cli_get_int(a, "--ctx");
     cfg.max_queue = (int)cli_get_int(a, "--max-queue");

@@ -16,6 +16,12 @@ typedef struct {
     const char *host;        // bind address, default 127.0.0.1
     uint16_t port;           // 0 picks a free port (see server_port)
     int threads;             // most concurrent HTTP connections / 64 (0 = default)
+    int conns_per_ip;        // most open connections from one client address (0 = default 32, < 0 = no limit)
+    int request_timeout;     // seconds a connection may stay silent until its request (headers and body)
+                             // is whole, and between keep-alive requests (0 = default 10, < 0 = none)
+    int send_timeout;        // seconds an admitted request's reply may go without a byte sent; it starts when
+                             // the handler has answered, however long it worked (0 = default 120, < 0 = none;
+                             // else at least 20: a stream waiting for a slot sends a keep-alive every 10 s)
     const char *model_path;
     const char *api_key;     // NULL or "" = no auth; else Bearer key for all but /health
     int n_slots;             // sequences decoded together (default 8)

@@ -1,0 +1,360 @@
+// test_server_http.c: the HTTP server on loopback, against raw sockets (no model is loaded:
+// the routes used here answer without one).
+// - Connections: idle connections from one address (127.0.0.2; Linux routes all of 127/8 to
+//   lo, so a client socket can take any of those as its source) stop at the per-address limit
+//   and cannot fill the connection table, another address (127.0.0.1) is still served; idle,
+//   half-sent and keep-alive connections are closed after the request timeout, while a reply
+//   the client reads slowly and a handler that works longer than that timeout are not cut.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "base/util.h"
+#include "server/server.h"
+#include "tests/support/tiny_model.h"
+
+typedef struct {
+    char dir[256], db[300], files[300], web[300];
+    server *s;
+    uint16_t port;
+} fx;
+
+static int fx_setup(void **state) {
+    fx *f = calloc(1, sizeof(*f));
+    if (!f || tiny_model_tempdir(f->dir, sizeof(f->dir))) return -1;
+    snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+    snprintf(f->files, sizeof(f->files), "%s/files", f->dir);
+    snprintf(f->web, sizeof(f->web), "%s/web", f->dir);
+    if (mkdir(f->web, 0700)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state) {
+    fx *f = *state;
+    server_stop(f->s);
+    tiny_model_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+// Starts the server of f on 127.0.0.1 with a job store; cfg's other fields as given.
+static void fx_start(fx *f, server_config cfg) {
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.db_path = f->db;
+    cfg.data_dir = f->files;
+    cfg.web_dir = f->web;
+    trl_err e = {{0}};
+    if (server_start(&f->s, &cfg, &e)) fail_msg("server_start: %s", e.msg);
+    f->port = server_port(f->s);
+    assert_true(f->port > 0);
+}
+
+// ---- a raw HTTP client ---------------------------------------------------------------------
+
+// A TCP connection from src (a loopback address) to 127.0.0.1:port.
+static int conn_open(const char *src, uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, src, &a.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    a.sin_port = htons(port);
+    assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &a.sin_addr), 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w <= 0) fail_msg("send: %s", strerror(errno));
+        c += w, n -= (size_t)w;
+    }
+}
+
+static void nap(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+// Waits until deadline (trl_now() seconds) for the server to close fd (EOF or reset; bytes that
+// arrive first are read and dropped). Returns the trl_now() of the close, or -1 if still open.
+static double closed_at(int fd, double deadline) {
+    char b[4096];
+    for (;;) {
+        double left = deadline - trl_now();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return trl_now();
+    }
+}
+
+// Reads one response (headers, then Content-Length bytes of body) within max_s. Returns the
+// status, or -1 when the connection closed or the time ran out first. The body (NUL-ended,
+// truncated to fit) goes to body when it is not NULL.
+static int read_response(int fd, char *body, size_t cap, double max_s) {
+    size_t bcap = 1 << 16, n = 0;
+    char *b = malloc(bcap);
+    assert_non_null(b);
+    double t0 = trl_now();
+    long want = -1, head = -1;
+    int status = -1;
+    while (want < 0 || (long)n < head + want) {
+        double left = max_s - (trl_now() - t0);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) break;
+        if (n + 4096 > bcap) b = realloc(b, bcap *= 2), assert_non_null(b);
+        ssize_t r = recv(fd, b + n, bcap - n - 1, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+        b[n] = 0;
+        char *end = head < 0 ? strstr(b, "\r\n\r\n") : NULL;
+        if (end) {
+            head = end + 4 - b;
+            const char *cl = strcasestr(b, "\r\nContent-Length:");
+            want = cl && cl < end ? strtol(cl + 17, NULL, 10) : 0;
+        }
+    }
+    if (want >= 0 && (long)n >= head + want) {
+        sscanf(b, "HTTP/1.1 %d", &status);
+        if (body) snprintf(body, cap, "%.*s", (int)want, b + head);
+    }
+    free(b);
+    return status;
+}
+
+// One request on a fresh connection from 127.0.0.1; the status (-1: no response).
+static int request(uint16_t port, const char *method, const char *path, const char *headers, char *body,
+                   size_t cap) {
+    int fd = conn_open("127.0.0.1", port);
+    char req[1024];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s\r\n", method, path,
+             headers ? headers : "");
+    send_all(fd, req, strlen(req));
+    int st = read_response(fd, body, cap, 10);
+    close(fd);
+    return st;
+}
+
+// ---- connections ---------------------------------------------------------------------------
+
+// The finding of issue 26: idle connections from one client filled the table (here 64: one
+// HTTP thread) and every other client was turned away. Now one address holds at most
+// conns_per_ip; the rest are closed at once, and 127.0.0.1 is served throughout.
+static void test_idle_flood_from_one_address(void **state) {
+    fx *f = *state;
+    fx_start(f, (server_config){.threads = 1, .conns_per_ip = 4, .request_timeout = 30});
+    enum { FLOOD = 100, LIMIT = 4 };
+    int fds[FLOOD], open_[FLOOD], n_open = FLOOD;
+    for (int i = 0; i < FLOOD; i++) fds[i] = conn_open("127.0.0.2", f->port), open_[i] = 1;
+    // all but LIMIT are closed by the server at once; LIMIT stay (idle, under a 30 s timeout)
+    for (double until = trl_now() + 10; n_open > LIMIT && trl_now() < until;)
+        for (int i = 0; i < FLOOD; i++)
+            if (open_[i] && closed_at(fds[i], 0) > 0) open_[i] = 0, n_open--;
+    nap(0.3);
+    for (int i = 0; i < FLOOD; i++)
+        if (open_[i] && closed_at(fds[i], 0) > 0) open_[i] = 0, n_open--;
+    assert_int_equal(n_open, LIMIT);
+    // another address is served
+    char body[4096];
+    assert_int_equal(request(f->port, "GET", "/v1/models", NULL, body, sizeof(body)), 200);
+    assert_non_null(strstr(body, "\"object\":\"list\""));
+    // 127.0.0.2 is refused while it holds its LIMIT ...
+    int extra = conn_open("127.0.0.2", f->port);
+    assert_true(closed_at(extra, trl_now() + 2) > 0);
+    close(extra);
+    // ... and served again once it lets one go
+    int first = -1;
+    for (int i = 0; i < FLOOD; i++) {
+        if (open_[i] && first < 0) first = i;
+        else close(fds[i]);
+    }
+    close(fds[first]);
+    int st = -1;
+    for (int tries = 0; tries < 40 && st != 200; tries++) {  // until the server has seen the closes
+        int fd = conn_open("127.0.0.2", f->port);
+        const char *req = "GET /v1/models HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        send_all(fd, req, strlen(req));
+        st = read_response(fd, NULL, 0, 2);
+        close(fd);
+        if (st != 200) nap(0.05);
+    }
+    assert_int_equal(st, 200);
+}
+
+// A connection that sends nothing, one that stops in the middle of its headers, and one that
+// stays open after a reply are all closed after the request timeout (1 s), not the old 600 s.
+static void test_request_timeout(void **state) {
+    fx *f = *state;
+    fx_start(f, (server_config){.request_timeout = 1});
+    double t0 = trl_now();
+    int idle = conn_open("127.0.0.1", f->port);
+    int half = conn_open("127.0.0.1", f->port);
+    const char *part = "GET /v1/models HTTP/1.1\r\nHost: t\r\n";
+    send_all(half, part, strlen(part));
+    int kept = conn_open("127.0.0.1", f->port);
+    const char *req = "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(kept, req, strlen(req));
+    assert_int_equal(read_response(kept, NULL, 0, 5), 200);
+    double t_kept0 = trl_now();
+    double t_idle = closed_at(idle, t0 + 5) - t0, t_half = closed_at(half, t0 + 5) - t0;
+    double t_kept = closed_at(kept, t0 + 5) - t_kept0;
+    assert_true(t_idle > 0.9 && t_idle < 3.5);
+    assert_true(t_half > 0.9 && t_half < 3.5);
+    assert_true(t_kept > 0.9 && t_kept < 3.5);
+    close(idle), close(half), close(kept);
+}
+
+// A reply the client reads slowly: it pauses 2.5 s, longer than the request timeout, while the
+// server's socket buffers are full (a 24 MB file). The reply is under the send timeout (120 s),
+// so every byte arrives.
+static void test_slow_reader_gets_whole_reply(void **state) {
+    fx *f = *state;
+    enum { SIZE = 24 << 20 };
+    char path[400];
+    snprintf(path, sizeof(path), "%s/big.bin", f->web);
+    FILE *o = fopen(path, "wb");
+    assert_non_null(o);
+    char *blk = calloc(1, 1 << 20);
+    for (int i = 0; i < SIZE >> 20; i++) assert_int_equal(fwrite(blk, 1, 1 << 20, o), 1 << 20);
+    free(blk);
+    fclose(o);
+    fx_start(f, (server_config){.request_timeout = 1});
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char *req = "GET /web/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    char b[65536];
+    size_t got = 0;
+    ssize_t r = recv(fd, b, 1000, 0);
+    assert_true(r > 0);
+    got += (size_t)r;
+    nap(2.5);
+    while ((r = recv(fd, b, sizeof(b), 0)) > 0) got += (size_t)r;
+    close(fd);
+    assert_true(got > SIZE);  // the headers and every byte of the file
+    assert_true(got < SIZE + 1024);
+}
+
+typedef struct {
+    double hold_s;
+    sqlite3 *h;
+} lock_holder;
+
+// Holds the store's write lock for hold_s seconds.
+static void *hold_lock(void *p) {
+    lock_holder *l = p;
+    nap(l->hold_s);
+    sqlite3_exec(l->h, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+static const char *ROW =
+    "{\"id\": \"r%d\", \"source\": \"test\", \"messages\": [{\"role\": \"user\", \"content\": \"add %d\"}], "
+    "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\", \"parameters\": {\"type\": \"dict\", "
+    "\"properties\": {\"a\": {\"type\": \"integer\"}}}}}], \"answer\": [{\"name\": \"add\", \"arguments\": {\"a\": "
+    "%d}}]}\n";
+
+// A multipart/form-data upload request (boundary XyZ) with the given fields; file may be NULL
+// (no file field), purpose NULL (none); cut drops the closing boundary. malloc'd, *len its size.
+static char *upload_request(const char *purpose, const char *file, size_t file_len, int cut, size_t *len) {
+    size_t cap = file_len + 1024;
+    char *body = malloc(cap), *req = malloc(cap + 512);
+    assert_non_null(body);
+    assert_non_null(req);
+    size_t n = 0;
+    if (purpose)
+        n += (size_t)snprintf(body + n, cap - n,
+                              "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n%s\r\n", purpose);
+    if (file) {
+        n += (size_t)snprintf(body + n, cap - n,
+                              "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.jsonl\"\r\n"
+                              "Content-Type: application/octet-stream\r\n\r\n");
+        memcpy(body + n, file, file_len);
+        n += file_len;
+        n += (size_t)snprintf(body + n, cap - n, "\r\n");
+    }
+    if (!cut) n += (size_t)snprintf(body + n, cap - n, "--XyZ--\r\n");
+    int h = snprintf(req, 512,
+                     "POST /v1/files HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: %zu\r\n\r\n", n);
+    memcpy(req + h, body, n);
+    free(body);
+    *len = (size_t)h + n;
+    return req;
+}
+
+static int upload(uint16_t port, const char *purpose, const char *file, int cut, char *resp, size_t cap) {
+    size_t n;
+    char *req = upload_request(purpose, file, file ? strlen(file) : 0, cut, &n);
+    int fd = conn_open("127.0.0.1", port);
+    send_all(fd, req, n);
+    free(req);
+    int st = read_response(fd, resp, cap, 20);
+    close(fd);
+    return st;
+}
+
+// A handler that works longer than the request timeout (here: waiting 2.5 s for the store's
+// write lock, held by another connection) still gets its reply out, as a non-streamed chat
+// completion that generates for minutes must: the timer restarts when the reply is queued.
+static void test_slow_handler_answers(void **state) {
+    fx *f = *state;
+    fx_start(f, (server_config){.request_timeout = 1});
+    lock_holder l = {.hold_s = 2.5};
+    assert_int_equal(sqlite3_open(f->db, &l.h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(l.h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    pthread_t th;
+    pthread_create(&th, NULL, hold_lock, &l);
+    char row[1024], resp[4096];
+    snprintf(row, sizeof(row), ROW, 1, 1, 1);
+    double t0 = trl_now();
+    int st = upload(f->port, "fine-tune", row, 0, resp, sizeof(resp));
+    double took = trl_now() - t0;
+    pthread_join(th, NULL);
+    sqlite3_close(l.h);
+    assert_int_equal(st, 200);
+    assert_non_null(strstr(resp, "\"status\":\"processed\""));
+    assert_true(took > 2.0);  // it did wait for the lock, longer than the request timeout
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_idle_flood_from_one_address, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_timeout, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader_gets_whole_reply, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_handler_answers, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
