@@ -327,13 +327,15 @@ void server_get_static(server *s, const api_request *rq, api_reply *r) {
 
 // ---- requests ------------------------------------------------------------------------------
 
+// The presented key is compared in constant time (trl_secret_equal): how long the comparison
+// takes says nothing about how much of a guess was right.
 static int authorized(server *s, struct MHD_Connection *c) {
     const char *key = s->cfg.api_key;
     if (!key || !*key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, key)) return 1;
+    if (h && !strncmp(h, "Bearer ", 7) && trl_secret_equal(h + 7, key)) return 1;
     const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
-    return x && !strcmp(x, key);
+    return x && trl_secret_equal(x, key);
 }
 
 // A connection's timeout is MHD's: seconds without a byte received or sent. Until its request
@@ -572,6 +574,12 @@ int server_load_model(server *s, trl_err *e) {
     if (s->api) api_set_base_model(s->api, s->model_id, s->model_stem, s->cfg.model_path);
     atomic_store(&s->ready, 1);
     return TRL_OK;
+}
+
+int server_host_is_loopback(const char *host) {
+    struct in_addr a;
+    if (!host || inet_pton(AF_INET, host, &a) != 1) return -1;
+    return (ntohl(a.s_addr) >> 24) == 127;
 }
 
 uint16_t server_port(const server *s) {

@@ -5,6 +5,9 @@
 //   and cannot fill the connection table, another address (127.0.0.1) is still served; idle,
 //   half-sent and keep-alive connections are closed after the request timeout, while a reply
 //   the client reads slowly and a handler that works longer than that timeout are not cut.
+// - Keys: compared in constant time (trl_secret_equal) with the same answers as before; `toolrl
+//   serve` takes the key from TOOLRL_API_KEY, --api-key-file or --api-key (with a warning, and
+//   blanked from its command line), and warns when it listens beyond loopback without a key.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +34,8 @@
 #include "base/util.h"
 #include "server/server.h"
 #include "tests/support/tiny_model.h"
+
+static char g_toolrl[512];  // the toolrl binary next to this test's build folder
 
 typedef struct {
     char dir[256], db[300], files[300], web[300];
@@ -348,13 +353,222 @@ static void test_slow_handler_answers(void **state) {
     assert_true(took > 2.0);  // it did wait for the lock, longer than the request timeout
 }
 
-int main(void) {
+// ---- keys ----------------------------------------------------------------------------------
+
+static void test_secret_equal(void **state) {
+    (void)state;
+    assert_true(trl_secret_equal("sekrit", "sekrit"));
+    assert_false(trl_secret_equal("sekri", "sekrit"));
+    assert_false(trl_secret_equal("sekritt", "sekrit"));
+    assert_false(trl_secret_equal("sekriT", "sekrit"));
+    assert_false(trl_secret_equal("Sekrit", "sekrit"));
+    assert_false(trl_secret_equal("", "sekrit"));
+    assert_false(trl_secret_equal("sekrit", ""));
+    assert_true(trl_secret_equal("", ""));
+    assert_false(trl_secret_equal("sekrit\xff", "sekrit"));
+}
+
+static void test_key_checked(void **state) {
+    fx *f = *state;
+    fx_start(f, (server_config){.api_key = "sekrit"});
+    char body[4096];
+    assert_int_equal(request(f->port, "GET", "/v1/models", NULL, body, sizeof(body)), 401);
+    assert_non_null(strstr(body, "\"code\":\"invalid_api_key\""));
+    assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: Bearer sekri\r\n", NULL, 0), 401);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: Bearer sekritt\r\n", NULL, 0), 401);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: Bearer Sekrit\r\n", NULL, 0), 401);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: sekrit\r\n", NULL, 0), 401);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "X-Api-Key: sekri\r\n", NULL, 0), 401);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: Bearer sekrit\r\n", NULL, 0), 200);
+    assert_int_equal(request(f->port, "GET", "/v1/models", "X-Api-Key: sekrit\r\n", NULL, 0), 200);
+    assert_int_equal(request(f->port, "GET", "/health", NULL, NULL, 0), 503);  // public (loading: no model here)
+}
+
+typedef struct {
+    pid_t pid;
+    uint16_t port;
+    int status;   // exit status once it has exited; -2 while it runs
+    char err[8192];  // its stderr up to "ready" (or the end)
+} serve_proc;
+
+// Starts `toolrl serve --model TINY --port 0 --no-db ARGS…` with TOOLRL_API_KEY = env (unset
+// when NULL). Reads its stderr until "ready" (then port is set) or until it exits.
+static void serve_start(serve_proc *p, const char *model, const char *env, const char *const *args) {
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = g_toolrl, argv[n++] = "serve", argv[n++] = "--model", argv[n++] = model;
+    argv[n++] = "--port", argv[n++] = "0", argv[n++] = "--no-db", argv[n++] = "--compute-threads", argv[n++] = "1";
+    for (; args && *args; args++) argv[n++] = *args;
+    argv[n] = NULL;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    fflush(stdout), fflush(stderr);
+    memset(p, 0, sizeof(*p));
+    p->status = -2;
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], 2);
+        if (env) setenv("TOOLRL_API_KEY", env, 1);
+        else unsetenv("TOOLRL_API_KEY");
+        execv(g_toolrl, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t len = 0;
+    double t0 = trl_now();
+    while (len + 1 < sizeof(p->err) && trl_now() - t0 < 60) {
+        ssize_t r = read(pipefd[0], p->err + len, sizeof(p->err) - 1 - len);
+        if (r <= 0) break;
+        len += (size_t)r;
+        p->err[len] = 0;
+        if (strstr(p->err, "toolrl serve: ready")) break;
+    }
+    close(pipefd[0]);  // later lines (none expected) go to a closed pipe: SIGPIPE is ignored by serve
+    const char *at = strstr(p->err, "listening on http://127.0.0.1:");
+    if (at && strstr(p->err, "toolrl serve: ready")) {
+        p->port = (uint16_t)atoi(at + strlen("listening on http://127.0.0.1:"));
+        return;
+    }
+    int st;
+    assert_int_equal(waitpid(p->pid, &st, 0), p->pid);
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void serve_stop(serve_proc *p) {
+    if (p->status != -2) return;
+    kill(p->pid, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(p->pid, &st, 0), p->pid);
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    assert_int_equal(p->status, 0);
+}
+
+static int models_with(uint16_t port, const char *key) {
+    char h[256] = "";
+    if (key) snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", key);
+    return request(port, "GET", "/v1/models", h, NULL, 0);
+}
+
+static void test_serve_key_sources(void **state) {
+    fx *f = *state;
+    char model[400], keyfile[400], empty[400];
+    snprintf(model, sizeof(model), "%s/tiny.gguf", f->dir);
+    snprintf(keyfile, sizeof(keyfile), "%s/key", f->dir);
+    snprintf(empty, sizeof(empty), "%s/empty", f->dir);
+    tiny_model_spec spec = tiny_model_default(0);
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_write_gguf(&spec, 0, model, &e), TRL_OK);
+    FILE *o = fopen(keyfile, "w");
+    fputs("filekey\nsecond line\n", o);
+    fclose(o);
+    o = fopen(empty, "w");
+    fputs("\n", o);
+    fclose(o);
+    serve_proc p;
+
+    // no key on loopback: open, and no warning
+    serve_start(&p, model, NULL, NULL);
+    assert_int_equal(p.status, -2);
+    assert_int_equal(models_with(p.port, NULL), 200);
+    assert_null(strstr(p.err, "warning"));
+    serve_stop(&p);
+
+    // TOOLRL_API_KEY
+    serve_start(&p, model, "envkey", NULL);
+    assert_int_equal(p.status, -2);
+    assert_int_equal(models_with(p.port, NULL), 401);
+    assert_int_equal(models_with(p.port, "envke"), 401);
+    assert_int_equal(models_with(p.port, "envkey"), 200);
+    assert_null(strstr(p.err, "warning"));
+    serve_stop(&p);
+
+    // --api-key-file: its first line, ahead of the variable
+    serve_start(&p, model, "envkey", (const char *[]){"--api-key-file", keyfile, NULL});
+    assert_int_equal(p.status, -2);
+    assert_int_equal(models_with(p.port, "filekey"), 200);
+    assert_int_equal(models_with(p.port, "envkey"), 401);
+    assert_int_equal(models_with(p.port, "second line"), 401);
+    assert_null(strstr(p.err, "warning"));
+    serve_stop(&p);
+
+    // --api-key: accepted, with a warning, and gone from the process's command line
+    serve_start(&p, model, NULL, (const char *[]){"--api-key", "argkey", NULL});
+    assert_int_equal(p.status, -2);
+    assert_int_equal(models_with(p.port, "argkey"), 200);
+    assert_int_equal(models_with(p.port, NULL), 401);
+    assert_non_null(strstr(p.err, "warning: --api-key"));
+    char cmdline_path[64], cmdline[4096];
+    snprintf(cmdline_path, sizeof(cmdline_path), "/proc/%d/cmdline", (int)p.pid);
+    FILE *c = fopen(cmdline_path, "rb");
+    assert_non_null(c);
+    size_t n = fread(cmdline, 1, sizeof(cmdline), c);
+    fclose(c);
+    assert_true(n > 0);
+    assert_null(memmem(cmdline, n, "argkey", 6));
+    assert_non_null(memmem(cmdline, n, "--api-key", 9));
+    serve_stop(&p);
+
+    // usage errors: an empty key file, a missing one, both a file and a key, a key with a space
+    serve_start(&p, model, NULL, (const char *[]){"--api-key-file", empty, NULL});
+    assert_int_equal(p.status, 2);
+    assert_non_null(strstr(p.err, "empty"));
+    serve_start(&p, model, NULL, (const char *[]){"--api-key-file", "/nonexistent/key", NULL});
+    assert_int_equal(p.status, 2);
+    serve_start(&p, model, NULL, (const char *[]){"--api-key-file", keyfile, "--api-key", "x", NULL});
+    assert_int_equal(p.status, 2);
+    serve_start(&p, model, "a b", NULL);
+    assert_int_equal(p.status, 2);
+}
+
+// Beyond loopback without a key: a warning. 192.0.2.1 (TEST-NET-1) is no address of this
+// machine, so the bind fails right after it and nothing listens.
+static void test_serve_warns_public_without_key(void **state) {
+    fx *f = *state;
+    char model[400], keyfile[400];
+    snprintf(model, sizeof(model), "%s/tiny.gguf", f->dir);
+    snprintf(keyfile, sizeof(keyfile), "%s/key", f->dir);
+    FILE *o = fopen(keyfile, "w");
+    fputs("k\n", o);
+    fclose(o);
+    serve_proc p;
+    serve_start(&p, model, NULL, (const char *[]){"--host", "192.0.2.1", NULL});
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.err, "warning: 192.0.2.1 is not a loopback address and there is no API key"));
+    serve_start(&p, model, NULL, (const char *[]){"--host", "192.0.2.1", "--api-key-file", keyfile, NULL});
+    assert_int_equal(p.status, 1);
+    assert_null(strstr(p.err, "warning"));
+    serve_start(&p, model, "k", (const char *[]){"--host", "192.0.2.1", NULL});
+    assert_int_equal(p.status, 1);
+    assert_null(strstr(p.err, "warning"));
+    assert_int_equal(server_host_is_loopback("127.0.0.1"), 1);
+    assert_int_equal(server_host_is_loopback("127.1.2.3"), 1);
+    assert_int_equal(server_host_is_loopback("0.0.0.0"), 0);
+    assert_int_equal(server_host_is_loopback("10.0.0.1"), 0);
+    assert_int_equal(server_host_is_loopback("localhost"), -1);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
     signal(SIGPIPE, SIG_IGN);
+    // argv[0] is BUILD/tests/test_server_http; the binary is BUILD/toolrl
+    snprintf(g_toolrl, sizeof(g_toolrl), "%s", argv[0]);
+    char *slash = strrchr(g_toolrl, '/');
+    if (slash) *slash = 0;
+    slash = strrchr(g_toolrl, '/');
+    if (slash) *slash = 0;
+    else snprintf(g_toolrl, sizeof(g_toolrl), ".");
+    strncat(g_toolrl, "/toolrl", sizeof(g_toolrl) - strlen(g_toolrl) - 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_flood_from_one_address, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_request_timeout, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_gets_whole_reply, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_slow_handler_answers, fx_setup, fx_teardown),
+        cmocka_unit_test(test_secret_equal),
+        cmocka_unit_test_setup_teardown(test_key_checked, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_serve_key_sources, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_serve_warns_public_without_key, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

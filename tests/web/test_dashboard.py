@@ -195,13 +195,16 @@ def test_phone_width(server, browser):
 
 
 def test_api_key_and_errors_are_shown(browser):
-    """With --api-key: the page is public, the API answers 401 until the key is entered, and
-    the error is shown; the key entered is kept by the browser across reloads."""
+    """With an API key (--api-key-file): the page is public, the API answers 401 until the key is
+    entered, and the error is shown; the key entered is kept by the browser across reloads."""
     d = tempfile.mkdtemp(prefix="toolrl-web-key-")
     port = free_port()
+    with open(os.path.join(d, "key"), "w") as f:
+        f.write("sekret\n")
     proc = subprocess.Popen([BINARY, "serve", "--model", MODEL_PATH, "--port", str(port), "--db", os.path.join(d, "t.db"),
                              "--data-dir", os.path.join(d, "files"), "--web-dir", os.path.join(ROOT, "web"),
-                             "--api-key", "sekret"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--api-key-file", os.path.join(d, "key")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     base = "http://127.0.0.1:%d" % port
     try:
         wait_ready(base, proc)
