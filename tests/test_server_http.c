@@ -8,6 +8,9 @@
 // - Keys: compared in constant time (trl_secret_equal) with the same answers as before; `toolrl
 //   serve` takes the key from TOOLRL_API_KEY, --api-key-file or --api-key (with a warning, and
 //   blanked from its command line), and warns when it listens beyond loopback without a key.
+// - Uploads: every rejected upload (bad line, no examples, too large, cut or malformed multipart,
+//   wrong purpose, no file field, a client gone mid-body) leaves no file in the data folder and
+//   no row in the store.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -549,6 +552,78 @@ static void test_serve_warns_public_without_key(void **state) {
     assert_int_equal(server_host_is_loopback("localhost"), -1);
 }
 
+// ---- uploads -------------------------------------------------------------------------------
+
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int count_rows(const char *db) {
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*) FROM files", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+static void test_rejected_uploads_leave_nothing(void **state) {
+    fx *f = *state;
+    fx_start(f, (server_config){.max_upload = 8192});
+    char good[4096] = "", resp[4096];
+    for (int i = 0; i < 3; i++) snprintf(good + strlen(good), sizeof(good) - strlen(good), ROW, i, i, i);
+    assert_int_equal(count_entries(f->files), 0);
+    // a bad second line: 400 naming it
+    char bad[4096];
+    snprintf(bad, sizeof(bad), ROW, 0, 0, 0);
+    strcat(bad, "{\"id\": 1}\n");
+    assert_int_equal(upload(f->port, "fine-tune", bad, 0, resp, sizeof(resp)), 400);
+    assert_non_null(strstr(resp, "line 2"));
+    assert_non_null(strstr(resp, "\"param\":\"file\""));
+    // no examples; not JSON at all
+    assert_int_equal(upload(f->port, "fine-tune", "\n\n", 0, resp, sizeof(resp)), 400);
+    assert_int_equal(upload(f->port, "fine-tune", "\x01\x02 binary", 0, resp, sizeof(resp)), 400);
+    // over --max-upload
+    char *big = malloc(20000);
+    size_t nb = 0;
+    while (nb + 1024 < 20000) nb += (size_t)snprintf(big + nb, 20000 - nb, ROW, 7, 7, 7);
+    assert_int_equal(upload(f->port, "fine-tune", big, 0, resp, sizeof(resp)), 413);
+    free(big);
+    // a multipart body without its closing boundary; a wrong purpose; no purpose; no file
+    assert_int_equal(upload(f->port, "fine-tune", good, 1, resp, sizeof(resp)), 400);
+    assert_int_equal(upload(f->port, "assistants", good, 0, resp, sizeof(resp)), 400);
+    assert_non_null(strstr(resp, "\"param\":\"purpose\""));
+    assert_int_equal(upload(f->port, NULL, good, 0, resp, sizeof(resp)), 400);
+    assert_int_equal(upload(f->port, "fine-tune", NULL, 0, resp, sizeof(resp)), 400);
+    // a client that goes away in the middle of the body
+    size_t n;
+    char *req = upload_request("fine-tune", good, strlen(good), 0, &n);
+    int fd = conn_open("127.0.0.1", f->port);
+    send_all(fd, req, n - 40);
+    free(req);
+    nap(0.2);
+    int during = count_entries(f->files);  // the upload's temporary file exists meanwhile
+    close(fd);
+    for (int i = 0; i < 100 && count_entries(f->files); i++) nap(0.02);
+    assert_int_equal(during, 1);
+    assert_int_equal(count_entries(f->files), 0);
+    assert_int_equal(count_rows(f->db), 0);
+    // and the good file is stored: one file, one row
+    assert_int_equal(upload(f->port, "fine-tune", good, 0, resp, sizeof(resp)), 200);
+    assert_non_null(strstr(resp, "\"line_count\":3"));
+    assert_int_equal(count_entries(f->files), 1);
+    assert_int_equal(count_rows(f->db), 1);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     signal(SIGPIPE, SIG_IGN);
@@ -569,6 +644,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_key_checked, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_serve_key_sources, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_serve_warns_public_without_key, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_uploads_leave_nothing, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

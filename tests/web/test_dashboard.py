@@ -110,6 +110,9 @@ def test_new_run_through_the_form(server, browser):
     browser.find_element(By.ID, "file").send_keys(bad)
     browser.find_element(By.ID, "submit").click()
     wait(browser, EC.text_to_be_present_in_element((By.ID, "file-status"), "line 2"))
+    # the refusal is a 400 (nothing is stored), which the browser logs; nothing else is logged
+    errs = console_errors(browser)
+    assert len(errs) == 1 and "/v1/files" in errs[0]["message"] and "400" in errs[0]["message"], errs
     browser.find_element(By.ID, "file").clear()
     browser.find_element(By.ID, "file").send_keys(good)
     hp = browser.find_element(By.ID, "hp-max_steps")
