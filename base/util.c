@@ -1,4 +1,5 @@
-// util.c: error formatting, clock, whole-file reads and path helpers shared by the engine.
+// util.c: error formatting, clock, whole-file reads, path helpers and the constant-time secret
+// comparison.
 #define _POSIX_C_SOURCE 200809L
 #include "base/util.h"
 
@@ -84,4 +85,16 @@ int trl_mkdirs(const char *path, trl_err *e) {
         }
     if (mkdir(p, 0755) != 0 && errno != EEXIST) return trl_errf(e, "%s: %s", p, strerror(errno));
     return TRL_OK;
+}
+
+int trl_secret_equal(const char *given, const char *secret) {
+    size_t ng = strlen(given), ns = strlen(secret);
+    // Every byte of the secret is looked at, whatever the guess; a guess shorter than the
+    // secret is compared as if padded with NULs (which no secret byte is) and fails.
+    volatile unsigned char diff = ng != ns;
+    for (size_t i = 0; i < ns; i++) {
+        unsigned char g = i < ng ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)secret[i]);
+    }
+    return diff == 0;
 }

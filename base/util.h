@@ -38,4 +38,9 @@ char *trl_path_join(const char *dir, const char *name);
 // exists already is fine. TRL_ERR with "path: reason" otherwise.
 int trl_mkdirs(const char *path, trl_err *e);
 
+// 1 when the NUL-terminated strings given and secret are equal, else 0, in a time that depends on
+// the lengths only, never on where they differ (for API keys: a timing attack learns nothing of
+// how much of a guess was right).
+int trl_secret_equal(const char *given, const char *secret);
+
 #endif

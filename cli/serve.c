@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -12,8 +13,16 @@ static const cli_option SERVE_OPTIONS[] = {
     {.name = "--host", .arg = "ADDR", .def = "127.0.0.1", .help = "address to listen on"},
     {.name = "--port", .arg = "N", .def = "8080", .help = "TCP port; 0 picks a free one"},
     {.name = "--threads", .arg = "N", .def = "4", .help = "HTTP connection budget: at most 64*N open connections"},
-    {.name = "--api-key", .arg = "KEY",
-     .help = "key clients must send as 'Authorization: Bearer KEY' (computed: $TOOLRL_API_KEY, else none: no key)"},
+    {.name = "--api-key-file", .arg = "PATH",
+     .help = "key clients must send as 'Authorization: Bearer KEY', read from the file's first line (computed: "
+             "else --api-key, else $TOOLRL_API_KEY, else no key)"},
+    {.name = "--api-key", .arg = "KEY", .help = "the key itself; every user sees it in ps: prefer the file or the variable"},
+    {.name = "--conns-per-ip", .arg = "N", .def = "32",
+     .help = "open connections one client address may hold; 0: no limit (behind a reverse proxy)"},
+    {.name = "--request-timeout", .arg = "S", .def = "10",
+     .help = "seconds a connection may stay silent before its request is whole, or between requests; 0: none"},
+    {.name = "--send-timeout", .arg = "S", .def = "120",
+     .help = "seconds a reply may go without the client taking a byte; 0: none, else at least 20"},
     {.name = "--slots", .arg = "N", .def = "8", .help = "sequences decoded together by continuous batching"},
     {.name = "--ctx", .arg = "N", .def = "2048", .help = "context length of each sequence, in tokens"},
     {.name = "--max-queue", .arg = "N", .def = "64", .help = "requests waiting for a slot before 429"},
@@ -32,18 +41,71 @@ static const cli_option SERVE_OPTIONS[] = {
     {0}};
 
 static const cli_env SERVE_ENV[] = {
-    {.name = "TOOLRL_API_KEY", .help = "the API key when --api-key is not given"},
+    {.name = "TOOLRL_API_KEY", .help = "the API key when neither --api-key-file nor --api-key is given"},
     {.name = "TOOLRL_SHARED", .help = "--workers: the shared benchmark data of evaluation jobs (default ../shared)"},
     {0}};
 
+// The API key: the first line of --api-key-file, else --api-key (warned: other users see it in
+// ps; it is blanked from the arguments at once, which only shortens that window), else
+// $TOOLRL_API_KEY, else none (""). A key is visible ASCII without spaces. 0, or 2 after
+// printing a usage error.
+static int api_key_resolve(const cli_args *a, char *key, size_t cap) {
+    const char *file = cli_get(a, "--api-key-file");
+    int i = cli_get_next(a, "--api-key", 0);
+    const char *env = getenv("TOOLRL_API_KEY");
+    key[0] = 0;
+    if (file && i) {
+        fprintf(stderr, "toolrl serve: give --api-key-file or --api-key, not both\n");
+        return 2;
+    }
+    const char *k = "";
+    char *text = NULL;
+    if (file) {
+        trl_err e = {{0}};
+        text = trl_read_file(file, NULL, &e);
+        if (!text) {
+            fprintf(stderr, "toolrl serve: --api-key-file: %s\n", e.msg);
+            return 2;
+        }
+        text[strcspn(text, "\r\n")] = 0;
+        if (!*text) {
+            fprintf(stderr, "toolrl serve: --api-key-file: %s: the first line is empty\n", file);
+            free(text);
+            return 2;
+        }
+        k = text;
+    } else if (i) {
+        fprintf(stderr, "toolrl serve: warning: --api-key shows the key to every user of this machine (ps, "
+                        "/proc/PID/cmdline); use --api-key-file PATH or TOOLRL_API_KEY\n");
+        k = a->argv[i];
+    } else if (env) {
+        k = env;
+    }
+    int bad = strlen(k) >= cap;
+    for (const char *p = k; *p && !bad; p++) bad = *p < 0x21 || *p > 0x7e;
+    if (bad) fprintf(stderr, "toolrl serve: the API key must be at most %zu visible ASCII characters, no spaces\n",
+                     cap - 1);
+    else snprintf(key, cap, "%s", k);
+    if (i) memset(a->argv[i], '*', strlen(a->argv[i]));
+    free(text);
+    return bad ? 2 : 0;
+}
+
+// A timeout or limit option: 0 on the command line means none, which server_config spells < 0.
+static int zero_is_none(long v) { return v == 0 ? -1 : (int)v; }
+
 static int cli_serve(const cli_args *a) {
+    static char api_key[1024];
+    if (api_key_resolve(a, api_key, sizeof(api_key))) return 2;
     server_config cfg = {0};
     cfg.host = cli_get(a, "--host");
     cfg.port = (uint16_t)cli_get_int(a, "--port");
     cfg.threads = (int)cli_get_int(a, "--threads");
     cfg.model_path = cli_get(a, "--model");
-    cfg.api_key = cli_get(a, "--api-key");
-    if (!cfg.api_key) cfg.api_key = getenv("TOOLRL_API_KEY");
+    cfg.api_key = api_key[0] ? api_key : NULL;
+    cfg.conns_per_ip = zero_is_none(cli_get_int(a, "--conns-per-ip"));
+    cfg.request_timeout = zero_is_none(cli_get_int(a, "--request-timeout"));
+    cfg.send_timeout = zero_is_none(cli_get_int(a, "--send-timeout"));
     cfg.n_slots = (int)cli_get_int(a, "--slots");
     cfg.n_ctx = (int)cli_get_int(a, "--ctx");
     cfg.max_queue = (int)cli_get_int(a, "--max-queue");
@@ -60,6 +122,9 @@ static int cli_serve(const cli_args *a) {
         fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
         return 2;
     }
+    if (server_host_is_loopback(cfg.host) == 0 && !cfg.api_key)
+        fprintf(stderr, "toolrl serve: warning: %s is not a loopback address and there is no API key: anyone who "
+                        "reaches it may use the API (set TOOLRL_API_KEY or --api-key-file)\n", cfg.host);
     cli_set_threads(cfg.compute_threads);
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);

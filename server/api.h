@@ -8,7 +8,8 @@
 // bytes go to a temporary file in the data folder while their SHA-256 is computed and the
 // size limit enforced; api_upload_finish validates every line against the training format
 // (data/example.h), then fsyncs and renames the file and only then creates its store row, so
-// an acknowledged upload is never lost and a cut one leaves nothing behind.
+// an acknowledged upload is never lost, and a rejected one (any 4xx or 5xx: too large, cut,
+// a bad line, a wrong purpose…) or a cut one leaves nothing behind, neither bytes nor a row.
 #ifndef TOOLRL_API_H
 #define TOOLRL_API_H
 

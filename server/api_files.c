@@ -152,6 +152,13 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
                         "purpose must be 'fine-tune' (or 'evals'), got '%.40s'", u->purpose);
         return upload_free(u, 1);
     }
+    char err[512] = "";
+    long examples = validate_lines(u->tmp, err, sizeof(err));
+    if (examples < 0) {
+        api_reply_error(r, 400, "invalid_request_error", "file", "invalid_file",
+                        "%s; nothing was stored (every line must be a training example: docs/data.md)", err);
+        return upload_free(u, 1);
+    }
     if (fsync(u->fd)) {
         api_reply_error(r, 500, "server_error", NULL, NULL, "could not sync the upload to disk");
         return upload_free(u, 1);
@@ -161,8 +168,6 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
     EVP_DigestFinal_ex(u->sha, md, &mdlen);
     char hex[65];
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    char err[512] = "";
-    long examples = validate_lines(u->tmp, err, sizeof(err));
     char id[STORE_ID_MAX], path[1300];
     trl_err e = {{0}};
     if (store_id_new("file", id, &e)) {
@@ -176,14 +181,11 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
     }
     int dfd = open(a->data_dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) fsync(dfd), close(dfd);
-    store_file_new fn = {id, u->filename[0] ? u->filename : "upload.jsonl", u->purpose,
-                         examples >= 0 ? "processed" : "error", hex, path, (int64_t)u->bytes,
-                         examples >= 0 ? examples : 0};
+    store_file_new fn = {id, u->filename[0] ? u->filename : "upload.jsonl", u->purpose, "processed", hex, path,
+                         (int64_t)u->bytes, examples};
     store_file f = {0};
     pthread_mutex_lock(&a->mu);
-    int rc = store_file_create(a->db, &fn, NULL, &e);
-    if (rc == TRL_OK && examples < 0) rc = store_file_set_status(a->db, id, "error", -1, err, &e);
-    if (rc == TRL_OK) rc = store_file_get(a->db, id, &f, &e);
+    int rc = store_file_create(a->db, &fn, &f, &e);
     pthread_mutex_unlock(&a->mu);
     if (rc) {
         unlink(path);

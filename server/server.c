@@ -52,6 +52,7 @@ struct server {
     char model_stem[256];
     time_t created;
     server_metrics met;
+    unsigned request_timeout, send_timeout;  // seconds, 0 = none (resolved from cfg)
 };
 
 // Per-connection state, freed in the request-completed callback.
@@ -326,13 +327,26 @@ void server_get_static(server *s, const api_request *rq, api_reply *r) {
 
 // ---- requests ------------------------------------------------------------------------------
 
+// The presented key is compared in constant time (trl_secret_equal): how long the comparison
+// takes says nothing about how much of a guess was right.
 static int authorized(server *s, struct MHD_Connection *c) {
     const char *key = s->cfg.api_key;
     if (!key || !*key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, key)) return 1;
+    if (h && !strncmp(h, "Bearer ", 7) && trl_secret_equal(h + 7, key)) return 1;
     const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
-    return x && !strcmp(x, key);
+    return x && trl_secret_equal(x, key);
+}
+
+// A connection's timeout is MHD's: seconds without a byte received or sent. Until its request
+// is whole (and between keep-alive requests) it is the short request timeout, so idle or
+// half-sent connections cannot hold the connection table. Once the request is admitted and its
+// handler has answered, the reply gets the send timeout: a stream may wait for a slot (it sends
+// a keep-alive every 10 s) and a client may read slowly. The handler's own time does not count:
+// libmicrohttpd restarts the timer when a reply is queued (a non-streamed completion generates
+// inside the handler for as long as it takes).
+static void timeout_set(struct MHD_Connection *c, unsigned seconds) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
 }
 
 static enum MHD_Result send_too_large(server *s, struct MHD_Connection *c) {
@@ -468,13 +482,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (cs->answered) return MHD_YES;  // a response is queued already
-    return dispatch(s, c, url, method, cs);
+    enum MHD_Result ret = dispatch(s, c, url, method, cs);
+    timeout_set(c, s->send_timeout);  // the reply's (see timeout_set)
+    return ret;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
-    (void)toe;
+    server *s = cls;
+    // sent: the connection may wait for its next request, under the request timeout again
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) timeout_set(c, s->request_timeout);
     conn_state *cs = *req;
     if (!cs) return;
     if (cs->pp) MHD_destroy_post_processor(cs->pp);
@@ -496,6 +512,16 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
     if (s->cfg.max_tokens <= 0) s->cfg.max_tokens = 512;
     if (s->cfg.max_body == 0) s->cfg.max_body = 4u << 20;
     s->created = time(NULL);
+    if (s->cfg.conns_per_ip == 0) s->cfg.conns_per_ip = 32;
+    if (s->cfg.request_timeout == 0) s->cfg.request_timeout = 10;
+    if (s->cfg.send_timeout == 0) s->cfg.send_timeout = 120;
+    if (s->cfg.send_timeout > 0 && s->cfg.send_timeout < 20) {
+        free(s);
+        return trl_errf(e, "the send timeout must be at least 20 s (a stream waiting for a slot sends a keep-alive "
+                           "every 10 s), got %d", cfg->send_timeout);
+    }
+    s->request_timeout = s->cfg.request_timeout > 0 ? (unsigned)s->cfg.request_timeout : 0;
+    s->send_timeout = s->cfg.send_timeout > 0 ? (unsigned)s->cfg.send_timeout : 0;
     if (cfg->db_path && api_init(&s->api, cfg->db_path, cfg->data_dir ? cfg->data_dir : "var/files", cfg->max_upload, e)) {
         free(s);
         return TRL_ERR;
@@ -509,10 +535,12 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
         return trl_errf(e, "bad --host address '%s' (IPv4 expected)", cfg->host);
     }
     unsigned limit = (unsigned)(cfg->threads > 0 ? cfg->threads * 64 : 256);
+    unsigned per_ip = s->cfg.conns_per_ip > 0 ? (unsigned)s->cfg.conns_per_ip : 0;  // MHD: 0 = no limit
+    // New connections start under the request timeout; timeout_set switches it per connection.
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL,
                             NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, limit,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_END);
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                            s->request_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!s->d) {
         api_free(s->api);
         free(s);
@@ -546,6 +574,12 @@ int server_load_model(server *s, trl_err *e) {
     if (s->api) api_set_base_model(s->api, s->model_id, s->model_stem, s->cfg.model_path);
     atomic_store(&s->ready, 1);
     return TRL_OK;
+}
+
+int server_host_is_loopback(const char *host) {
+    struct in_addr a;
+    if (!host || inet_pton(AF_INET, host, &a) != 1) return -1;
+    return (ntohl(a.s_addr) >> 24) == 127;
 }
 
 uint16_t server_port(const server *s) {

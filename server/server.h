@@ -16,8 +16,15 @@ typedef struct {
     const char *host;        // bind address, default 127.0.0.1
     uint16_t port;           // 0 picks a free port (see server_port)
     int threads;             // most concurrent HTTP connections / 64 (0 = default)
+    int conns_per_ip;        // most open connections from one client address (0 = default 32, < 0 = no limit)
+    int request_timeout;     // seconds a connection may stay silent until its request (headers and body)
+                             // is whole, and between keep-alive requests (0 = default 10, < 0 = none)
+    int send_timeout;        // seconds an admitted request's reply may go without a byte sent; it starts when
+                             // the handler has answered, however long it worked (0 = default 120, < 0 = none;
+                             // else at least 20: a stream waiting for a slot sends a keep-alive every 10 s)
     const char *model_path;
-    const char *api_key;     // NULL or "" = no auth; else Bearer key for all but /health
+    const char *api_key;     // NULL or "" = no auth; else Bearer key for all but /health (compared in
+                             // constant time)
     int n_slots;             // sequences decoded together (default 8)
     int n_ctx;               // context per sequence (default 2048)
     int max_queue;           // waiting requests before 429 (default 64)
@@ -35,6 +42,9 @@ typedef struct {
 int server_start(server **out, const server_config *cfg, trl_err *e);
 int server_load_model(server *s, trl_err *e);
 uint16_t server_port(const server *s);
+// 1 when host (an IPv4 address as --host takes it) is a loopback address (127.0.0.0/8), 0 when
+// not (0.0.0.0 listens on every interface), -1 when it is no IPv4 address.
+int server_host_is_loopback(const char *host);
 void server_stop(server *s);
 
 #endif

@@ -191,7 +191,9 @@ int store_job_claim(store *s, const char *worker_id, int lease_seconds, store_jo
 int store_job_heartbeat(store *s, const char *id, const char *worker_id, int lease_seconds,
                         const store_progress *p, int *cancel_requested, trl_err *e);
 // Ends a job the worker holds: status succeeded | failed | cancelled, with the fine-tuned model's
-// name and/or the error JSON (either may be NULL). TRL_LEASE_LOST as for the heartbeat.
+// name and/or the error JSON (either may be NULL). TRL_LEASE_LOST as for the heartbeat. Writes
+// the job's one closing event in the same transaction ("The job has successfully completed",
+// "The job failed: <the error's message>" with the error as data, "Job cancelled").
 int store_job_finish(store *s, const char *id, const char *worker_id, const char *status,
                      const char *fine_tuned_model, const char *error_json, trl_err *e);
 // Every running job whose lease ended at or before now: cancelled if cancel was requested, failed

@@ -178,6 +178,24 @@ static int query_i64(store *s, const char *sql, const char *arg, int64_t *out, t
     return ret;
 }
 
+// The "message" of an error object (JSON text), or "" when it has none.
+static int error_message(store *s, const char *error_json, char *out, size_t cap, trl_err *e) {
+    out[0] = 0;
+    if (!error_json) return TRL_OK;
+    sqlite3_stmt *st = store_stmt(s, "SELECT json_extract(?1, '$.message')", e);
+    if (!st) return TRL_ERR;
+    store_bind_text(st, 1, error_json);
+    int rc = sqlite3_step(st), ret = TRL_OK;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (t) snprintf(out, cap, "%s", (const char *)t);
+    } else {
+        ret = store_sql_fail(s, "read the error's message", e);
+    }
+    store_stmt_done(st);
+    return ret;
+}
+
 // Ends a write transaction: commits if rc is TRL_OK, else rolls back; returns the outcome.
 static int tx_end(store *s, int rc, trl_err *e) {
     if (rc != TRL_OK) {
@@ -564,13 +582,18 @@ int store_job_finish(store *s, const char *id, const char *worker_id, const char
             rc = store_step_done(s, st, "finish job", e);
         }
     }
+    // The job's one closing event, written with the status it announces (workers write none).
     if (rc == TRL_OK) {
-        if (!strcmp(status, "succeeded"))
+        if (!strcmp(status, "succeeded")) {
             rc = event_insert(s, id, "info", "message", "The job has successfully completed", NULL, NULL, e);
-        else if (!strcmp(status, "failed"))
-            rc = event_insert(s, id, "error", "message", "The job failed", error_json, NULL, e);
-        else
+        } else if (!strcmp(status, "failed")) {
+            char why[400], msg[480] = "The job failed";
+            rc = error_message(s, error_json, why, sizeof why, e);
+            if (why[0]) snprintf(msg, sizeof msg, "The job failed: %s", why);
+            if (rc == TRL_OK) rc = event_insert(s, id, "error", "message", msg, error_json, NULL, e);
+        } else {
             rc = event_insert(s, id, "info", "message", "Job cancelled", NULL, NULL, e);
+        }
     }
     return tx_end(s, rc, e);
 }

@@ -106,6 +106,13 @@ static store_job job_in_status(store *s, const char *id, const char *status) {
     return j;
 }
 
+// Events of ev whose message starts with prefix.
+static int count_events(const store_events *ev, const char *prefix) {
+    int n = 0;
+    for (int i = 0; i < ev->n; i++) n += !strncmp(ev->items[i].message, prefix, strlen(prefix));
+    return n;
+}
+
 static void test_job_runs_to_success(void **state) {
     fx *f = *state;
     char id[STORE_ID_MAX];
@@ -130,6 +137,9 @@ static void test_job_runs_to_success(void **state) {
             assert_non_null(strstr(ev.items[i].data, "\"reward_mean\""));
         }
     assert_int_equal(metrics, 3);
+    // exactly one closing event (the worker and the store each wrote one before)
+    assert_int_equal(count_events(&ev, "The job has successfully completed"), 1);
+    assert_int_equal(count_events(&ev, "The job"), 1);
     store_events_free(&ev);
     // checkpoints at steps 2 and 3; the model row points at the newest, which loads
     store_checkpoints cl = {0};
@@ -157,6 +167,21 @@ static void test_bad_job_fails_clearly(void **state) {
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
     store_job j = job_in_status(s, id, "failed");
     assert_non_null(strstr(j.error, "hyperparameters.batch_size"));
+    // one closing event, naming the reason, with the error as its data
+    store_events ev = {0};
+    store_page pg = {NULL, 100, 1};
+    assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
+    int errors = 0;
+    for (int i = 0; i < ev.n; i++) errors += !strcmp(ev.items[i].level, "error");
+    assert_int_equal(errors, 1);
+    assert_int_equal(count_events(&ev, "The job failed: "), 1);
+    assert_int_equal(count_events(&ev, "The job"), 1);
+    for (int i = 0; i < ev.n; i++)
+        if (!strncmp(ev.items[i].message, "The job failed: ", 16)) {
+            assert_non_null(strstr(ev.items[i].message, "hyperparameters.batch_size"));
+            assert_non_null(strstr(ev.items[i].data, "hyperparameters.batch_size"));
+        }
+    store_events_free(&ev);
     store_job_clear(&j);
     store_close(s);
 }
@@ -188,6 +213,12 @@ static void test_cancel_reaches_worker(void **state) {
     assert_true(waited < 10.0);
     j = job_in_status(s, id, "cancelled");
     store_job_clear(&j);
+    store_events ev = {0};
+    store_page pg = {NULL, 1000, 1};
+    assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
+    assert_int_equal(count_events(&ev, "Job cancelled"), 1);
+    assert_int_equal(count_events(&ev, "The job"), 0);
+    store_events_free(&ev);
     store_close(s);
 }
 
@@ -226,6 +257,7 @@ static void test_killed_worker_resumes(void **state) {
     int resumed = 0;
     for (int i = 0; i < ev.n; i++) resumed += strstr(ev.items[i].message, "Resumed from checkpoint at step") != NULL;
     assert_int_equal(resumed, 1);
+    assert_int_equal(count_events(&ev, "The job has successfully completed"), 1);
     store_events_free(&ev);
     store_close(s);
 }

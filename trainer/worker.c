@@ -109,10 +109,11 @@ static char *error_json(const char *code, const char *message, const char *param
     return s;
 }
 
+// Ends the job as failed. store_job_finish writes its closing event ("The job failed: message"),
+// as it does for the other endings: the worker adds none of its own.
 static void fail(job_ctx *c, const char *code, const char *message, const char *param) {
     char *ej = error_json(code, message, param);
     trl_err e = {{0}};
-    event(c, "error", "message", message, NULL);
     if (store_job_finish(c->s, c->j->id, c->worker_id, "failed", NULL, ej, &e) != TRL_OK)
         fprintf(stderr, "toolrl worker: %s: cannot record failure: %s\n", c->j->id, e.msg);
     fprintf(stderr, "toolrl worker: %s failed: %s\n", c->j->id, message);
@@ -292,7 +293,6 @@ static void run_eval_job(job_ctx *c) {
     } else if (atomic_load(&w.lost)) {
         fprintf(stderr, "toolrl worker: %s: lease lost; stopped\n", j->id);
     } else if (atomic_load(&w.cancel)) {
-        event(c, "info", "message", "The evaluation was cancelled", NULL);
         if (store_job_finish(c->s, j->id, c->worker_id, "cancelled", NULL, NULL, &e) != TRL_OK)
             fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
     } else if (rc == TRL_ABORTED) {
@@ -311,7 +311,6 @@ typedef struct {
     job_ctx *c;
     job_watch *w;
     const model *m;
-    cJSON *last_mx;  // the last step's metrics, for the final event
 } train_run;
 
 static int job_on_step(void *ctx, trainer *t, cJSON *mx, trl_err *e) {
@@ -328,8 +327,6 @@ static int job_on_step(void *ctx, trainer *t, cJSON *mx, trl_err *e) {
         r->w->abort = 1, atomic_store(&r->w->lost, 1);
         return TRL_ABORTED;
     }
-    cJSON_Delete(r->last_mx);
-    r->last_mx = cJSON_Duplicate(mx, 1);
     return TRL_OK;
 }
 
@@ -447,7 +444,6 @@ static void run_job(job_ctx *c) {
     train_run run = {.c = c, .w = &w, .m = &m};
     trainer_hooks hooks = {.ctx = &run, .on_step = job_on_step, .on_checkpoint = job_on_checkpoint};
     rc = trainer_run(&t, &hooks, &e);
-    cJSON *last_mx = run.last_mx;
     atomic_store(&w.quit, 1);
     pthread_join(w.th, NULL);
     if (rc == TRL_OK || atomic_load(&w.cancel)) {  // the final progress, before the status changes
@@ -457,14 +453,12 @@ static void run_job(job_ctx *c) {
                             &cancel, &e);
     }
     if (rc == TRL_OK) {
-        event(c, "info", "message", "The job has successfully completed", last_mx);
         if (store_job_finish(c->s, j->id, c->worker_id, "succeeded", c->ft_name, NULL, &e) != TRL_OK)
             fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
         else fprintf(stderr, "toolrl worker: %s succeeded: %s\n", j->id, c->ft_name);
     } else if (atomic_load(&w.lost)) {
         fprintf(stderr, "toolrl worker: %s: lease lost; stopped\n", j->id);
     } else if (atomic_load(&w.cancel)) {
-        event(c, "info", "message", "The job was cancelled", NULL);
         if (store_job_finish(c->s, j->id, c->worker_id, "cancelled", NULL, NULL, &e) != TRL_OK)
             fprintf(stderr, "toolrl worker: %s: %s\n", j->id, e.msg);
         else fprintf(stderr, "toolrl worker: %s cancelled\n", j->id);
@@ -476,7 +470,6 @@ static void run_job(job_ctx *c) {
     } else {
         fail(c, "training_error", e.msg, NULL);
     }
-    cJSON_Delete(last_mx);
     trainer_free(&t);
     task_set_free(&ts);
     model_free(&m);

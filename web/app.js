@@ -1,6 +1,6 @@
 // app.js: the dashboard: a hash router and its five views (runs, one run, new run,
 // playground, models), built only on the public REST API (api.js) and dygraphs (charts.js).
-import { api, apiKey, jobMetrics, listAll, setApiKey } from "./api.js";
+import { api, ApiError, apiKey, jobMetrics, listAll, setApiKey } from "./api.js";
 import { drawCharts } from "./charts.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -205,9 +205,12 @@ async function viewNew(el) {
         const form = new FormData();
         form.append("purpose", "fine-tune");
         form.append("file", input.files[0]);
-        const f = await api("/v1/files", { method: "POST", form });
-        if (f.status !== "processed") {
-          $("#file-status").innerHTML = `<span class="errors">The file was not accepted: ${esc(f.status_details)}</span>`;
+        let f;
+        try {
+          f = await api("/v1/files", { method: "POST", form });
+        } catch (e) {  // a refused file (a bad line, too large): its reason beside the form
+          if (!(e instanceof ApiError) || ![400, 413].includes(e.status) || !e.body?.error) throw e;
+          $("#file-status").innerHTML = `<span class="errors">The file was not accepted: ${esc(e.body.error.message)}</span>`;
           return;
         }
         $("#file-status").textContent = `${f.filename}: ${f.line_count} examples, sha256 ${f.sha256.slice(0, 12)}…`;

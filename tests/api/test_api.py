@@ -4,6 +4,7 @@ The default model is tiny and its tool calls are often wrong, so tool tests asse
 server's guarantees (only well-formed calls to known tools, exact wire shapes, streamed ==
 non-streamed) rather than what the model decides."""
 import json
+import os
 import socket
 import threading
 import time
@@ -467,7 +468,8 @@ def test_client_disconnect_frees_sequence(base_url, model_id):
 
 @pytest.fixture(scope="module")
 def small_server():
-    proc, base = spawn_server("--api-key", "sekrit", "--slots", "1", "--max-queue", "1", "--ctx", "1024")
+    proc, base = spawn_server("--slots", "1", "--max-queue", "1", "--ctx", "1024",
+                              env=dict(os.environ, TOOLRL_API_KEY="sekrit"))
     yield base
     stop_server(proc)
 

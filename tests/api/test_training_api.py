@@ -131,14 +131,13 @@ def test_upload_validates_and_hashes(tc, good_file):
 def test_bad_line_is_reported_with_its_number(tc, train_server):
     rows = [example(0), example(1)]
     path = write_jsonl(os.path.join(train_server[2], "bad.jsonl"), rows, extra='{"id": "x", "source": "s"}\n')
-    with open(path, "rb") as f:
-        bad = tc.files.create(file=f, purpose="fine-tune")
-    assert bad.status == "error"
-    assert bad.status_details.startswith("line 3:")
-    # a job on it is refused, naming the problem
-    with pytest.raises(openai.BadRequestError) as ei:
-        tc.fine_tuning.jobs.create(model=MODEL_ID, training_file=bad.id)
-    assert ei.value.body["param"] == "training_file" and "line 3" in ei.value.body["message"]
+    before = len(tc.files.list().data)
+    with open(path, "rb") as f, pytest.raises(openai.BadRequestError) as ei:
+        tc.files.create(file=f, purpose="fine-tune")
+    # refused at upload, naming the line; nothing is stored
+    assert ei.value.body["param"] == "file" and ei.value.body["code"] == "invalid_file"
+    assert ei.value.body["message"].startswith("line 3:")
+    assert len(tc.files.list().data) == before
 
 
 def test_delete_file(tc, train_server):

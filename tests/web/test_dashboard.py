@@ -110,6 +110,9 @@ def test_new_run_through_the_form(server, browser):
     browser.find_element(By.ID, "file").send_keys(bad)
     browser.find_element(By.ID, "submit").click()
     wait(browser, EC.text_to_be_present_in_element((By.ID, "file-status"), "line 2"))
+    # the refusal is a 400 (nothing is stored), which the browser logs; nothing else is logged
+    errs = console_errors(browser)
+    assert len(errs) == 1 and "/v1/files" in errs[0]["message"] and "400" in errs[0]["message"], errs
     browser.find_element(By.ID, "file").clear()
     browser.find_element(By.ID, "file").send_keys(good)
     hp = browser.find_element(By.ID, "hp-max_steps")
@@ -195,13 +198,16 @@ def test_phone_width(server, browser):
 
 
 def test_api_key_and_errors_are_shown(browser):
-    """With --api-key: the page is public, the API answers 401 until the key is entered, and
-    the error is shown; the key entered is kept by the browser across reloads."""
+    """With an API key (--api-key-file): the page is public, the API answers 401 until the key is
+    entered, and the error is shown; the key entered is kept by the browser across reloads."""
     d = tempfile.mkdtemp(prefix="toolrl-web-key-")
     port = free_port()
+    with open(os.path.join(d, "key"), "w") as f:
+        f.write("sekret\n")
     proc = subprocess.Popen([BINARY, "serve", "--model", MODEL_PATH, "--port", str(port), "--db", os.path.join(d, "t.db"),
                              "--data-dir", os.path.join(d, "files"), "--web-dir", os.path.join(ROOT, "web"),
-                             "--api-key", "sekret"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--api-key-file", os.path.join(d, "key")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     base = "http://127.0.0.1:%d" % port
     try:
         wait_ready(base, proc)
