@@ -19,7 +19,7 @@
 #include "trainer/lm.h"
 
 void cli_set_threads(int n);
-void cli_blas_setup(char **argv);
+void cli_runtime_setup(char **argv);
 
 static const char *opt(int argc, char **argv, const char *name, const char *def) {
     for (int i = 1; i + 1 < argc; i++)
@@ -28,8 +28,7 @@ static const char *opt(int argc, char **argv, const char *name, const char *def)
 }
 
 int main(int argc, char **argv) {
-    cli_blas_setup(argv);                     // OpenBLAS's kernels for this CPU (cli/opts.c)
-    setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
+    cli_runtime_setup(argv);  // OpenBLAS kernels and OpenMP spinning for this host (cli/opts.c)
     const char *path = opt(argc, argv, "--model", "models/SmolLM2-135M-Instruct.Q4_1.gguf");
     int B = atoi(opt(argc, argv, "--batch", "4")), T = atoi(opt(argc, argv, "--tokens", "256"));
     int R = atoi(opt(argc, argv, "--reps", "3")), threads = atoi(opt(argc, argv, "--threads", "2"));

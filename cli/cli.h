@@ -83,9 +83,11 @@ void cli_set_threads(int n);
 // Makes SIGINT and SIGTERM set the returned flag (the process goes on; the caller stops when it
 // sees the flag) instead of ending the process.
 volatile sig_atomic_t *cli_stop_on_signals(void);
-// Re-executes the process with OPENBLAS_CORETYPE set when OpenBLAS fell back to its generic
-// kernels on a CPU it does not know (see cli/opts.c). Call first thing in main.
-void cli_blas_setup(char **argv);
+// Re-executes the process, once, with OPENBLAS_CORETYPE set when OpenBLAS fell back to its
+// generic kernels on a CPU it does not know, and GOMP_SPINCOUNT set to CLI_SPINCOUNT unless
+// OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (see cli/opts.c). Call first thing in main.
+#define CLI_SPINCOUNT "20000"
+void cli_runtime_setup(char **argv);
 
 // `toolrl worker` processes started by `toolrl serve --workers N` (spawn.c).
 pid_t cli_spawn_worker(const char *db, const char *model, const char *out_dir, int threads);

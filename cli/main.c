@@ -3,6 +3,6 @@
 #include "cli/cli.h"
 
 int main(int argc, char **argv) {
-    cli_blas_setup(argv);
+    cli_runtime_setup(argv);
     return cli_dispatch(&CLI_TOOLRL, argc, argv);
 }

@@ -210,24 +210,36 @@ void cli_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
-// OpenBLAS picks its kernels by the CPU model when it loads. Debian 12's OpenBLAS 0.3.21 does
-// not know newer Intel models (Sapphire Rapids) and falls back to its Prescott (SSE3) kernels:
-// sgemm there is ~2x slower (bench_train on the default model: 20.5 → 56 tokens/s at T=64 /
-// T=256 with SkylakeX kernels). When that happens on a CPU with AVX-512 or AVX2, choose the
-// kernels by the CPU's features instead: OpenBLAS reads OPENBLAS_CORETYPE only when it loads,
-// so the process runs itself again, once, with it set. A set OPENBLAS_CORETYPE is left alone.
-void cli_blas_setup(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *core = openblas_get_corename();
-    if (!core || strcasecmp(core, "prescott") != 0) return;
-    __builtin_cpu_init();
-    const char *want = NULL;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
-        want = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        want = "Haswell";
-    if (!want) return;
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);  // only returns on failure: go on with the generic kernels
+// Two libraries read their settings from the environment once, when they load, before main:
+// - OpenBLAS picks its kernels by the CPU model. Debian 12's OpenBLAS 0.3.21 does not know
+//   newer Intel models (Sapphire Rapids) and falls back to its Prescott (SSE3) kernels: sgemm
+//   there is ~2x slower (bench_train on the default model: 20.5 → 56 tokens/s at T=64 / T=256
+//   with SkylakeX kernels). On a CPU with AVX-512 or AVX2 the kernels are then chosen by the
+//   CPU's features (OPENBLAS_CORETYPE). A set OPENBLAS_CORETYPE is left alone.
+// - libgomp's threads wait at the end of every parallel region by spinning GOMP_SPINCOUNT
+//   times (300,000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT say otherwise: milliseconds)
+//   before they sleep. On a host where other processes want the cores, a thread whose partner
+//   was preempted spins away the time the partner needs (perf: most of a request's time in
+//   libgomp), so toolrl sets CLI_SPINCOUNT unless either variable is set (docs: README,
+//   Configuration). Setting either one by hand restores libgomp's own choice.
+// When either setting has to change, the process runs itself again, once, with it set.
+void cli_runtime_setup(char **argv) {
+    int again = 0;
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        setenv("GOMP_SPINCOUNT", CLI_SPINCOUNT, 1);
+        again = 1;
+    }
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : openblas_get_corename();
+    if (core && strcasecmp(core, "prescott") == 0) {
+        __builtin_cpu_init();
+        const char *want = NULL;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512cd"))
+            want = "SkylakeX";
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            want = "Haswell";
+        if (want) setenv("OPENBLAS_CORETYPE", want, 1), again = 1;
+    }
+    if (again) execv("/proc/self/exe", argv);  // only returns on failure: go on as loaded
 }

@@ -144,11 +144,10 @@ static const cli_option TRAIN_OPTIONS[] = {
      .help = "a Hugging Face checkpoint of the last phase at each checkpoint interval (default: none)"},
     {0}};
 
-static const cli_env TRAIN_ENV[] = {{.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
+static const cli_env TRAIN_ENV[] = {{.name = "GOMP_SPINCOUNT", .help = "spins of an idle OpenMP thread before it sleeps (default here: " CLI_SPINCOUNT ")"},
                                     {0}};
 
 static int cli_train(const cli_args *a) {
-    setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     const char *data = cli_get(a, "--data");
     const char *method = cli_get(a, "--method");
     const char *hyper_s = cli_get(a, "--hyper");

@@ -24,11 +24,10 @@ static const cli_option WORKER_OPTIONS[] = {
 
 static const cli_env WORKER_ENV[] = {
     {.name = "TOOLRL_SHARED", .help = "the shared benchmark data of evaluation jobs (default ../shared)"},
-    {.name = "OMP_WAIT_POLICY", .help = "OpenMP's wait policy (default here: passive)"},
+    {.name = "GOMP_SPINCOUNT", .help = "spins of an idle OpenMP thread before it sleeps (default here: " CLI_SPINCOUNT ")"},
     {0}};
 
 static int cli_worker(const cli_args *a) {
-    setenv("OMP_WAIT_POLICY", "passive", 0);  // before the first OpenMP region (trainer/README.md)
     worker_config cfg = {0};
     cfg.db_path = cli_get(a, "--db");
     cfg.out_dir = cli_get(a, "--out");
