@@ -36,6 +36,7 @@
 
 #include "base/util.h"
 #include "server/server.h"
+#include "tests/support/toolrl_bin.h"
 #include "tests/support/tiny_model.h"
 
 static char g_toolrl[512];  // the toolrl binary next to this test's build folder
@@ -627,14 +628,7 @@ static void test_rejected_uploads_leave_nothing(void **state) {
 int main(int argc, char **argv) {
     (void)argc;
     signal(SIGPIPE, SIG_IGN);
-    // argv[0] is BUILD/tests/test_server_http; the binary is BUILD/toolrl
-    snprintf(g_toolrl, sizeof(g_toolrl), "%s", argv[0]);
-    char *slash = strrchr(g_toolrl, '/');
-    if (slash) *slash = 0;
-    slash = strrchr(g_toolrl, '/');
-    if (slash) *slash = 0;
-    else snprintf(g_toolrl, sizeof(g_toolrl), ".");
-    strncat(g_toolrl, "/toolrl", sizeof(g_toolrl) - strlen(g_toolrl) - 1);
+    toolrl_bin_path(argv[0], g_toolrl, sizeof(g_toolrl));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_flood_from_one_address, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_request_timeout, fx_setup, fx_teardown),

@@ -17,6 +17,7 @@
 
 #include "model/model.h"
 #include "store/store.h"
+#include "tests/support/toolrl_bin.h"
 #include "tests/support/tiny_model.h"
 #include "trainer/worker.h"
 
@@ -264,14 +265,7 @@ static void test_killed_worker_resumes(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    // argv[0] is BUILD/tests/test_worker; the binary is BUILD/toolrl
-    snprintf(g_toolrl, sizeof(g_toolrl), "%s", argv[0]);
-    char *slash = strrchr(g_toolrl, '/');
-    if (slash) *slash = 0;
-    slash = strrchr(g_toolrl, '/');
-    if (slash) *slash = 0;
-    else snprintf(g_toolrl, sizeof(g_toolrl), ".");
-    strncat(g_toolrl, "/toolrl", sizeof(g_toolrl) - strlen(g_toolrl) - 1);
+    toolrl_bin_path(argv[0], g_toolrl, sizeof(g_toolrl));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_job_runs_to_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_job_fails_clearly, setup, teardown),
