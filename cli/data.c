@@ -155,7 +155,10 @@ static const cli_option MIX_OPTIONS[] = {
     {.name = "--shared", .arg = "DIR", .help = "the shared data folder (computed: $TOOLRL_SHARED, else ../shared)"},
     {.name = "--out-dir", .arg = "DIR", .def = "var/data", .help = "where train.jsonl and val.jsonl go"},
     {.name = "--val-frac", .arg = "F", .def = "0.02", .help = "fraction of the examples held out for validation"},
-    {.name = "--seed", .arg = "S", .def = "1", .help = "seed of the split"},
+    {.name = "--seed", .arg = "S", .def = "1", .help = "seed of the split (and of which rows get an irrelevance twin)"},
+    {.name = "--irrelevance", .arg = "F", .def = "0",
+     .help = "share of single-turn rows with calls that also enter as an irrelevance twin: the tools they call removed, "
+             "answer []"},
     {.name = "--only", .arg = "LABEL,...", .help = "only these default sources (default: all)"},
     {.name = "--add", .arg = "LABEL=FORMAT:PATH",
      .help = "a further source, a file or folder; repeatable (default: none)"},
@@ -214,7 +217,8 @@ static int data_mix(const cli_args *a) {
                       .sources = src,
                       .n_sources = n,
                       .val_frac = cli_get_float(a, "--val-frac"),
-                      .seed = (unsigned long)cli_get_int(a, "--seed")};
+                      .seed = (unsigned long)cli_get_int(a, "--seed"),
+                      .irrelevance_frac = cli_get_float(a, "--irrelevance")};
     mix_report rep;
     trl_err e;
     if (mix_build(&cfg, &rep, &e)) {

@@ -48,6 +48,8 @@ typedef struct {
     size_t n, cap;
     size_t *plen;  // prompt bytes of each row
     int src;
+    double irrelevance_frac;
+    unsigned long seed;
 } mix_state;
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
@@ -121,10 +123,11 @@ static uint64_t split_hash(unsigned long seed, const char *id) {
     return mix64(h ^ mix64((uint64_t)seed));
 }
 
-static int mix_sink(void *ctx, const cJSON *ex, trl_err *e) {
-    mix_state *st = ctx;
+// Adds one example to the mix unless its question is an evaluation question or it duplicates
+// a row already in; *added says which.
+static int mix_add(mix_state *st, const cJSON *ex, int *added_out, trl_err *e) {
     mix_report *rep = st->rep;
-    rep->converted++;
+    *added_out = 0;
     // The question: the last user message.
     const char *question = NULL;
     for (const cJSON *m = get(ex, "messages")->child; m; m = m->next)
@@ -178,7 +181,74 @@ static int mix_sink(void *ctx, const cJSON *ex, trl_err *e) {
     rep->kept[st->src]++;
     int nc = cJSON_GetArraySize(get(ex, "answer"));
     rep->calls[nc < MIX_CALL_BINS - 1 ? nc : MIX_CALL_BINS - 1]++;
+    *added_out = 1;
     return TRL_OK;
+}
+
+// The irrelevance twin of a single-turn row with calls: the same question with every tool its
+// answer calls taken out of the list, answer []. NULL when the row does not qualify (context
+// turns, no calls, or no tool left) or on out of memory (*oom set).
+static cJSON *irrelevance_twin(const cJSON *ex, int *oom) {
+    *oom = 0;
+    const cJSON *answer = get(ex, "answer"), *m;
+    if (cJSON_GetArraySize(answer) == 0) return NULL;
+    cJSON_ArrayForEach(m, get(ex, "messages")) {
+        const char *role = get(m, "role")->valuestring;
+        if (strcmp(role, "user") && strcmp(role, "system")) return NULL;
+    }
+    cJSON *twin = cJSON_Duplicate(ex, 1);
+    if (!twin) return *oom = 1, NULL;
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(twin, "tools");
+    for (cJSON *t = tools ? tools->child : NULL, *next; t; t = next) {
+        next = t->next;
+        const cJSON *fn = get(t, "function");
+        const cJSON *name = get(fn ? fn : t, "name");
+        const cJSON *c;
+        cJSON_ArrayForEach(c, answer) {
+            const cJSON *cn = get(c, "name");
+            if (cJSON_IsString(name) && cJSON_IsString(cn) && !strcmp(name->valuestring, cn->valuestring)) {
+                cJSON_Delete(cJSON_DetachItemViaPointer(tools, t));
+                break;
+            }
+        }
+    }
+    const cJSON *id = get(twin, "id");
+    size_t n = strlen(id->valuestring) + 8;
+    char *tid = malloc(n);
+    cJSON *empty = cJSON_CreateArray();
+    if (!tid || !empty) {
+        free(tid), cJSON_Delete(empty), cJSON_Delete(twin);
+        return *oom = 1, NULL;
+    }
+    snprintf(tid, n, "%s-irr", id->valuestring);
+    int ok = cJSON_GetArraySize(tools) > 0 && cJSON_ReplaceItemInObjectCaseSensitive(twin, "answer", empty);
+    if (!ok) cJSON_Delete(empty);
+    ok = ok && cJSON_ReplaceItemInObjectCaseSensitive(twin, "id", cJSON_CreateString(tid));
+    free(tid);
+    if (!ok) {
+        cJSON_Delete(twin);
+        return NULL;
+    }
+    return twin;
+}
+
+static int mix_sink(void *ctx, const cJSON *ex, trl_err *e) {
+    mix_state *st = ctx;
+    st->rep->converted++;
+    int added;
+    if (mix_add(st, ex, &added, e)) return TRL_ERR;
+    // A seeded share of the single-turn rows with calls also enters as its irrelevance twin.
+    const char *id = get(ex, "id")->valuestring;
+    if (!added || st->irrelevance_frac <= 0 ||
+        (double)(split_hash(st->seed ^ 0x1447ul, id) >> 11) * 0x1.0p-53 >= st->irrelevance_frac)
+        return TRL_OK;
+    int oom;
+    cJSON *twin = irrelevance_twin(ex, &oom);
+    if (!twin) return oom ? trl_errf(e, "out of memory") : TRL_OK;
+    int rc = mix_add(st, twin, &added, e);
+    cJSON_Delete(twin);
+    if (rc == TRL_OK && added) st->rep->irrelevance_twins[st->src]++, st->rep->irrelevance_twins_total++;
+    return rc;
 }
 
 static int cmp_order(const void *a, const void *b) {
@@ -214,6 +284,8 @@ int mix_build(const mix_config *cfg, mix_report *rep, trl_err *e) {
     memset(rep, 0, sizeof(*rep));
     if (cfg->n_sources > MIX_MAX_SOURCES) return trl_errf(e, "at most %d sources", MIX_MAX_SOURCES);
     if (!(cfg->val_frac >= 0 && cfg->val_frac < 1)) return trl_errf(e, "--val-frac must be in [0, 1)");
+    if (!(cfg->irrelevance_frac >= 0 && cfg->irrelevance_frac <= 1))
+        return trl_errf(e, "--irrelevance must be in [0, 1]");
     strset evalq;
     strset_init(&evalq);
     if (evalq_load(cfg->data_dir, &evalq, &rep->evalq, e)) {
@@ -221,7 +293,7 @@ int mix_build(const mix_config *cfg, mix_report *rep, trl_err *e) {
         return TRL_ERR;
     }
     rep->eval_questions = (long)evalq.n;
-    mix_state st = {.rep = rep, .evalq = &evalq};
+    mix_state st = {.rep = rep, .evalq = &evalq, .irrelevance_frac = cfg->irrelevance_frac, .seed = cfg->seed};
     strset_init(&st.keys);
     strset_init(&st.ids);
     int rc = TRL_OK;
@@ -299,22 +371,24 @@ void mix_report_print(const mix_report *rep, FILE *f) {
             if (c->value[i]) fprintf(f, " %s=%ld", c->name[i], c->value[i]);
         fprintf(f, "\n");
     }
-    fprintf(f, "%-22s %8s %8s %8s %8s %8s %8s\n", "source", "examples", "eval_ovl", "dupes", "in_mix", "train", "val");
+    fprintf(f, "%-22s %8s %8s %8s %8s %8s %8s %8s\n", "source", "examples", "eval_ovl", "dupes", "irr_twin", "in_mix",
+            "train", "val");
     long conv = 0;
     for (size_t s = 0; s < rep->n_sources; s++) {
         long k = convert_count_get(&rep->counts[s], "kept");
         conv += k;
-        fprintf(f, "%-22s %8ld %8ld %8ld %8ld %8ld %8ld\n", rep->label[s], k, rep->eval_overlap[s], rep->duplicates[s],
-                rep->kept[s], rep->train_rows[s], rep->val_rows[s]);
+        fprintf(f, "%-22s %8ld %8ld %8ld %8ld %8ld %8ld %8ld\n", rep->label[s], k, rep->eval_overlap[s],
+                rep->duplicates[s], rep->irrelevance_twins[s], rep->kept[s], rep->train_rows[s], rep->val_rows[s]);
     }
-    fprintf(f, "%-22s %8ld %8ld %8ld %8ld %8ld %8ld\n", "total", conv, rep->eval_overlap_total, rep->duplicates_total,
-            rep->total, rep->train, rep->val);
+    fprintf(f, "%-22s %8ld %8ld %8ld %8ld %8ld %8ld %8ld\n", "total", conv, rep->eval_overlap_total,
+            rep->duplicates_total, rep->irrelevance_twins_total, rep->total, rep->train, rep->val);
     fprintf(f, "duplicates removed: %ld; rows dropped for an evaluation question: %ld\n", rep->duplicates_total,
             rep->eval_overlap_total);
     fprintf(f, "calls per row:");
     for (int i = 0; i < MIX_CALL_BINS; i++)
         fprintf(f, " %d%s: %ld", i, i == MIX_CALL_BINS - 1 ? "+" : "", rep->calls[i]);
-    fprintf(f, "\nirrelevance rows (answer []): %ld\n", rep->calls[0]);
+    fprintf(f, "\nirrelevance rows (answer []): %ld (%ld of them twins of rows with calls, their called tools removed)\n",
+            rep->calls[0], rep->irrelevance_twins_total);
     fprintf(f, "prompt length (bytes of the compact JSON of messages + tools):");
     long lim = 1000;
     for (int i = 0; i < MIX_LEN_BINS; i++, lim *= 2) {

@@ -6,6 +6,9 @@
 //   * duplicates: the key is every user message (normalised, in order), the sorted tool names
 //     and the sorted canonical calls of the answer (json.dumps(call, sort_keys=True)); the first
 //     row with a key is kept, in source order;
+//   * irrelevance twins (irrelevance_frac > 0): a seeded share of the single-turn rows with
+//     calls enters a second time with the tools it calls removed and the answer [] (the model
+//     must learn to decline when no listed tool fits); id "<id>-irr", the source's label;
 //   * split: rows ordered by a hash of (seed, id); the first round(val_frac * n) are the
 //     validation rows; both files keep the mix order.
 // Evaluation sets are refused as inputs (convert_path refuses them by name and content).
@@ -42,6 +45,8 @@ typedef struct {
     size_t n_sources;
     double val_frac;
     unsigned long seed;
+    double irrelevance_frac;  // share of single-turn rows with calls that also enter as their
+                              // irrelevance twin: the tools they call removed, answer [] (0: none)
 } mix_config;
 
 #define MIX_CALL_BINS 6  // 0, 1, 2, 3, 4, 5+ calls
@@ -56,6 +61,7 @@ typedef struct {
     evalq_counts evalq;
     long eval_questions;  // distinct normalised evaluation questions
     long converted, eval_overlap_total, duplicates_total, total, train, val;
+    long irrelevance_twins[MIX_MAX_SOURCES], irrelevance_twins_total;
     long calls[MIX_CALL_BINS];  // rows by number of calls in the answer
     long prompt_len[MIX_LEN_BINS];
     long prompt_median, prompt_p90, prompt_max;

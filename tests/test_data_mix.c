@@ -603,6 +603,101 @@ static void test_mix_split(void **state) {
     for (int k = 0; k < 3; k++) free(val[k]);
 }
 
+// Irrelevance twins: with the share at 1, every single-turn row with calls whose tools are not
+// all called comes back once more as "<id>-irr" with answer [] and exactly its uncalled tools;
+// the twins change with nothing else (the original rows are the same).
+static const cJSON *row_by_id(cJSON **rows, int n, const char *id) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(cJSON_GetObjectItem(rows[i], "id")->valuestring, id)) return rows[i];
+    return NULL;
+}
+
+static int tool_called(const cJSON *answer, const char *name) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, answer) if (!strcmp(cJSON_GetObjectItem(c, "name")->valuestring, name)) return 1;
+    return 0;
+}
+
+static const char *tool_name(const cJSON *t) {
+    const cJSON *fn = cJSON_GetObjectItem(t, "function");
+    return cJSON_GetObjectItem(fn ? fn : t, "name")->valuestring;
+}
+
+static void test_mix_irrelevance_twins(void **state) {
+    (void)state;
+    char data_dir[1024];
+    NEED_SHARED(data_dir, "toolrl_rlla");
+    NEED_SHARED(data_dir, "");
+    mix_source src[2] = {MIX_DEFAULT_SOURCES[1], MIX_DEFAULT_SOURCES[2]};  // toolace, toolrl
+    char dir[64] = "/tmp/toolrl-irr-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    mix_config cfg = {.data_dir = data_dir, .out_dir = dir, .sources = src, .n_sources = 2, .seed = 1,
+                      .irrelevance_frac = 1.0};
+    mix_report rep;
+    trl_err e;
+    assert_int_equal(mix_build(&cfg, &rep, &e), TRL_OK);
+    char p[512];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/train.jsonl", dir);
+    char *text = read_all(p, &len);
+    remove(p);
+    snprintf(p, sizeof(p), "%s/val.jsonl", dir);
+    remove(p);
+    rmdir(dir);
+    cJSON *rows[2048];
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        assert_true(n < 2048);
+        rows[n++] = cJSON_Parse(line);
+        assert_non_null(rows[n - 1]);
+    }
+    assert_int_equal(n, rep.total);
+    assert_int_equal(rep.total, 176 + 397 + rep.irrelevance_twins_total);
+    int twins = 0, eligible = 0;
+    for (int i = 0; i < n; i++) {
+        const char *id = cJSON_GetObjectItem(rows[i], "id")->valuestring;
+        size_t l = strlen(id);
+        if (l > 4 && !strcmp(id + l - 4, "-irr")) {
+            twins++;
+            char oid[256];
+            snprintf(oid, sizeof(oid), "%.*s", (int)(l - 4), id);
+            const cJSON *o = row_by_id(rows, n, oid);
+            assert_non_null(o);
+            assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rows[i], "answer")), 0);
+            const cJSON *oans = cJSON_GetObjectItem(o, "answer"), *t;
+            int uncalled = 0;
+            cJSON_ArrayForEach(t, cJSON_GetObjectItem(o, "tools")) uncalled += !tool_called(oans, tool_name(t));
+            assert_true(uncalled > 0);
+            assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rows[i], "tools")), uncalled);
+            cJSON_ArrayForEach(t, cJSON_GetObjectItem(rows[i], "tools")) assert_false(tool_called(oans, tool_name(t)));
+            assert_true(cJSON_Compare(cJSON_GetObjectItem(o, "messages"), cJSON_GetObjectItem(rows[i], "messages"), 1));
+            continue;
+        }
+        // Which originals qualify: calls, user/system turns only, a tool left once the called go.
+        const cJSON *ans = cJSON_GetObjectItem(rows[i], "answer"), *m, *t;
+        int single = 1, left = 0;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(rows[i], "messages")) {
+            const char *role = cJSON_GetObjectItem(m, "role")->valuestring;
+            single &= !strcmp(role, "user") || !strcmp(role, "system");
+        }
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(rows[i], "tools")) left += !tool_called(ans, tool_name(t));
+        if (cJSON_GetArraySize(ans) > 0 && single && left > 0) {
+            char tid[256];
+            snprintf(tid, sizeof(tid), "%s-irr", id);
+            eligible++;
+            if (!row_by_id(rows, n, tid)) {  // only a duplicate of an earlier row may stop a twin
+                assert_true(rep.duplicates_total > 2);
+            }
+        }
+    }
+    assert_int_equal(twins, rep.irrelevance_twins_total);
+    assert_true(twins > 100);
+    assert_true(twins <= eligible);
+    assert_true(eligible - twins <= rep.duplicates_total - 2);  // toolrl's own 2 duplicates
+    for (int i = 0; i < n; i++) cJSON_Delete(rows[i]);
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seal_shared),
@@ -616,6 +711,7 @@ int main(void) {
         cmocka_unit_test(test_eval_questions),
         cmocka_unit_test(test_mix_refuses_eval),
         cmocka_unit_test(test_mix_split),
+        cmocka_unit_test(test_mix_irrelevance_twins),
         cmocka_unit_test(test_mix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
