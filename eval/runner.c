@@ -574,7 +574,7 @@ int eval_run_store(const eval_run *r, store *s, const char *model_id, const char
     int rc = TRL_OK;
     for (size_t c = 0; c < r->nres && rc == TRL_OK; c++) {
         store_eval_new in = {model_id, r->suite, r->res[c].category,
-                             (double)r->res[c].correct / (double)r->res[c].total, r->res[c].total, report, job_id};
+                             (double)r->res[c].correct / (double)r->res[c].total, r->res[c].total, report, job_id, NULL};
         rc = store_eval_add(s, &in, NULL, e);
     }
     if (r->is_bfcl) {
@@ -582,7 +582,7 @@ int eval_run_store(const eval_run *r, store *s, const char *model_id, const char
         double v[3] = {r->sum.non_live, r->sum.live, r->sum.overall};
         for (int k = 0; k < 3 && rc == TRL_OK; k++)
             if (v[k] >= 0) {
-                store_eval_new in = {model_id, r->suite, names[k], v[k], 0, report, job_id};
+                store_eval_new in = {model_id, r->suite, names[k], v[k], 0, report, job_id, NULL};
                 rc = store_eval_add(s, &in, NULL, e);
             }
     }
@@ -591,7 +591,7 @@ int eval_run_store(const eval_run *r, store *s, const char *model_id, const char
         double v[8];
         int k = acebench_summary_scores(&r->ace, names, v);
         for (int i = 0; i < k && rc == TRL_OK; i++) {
-            store_eval_new in = {model_id, r->suite, names[i], v[i], 0, report, job_id};
+            store_eval_new in = {model_id, r->suite, names[i], v[i], 0, report, job_id, NULL};
             rc = store_eval_add(s, &in, NULL, e);
         }
     }

@@ -182,7 +182,7 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
     int dfd = open(a->data_dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) fsync(dfd), close(dfd);
     store_file_new fn = {id, u->filename[0] ? u->filename : "upload.jsonl", u->purpose, "processed", hex, path,
-                         (int64_t)u->bytes, examples};
+                         (int64_t)u->bytes, examples, NULL};
     store_file f = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_file_create(a->db, &fn, &f, &e);

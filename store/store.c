@@ -198,12 +198,14 @@ int store_get_run(store *s, sqlite3_stmt *st, const store_row *r, void *item, co
 
 int store_list_sql(store *s, char *buf, size_t cap, const char *cols, const char *table, const char *where,
                    const store_page *page, trl_err *e) {
+    const char *project = page ? page->project : NULL;
     if (page && page->after) {
-        char q[128];
-        snprintf(q, sizeof q, "SELECT 1 FROM %s WHERE id = ?1", table);
+        char q[160];
+        snprintf(q, sizeof q, "SELECT 1 FROM %s WHERE id = ?1%s", table, project ? " AND project = ?2" : "");
         sqlite3_stmt *st = store_stmt(s, q, e);
         if (!st) return TRL_ERR;
         store_bind_text(st, 1, page->after);
+        if (project) store_bind_text(st, 2, project);
         int rc = sqlite3_step(st);
         store_stmt_done(st);
         if (rc == SQLITE_DONE) {
@@ -216,8 +218,8 @@ int store_list_sql(store *s, char *buf, size_t cap, const char *cols, const char
     char cursor[160] = "";
     if (page && page->after)
         snprintf(cursor, sizeof cursor, " AND seq %s (SELECT seq FROM %s WHERE id = :after)", asc ? ">" : "<", table);
-    int n = snprintf(buf, cap, "SELECT %s FROM %s WHERE %s%s ORDER BY seq %s LIMIT :limit", cols, table,
-                     where ? where : "1", cursor, asc ? "ASC" : "DESC");
+    int n = snprintf(buf, cap, "SELECT %s FROM %s WHERE (%s)%s%s ORDER BY seq %s LIMIT :limit", cols, table,
+                     where ? where : "1", project ? " AND project = :project" : "", cursor, asc ? "ASC" : "DESC");
     if (n < 0 || (size_t)n >= cap) return trl_errf(e, "store: list query too long");
     return TRL_OK;
 }
@@ -227,6 +229,14 @@ void store_list_bind(sqlite3_stmt *st, const store_page *page, int limit) {
     if (i > 0) store_bind_text(st, i, page ? page->after : NULL);
     i = sqlite3_bind_parameter_index(st, ":limit");
     if (i > 0) sqlite3_bind_int(st, i, limit + 1);
+    i = sqlite3_bind_parameter_index(st, ":project");
+    if (i > 0) store_bind_text(st, i, page ? page->project : NULL);
+}
+
+int store_project_name_ok(const char *name) {
+    size_t n = name ? strlen(name) : 0;
+    if (n < 1 || n >= STORE_PROJECT_MAX) return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 // ---- clock and ids --------------------------------------------------------------------
@@ -240,7 +250,7 @@ void store_set_now(store *s, int64_t now) {
     s->pinned_now = now;
 }
 
-static int random_fill(unsigned char *buf, size_t n, trl_err *e) {
+int store_random_fill(unsigned char *buf, size_t n, trl_err *e) {
     size_t got = 0;
     while (got < n) {
         ssize_t r = getrandom(buf + got, n - got, 0);
@@ -275,7 +285,7 @@ int store_id_new(const char *prefix, char out[STORE_ID_MAX], trl_err *e) {
     int have = 0;
     while (have < STORE_ID_CHARS) {
         unsigned char r[64];
-        if (random_fill(r, sizeof r, e) != TRL_OK) return TRL_ERR;
+        if (store_random_fill(r, sizeof r, e) != TRL_OK) return TRL_ERR;
         for (size_t i = 0; i < sizeof r && have < STORE_ID_CHARS; i++)
             if (r[i] < 248) out[pl + 1 + have++] = b62[r[i] % 62];  // 248 = 4 * 62: no bias
     }

@@ -1,5 +1,11 @@
 // store.h: the SQLite job store: uploaded files, fine-tuning jobs and their work queue, job
-// events, checkpoints, models and eval results. The schema comes from migrations/ (compiled in).
+// events, checkpoints, models, eval results and API keys. The schema comes from migrations/
+// (compiled in).
+//
+// Projects: every file, job, model and eval result belongs to one project (the project of the
+// API key that made it; "default" for rows from before keys and for the keyless mode). The
+// store records it and filters lists by it (store_page.project); who may see which project is
+// the REST layer's decision (server/api.c).
 //
 // Rules: one store handle per thread or process, never shared and never carried across fork();
 // every write is one BEGIN IMMEDIATE transaction; times are unix seconds (0 stands for SQL NULL
@@ -24,6 +30,8 @@
 #define STORE_MAX_LIMIT 10000        // larger limits are clamped
 #define STORE_DEFAULT_MAX_ATTEMPTS 3 // claims a job gets before a lost lease fails it
 #define STORE_BUSY_TIMEOUT_MS 5000   // how long a write waits for another writer
+#define STORE_DEFAULT_PROJECT "default"  // the project of rows made without a key
+#define STORE_PROJECT_MAX 65         // room for a project name with its NUL
 
 typedef struct store store;
 
@@ -60,12 +68,17 @@ int store_id_new(const char *prefix, char out[STORE_ID_MAX], trl_err *e);
 
 // Cursor pagination, as in the OpenAI lists: items after the one with id `after`
 // (NULL: from the start), newest first unless ascending. limit 0 means STORE_DEFAULT_LIMIT.
-// An `after` id that does not exist gives TRL_NOT_FOUND.
+// An `after` id that does not exist gives TRL_NOT_FOUND. project (NULL: every project) keeps
+// only that project's rows, and an `after` id of another project is one that does not exist.
 typedef struct {
     const char *after;
     int limit;
     int ascending;
+    const char *project;
 } store_page;
+
+// 1 when name may name a project: 1 to 64 of [A-Za-z0-9._-].
+int store_project_name_ok(const char *name);
 
 // ---- files -----------------------------------------------------------------------------
 
@@ -80,6 +93,7 @@ typedef struct {
     char *path;      // where the bytes are on disk
     int64_t line_count;
     char *error;     // why validation failed, or NULL
+    char *project;
 } store_file;
 
 typedef struct {
@@ -91,6 +105,7 @@ typedef struct {
     const char *path;    // may be NULL
     int64_t bytes;
     int64_t line_count;
+    const char *project;  // NULL: STORE_DEFAULT_PROJECT
 } store_file_new;
 
 typedef struct {
@@ -133,6 +148,7 @@ typedef struct {
     int attempts, max_attempts;
     int cancel_requested;
     int64_t step, total_steps;
+    char *project;
 } store_job;
 
 typedef struct {
@@ -148,6 +164,7 @@ typedef struct {
     int64_t seed;
     int validate;                 // 1: starts as validating_files (see store_job_validated); 0: queued
     int max_attempts;             // 0: STORE_DEFAULT_MAX_ATTEMPTS
+    const char *project;          // NULL: STORE_DEFAULT_PROJECT
 } store_job_new;
 
 typedef struct {
@@ -282,6 +299,7 @@ typedef struct {
     char *path;
     int64_t created_at;
     int served;        // at most one model has served = 1
+    char *project;     // a fine-tuned model's: its job's
 } store_model;
 
 typedef struct {
@@ -290,6 +308,7 @@ typedef struct {
     const char *base_model;  // may be NULL
     const char *job_id;      // may be NULL
     const char *path;
+    const char *project;     // NULL: the project of the job job_id names, else STORE_DEFAULT_PROJECT
 } store_model_new;
 
 typedef struct {
@@ -299,7 +318,7 @@ typedef struct {
 } store_models;
 
 // Inserts a model or updates kind, base, job and path of the one with that id
-// (created_at and served are kept).
+// (created_at, served and project are kept).
 int store_model_upsert(store *s, const store_model_new *in, trl_err *e);
 int store_model_get(store *s, const char *id, store_model *out, trl_err *e);
 int store_model_list(store *s, store_models *out, trl_err *e);  // oldest first
@@ -320,6 +339,7 @@ typedef struct {
     char *report_path;  // or NULL
     int64_t created_at;
     char *job_id;       // the evaluation run, or NULL
+    char *project;      // the run's
 } store_eval;
 
 typedef struct {
@@ -330,6 +350,7 @@ typedef struct {
     int64_t n_cases;
     const char *report_path;  // may be NULL
     const char *job_id;       // may be NULL
+    const char *project;      // NULL: the project of the job job_id names, else STORE_DEFAULT_PROJECT
 } store_eval_new;
 
 typedef struct {
@@ -346,5 +367,44 @@ int store_eval_list(store *s, const char *model, const char *suite, const store_
 int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err *e);
 void store_eval_clear(store_eval *r);
 void store_evals_free(store_evals *l);
+
+// ---- API keys (store_keys.c) -------------------------------------------------------------
+
+// A key is "sk-toolrl-" and 43 base64url characters (256 random bits from getrandom). The store
+// keeps only its SHA-256 (hex): the text is shown once, by store_key_create, and a presented
+// key is found by the hash of what was presented (an index lookup: nothing secret is compared
+// byte by byte). Unsalted SHA-256 is enough for keys this random: no dictionary holds them.
+#define STORE_KEY_PREFIX "sk-toolrl-"
+#define STORE_KEY_MAX 64  // room for a key's text with its NUL
+
+typedef struct {
+    char *id;            // key-…
+    char *project;
+    char *name;          // or NULL
+    int admin;           // sees every project
+    int64_t created_at;
+    int64_t revoked_at;  // 0: active
+} store_key;
+
+typedef struct {
+    store_key *items;
+    int n;
+    int has_more;  // always 0: keys are listed whole
+} store_keys;
+
+// Makes a key for project (store_project_name_ok; STORE_DEFAULT_PROJECT only for an admin key,
+// as that project's rows are for admins alone) with an optional label, and writes its text into
+// key_out: the only time it exists outside the caller's hands. out (may be NULL) gets the row.
+int store_key_create(store *s, const char *project, const char *name, int admin, char key_out[STORE_KEY_MAX],
+                     store_key *out, trl_err *e);
+// The key whose text is key, revoked or not (revoked_at says): TRL_NOT_FOUND when there is none.
+int store_key_find(store *s, const char *key, store_key *out, trl_err *e);
+int store_key_list(store *s, store_keys *out, trl_err *e);  // oldest first
+// Revokes a key for good: TRL_NOT_FOUND for an unknown id, TRL_CONFLICT if revoked already.
+int store_key_revoke(store *s, const char *id, trl_err *e);
+// How many keys are not revoked (while there is one, the server asks every request for a key).
+int store_key_count_active(store *s, int64_t *n, trl_err *e);
+void store_key_clear(store_key *k);
+void store_keys_free(store_keys *l);
 
 #endif

@@ -1,5 +1,6 @@
 // store_files.c: the store's simple tables: uploaded files, models (which one is served)
-// and eval results. Jobs, their queue, events and checkpoints are in store_jobs.c.
+// and eval results. Jobs, their queue, events and checkpoints are in store_jobs.c; API keys
+// in store_keys.c.
 #include "store/store_internal.h"
 
 #include <stdio.h>
@@ -8,7 +9,7 @@
 
 // ---- files ----------------------------------------------------------------------------
 
-#define FILE_COLS "id, bytes, created_at, filename, purpose, status, sha256, path, line_count, error"
+#define FILE_COLS "id, bytes, created_at, filename, purpose, status, sha256, path, line_count, error, project"
 
 // The columns of FILE_COLS, in order.
 static const store_field FILE_FIELDS[] = {
@@ -22,6 +23,7 @@ static const store_field FILE_FIELDS[] = {
     {STORE_TEXT, offsetof(store_file, path)},
     {STORE_I64, offsetof(store_file, line_count)},
     {STORE_TEXT, offsetof(store_file, error)},
+    {STORE_TEXT, offsetof(store_file, project)},
 };
 static const store_row FILE_ROW = STORE_ROW(store_file, FILE_FIELDS);
 
@@ -54,6 +56,8 @@ int store_file_create(store *s, const store_file_new *in, store_file *out, trl_e
     if (!file_status_ok(status))
         return trl_errf(e, "store: file status must be uploaded, processed or error, not '%s'", status);
     if (in->bytes < 0 || in->line_count < 0) return trl_errf(e, "store: file sizes must not be negative");
+    const char *project = in->project ? in->project : STORE_DEFAULT_PROJECT;
+    if (!store_project_name_ok(project)) return trl_errf(e, "store: bad project name '%.80s'", project);
     char id[STORE_ID_MAX];
     if (in->id && strlen(in->id) >= sizeof id) return trl_errf(e, "store: file id '%.60s…' too long", in->id);
     if (in->id) snprintf(id, sizeof id, "%s", in->id);
@@ -62,7 +66,7 @@ int store_file_create(store *s, const store_file_new *in, store_file *out, trl_e
     if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
     sqlite3_stmt *st = store_stmt(s,
                                   "INSERT INTO files (id, bytes, created_at, filename, purpose, status, sha256, path,"
-                                  " line_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  " line_count, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                                   e);
     if (!st) {
         store_tx_rollback(s);
@@ -77,6 +81,7 @@ int store_file_create(store *s, const store_file_new *in, store_file *out, trl_e
     store_bind_text(st, 7, in->sha256);
     store_bind_text(st, 8, in->path);
     sqlite3_bind_int64(st, 9, in->line_count);
+    store_bind_text(st, 10, project);
     int rc = store_step_done(s, st, "create file", e);
     if (rc == TRL_OK && out) rc = store_file_get(s, id, out, e);
     if (rc != TRL_OK) {
@@ -145,7 +150,7 @@ int store_file_set_status(store *s, const char *id, const char *status, int64_t 
 
 // ---- models ---------------------------------------------------------------------------
 
-#define MODEL_COLS "id, kind, base_model, job_id, path, created_at, served"
+#define MODEL_COLS "id, kind, base_model, job_id, path, created_at, served, project"
 
 // The columns of MODEL_COLS, in order.
 static const store_field MODEL_FIELDS[] = {
@@ -156,6 +161,7 @@ static const store_field MODEL_FIELDS[] = {
     {STORE_TEXT, offsetof(store_model, path)},
     {STORE_I64, offsetof(store_model, created_at)},
     {STORE_INT, offsetof(store_model, served)},
+    {STORE_TEXT, offsetof(store_model, project)},
 };
 static const store_row MODEL_ROW = STORE_ROW(store_model, MODEL_FIELDS);
 
@@ -171,9 +177,13 @@ int store_model_upsert(store *s, const store_model_new *in, trl_err *e) {
     if (!in->id || !in->path || !in->kind) return trl_errf(e, "store: a model needs an id, a kind and a path");
     if (strcmp(in->kind, "base") && strcmp(in->kind, "fine-tuned"))
         return trl_errf(e, "store: model kind must be base or fine-tuned, not '%s'", in->kind);
+    if (in->project && !store_project_name_ok(in->project))
+        return trl_errf(e, "store: bad project name '%.80s'", in->project);
+    // The project: the one given, else the job's (a worker's checkpoint is its job's project's).
     sqlite3_stmt *st = store_stmt(s,
-                                  "INSERT INTO models (id, kind, base_model, job_id, path, created_at)"
-                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
+                                  "INSERT INTO models (id, kind, base_model, job_id, path, created_at, project)"
+                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, (SELECT project FROM jobs"
+                                  " WHERE id = ?4), '" STORE_DEFAULT_PROJECT "')) ON CONFLICT (id) DO UPDATE SET"
                                   " kind = excluded.kind, base_model = excluded.base_model,"
                                   " job_id = excluded.job_id, path = excluded.path",
                                   e);
@@ -185,6 +195,7 @@ int store_model_upsert(store *s, const store_model_new *in, trl_err *e) {
     store_bind_text(st, 4, in->job_id);
     store_bind_text(st, 5, in->path);
     sqlite3_bind_int64(st, 6, store_now(s));
+    store_bind_text(st, 7, in->project);
     int rc = store_step_done(s, st, "upsert model", e);
     if (rc != TRL_OK) {
         store_tx_rollback(s);
@@ -248,7 +259,7 @@ int store_model_set_served(store *s, const char *id, trl_err *e) {
 
 // ---- eval results ---------------------------------------------------------------------
 
-#define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at, job_id"
+#define EVAL_COLS "id, model, suite, category, score, n_cases, report_path, created_at, job_id, project"
 
 // The columns of EVAL_COLS, in order.
 static const store_field EVAL_FIELDS[] = {
@@ -261,6 +272,7 @@ static const store_field EVAL_FIELDS[] = {
     {STORE_TEXT, offsetof(store_eval, report_path)},
     {STORE_I64, offsetof(store_eval, created_at)},
     {STORE_TEXT, offsetof(store_eval, job_id)},
+    {STORE_TEXT, offsetof(store_eval, project)},
 };
 static const store_row EVAL_ROW = STORE_ROW(store_eval, EVAL_FIELDS);
 
@@ -276,11 +288,15 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
     if (out) memset(out, 0, sizeof *out);
     if (!in->model || !in->suite || !in->category)
         return trl_errf(e, "store: an eval result needs a model, a suite and a category");
+    if (in->project && !store_project_name_ok(in->project))
+        return trl_errf(e, "store: bad project name '%.80s'", in->project);
     char id[STORE_ID_MAX];
     if (store_id_new("eval", id, e) != TRL_OK) return TRL_ERR;
     sqlite3_stmt *st = store_stmt(s,
                                   "INSERT INTO eval_results (id, model, suite, category, score, n_cases, report_path,"
-                                  " created_at, job_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  " created_at, job_id, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                                  " COALESCE(?10, (SELECT project FROM jobs WHERE id = ?9), '" STORE_DEFAULT_PROJECT
+                                  "'))",
                                   e);
     if (!st) return TRL_ERR;
     if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
@@ -293,6 +309,7 @@ int store_eval_add(store *s, const store_eval_new *in, store_eval *out, trl_err 
     store_bind_text(st, 7, in->report_path);
     sqlite3_bind_int64(st, 8, store_now(s));
     store_bind_text(st, 9, in->job_id);
+    store_bind_text(st, 10, in->project);
     int rc = store_step_done(s, st, "add eval result", e);
     if (rc == TRL_OK && out) {
         sqlite3_stmt *g = store_stmt(s, "SELECT " EVAL_COLS " FROM eval_results WHERE id = ?1", e);
@@ -335,7 +352,7 @@ int store_eval_list(store *s, const char *model, const char *suite, const store_
 
 int store_eval_list_job(store *s, const char *job_id, store_evals *out, trl_err *e) {
     memset(out, 0, sizeof *out);
-    store_page page = {NULL, 100, 1};
+    store_page page = {NULL, 100, 1, NULL};
     char sql[512];
     int rc = store_list_sql(s, sql, sizeof sql, EVAL_COLS, "eval_results", "job_id = :job", &page, e);
     if (rc != TRL_OK) return rc;

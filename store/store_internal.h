@@ -60,6 +60,9 @@ void store_row_clear(const store_row *r, void *item);
 // Clears n records and frees the array.
 void store_rows_free(const store_row *r, void *items, int n);
 
+// Fills buf with n random bytes (getrandom, else /dev/urandom).
+int store_random_fill(unsigned char *buf, size_t n, trl_err *e);
+
 // Clamps page->limit (NULL page: defaults).
 int store_page_limit(const store_page *page);
 
@@ -71,9 +74,10 @@ int store_list_run(store *s, sqlite3_stmt *st, int limit, const store_row *r, vo
 // failure) and gives the statement back.
 int store_get_run(store *s, sqlite3_stmt *st, const store_row *r, void *item, const char *what, trl_err *e);
 
-// Builds "SELECT cols FROM table WHERE <where> [AND seq </> (cursor)] ORDER BY seq … LIMIT ?"
-// into buf, with the cursor's parameter named :after and the limit :limit; the caller binds
-// its own filter parameters by name. Checks first that page->after exists in table.
+// Builds "SELECT cols FROM table WHERE <where> [AND project = :project] [AND seq </> (cursor)]
+// ORDER BY seq … LIMIT ?" into buf, with the cursor's parameter named :after and the limit
+// :limit (store_list_bind binds them and the project); the caller binds its own filter
+// parameters by name. Checks first that page->after exists in table (in page->project, if set).
 int store_list_sql(store *s, char *buf, size_t cap, const char *cols, const char *table, const char *where,
                    const store_page *page, trl_err *e);
 void store_list_bind(sqlite3_stmt *st, const store_page *page, int limit);

@@ -10,7 +10,8 @@
 #define JOB_COLS                                                                                          \
     "id, model, method, method_config, hyperparameters, training_file, validation_file, suffix, metadata," \
     " seed, status, created_at, started_at, finished_at, fine_tuned_model, error, trained_tokens,"        \
-    " worker_id, lease_expires_at, heartbeat_at, attempts, max_attempts, cancel_requested, step, total_steps"
+    " worker_id, lease_expires_at, heartbeat_at, attempts, max_attempts, cancel_requested, step, total_steps," \
+    " project"
 #define EVENT_COLS "id, job_id, created_at, level, type, message, data"
 #define CKPT_COLS "id, job_id, step, metrics, path, model_name, created_at"
 
@@ -43,6 +44,7 @@ static const store_field JOB_FIELDS[] = {
     {STORE_INT, offsetof(store_job, cancel_requested)},
     {STORE_I64, offsetof(store_job, step)},
     {STORE_I64, offsetof(store_job, total_steps)},
+    {STORE_TEXT, offsetof(store_job, project)},
 };
 static const store_row JOB_ROW = STORE_ROW(store_job, JOB_FIELDS);
 
@@ -254,6 +256,8 @@ int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err 
         return trl_errf(e, "store: job method must be reinforcement, supervised or eval, not '%s'", in->method);
     if (in->max_attempts < 0) return trl_errf(e, "store: max_attempts must not be negative");
     if (in->id && strlen(in->id) >= STORE_ID_MAX) return trl_errf(e, "store: job id '%.60s…' too long", in->id);
+    const char *project = in->project ? in->project : STORE_DEFAULT_PROJECT;
+    if (!store_project_name_ok(project)) return trl_errf(e, "store: bad project name '%.80s'", project);
     char id[STORE_ID_MAX];
     if (in->id) snprintf(id, sizeof id, "%s", in->id);
     else if (store_id_new(strcmp(in->method, "eval") ? "ftjob" : "evalrun", id, e) != TRL_OK) return TRL_ERR;
@@ -265,8 +269,8 @@ int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err 
     if (store_tx_begin(s, e) != TRL_OK) return TRL_ERR;
     sqlite3_stmt *st = store_stmt(s,
                                   "INSERT INTO jobs (id, model, method, method_config, hyperparameters, training_file,"
-                                  " validation_file, suffix, metadata, seed, status, created_at, max_attempts)"
-                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                  " validation_file, suffix, metadata, seed, status, created_at, max_attempts, project)"
+                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                                   e);
     int rc = TRL_ERR;
     if (st) {
@@ -283,6 +287,7 @@ int store_job_create(store *s, const store_job_new *in, store_job *out, trl_err 
         store_bind_text(st, 11, in->validate ? "validating_files" : "queued");
         sqlite3_bind_int64(st, 12, store_now(s));
         sqlite3_bind_int(st, 13, in->max_attempts ? in->max_attempts : STORE_DEFAULT_MAX_ATTEMPTS);
+        store_bind_text(st, 14, project);
         rc = store_step_done(s, st, "create job", e);
     }
     if (rc == TRL_OK) {

@@ -164,25 +164,27 @@ static void test_migration_failure_rolls_back(void **state) {
     store_migration good[] = {
         {1, "one", "CREATE TABLE t1 (x INTEGER);"},
         {2, "two", "CREATE TABLE t2 (x INTEGER); INSERT INTO t2 VALUES (1);"},
-        {3, "three", "ALTER TABLE t2 ADD COLUMN y TEXT; UPDATE t2 SET y = 'z';"},
+        {1000, "three", "ALTER TABLE t2 ADD COLUMN y TEXT; UPDATE t2 SET y = 'z';"},
     };
     assert_int_equal(store_open_migrations(&s, path, good, 3, &e), TRL_OK);
     int v = 0;
     assert_int_equal(store_schema_version(s, &v, &e), TRL_OK);
-    assert_int_equal(v, 3);
+    assert_int_equal(v, 1000);
     store_close(s);
     assert_int_equal(raw_i64(path, "SELECT count(*) FROM t2 WHERE y = 'z'"), 1);
     // Out-of-order lists are a programming error, reported.
     store_migration unordered[] = {{2, "b", "SELECT 1;"}, {1, "a", "SELECT 1;"}};
     assert_int_equal(store_open_migrations(&s, path, unordered, 2, &e), TRL_ERR);
     assert_non_null(strstr(e.msg, "order"));
-    // The binary's own list on this database: version 3 > 1 is "newer".
+    // The binary's own list on this database: version 1000 is "newer".
     assert_int_equal(store_open(&s, path, &e), TRL_ERR);
     assert_non_null(strstr(e.msg, "newer"));
 }
 
 // 0002 rebuilds the jobs table: a database filled at version 1 keeps every job, event and
 // checkpoint (the DROP must not cascade), the sequence goes on, and eval runs can be queued.
+// 0003 gives every row of before the project 'default'. The version-1 rows are written with
+// SQL (this binary's calls write the newest schema's columns).
 static void test_migration_2_keeps_rows(void **state) {
     fx *f = *state;
     trl_err e = {{0}};
@@ -190,22 +192,40 @@ static void test_migration_2_keeps_rows(void **state) {
     snprintf(path, sizeof path, "%s/v1.db", f->dir);
     store *s = NULL;
     assert_int_equal(store_open_migrations(&s, path, store_migrations, 1, &e), TRL_OK);
-    store_job j, x;
-    make_job(s, "m", &j);
-    assert_int_equal(store_job_claim(s, "w1", 60, &x, &e), TRL_OK);
-    store_job_clear(&x);
-    for (int i = 0; i < 3; i++) {
-        store_event_new ev = {.message = "hello"};
-        assert_int_equal(store_event_append(s, j.id, "w1", &ev, NULL, &e), TRL_OK);
-    }
-    store_checkpoint_new ck = {.step = 5, .path = "p"};
-    assert_int_equal(store_checkpoint_add(s, j.id, "w1", &ck, NULL, &e), TRL_OK);
     store_close(s);
+    const char *jid = "ftjob-AAAAAAAAAAAAAAAAAAAAAAAA";
+    raw_exec(path,
+             "INSERT INTO jobs (id, model, method, training_file, status, created_at, worker_id, lease_expires_at,"
+             " attempts) VALUES ('ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 'm', 'reinforcement', 'file-x', 'running', 1,"
+             " 'w1', 4000000000, 1);"
+             "INSERT INTO job_events (id, job_id, created_at, level, message) VALUES"
+             " ('ftevent-1', 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 1, 'info', 'hello'),"
+             " ('ftevent-2', 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 1, 'info', 'hello'),"
+             " ('ftevent-3', 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 1, 'info', 'hello');"
+             "INSERT INTO checkpoints (id, job_id, step, path, created_at) VALUES"
+             " ('ftckpt-1', 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 5, 'p', 1);"
+             "INSERT INTO files (id, created_at, filename, purpose) VALUES ('file-1', 1, 'a.jsonl', 'fine-tune');"
+             "INSERT INTO models (id, kind, job_id, path, created_at) VALUES"
+             " ('ft:m:x:ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 'fine-tuned', 'ftjob-AAAAAAAAAAAAAAAAAAAAAAAA', 'p', 1);"
+             "INSERT INTO eval_results (id, model, suite, category, score, created_at) VALUES"
+             " ('eval-1', 'm', 'bfcl', 'overall', 0.5, 1);");
     int64_t events = raw_i64(path, "SELECT count(*) FROM job_events"), seq = raw_i64(path, "SELECT seq FROM jobs");
-    assert_true(events >= 3);
+    assert_int_equal(events, 3);
     assert_int_equal(store_open(&s, path, &e), TRL_OK);  // migrates to the latest version
     assert_int_equal(raw_i64(path, "SELECT count(*) FROM job_events"), events);
     assert_int_equal(raw_i64(path, "SELECT count(*) FROM checkpoints"), 1);
+    store_job j = {0};
+    assert_int_equal(store_job_get(s, jid, &j, &e), TRL_OK);
+    assert_string_equal(j.project, STORE_DEFAULT_PROJECT);
+    store_file fl;
+    assert_int_equal(store_file_get(s, "file-1", &fl, &e), TRL_OK);
+    assert_string_equal(fl.project, STORE_DEFAULT_PROJECT);
+    store_file_clear(&fl);
+    store_model md;
+    assert_int_equal(store_model_get(s, "ft:m:x:ftjob-AAAAAAAAAAAAAAAAAAAAAAAA", &md, &e), TRL_OK);
+    assert_string_equal(md.project, STORE_DEFAULT_PROJECT);
+    store_model_clear(&md);
+    assert_int_equal(raw_i64(path, "SELECT count(*) FROM eval_results WHERE project = 'default'"), 1);
     store_job g;
     assert_int_equal(store_job_get(s, j.id, &g, &e), TRL_OK);
     assert_string_equal(g.status, "running");
@@ -962,6 +982,162 @@ static void test_evals(void **state) {
     assert_int_equal(store_eval_add(f->s, &bad, NULL, &e), TRL_ERR);
 }
 
+// ---- API keys and projects ---------------------------------------------------------------
+
+// Keys: the text is shown once and never stored (only its SHA-256); it is found by its text,
+// revoked or not; revoking twice or an unknown id are refused; the active count follows.
+static void test_keys(void **state) {
+    fx *f = *state;
+    trl_err e = {{0}};
+    char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX];
+    store_key a, b, g;
+    int64_t n = -1;
+    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_key_create(f->s, "alpha", "ci", 0, k1, &a, &e), TRL_OK);
+    assert_int_equal(store_key_create(f->s, "beta", NULL, 1, k2, &b, &e), TRL_OK);
+    assert_int_equal(strlen(k1), strlen(STORE_KEY_PREFIX) + 43);
+    assert_memory_equal(k1, STORE_KEY_PREFIX, strlen(STORE_KEY_PREFIX));
+    assert_int_equal(strspn(k1 + strlen(STORE_KEY_PREFIX),
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43);
+    assert_string_not_equal(k1, k2);
+    assert_memory_equal(a.id, "key-", 4);
+    assert_string_equal(a.project, "alpha");
+    assert_string_equal(a.name, "ci");
+    assert_int_equal(a.admin, 0);
+    assert_int_equal(b.admin, 1);
+    assert_null(b.name);
+    assert_int_equal(a.revoked_at, 0);
+    // the text is nowhere in the file, its hash is
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM api_keys WHERE hash LIKE '%%%s%%' OR id = '%s'", k1 + 10, k1);
+    assert_int_equal(raw_i64(f->path, q), 0);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM api_keys WHERE length(hash) = 64"), 2);
+    assert_int_equal(store_key_find(f->s, k1, &g, &e), TRL_OK);
+    assert_string_equal(g.id, a.id);
+    store_key_clear(&g);
+    assert_int_equal(store_key_find(f->s, k2, &g, &e), TRL_OK);
+    assert_string_equal(g.project, "beta");
+    store_key_clear(&g);
+    k1[20] ^= 1;
+    assert_int_equal(store_key_find(f->s, k1, &g, &e), TRL_NOT_FOUND);
+    assert_int_equal(store_key_find(f->s, "", &g, &e), TRL_NOT_FOUND);
+    k1[20] ^= 1;
+    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(n, 2);
+    // revoke
+    assert_int_equal(store_key_revoke(f->s, a.id, &e), TRL_OK);
+    assert_int_equal(store_key_revoke(f->s, a.id, &e), TRL_CONFLICT);
+    assert_int_equal(store_key_revoke(f->s, "key-nope", &e), TRL_NOT_FOUND);
+    assert_int_equal(store_key_find(f->s, k1, &g, &e), TRL_OK);
+    assert_true(g.revoked_at > 0);
+    store_key_clear(&g);
+    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(n, 1);
+    store_keys l;
+    assert_int_equal(store_key_list(f->s, &l, &e), TRL_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].id, a.id);
+    assert_true(l.items[0].revoked_at > 0);
+    assert_int_equal(l.items[1].revoked_at, 0);
+    store_keys_free(&l);
+    // project names; the default project is for admins only
+    assert_int_equal(store_key_create(f->s, "", NULL, 0, k1, NULL, &e), TRL_ERR);
+    assert_int_equal(store_key_create(f->s, "a b", NULL, 0, k1, NULL, &e), TRL_ERR);
+    assert_int_equal(store_key_create(f->s, "a'b", NULL, 0, k1, NULL, &e), TRL_ERR);
+    assert_int_equal(store_key_create(f->s, STORE_DEFAULT_PROJECT, NULL, 0, k1, NULL, &e), TRL_ERR);
+    assert_string_equal(k1, "");
+    assert_int_equal(store_key_create(f->s, STORE_DEFAULT_PROJECT, NULL, 1, k1, NULL, &e), TRL_OK);
+    assert_true(store_project_name_ok("team-1.a_b"));
+    assert_false(store_project_name_ok("x/y"));
+    store_key_clear(&a);
+    store_key_clear(&b);
+}
+
+// Rows carry their project; page.project keeps a list to one project, and a cursor from another
+// project is an unknown cursor. Models and eval results of a job take the job's project.
+static void test_projects(void **state) {
+    fx *f = *state;
+    trl_err e = {{0}};
+    store_file fa, fb;
+    store_file_new na = {.filename = "a", .purpose = "fine-tune", .project = "alpha"};
+    store_file_new nb = {.filename = "b", .purpose = "fine-tune", .project = "beta"};
+    assert_int_equal(store_file_create(f->s, &na, &fa, &e), TRL_OK);
+    assert_int_equal(store_file_create(f->s, &nb, &fb, &e), TRL_OK);
+    store_file_new bad = {.filename = "c", .purpose = "fine-tune", .project = "no spaces"};
+    assert_int_equal(store_file_create(f->s, &bad, NULL, &e), TRL_ERR);
+    assert_string_equal(fa.project, "alpha");
+    store_files l;
+    store_page pg = {.project = "alpha"};
+    assert_int_equal(store_file_list(f->s, NULL, &pg, &l, &e), TRL_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].id, fa.id);
+    store_files_free(&l);
+    pg.after = fb.id;  // beta's file as alpha's cursor
+    assert_int_equal(store_file_list(f->s, NULL, &pg, &l, &e), TRL_NOT_FOUND);
+    pg = (store_page){0};
+    assert_int_equal(store_file_list(f->s, NULL, &pg, &l, &e), TRL_OK);
+    assert_int_equal(l.n, 2);
+    store_files_free(&l);
+    // jobs and eval runs
+    store_job ja, jb, jd;
+    store_job_new in = {.model = "m", .method = "supervised", .training_file = fa.id, .project = "alpha"};
+    assert_int_equal(store_job_create(f->s, &in, &ja, &e), TRL_OK);
+    in.project = "beta";
+    assert_int_equal(store_job_create(f->s, &in, &jb, &e), TRL_OK);
+    in.project = NULL;
+    assert_int_equal(store_job_create(f->s, &in, &jd, &e), TRL_OK);
+    assert_string_equal(jd.project, STORE_DEFAULT_PROJECT);
+    store_job_new ev = {.model = "m", .method = "eval", .training_file = "bfcl", .project = "beta"};
+    store_job rb;
+    assert_int_equal(store_job_create(f->s, &ev, &rb, &e), TRL_OK);
+    store_jobs jl;
+    pg.project = "beta";
+    assert_int_equal(store_job_list(f->s, &pg, &jl, &e), TRL_OK);
+    assert_int_equal(jl.n, 1);
+    assert_string_equal(jl.items[0].id, jb.id);
+    store_jobs_free(&jl);
+    assert_int_equal(store_job_list_kind(f->s, 1, "bfcl", &pg, &jl, &e), TRL_OK);
+    assert_int_equal(jl.n, 1);
+    store_jobs_free(&jl);
+    pg.project = "alpha";
+    assert_int_equal(store_job_list_kind(f->s, 1, "bfcl", &pg, &jl, &e), TRL_OK);
+    assert_int_equal(jl.n, 0);
+    store_jobs_free(&jl);
+    pg.after = jb.id;
+    assert_int_equal(store_job_list(f->s, &pg, &jl, &e), TRL_NOT_FOUND);
+    // a job's model and eval results are the job's project's
+    store_model_new mn = {.id = "ft:m:x:b", .kind = "fine-tuned", .job_id = jb.id, .path = "p"};
+    assert_int_equal(store_model_upsert(f->s, &mn, &e), TRL_OK);
+    mn.project = "alpha";  // an update keeps the project
+    assert_int_equal(store_model_upsert(f->s, &mn, &e), TRL_OK);
+    store_model_new base = {.id = "base", .kind = "base", .path = "p"};
+    assert_int_equal(store_model_upsert(f->s, &base, &e), TRL_OK);
+    store_model m;
+    assert_int_equal(store_model_get(f->s, "ft:m:x:b", &m, &e), TRL_OK);
+    assert_string_equal(m.project, "beta");
+    store_model_clear(&m);
+    assert_int_equal(store_model_get(f->s, "base", &m, &e), TRL_OK);
+    assert_string_equal(m.project, STORE_DEFAULT_PROJECT);
+    store_model_clear(&m);
+    store_eval_new er = {.model = "m", .suite = "bfcl", .category = "overall", .job_id = rb.id};
+    store_eval r1;
+    assert_int_equal(store_eval_add(f->s, &er, &r1, &e), TRL_OK);
+    assert_string_equal(r1.project, "beta");
+    store_eval_clear(&r1);
+    er.job_id = NULL;
+    assert_int_equal(store_eval_add(f->s, &er, &r1, &e), TRL_OK);
+    assert_string_equal(r1.project, STORE_DEFAULT_PROJECT);
+    store_eval_clear(&r1);
+    store_evals el;
+    pg = (store_page){.project = "beta"};
+    assert_int_equal(store_eval_list(f->s, NULL, "bfcl", &pg, &el, &e), TRL_OK);
+    assert_int_equal(el.n, 1);
+    store_evals_free(&el);
+    store_file_clear(&fa), store_file_clear(&fb);
+    store_job_clear(&ja), store_job_clear(&jb), store_job_clear(&jd), store_job_clear(&rb);
+}
+
 // ---- concurrency: forked workers ----------------------------------------------------------
 
 enum { N_JOBS = 200, N_WORKERS = 4 };
@@ -1111,6 +1287,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_models, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
     };

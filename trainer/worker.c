@@ -178,7 +178,7 @@ static int save_checkpoint(job_ctx *c, trainer *t, const model *base, const cJSO
     free(mj);
     if (rc == TRL_CONFLICT) rc = TRL_OK;  // resumed past a step already recorded
     if (rc) return rc;
-    store_model_new mn = {c->ft_name, "fine-tuned", c->j->model, c->j->id, dir};
+    store_model_new mn = {c->ft_name, "fine-tuned", c->j->model, c->j->id, dir, NULL};  // the job's project
     return store_model_upsert(c->s, &mn, e);
 }
 
