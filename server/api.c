@@ -1,5 +1,6 @@
-// api.c: the training API's shared pieces: set-up, replies, lists, ids, and the fine-tuned
-// models of /v1/models (see api.h). Its endpoints are api_files.c, api_jobs.c, api_evals.c.
+// api.c: the training API's shared pieces: set-up, replies, lists, ids, stored API keys and
+// who sees which project, and the fine-tuned models of /v1/models (see api.h). Its endpoints
+// are api_files.c, api_jobs.c, api_evals.c.
 #include "server/api_internal.h"
 
 #include <stdarg.h>
@@ -54,6 +55,52 @@ void api_set_base_model(api *a, const char *id, const char *alias, const char *p
     if (path && store_model_upsert(a->db, &mn, &e) != TRL_OK) fprintf(stderr, "toolrl serve: %s\n", e.msg);
     pthread_mutex_unlock(&a->mu);
 }
+
+// ---- keys and projects ----------------------------------------------------------------------
+
+api_key_result api_key_check(api *a, const char *key, api_principal *p) {
+    store_key k = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_key_find(a->db, key, &k, &e);  // by the key's hash: nothing secret is compared
+    pthread_mutex_unlock(&a->mu);
+    api_key_result res = rc == TRL_NOT_FOUND ? API_KEY_UNKNOWN : rc ? API_KEY_ERROR : k.revoked_at ? API_KEY_REVOKED
+                                                                                                    : API_KEY_OK;
+    if (res == API_KEY_OK) {
+        snprintf(p->project, sizeof(p->project), "%s", k.project);
+        p->admin = k.admin;
+    }
+    if (rc && rc != TRL_NOT_FOUND) fprintf(stderr, "toolrl serve: %s\n", e.msg);
+    store_key_clear(&k);
+    return res;
+}
+
+int api_keys_required(api *a) {
+    int64_t n = 0;
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_key_count_active(a->db, &n, &e);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) fprintf(stderr, "toolrl serve: %s\n", e.msg);
+    return rc || n > 0;
+}
+
+const api_principal api_keyless = {.project = STORE_DEFAULT_PROJECT, .admin = 1};
+
+const api_principal *api_who(const api_request *rq) { return rq && rq->who ? rq->who : &api_keyless; }
+const char *api_project(const api_request *rq) { return api_who(rq)->project; }
+
+int api_sees(const api_principal *who, const char *project) {
+    if (!who) who = &api_keyless;
+    return who->admin || (project && !strcmp(project, who->project));
+}
+
+const char *api_list_project(const api_request *rq) {
+    const api_principal *w = api_who(rq);
+    return w->admin ? NULL : w->project;
+}
+
+// ---- replies --------------------------------------------------------------------------------
 
 void api_reply_init(api_reply *r) {
     memset(r, 0, sizeof(*r));
@@ -156,7 +203,7 @@ static cJSON *model_json(const store_model *m) {
     return o;
 }
 
-void api_models_append(api *a, cJSON *data) {
+void api_models_append(api *a, const api_principal *who, cJSON *data) {
     store_models l = {0};
     trl_err e = {{0}};
     pthread_mutex_lock(&a->mu);
@@ -164,11 +211,17 @@ void api_models_append(api *a, cJSON *data) {
     pthread_mutex_unlock(&a->mu);
     if (rc) return;
     for (int i = 0; i < l.n; i++)
-        if (!strcmp(l.items[i].kind, "fine-tuned")) cJSON_AddItemToArray(data, model_json(&l.items[i]));
+        if (!strcmp(l.items[i].kind, "fine-tuned") && api_sees(who, l.items[i].project))
+            cJSON_AddItemToArray(data, model_json(&l.items[i]));
     store_models_free(&l);
 }
 
-const char *api_model_resolve(api *a, const char *name) {
+// A model row who may use: a base model, or a fine-tuned one of a project who sees.
+static int model_usable(const api_principal *who, const store_model *m) {
+    return strcmp(m->kind, "fine-tuned") != 0 || api_sees(who, m->project);
+}
+
+const char *api_model_resolve(api *a, const api_principal *who, const char *name) {
     if (!strcmp(name, a->base_id)) return name;
     if (a->base_alias[0] && !strcmp(name, a->base_alias)) return a->base_id;
     store_model sm = {0};
@@ -176,18 +229,30 @@ const char *api_model_resolve(api *a, const char *name) {
     pthread_mutex_lock(&a->mu);
     int rc = store_model_get(a->db, name, &sm, &e);
     pthread_mutex_unlock(&a->mu);
+    int ok = rc == TRL_OK && model_usable(who, &sm);
     store_model_clear(&sm);
-    return rc == TRL_OK ? name : NULL;
+    return ok ? name : NULL;
 }
 
-cJSON *api_model_object(api *a, const char *id) {
+int api_model_visible(api *a, const api_principal *who, const char *id) {
+    store_model m = {0};
+    trl_err e = {{0}};
+    pthread_mutex_lock(&a->mu);
+    int rc = store_model_get(a->db, id, &m, &e);
+    pthread_mutex_unlock(&a->mu);
+    int ok = rc == TRL_NOT_FOUND || (rc == TRL_OK && model_usable(who, &m));  // unknown: the registry says 404
+    store_model_clear(&m);
+    return ok;
+}
+
+cJSON *api_model_object(api *a, const api_principal *who, const char *id) {
     store_model m = {0};
     trl_err e = {{0}};
     pthread_mutex_lock(&a->mu);
     int rc = store_model_get(a->db, id, &m, &e);
     pthread_mutex_unlock(&a->mu);
     if (rc) return NULL;
-    cJSON *o = !strcmp(m.kind, "fine-tuned") ? model_json(&m) : NULL;
+    cJSON *o = !strcmp(m.kind, "fine-tuned") && api_sees(who, m.project) ? model_json(&m) : NULL;
     store_model_clear(&m);
     return o;
 }

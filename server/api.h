@@ -10,6 +10,11 @@
 // (data/example.h), then fsyncs and renames the file and only then creates its store row, so
 // an acknowledged upload is never lost, and a rejected one (any 4xx or 5xx: too large, cut,
 // a bad line, a wrong purpose…) or a cut one leaves nothing behind, neither bytes nor a row.
+//
+// Projects: each request acts for a principal (api_principal: the project of its key, and
+// whether it is an admin). Files, jobs, eval runs and results, and fine-tuned models are made
+// in the principal's project and are seen only by it, or by an admin; another project's object
+// is answered exactly as one that does not exist (404), so ids tell nothing.
 #ifndef TOOLRL_API_H
 #define TOOLRL_API_H
 
@@ -44,11 +49,28 @@ typedef struct {
     int no_cache;       // send Cache-Control: no-cache
 } api_reply;
 
+// Who a request acts for: the project the objects it makes go to, and whether it sees every
+// project (an admin key, the server's own key, or the keyless mode, whose project is "default").
+#define API_PROJECT_MAX 65
+typedef struct {
+    char project[API_PROJECT_MAX];
+    int admin;
+} api_principal;
+extern const api_principal api_keyless;  // the keyless mode's (and the server key's): admin of "default"
+
+// What a presented key is among the stored ones (api_key_check).
+typedef enum { API_KEY_OK = 0, API_KEY_UNKNOWN, API_KEY_REVOKED, API_KEY_ERROR } api_key_result;
+
 // Opens the store at db_path (creating it) and the uploads folder data_dir.
 int api_init(api **out, const char *db_path, const char *data_dir, size_t max_upload, trl_err *e);
 void api_free(api *a);
 // The base model clients may fine-tune (its id and an accepted alias).
 void api_set_base_model(api *a, const char *id, const char *alias, const char *path);
+// Finds key among the stored keys by its hash; API_KEY_OK fills p with its project and role.
+api_key_result api_key_check(api *a, const char *key, api_principal *p);
+// 1 while the store has a key that is not revoked: then every request needs a key. A store that
+// cannot answer counts as having one (requests are refused rather than let through).
+int api_keys_required(api *a);
 
 // Looks up a query argument ("after", "limit", "purpose"); NULL when absent.
 typedef const char *(*api_arg_fn)(void *ctx, const char *name);
@@ -68,6 +90,7 @@ typedef struct {
     api_upload *upload;      // ROUTE_BODY_UPLOAD: the multipart upload, streamed already (the handler
                              // finishes it), or NULL when the body was not multipart/form-data
     int upload_complete;     // the multipart body was well-formed and whole
+    const api_principal *who;  // whom it acts for; NULL: the keyless mode's (admin, project "default")
 } api_request;
 
 // An endpoint over the job store (registered in server/routes.c).
@@ -96,17 +119,20 @@ void api_evals_retrieve_run(api *a, const api_request *rq, api_reply *r);
 void api_evals_cancel_run(api *a, const api_request *rq, api_reply *r);
 void api_evals_list_run_events(api *a, const api_request *rq, api_reply *r);
 
-// Models: appends the fine-tuned models of the store to data (OpenAI model objects); returns
-// a model object for id or NULL.
-void api_models_append(api *a, cJSON *data);
-cJSON *api_model_object(api *a, const char *id);
+// Models: appends the fine-tuned models of the store that who sees to data (OpenAI model
+// objects); returns a model object for id, or NULL when there is none or who does not see it.
+void api_models_append(api *a, const api_principal *who, cJSON *data);
+cJSON *api_model_object(api *a, const api_principal *who, const char *id);
+// 0 when id is a model of the store that who does not see (another project's fine-tuned model);
+// 1 otherwise (the base models, who's own, and names the store does not know).
+int api_model_visible(api *a, const api_principal *who, const char *id);
 
 // ---- streaming upload (server.c feeds it; api_files_create finishes it) ----
 api_upload *api_upload_begin(api *a);
 // A multipart field chunk: "purpose" (text) or "file" (the bytes, with its filename).
 void api_upload_data(api_upload *u, const char *key, const char *filename, const char *data, size_t size);
-// complete = the multipart body was well-formed and whole. Always frees u.
-void api_upload_finish(api_upload *u, int complete, api_reply *r);
+// complete = the multipart body was well-formed and whole; the file goes to project. Always frees u.
+void api_upload_finish(api_upload *u, int complete, const char *project, api_reply *r);
 void api_upload_abort(api_upload *u);  // connection lost: remove the temporary file
 
 // An empty reply: status 0, no body, fd -1.

@@ -8,6 +8,7 @@
 //   GET  /v1/evals/{suite}/runs/{id}       the run with its results once completed
 //   POST /v1/evals/{suite}/runs/{id}       cancel (as OpenAI's API)
 //   GET  /v1/evals/{suite}/runs/{id}/events
+// A run and its results are the project's of whoever queued it; others get 404 as for no run.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,9 @@ static int bad(api_reply *r, const char *param, const char *code, const char *ms
     return 1;
 }
 
-static int create_run(api *a, const char *suite, const char *body, size_t len, api_reply *r) {
+static int create_run(api *a, const api_request *rq, const char *suite, api_reply *r) {
+    const char *body = rq->body;
+    size_t len = rq->len;
     cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -132,7 +135,7 @@ static int create_run(api *a, const char *suite, const char *body, size_t len, a
         cJSON_Delete(root);
         return 1;
     }
-    const char *m = api_model_resolve(a, model->valuestring);
+    const char *m = api_model_resolve(a, api_who(rq), model->valuestring);
     if (!m) {
         api_reply_error(r, 404, "invalid_request_error", "model", "model_not_found",
                         "The model `%.200s` does not exist or you do not have access to it.", model->valuestring);
@@ -154,6 +157,7 @@ static int create_run(api *a, const char *suite, const char *body, size_t len, a
     jn.method = "eval";
     jn.method_config = cfg_txt;
     jn.training_file = suite;
+    jn.project = api_project(rq);
     store_job j = {0};
     pthread_mutex_lock(&a->mu);
     int rc = cfg_txt ? store_job_create(a->db, &jn, &j, &e) : trl_errf(&e, "out of memory");
@@ -174,6 +178,7 @@ static int create_run(api *a, const char *suite, const char *body, size_t len, a
 void api_evals_list_results(api *a, const api_request *rq, api_reply *r) {
     store_page pg;
     if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    pg.project = api_list_project(rq);
     const char *model = rq->arg(rq->arg_ctx, "model"), *suite = rq->arg(rq->arg_ctx, "suite");
     store_evals l = {0};
     trl_err e = {{0}};
@@ -211,7 +216,7 @@ static const char *eval_suite(const api_request *rq, api_reply *r) {
 // POST /v1/evals/{eval}/runs
 void api_evals_create_run(api *a, const api_request *rq, api_reply *r) {
     const char *suite = eval_suite(rq, r);
-    if (suite) create_run(a, suite, rq->body, rq->len, r);
+    if (suite) create_run(a, rq, suite, r);
 }
 
 // GET /v1/evals/{eval}/runs?after=&limit=
@@ -221,6 +226,7 @@ void api_evals_list_runs(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
     store_page pg;
     if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    pg.project = api_list_project(rq);
     store_jobs l = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_job_list_kind(a->db, 1, suite, &pg, &l, &e);
@@ -237,13 +243,14 @@ void api_evals_list_runs(api *a, const api_request *rq, api_reply *r) {
 }
 
 // The run {run_id} of the eval {eval}; called under a->mu. -1 with r filled (404) when there is
-// none (a fine-tuning job, or a run of the other eval, is none).
+// none (a fine-tuning job, a run of the other eval, or another project's run, is none).
 static int run_get(api *a, const api_request *rq, store_job *j, api_reply *r) {
     const char *suite = eval_suite(rq, r), *id = rq->params[1];
     if (!suite || !api_id_ok(id, "eval run", r)) return -1;
     trl_err e = {{0}};
     int rc = store_job_get(a->db, id, j, &e);
-    if (rc == TRL_OK && (strcmp(j->method, "eval") || strcmp(j->training_file, suite))) {
+    if (rc == TRL_OK && (strcmp(j->method, "eval") || strcmp(j->training_file, suite) ||
+                         !api_sees(api_who(rq), j->project))) {
         rc = TRL_NOT_FOUND;
         trl_errf(&e, "no eval run %s", id);
     }

@@ -126,7 +126,7 @@ static long validate_lines(const char *path, char *err, size_t cap) {
     return examples;
 }
 
-void api_upload_finish(api_upload *u, int complete, api_reply *r) {
+void api_upload_finish(api_upload *u, int complete, const char *project, api_reply *r) {
     api *a = u->a;
     if (!complete) {
         api_reply_error(r, 400, "invalid_request_error", "file", "invalid_multipart",
@@ -182,7 +182,7 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
     int dfd = open(a->data_dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) fsync(dfd), close(dfd);
     store_file_new fn = {id, u->filename[0] ? u->filename : "upload.jsonl", u->purpose, "processed", hex, path,
-                         (int64_t)u->bytes, examples, NULL};
+                         (int64_t)u->bytes, examples, project};
     store_file f = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_file_create(a->db, &fn, &f, &e);
@@ -199,7 +199,8 @@ void api_upload_finish(api_upload *u, int complete, api_reply *r) {
 
 // ---- endpoints (server/routes.c) ----------------------------------------------------------
 
-// POST /v1/files: the multipart upload server.c has streamed into rq->upload.
+// POST /v1/files: the multipart upload server.c has streamed into rq->upload; the file is the
+// request's project's.
 void api_files_create(api *a, const api_request *rq, api_reply *r) {
     (void)a;
     if (!rq->upload) {
@@ -207,7 +208,7 @@ void api_files_create(api *a, const api_request *rq, api_reply *r) {
                         "POST /v1/files takes multipart/form-data with 'file' and 'purpose' fields");
         return;
     }
-    api_upload_finish(rq->upload, rq->upload_complete, r);
+    api_upload_finish(rq->upload, rq->upload_complete, api_project(rq), r);
 }
 
 // GET /v1/files?purpose=&after=&limit=
@@ -215,6 +216,7 @@ void api_files_list(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
     store_page pg;
     if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    pg.project = api_list_project(rq);
     const char *purpose = rq->arg(rq->arg_ctx, "purpose");
     store_files l = {0};
     pthread_mutex_lock(&a->mu);
@@ -230,7 +232,8 @@ void api_files_list(api *a, const api_request *rq, api_reply *r) {
     store_files_free(&l);
 }
 
-// The file {file_id} names, or -1 with r filled (404).
+// The file {file_id} names, or -1 with r filled (404; also for a file of a project the request
+// does not see, with the same answer as for an id that does not exist).
 static int file_get(api *a, const api_request *rq, store_file *f, api_reply *r) {
     const char *id = rq->params[0];
     memset(f, 0, sizeof(*f));
@@ -239,6 +242,10 @@ static int file_get(api *a, const api_request *rq, store_file *f, api_reply *r) 
     pthread_mutex_lock(&a->mu);
     int rc = store_file_get(a->db, id, f, &e);
     pthread_mutex_unlock(&a->mu);
+    if (rc == TRL_OK && !api_sees(api_who(rq), f->project)) {
+        store_file_clear(f);
+        rc = TRL_NOT_FOUND;
+    }
     if (rc) api_reply_store_error(r, rc, &e, "file", id);
     return rc ? -1 : 0;
 }

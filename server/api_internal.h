@@ -17,9 +17,15 @@ struct api {
 
 // Parses ?after=&limit= into a store page (limit 1..100, default 20). -1 with r filled on error.
 int api_page(api_arg_fn arg, void *ctx, store_page *pg, api_reply *r);
-// A model a job may name: the base model (by id or alias, returned as its id) or a model in
-// the store (returned as given); NULL when there is none.
-const char *api_model_resolve(api *a, const char *name);
+// A model a job of who may name: the base model (by id or alias, returned as its id) or a model
+// in the store that who sees (returned as given); NULL when there is none.
+const char *api_model_resolve(api *a, const api_principal *who, const char *name);
+// The principal of a request (the keyless one for NULL), the project what it makes goes to,
+// whether it sees a row of project, and the project its lists keep to (NULL: every project).
+const api_principal *api_who(const api_request *rq);
+const char *api_project(const api_request *rq);
+int api_sees(const api_principal *who, const char *project);
+const char *api_list_project(const api_request *rq);
 // The list object {"object":"list","data":[…],"has_more":…,"first_id","last_id"}.
 cJSON *api_list(cJSON *data, int has_more);
 // Stored JSON text as a value; JSON null when there is none (or it does not parse).

@@ -1,5 +1,6 @@
 // api_jobs.c: the Fine-tuning API: create (validated against the trainer's own
-// hyperparameter rules, trainer/train.h), list, retrieve, cancel, events, checkpoints.
+// hyperparameter rules, trainer/train.h), list, retrieve, cancel, events, checkpoints. A job is
+// its creator's project's; another project's job is answered as one that does not exist.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,10 @@ static void hyper_error(api_reply *r, const char *prefix, const char *msg) {
     api_reply_error(r, 400, "invalid_request_error", param, "invalid_value", "%s", msg);
 }
 
-static void create_job(api *a, const char *body, size_t len, api_reply *r) {
+static void create_job(api *a, const api_request *rq, api_reply *r) {
+    const char *body = rq->body;
+    size_t len = rq->len;
+    const api_principal *who = api_who(rq);
     cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -207,7 +211,7 @@ static void create_job(api *a, const char *body, size_t len, api_reply *r) {
         goto out;
     }
     // the model: the base model or a fine-tuned one in the store
-    const char *known = api_model_resolve(a, model);
+    const char *known = api_model_resolve(a, who, model);
     if (!known) {
         api_reply_error(r, 404, "invalid_request_error", "model", "model_not_found",
                         "The model `%.200s` does not exist or you do not have access to it.", model);
@@ -222,6 +226,7 @@ static void create_job(api *a, const char *body, size_t len, api_reply *r) {
         pthread_mutex_lock(&a->mu);
         int rc = store_file_get(a->db, files[k], &f, &e);
         pthread_mutex_unlock(&a->mu);
+        if (rc == TRL_OK && !api_sees(who, f.project)) rc = TRL_NOT_FOUND;  // another project's: as none
         if (rc == TRL_NOT_FOUND) {
             api_reply_error(r, 400, "invalid_request_error", params[k], "invalid_file", "No file with id '%.100s'",
                             files[k]);
@@ -253,6 +258,7 @@ static void create_job(api *a, const char *body, size_t len, api_reply *r) {
     jn.metadata = meta_s;
     jn.seed = cJSON_IsNumber(seed) ? (int64_t)seed->valuedouble : (int64_t)cfg.seed;
     jn.validate = 1;
+    jn.project = api_project(rq);
     store_job j = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_job_create(a->db, &jn, &j, &e);
@@ -275,17 +281,20 @@ out:
 
 // POST …/jobs/{id}/checkpoints/{ckpt}/serve: the checkpoint becomes a model of its own (named
 // by its fine_tuned_model_checkpoint) and the served one; /v1/chat/completions answers with it.
-static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, api_reply *r) {
+static void serve_checkpoint(api *a, const api_principal *who, const char *job_id, const char *ckpt_id,
+                             api_reply *r) {
     trl_err e = {{0}};
     store_checkpoints l = {0};
     store_page pg = {.after = NULL, .limit = 10000, .ascending = 1};
+    store_job j = {0};
     pthread_mutex_lock(&a->mu);
-    int rc = store_checkpoint_list(a->db, job_id, &pg, &l, &e);
+    int rc = store_job_get(a->db, job_id, &j, &e);
+    if (rc == TRL_OK && !api_sees(who, j.project)) rc = TRL_NOT_FOUND;  // the job's checkpoints are its project's
+    if (rc == TRL_OK) rc = store_checkpoint_list(a->db, job_id, &pg, &l, &e);
     const store_checkpoint *ck = NULL;
     for (int i = 0; rc == TRL_OK && i < l.n; i++)
         if (!strcmp(l.items[i].id, ckpt_id)) ck = &l.items[i];
-    store_job j = {0};
-    if (ck && ck->model_name && store_job_get(a->db, job_id, &j, &e) == TRL_OK) {
+    if (ck && ck->model_name) {
         store_model_new mn = {
             .id = ck->model_name, .kind = "fine-tuned", .base_model = j.model, .job_id = job_id, .path = ck->path};
         rc = store_model_upsert(a->db, &mn, &e);
@@ -295,7 +304,7 @@ static void serve_checkpoint(api *a, const char *job_id, const char *ckpt_id, ap
     if (!ck) api_reply_error(r, 404, "invalid_request_error", "id", "not_found", "No checkpoint '%.60s' in job %.60s",
                              ckpt_id, job_id);
     else if (rc) api_reply_error(r, 500, "server_error", NULL, NULL, "store: %s", e.msg);
-    else api_reply_json(r, 200, api_model_object(a, ck->model_name));
+    else api_reply_json(r, 200, api_model_object(a, who, ck->model_name));
     store_job_clear(&j);
     store_checkpoints_free(&l);
 }
@@ -312,13 +321,14 @@ void api_jobs_get_hyperparameters(api *a, const api_request *rq, api_reply *r) {
 }
 
 // POST /v1/fine_tuning/jobs
-void api_jobs_create(api *a, const api_request *rq, api_reply *r) { create_job(a, rq->body, rq->len, r); }
+void api_jobs_create(api *a, const api_request *rq, api_reply *r) { create_job(a, rq, r); }
 
 // GET /v1/fine_tuning/jobs?after=&limit=
 void api_jobs_list(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
     store_page pg;
     if (api_page(rq->arg, rq->arg_ctx, &pg, r)) return;
+    pg.project = api_list_project(rq);
     store_jobs l = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_job_list(a->db, &pg, &l, &e);
@@ -340,6 +350,7 @@ void api_jobs_retrieve(api *a, const api_request *rq, api_reply *r) {
     int rc = store_job_get(a->db, id, &j, &e);
     pthread_mutex_unlock(&a->mu);
     if (rc == TRL_OK && !strcmp(j.method, "eval")) rc = TRL_NOT_FOUND;  // an eval run (/v1/evals/…/runs)
+    if (rc == TRL_OK && !api_sees(api_who(rq), j.project)) rc = TRL_NOT_FOUND;  // another project's: as none
     if (rc) api_reply_store_error(r, rc, &e, "fine-tuning job", id);
     else api_reply_json(r, 200, job_json(&j));
     store_job_clear(&j);
@@ -352,7 +363,10 @@ void api_jobs_cancel(api *a, const api_request *rq, api_reply *r) {
     trl_err e = {{0}};
     store_job j = {0};
     pthread_mutex_lock(&a->mu);
-    int rc = store_job_cancel(a->db, id, &j, &e);
+    int rc = store_job_get(a->db, id, &j, &e);  // a job's project never changes: the check holds
+    if (rc == TRL_OK && !api_sees(api_who(rq), j.project)) rc = TRL_NOT_FOUND;  // another project's: as none
+    store_job_clear(&j);
+    if (rc == TRL_OK) rc = store_job_cancel(a->db, id, &j, &e);
     pthread_mutex_unlock(&a->mu);
     if (rc == TRL_CONFLICT)
         api_reply_error(r, 400, "invalid_request_error", NULL, "job_finished",
@@ -365,7 +379,7 @@ void api_jobs_cancel(api *a, const api_request *rq, api_reply *r) {
 // POST /v1/fine_tuning/jobs/{job_id}/checkpoints/{checkpoint_id}/serve
 void api_jobs_serve_checkpoint(api *a, const api_request *rq, api_reply *r) {
     if (!api_id_ok(rq->params[0], "fine-tuning job", r)) return;
-    serve_checkpoint(a, rq->params[0], rq->params[1], r);
+    serve_checkpoint(a, api_who(rq), rq->params[0], rq->params[1], r);
 }
 
 // GET …/jobs/{job_id}/events and …/checkpoints (newest first, after=&limit=).
@@ -378,6 +392,10 @@ static void list_job_items(api *a, const api_request *rq, int events, api_reply 
     store_job j = {0};
     pthread_mutex_lock(&a->mu);
     int rc = store_job_get(a->db, id, &j, &e);
+    if (rc == TRL_OK && !api_sees(api_who(rq), j.project)) {  // another project's job: as none
+        store_job_clear(&j);
+        rc = TRL_NOT_FOUND;
+    }
     cJSON *data = cJSON_CreateArray();
     int more = 0;
     if (rc == TRL_OK && events) {

@@ -526,7 +526,8 @@ void chat_completion_handle(const chat_completion_env *env, const char *body, si
     int status = 404;
     trl_err e = {{0}};
     int base = !strcmp(cc->req.model, env->model_id) || !strcmp(cc->req.model, env->model_stem);
-    cc->sm = registry_acquire(env->reg, base ? env->model_id : cc->req.model, &status, &e);
+    int hidden = !base && env->api && !api_model_visible(env->api, env->who, cc->req.model);
+    cc->sm = hidden ? NULL : registry_acquire(env->reg, base ? env->model_id : cc->req.model, &status, &e);
     if (!cc->sm) {
         if (status == 404)
             api_error_set(&err, 404, "invalid_request_error", "model", "model_not_found",

@@ -1,6 +1,6 @@
 // server.c: the HTTP side of `toolrl serve` (libmicrohttpd, one thread per connection): the
-// daemon, per-connection state, route lookup in the table (routes.c), bearer auth and body
-// limits before a body is read, JSON bodies collected and multipart uploads streamed, the
+// daemon, per-connection state, route lookup in the table (routes.c), bearer auth (the
+// server's own key, or a stored key of a project) and body limits before a body is read, JSON bodies collected and multipart uploads streamed, the
 // reply a handler fills sent as HTTP, OpenAI error bodies, the metrics counters; and the
 // server's own small endpoints (health, metrics, models, the dashboard's files), which read
 // its state. The chat completion itself is chat_completion.c; the training API, api_*.c.
@@ -60,6 +60,7 @@ typedef struct {
     routes_result found;  // the route, looked up from the request line
     route_match m;
     int answered;         // a response is queued already (401, 413 from the headers)
+    api_principal who;    // whom the request acts for (authenticate)
     strbuf body;          // ROUTE_BODY_JSON: the body so far (other routes only count its length)
     size_t len;           // bytes of the body so far
     int too_big;          // over --max-body
@@ -268,7 +269,7 @@ void server_list_models(server *s, const api_request *rq, api_reply *r) {
     cJSON *data = j ? cJSON_AddArrayToObject(j, "data") : NULL;
     if (j) cJSON_AddStringToObject(j, "object", "list");
     if (data && atomic_load(&s->ready)) cJSON_AddItemToArray(data, model_object(s));
-    if (data && s->api) api_models_append(s->api, data);
+    if (data && s->api) api_models_append(s->api, rq->who, data);
     r->status = 200;
     r->json = j;
 }
@@ -277,7 +278,7 @@ void server_list_models(server *s, const api_request *rq, api_reply *r) {
 void server_get_model(server *s, const api_request *rq, api_reply *r) {
     const char *id = rq->params[0];
     cJSON *m = atomic_load(&s->ready) && model_matches(s, id) ? model_object(s) : NULL;
-    if (!m && s->api) m = api_model_object(s->api, id);
+    if (!m && s->api) m = api_model_object(s->api, rq->who, id);
     if (m) {
         r->status = 200;
         r->json = m;
@@ -301,7 +302,9 @@ void server_create_chat_completion(server *s, const api_request *rq, api_reply *
                                .model_stem = s->model_stem,
                                .max_tokens = s->cfg.max_tokens,
                                .observe = observe_completion,
-                               .observe_ctx = s};
+                               .observe_ctx = s,
+                               .api = s->api,
+                               .who = rq->who};
     chat_completion_handle(&env, rq->body, rq->len, r);
 }
 
@@ -327,15 +330,33 @@ void server_get_static(server *s, const api_request *rq, api_reply *r) {
 
 // ---- requests ------------------------------------------------------------------------------
 
-// The presented key is compared in constant time (trl_secret_equal): how long the comparison
-// takes says nothing about how much of a guess was right.
-static int authorized(server *s, struct MHD_Connection *c) {
-    const char *key = s->cfg.api_key;
-    if (!key || !*key) return 1;
+// Who a request acts for, from the key it presents (Authorization: Bearer KEY, or X-Api-Key):
+// - the server's own key (--api-key-file, TOOLRL_API_KEY), compared in constant time
+//   (trl_secret_equal: how long the comparison takes says nothing about how much of a guess was
+//   right), is an admin of the project "default";
+// - a stored key (toolrl keys create) is found by the SHA-256 of what was presented (an index
+//   lookup, nothing secret compared byte by byte): its project, admin or not; a revoked one
+//   is refused whatever the mode;
+// - with neither a server key nor an active stored key (the keyless mode, meant for loopback),
+//   every request is an admin of "default", as before keys existed.
+// 0 with p filled, or a 401 message.
+static const char *authenticate(server *s, struct MHD_Connection *c, api_principal *p) {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (h && !strncmp(h, "Bearer ", 7) && trl_secret_equal(h + 7, key)) return 1;
-    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
-    return x && trl_secret_equal(x, key);
+    const char *given[2] = {h && !strncmp(h, "Bearer ", 7) ? h + 7 : NULL,
+                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key")};
+    const char *key = s->cfg.api_key && *s->cfg.api_key ? s->cfg.api_key : NULL;
+    *p = api_keyless;
+    for (int i = 0; i < 2 && key; i++)
+        if (given[i] && trl_secret_equal(given[i], key)) return NULL;
+    for (int i = 0; i < 2 && s->api; i++) {
+        if (!given[i] || !*given[i]) continue;
+        api_key_result k = api_key_check(s->api, given[i], p);
+        if (k == API_KEY_OK) return NULL;
+        if (k == API_KEY_REVOKED) return "This API key has been revoked.";
+    }
+    *p = api_keyless;
+    if (!key && !(s->api && api_keys_required(s->api))) return NULL;  // the keyless mode
+    return "Incorrect or missing API key (send Authorization: Bearer <key>).";
 }
 
 // A connection's timeout is MHD's: seconds without a byte received or sent. Until its request
@@ -396,7 +417,8 @@ static enum MHD_Result dispatch(server *s, struct MHD_Connection *c, const char 
                       .body = rt->body == ROUTE_BODY_JSON ? cs->body.buf : NULL,
                       .len = rt->body == ROUTE_BODY_JSON ? cs->len : 0,
                       .arg = query_arg,
-                      .arg_ctx = c};
+                      .arg_ctx = c,
+                      .who = &cs->who};
     memcpy(rq.params, m->params, sizeof(rq.params));
     if (rt->body == ROUTE_BODY_UPLOAD) {
         if (!cs->up && cs->pp_failed)
@@ -420,10 +442,10 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *c, const char *ur
                              conn_state *cs) {
     cs->found = routes_match(routes_table, routes_count, method, url, &cs->m);
     const route *rt = cs->m.path_route;  // a path's entries share its auth (routes.c)
-    if (!(rt && rt->auth == ROUTE_AUTH_PUBLIC) && !authorized(s, c)) {
+    const char *refused = rt && rt->auth == ROUTE_AUTH_PUBLIC ? NULL : authenticate(s, c, &cs->who);
+    if (refused) {
         cs->answered = 1;
-        return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key",
-                          "Incorrect or missing API key (send Authorization: Bearer <key>).");
+        return send_error(s, c, 401, "authentication_error", NULL, "invalid_api_key", refused);
     }
     rt = cs->m.route;
     if (rt && rt->body == ROUTE_BODY_UPLOAD && s->api) {

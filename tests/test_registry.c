@@ -40,7 +40,7 @@ static void swap_fixture_open(swap_fixture *f, store_model_new *row, const char 
     s.seed = 99;  // "trained further": other weights
     assert_int_equal(tiny_model_write_hf(&s, f->v2, &e), TRL_OK);
     assert_int_equal(store_open(&f->st, f->db, &e), TRL_OK);
-    *row = (store_model_new){id, "fine-tuned", "base.gguf", NULL, f->v1};
+    *row = (store_model_new){id, "fine-tuned", "base.gguf", NULL, f->v1, NULL};
     assert_int_equal(store_model_upsert(f->st, row, &e), TRL_OK);
 }
 

@@ -60,7 +60,7 @@ static void make_job(fx *f, const char *hyper, char *job_id) {
     trl_err e = {{0}};
     assert_int_equal(store_open(&s, f->db, &e), TRL_OK);
     store_file file = {0};
-    store_file_new fn = {NULL, "train.jsonl", "fine-tune", "processed", NULL, f->data, 100, 8};
+    store_file_new fn = {NULL, "train.jsonl", "fine-tune", "processed", NULL, f->data, 100, 8, NULL};
     assert_int_equal(store_file_create(s, &fn, &file, &e), TRL_OK);
     store_job j = {0};
     store_job_new jn = {0};
@@ -129,7 +129,7 @@ static void test_job_runs_to_success(void **state) {
     assert_int_equal(j.step, 3);
     // events: started, three metrics events with a reward, the end
     store_events ev = {0};
-    store_page pg = {NULL, 100, 1};
+    store_page pg = {NULL, 100, 1, NULL};
     assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
     int metrics = 0;
     for (int i = 0; i < ev.n; i++)
@@ -170,7 +170,7 @@ static void test_bad_job_fails_clearly(void **state) {
     assert_non_null(strstr(j.error, "hyperparameters.batch_size"));
     // one closing event, naming the reason, with the error as its data
     store_events ev = {0};
-    store_page pg = {NULL, 100, 1};
+    store_page pg = {NULL, 100, 1, NULL};
     assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
     int errors = 0;
     for (int i = 0; i < ev.n; i++) errors += !strcmp(ev.items[i].level, "error");
@@ -215,7 +215,7 @@ static void test_cancel_reaches_worker(void **state) {
     j = job_in_status(s, id, "cancelled");
     store_job_clear(&j);
     store_events ev = {0};
-    store_page pg = {NULL, 1000, 1};
+    store_page pg = {NULL, 1000, 1, NULL};
     assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
     assert_int_equal(count_events(&ev, "Job cancelled"), 1);
     assert_int_equal(count_events(&ev, "The job"), 0);
@@ -253,7 +253,7 @@ static void test_killed_worker_resumes(void **state) {
     assert_int_equal(j.attempts, 2);
     store_job_clear(&j);
     store_events ev = {0};
-    store_page pg = {NULL, 1000, 1};
+    store_page pg = {NULL, 1000, 1, NULL};
     assert_int_equal(store_event_list(s, id, &pg, &ev, &e), TRL_OK);
     int resumed = 0;
     for (int i = 0; i < ev.n; i++) resumed += strstr(ev.items[i].message, "Resumed from checkpoint at step") != NULL;
