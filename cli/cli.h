@@ -41,6 +41,7 @@ typedef struct cli_command {
     const char *summary;                           // one line
     const char *usage;                             // what follows "toolrl NAME" on the usage line
     const cli_option *options;                     // {0}-terminated; NULL: none
+    int n_args;                                    // words it takes besides its options (all required)
     const cli_env *env;                            // {0}-terminated; NULL: none
     const struct cli_command *const *subcommands;  // NULL-terminated (toolrl, toolrl data)
     int (*run)(const cli_args *a);                 // the command line, accepted by cli_parse
@@ -49,14 +50,14 @@ typedef struct cli_command {
 // toolrl itself, whose subcommands are every command (commands.c), and the commands.
 extern const cli_command CLI_TOOLRL;
 extern const cli_command CLI_GENERATE, CLI_BENCH, CLI_TOKENIZE, CLI_INFO, CLI_SERVE, CLI_DATA, CLI_EVAL,
-    CLI_TRAIN, CLI_WORKER;
+    CLI_TRAIN, CLI_WORKER, CLI_KEYS;
 
 // Runs the subcommand named by argv[1] of a command with subcommands, after cli_parse; answers
 // --help, -h and `help [CMD...]` (exit status 0), no or an unknown subcommand (2).
 int cli_dispatch(const cli_command *c, int argc, char **argv);
 // Checks argv[1..] against c's table and returns the accepted command line. Exits: 0 after
-// printing the help on --help/-h; 2 with a one-line error on an unknown option, a missing value
-// or a required option not given (CLI code only).
+// printing the help on --help/-h; 2 with a one-line error on an unknown option, a missing value,
+// a required option not given, or other than c->n_args words that are no option (CLI code only).
 cli_args cli_parse(const cli_command *c, int argc, char **argv);
 // The full help (usage, summary, options with defaults, environment, subcommands).
 void cli_help_print(const cli_command *c, FILE *f);
@@ -73,6 +74,8 @@ int cli_get_flag(const cli_args *a, const char *name);
 // A repeatable option: the argv index of the value of its first occurrence after argv[after]
 // (start with 0), or 0 when there is none.
 int cli_get_next(const cli_args *a, const char *name, int after);
+// The k-th word (from 0) that is neither an option nor an option's value; NULL past the last.
+const char *cli_get_arg(const cli_args *a, int k);
 
 // Loads the model the command's --model option names; on failure prints "toolrl CMD: cannot
 // load model: ..." and returns 1 (an exit status), else 0.

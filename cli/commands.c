@@ -2,8 +2,9 @@
 // them, and the environment every subcommand reads.
 #include "cli/cli.h"
 
-static const cli_command *const COMMANDS[] = {&CLI_GENERATE, &CLI_BENCH, &CLI_TOKENIZE, &CLI_INFO, &CLI_SERVE,
-                                              &CLI_EVAL,     &CLI_DATA,  &CLI_TRAIN,    &CLI_WORKER, NULL};
+static const cli_command *const COMMANDS[] = {&CLI_GENERATE, &CLI_BENCH, &CLI_TOKENIZE, &CLI_INFO,
+                                              &CLI_SERVE,    &CLI_EVAL,  &CLI_DATA,     &CLI_TRAIN,
+                                              &CLI_WORKER,   &CLI_KEYS,  NULL};
 
 static const cli_env ENV[] = {
     {.name = "OPENBLAS_CORETYPE",

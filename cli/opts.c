@@ -80,19 +80,41 @@ void cli_help_print(const cli_command *c, FILE *f) {
 }
 
 cli_args cli_parse(const cli_command *c, int argc, char **argv) {
+    int words = 0;
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
             cli_help_print(c, stdout);
             exit(0);
         }
         const cli_option *o = find(c, argv[i]);
+        if (!o && c->n_args > 0 && argv[i][0] != '-') {  // one of the command's words
+            if (++words > c->n_args) die_usage(c, "unexpected argument", argv[i]);
+            continue;
+        }
         if (!o) die_usage(c, "unknown option", argv[i]);
         if (o->arg && ++i >= argc) die_usage(c, "missing value for option", o->name);
     }
     cli_args a = {c, argc, argv};
     for (const cli_option *o = c->options; o && o->name; o++)
         if (o->required && !cli_get_next(&a, o->name, 0)) die_usage(c, "missing required option", o->name);
+    if (words < c->n_args) {
+        char b[64];
+        fprintf(stderr, "%s: missing argument; usage: %s %s\n", label(c, b, sizeof(b)), b, c->usage);
+        exit(2);
+    }
     return a;
+}
+
+const char *cli_get_arg(const cli_args *a, int k) {
+    for (int i = 1; i < a->argc; i++) {
+        const cli_option *o = find(a->c, a->argv[i]);
+        if (o) {
+            if (o->arg) i++;
+            continue;
+        }
+        if (k-- == 0) return a->argv[i];
+    }
+    return NULL;
 }
 
 static const cli_command *find_sub(const cli_command *c, const char *word) {

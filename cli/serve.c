@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "server/server.h"
+#include "store/store.h"
 
 static const cli_option SERVE_OPTIONS[] = {
     CLI_OPTION_MODEL,
@@ -91,6 +92,18 @@ static int api_key_resolve(const cli_args *a, char *key, size_t cap) {
     return bad ? 2 : 0;
 }
 
+// 1 when the job store at db exists and has an active key (toolrl keys create): then the server
+// asks every request for a key even without one of its own.
+static int store_has_keys(const char *db) {
+    store *st = NULL;
+    trl_err e = {{0}};
+    int64_t n = 0;
+    if (!db || access(db, F_OK) || store_open(&st, db, &e)) return 0;
+    if (store_key_count_active(st, &n, &e)) n = 0;
+    store_close(st);  // before the workers fork: a store handle never crosses fork()
+    return n > 0;
+}
+
 // A timeout or limit option: 0 on the command line means none, which server_config spells < 0.
 static int zero_is_none(long v) { return v == 0 ? -1 : (int)v; }
 
@@ -122,9 +135,11 @@ static int cli_serve(const cli_args *a) {
         fprintf(stderr, "toolrl serve: --workers needs the job store (drop --no-db)\n");
         return 2;
     }
-    if (server_host_is_loopback(cfg.host) == 0 && !cfg.api_key)
+    int stored_keys = store_has_keys(cfg.db_path);
+    if (server_host_is_loopback(cfg.host) == 0 && !cfg.api_key && !stored_keys)
         fprintf(stderr, "toolrl serve: warning: %s is not a loopback address and there is no API key: anyone who "
-                        "reaches it may use the API (set TOOLRL_API_KEY or --api-key-file)\n", cfg.host);
+                        "reaches it may use the API (set TOOLRL_API_KEY or --api-key-file, or make keys with "
+                        "`toolrl keys create`)\n", cfg.host);
     cli_set_threads(cfg.compute_threads);
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
@@ -140,7 +155,7 @@ static int cli_serve(const cli_args *a) {
         server_stop(s);
         return 1;
     }
-    fprintf(stderr, "toolrl serve: ready%s\n", cfg.api_key && *cfg.api_key ? " (API key required)" : "");
+    fprintf(stderr, "toolrl serve: ready%s\n", (cfg.api_key && *cfg.api_key) || stored_keys ? " (API key required)" : "");
     pid_t workers[16];
     if (n_workers > 16) n_workers = 16;
     for (int i = 0; i < n_workers; i++) {
