@@ -2,7 +2,8 @@
 errors; a run created through the form (upload + submit) appears in the runs list; the run's
 reward plot gains points as metrics events arrive; the playground shows the model's reply
 with its tool calls; a BFCL evaluation run is submitted and cancelled from the run page; 0 runs
-and 500 runs both render. Screenshots: tests/out/web/.
+and 500 runs both render; with project keys (`toolrl keys create`) the dashboard shows only the
+key's project, and another project's run is "not found". Screenshots: tests/out/web/.
 """
 import json
 import os
@@ -241,3 +242,66 @@ def test_playground_shows_the_reply(server, browser):
     calls = browser.find_element(By.ID, "out-calls").text
     assert console_errors(browser) == []
     assert calls.startswith("get_weather(")  # tool_choice required is enforced by the token mask
+
+
+def test_project_keys_in_dashboard(browser):
+    """Stored keys of two projects and an admin key (toolrl keys create): each project's key shows
+    its own run only, another project's run page is a 404, the admin key shows both."""
+    d = tempfile.mkdtemp(prefix="toolrl-web-projects-")
+    db = os.path.join(d, "t.db")
+    tiny = os.path.join(d, "tiny.gguf")
+    subprocess.run([os.path.join(ROOT, "build", "tiny-model"), "gguf", tiny], check=True)
+
+    def make_key(*args):
+        out = subprocess.run([BINARY, "keys", "create", "--db", db, *args], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    keys = {"alpha": make_key("--project", "alpha"), "beta": make_key("--project", "beta"),
+            "admin": make_key("--project", "ops", "--admin")}
+    port = free_port()
+    proc = subprocess.Popen([BINARY, "serve", "--model", tiny, "--port", str(port), "--db", db,
+                             "--data-dir", os.path.join(d, "files"), "--web-dir", os.path.join(ROOT, "web"),
+                             "--compute-threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = "http://127.0.0.1:%d" % port
+
+    def call(key, path, body=None, ctype="application/json"):
+        req = urllib.request.Request(base + path, data=body, headers={"Authorization": "Bearer " + key})
+        if body is not None:
+            req.add_header("Content-Type", ctype)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def set_key(k):  # as the key field stores it; then a reload reads it
+        browser.execute_script("localStorage.setItem('toolrl.apiKey', arguments[0])", k)
+        browser.get(base + "/#/runs")
+        browser.refresh()
+
+    try:
+        wait_ready(base, proc)
+        jobs = {}
+        for p in ("alpha", "beta"):
+            row = (json.dumps(example(1)) + "\n").encode()
+            form = (b"--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
+                    b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.jsonl\"\r\n\r\n" + row +
+                    b"\r\n--XyZ--\r\n")
+            f = call(keys[p], "/v1/files", form, "multipart/form-data; boundary=XyZ")
+            jobs[p] = call(keys[p], "/v1/fine_tuning/jobs",
+                           json.dumps({"model": "tiny.gguf", "training_file": f["id"]}).encode())["id"]
+        browser.get(base + "/#/runs")
+        for p, other in (("alpha", "beta"), ("beta", "alpha")):
+            set_key(keys[p])
+            wait(browser, EC.text_to_be_present_in_element((By.ID, "runs"), jobs[p]))
+            assert jobs[other] not in browser.find_element(By.ID, "runs").text
+            assert "1 of 1 runs" in browser.find_element(By.ID, "count").text
+            browser.get(base + "/#/run/" + jobs[other])
+            wait(browser, lambda drv: drv.find_element(By.ID, "error").get_attribute("hidden") is None)
+            assert "404" in browser.find_element(By.ID, "error").text
+        set_key(keys["admin"])
+        wait(browser, EC.text_to_be_present_in_element((By.ID, "runs"), jobs["alpha"]))
+        assert jobs["beta"] in browser.find_element(By.ID, "runs").text
+        browser.save_screenshot(os.path.join(SHOTS, "runs-admin-key.png"))
+        browser.execute_script("localStorage.clear()")
+        browser.get_log("browser")  # the expected 404s are not part of the other tests
+    finally:
+        proc.terminate()
+        proc.wait()
