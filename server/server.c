@@ -1,9 +1,10 @@
 // server.c: the HTTP side of `toolrl serve` (libmicrohttpd, one thread per connection): the
 // daemon, per-connection state, route lookup in the table (routes.c), bearer auth (the
-// server's own key, or a stored key of a project) and body limits before a body is read, JSON bodies collected and multipart uploads streamed, the
-// reply a handler fills sent as HTTP, OpenAI error bodies, the metrics counters; and the
-// server's own small endpoints (health, metrics, models, the dashboard's files), which read
-// its state. The chat completion itself is chat_completion.c; the training API, api_*.c.
+// server's own key, or a stored key of a project) and body limits before a body is read, JSON
+// bodies collected and multipart uploads streamed, the reply a handler fills sent as HTTP,
+// OpenAI error bodies, the metrics counters; and the server's own small endpoints (health,
+// metrics, models, the dashboard's files), which read its state. The chat completion itself is
+// chat_completion.c; the training API, api_*.c.
 #include "server/server.h"
 
 #include <arpa/inet.h>
@@ -339,7 +340,7 @@ void server_get_static(server *s, const api_request *rq, api_reply *r) {
 //   is refused whatever the mode;
 // - with neither a server key nor an active stored key (the keyless mode, meant for loopback),
 //   every request is an admin of "default", as before keys existed.
-// 0 with p filled, or a 401 message.
+// NULL with p filled, or the message of a 401.
 static const char *authenticate(server *s, struct MHD_Connection *c, api_principal *p) {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const char *given[2] = {h && !strncmp(h, "Bearer ", 7) ? h + 7 : NULL,
