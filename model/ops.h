@@ -48,6 +48,11 @@ typedef struct ops {
     void (*weights_release)(model *w);
     // Bytes of matmul scratch for T rows through w.
     size_t (*matmul_scratch)(const model_tensor *w, int T);
+    // The first failure the calling thread's ops met since the last call (a device backend's
+    // failed launch, copy or cuBLAS call, which the void ops below cannot return): TRL_ERR with
+    // e filled, and forgotten; TRL_OK when there was none. NULL for backends that cannot fail
+    // (the CPU's). The engine asks after each forward pass.
+    int (*error)(trl_err *e);
     // --- KV cache and rows.
     // Writes T tokens' keys k and values v (T, NKV*HS) at positions (seq[t], pos[t]) of layer.
     void (*kv_store)(const kv_cache *kv, int layer, const float *k, const float *v, const int32_t *seq,
