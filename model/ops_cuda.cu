@@ -14,7 +14,8 @@
 //   cached positions (a simple kernel, not yet flash-style).
 // - Errors: the ops return nothing, so the first failed launch, copy or cuBLAS call of a host
 //   thread is kept and returned by ops_cuda.error (the engine asks after each forward pass).
-// - Threads: the device is selected and a cuBLAS handle made per host thread, on first use.
+// - Threads: any host thread may call the ops (the device is made current on each on first
+//   use); one cuBLAS handle, made by ops_cuda_open, serves them all behind a mutex.
 // The kernels are also compiled by g++ against tests/support/cuemu.h and run on the CPU by
 // tests/test_ops_cuda.c; the only text that differs is LAUNCH and the headers.
 #ifndef TOOLRL_CUEMU
@@ -25,6 +26,7 @@
 #endif
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +40,18 @@ extern "C" {
 
 // ---------------------------------------------------------------------------- state
 
+// The device, and one cuBLAS handle for every thread, its calls serialised by blas_mu (they
+// only enqueue work on the default stream; a handle per thread would leak with the threads).
 static struct {
     int open, index;
     char name[320];
-} g_dev = {0, -1, ""};
+    cublasHandle_t blas;
+    pthread_mutex_t blas_mu;
+} g_dev = {0, -1, "", NULL, PTHREAD_MUTEX_INITIALIZER};
 
 static thread_local struct {
-    int ready;             // cudaSetDevice done and blas made on this thread
-    cublasHandle_t blas;
-    char err[400];         // the first failure since ops_cuda.error last read it
+    int ready;      // cudaSetDevice done on this thread (the current device is per host thread)
+    char err[400];  // the first failure since ops_cuda.error last read it
 } tl;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -70,7 +75,7 @@ static void launched(const char *kernel) {
     if (rc != cudaSuccess) fail("cuda: %s: %s", kernel, cudaGetErrorString(rc));
 }
 
-// The calling thread's device and cuBLAS handle (made on first use). 0, or -1 after fail().
+// Makes the device current on the calling thread (once). 0, or -1 after fail().
 static int enter(void) {
     if (tl.ready) return 0;
     if (!g_dev.open) {
@@ -82,11 +87,6 @@ static int enter(void) {
         fail("cuda: cudaSetDevice(%d): %s", g_dev.index, cudaGetErrorString(rc));
         return -1;
     }
-    if (cublasCreate(&tl.blas) != CUBLAS_STATUS_SUCCESS) {
-        fail("cuda: cublasCreate failed");
-        return -1;
-    }
-    cublasSetMathMode(tl.blas, CUBLAS_DEFAULT_MATH);
     tl.ready = 1;
     return 0;
 }
@@ -116,6 +116,11 @@ extern "C" const ops *ops_cuda_open(int index, trl_err *e) {
         trl_errf(e, "cuda device %d: %s", index, cudaGetErrorString(rc));
         return NULL;
     }
+    if (cublasCreate(&g_dev.blas) != CUBLAS_STATUS_SUCCESS) {
+        trl_errf(e, "cuda device %d: cublasCreate failed", index);
+        return NULL;
+    }
+    cublasSetMathMode(g_dev.blas, CUBLAS_DEFAULT_MATH);  // fp32 throughout: no TF32
     snprintf(g_dev.name, sizeof(g_dev.name), "%.255s (sm_%d%d, %zu GiB)", p.name, p.major, p.minor,
              (size_t)(p.totalGlobalMem >> 30));
     g_dev.index = index;
@@ -489,8 +494,10 @@ static void cuda_matmul(const model_tensor *w, const float *x, float *y, int T, 
     }
     const float one = 1.0f, zero = 0.0f;
     int N = (int)w->n_rows, K = (int)w->n_cols;
-    cublasStatus_t st = cublasSgemm(tl.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, (const float *)w->data, K, x, K,
-                                    &zero, y, N);
+    pthread_mutex_lock(&g_dev.blas_mu);
+    cublasStatus_t st = cublasSgemm(g_dev.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, (const float *)w->data, K, x,
+                                    K, &zero, y, N);
+    pthread_mutex_unlock(&g_dev.blas_mu);
     if (st != CUBLAS_STATUS_SUCCESS) fail("cuda: cublasSgemm (%d x %d x %d): status %d", N, T, K, (int)st);
 }
 

@@ -121,41 +121,51 @@ static void fiber_main(void) {
     abort();
 }
 
+// Makes thread i of the block a fresh fiber at fiber_main (getcontext returns twice: its own
+// function, like resume).
+__attribute__((noinline)) static void fiber_init(int i) {
+    fiber *f = &S.th[i];
+    if (!f->stack) {
+        f->stack = (char *)mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (f->stack == MAP_FAILED) die("out of memory for fiber stacks");
+    }
+    unsigned id = (unsigned)i;
+    f->idx = uint3{id % blockDim.x, id / blockDim.x % blockDim.y, id / (blockDim.x * blockDim.y)};
+    f->done = 0;
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = STACK_BYTES;
+    f->ctx.uc_link = NULL;
+    makecontext(&f->ctx, fiber_main, 0);
+}
+
+// Runs thread i until it waits at a barrier or returns. Its own function, so that no local of
+// the scheduler's loop lives across swapcontext (which returns twice, as setjmp does).
+__attribute__((noinline)) static void resume(int i) {
+    fiber *f = &S.th[i];
+    S.cur = i;
+    threadIdx = f->idx;
+#if CUEMU_ASAN
+    __sanitizer_start_switch_fiber(&S.sched_fake, f->stack, STACK_BYTES);
+#endif
+    swapcontext(&S.sched, &f->ctx);
+#if CUEMU_ASAN
+    __sanitizer_finish_switch_fiber(S.sched_fake, NULL, NULL);
+#endif
+}
+
 static void run_block(void) {
     int n = S.n;
     S.exited = 0;
     S.block = group{n, 0, 0};
     for (int w = 0; w < (n + 31) / 32; w++) S.warp[w] = group{n - 32 * w < 32 ? n - 32 * w : 32, 0, 0};
-    for (int i = 0; i < n; i++) {
-        fiber *f = &S.th[i];
-        if (!f->stack) {
-            f->stack = (char *)mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (f->stack == MAP_FAILED) die("out of memory for fiber stacks");
-        }
-        unsigned id = (unsigned)i;
-        f->idx = uint3{id % blockDim.x, id / blockDim.x % blockDim.y, id / (blockDim.x * blockDim.y)};
-        f->done = 0;
-        getcontext(&f->ctx);
-        f->ctx.uc_stack.ss_sp = f->stack;
-        f->ctx.uc_stack.ss_size = STACK_BYTES;
-        f->ctx.uc_link = NULL;
-        makecontext(&f->ctx, fiber_main, 0);
-    }
+    for (int i = 0; i < n; i++) fiber_init(i);
     for (int live = n; live > 0;) {
         long before = S.progress;
         for (int i = 0; i < n; i++) {
-            fiber *f = &S.th[i];
-            if (f->done) continue;
-            S.cur = i;
-            threadIdx = f->idx;
-#if CUEMU_ASAN
-            __sanitizer_start_switch_fiber(&S.sched_fake, f->stack, STACK_BYTES);
-#endif
-            swapcontext(&S.sched, &f->ctx);
-#if CUEMU_ASAN
-            __sanitizer_finish_switch_fiber(S.sched_fake, NULL, NULL);
-#endif
-            if (f->done) live--;
+            if (S.th[i].done) continue;
+            resume(i);
+            if (S.th[i].done) live--;
         }
         if (live > 0 && S.progress == before) die("deadlock: every live thread waits at a barrier that cannot open");
     }
