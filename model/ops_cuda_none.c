@@ -6,7 +6,7 @@
 
 const ops *ops_cuda_open(int index, trl_err *e) {
     (void)index;
-    trl_errf(e, "this toolrl was built without CUDA (make CUDA=1)");
+    trl_errf(e, "this toolrl was built without CUDA; make CUDA=1 builds it with");
     return NULL;
 }
 

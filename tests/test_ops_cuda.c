@@ -10,8 +10,8 @@
 // Then whole forward passes (Llama Q4_1, Qwen2 Q8_0 with QKV biases; prefill in two chunks,
 // a copied cache, three sequences decoding with logits for some rows): logits within 1e-4 of
 // ops_ref's, and every device allocation released. And the failures: no device (the message
-// the CLI shows before falling back to the CPU), and an op the backend refuses reported by
-// ops_cuda.error. The number of comparisons is printed at the end.
+// the CLI shows before falling back to the CPU: model/device.c's names too), and an op the
+// backend refuses reported by ops_cuda.error. The number of comparisons is printed at the end.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "model/device.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/ops.h"
@@ -97,6 +98,11 @@ static void test_open(void **state) {
     assert_null(ops_cuda_open(0, &e));
     assert_non_null(strstr(e.msg, "no CUDA device"));
     assert_string_equal(ops_cuda_device_name(), "");
+    device d;  // --device cuda:0 without a device: the cpu, and why
+    assert_int_equal(device_open(&d, "cuda:0", &e), TRL_OK);
+    assert_ptr_equal(d.be, &ops_cpu);
+    assert_string_equal(d.name, "cpu");
+    assert_non_null(strstr(d.note, "cuda:0 is not available (no CUDA device"));
     cuemu_set_device_count(1);
     assert_null(ops_cuda_open(1, &e));
     assert_non_null(strstr(e.msg, "no CUDA device 1"));
@@ -105,10 +111,25 @@ static void test_open(void **state) {
     assert_ptr_equal(ops_cuda_open(0, &e), CU);  // again: the same device
     assert_null(ops_cuda_open(1, &e));           // one device per process
     assert_int_equal(CU->host, 0);
-    uint8_t *d = CU->alloc(1000), *h = host_copy_of(d, 1000), zero[1000] = {0};
-    assert_memory_equal(h, zero, 1000);  // alloc's memory is zeroed (cudaMalloc's is not)
-    CU->release(d), free(h);
-    n_checks += 7;
+    assert_int_equal(device_open(&d, "cuda", &e), TRL_OK);  // cuda means cuda:0
+    assert_ptr_equal(d.be, CU);
+    assert_string_equal(d.name, "cuda:0");
+    assert_string_equal(d.note, "");
+    assert_non_null(strstr(d.info, "cuemu"));
+    assert_int_equal(device_open(&d, "cuda:1", &e), TRL_OK);  // one device per process: the cpu
+    assert_ptr_equal(d.be, &ops_cpu);
+    assert_non_null(strstr(d.note, "open already"));
+    assert_int_equal(device_open(&d, NULL, &e), TRL_OK);
+    assert_string_equal(d.name, "cpu");
+    const char *bad[] = {"gpu", "cuda:", "cuda:x", "cuda:0x", "cuda:-1", "CPU"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(device_open(&d, bad[i], &e), TRL_ERR);
+        assert_non_null(strstr(e.msg, "unknown device"));
+    }
+    uint8_t *dz = CU->alloc(1000), *hz = host_copy_of(dz, 1000), zero[1000] = {0};
+    assert_memory_equal(hz, zero, 1000);  // alloc's memory is zeroed (cudaMalloc's is not)
+    CU->release(dz), free(hz);
+    n_checks += 12;
 }
 
 // ---------------------------------------------------------------------------- elementwise and rows
