@@ -1,7 +1,8 @@
 // ops.h: the compute layer. The forward pass is written once against this small set of
 // ops; a backend supplies them. `ops_ref` (ops_ref.c) is the plain fp32 oracle every other
 // backend is tested against; `ops_cpu` (backend_cpu.c) is the fast CPU backend (quantized
-// AVX2 matmuls, OpenBLAS for F32, OpenMP). A CUDA backend fills the same table.
+// AVX2 matmuls, OpenBLAS for F32, OpenMP); the CUDA backend (ops_cuda.h, `make CUDA=1`) fills
+// the same table on a GPU.
 // Dims: T tokens in a batch, C channels, NH query heads, NKV key/value heads, HS head size.
 #ifndef TOOLRL_OPS_H
 #define TOOLRL_OPS_H

@@ -2,7 +2,7 @@
 // its kernels run on the CPU through the CUDA emulation (tests/support/cuemu.h: the same
 // source compiled by g++; fibers for threads, real barriers and warp shuffles). Every op, over
 // several shape classes (odd sizes, T = 1 decode and T > 1 prefill, several sequences, GQA
-// groups of 1 to 7 heads, head sizes 16 to 256, caches crossing the 128-position chunks):
+// groups of 1 to 8 heads, head sizes 6 to 256, caches crossing the 128-position chunks):
 //   rmsnorm, rope (both pairings, table or none), swiglu, add, add_bias, embed, matmul and
 //   matmul_n (weights_prepare's fp32 copy of F32, F16, Q8_0, Q4_0, Q4_1 rows), attention:
 //     max |got − want| ≤ tol · max |want| (tol per op below; NaN anywhere fails);
