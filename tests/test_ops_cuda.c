@@ -11,7 +11,7 @@
 // a copied cache, three sequences decoding with logits for some rows): logits within 1e-4 of
 // ops_ref's, and every device allocation released. And the failures: no device (the message
 // the CLI shows before falling back to the CPU: model/device.c's names too), and an op the
-// backend refuses reported by ops_cuda.error. The number of comparisons is printed at the end.
+// backend refuses reported by ops_cuda.error, alone and as engine_forward's error. The number of comparisons is printed at the end.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -500,6 +500,32 @@ static void test_forward_qwen2_bias(void **state) {
     check_model(MODEL_ARCH_QWEN2, QTYPE_Q8_0);
 }
 
+// A pass the backend cannot run fails engine_forward with the backend's reason (ops.h: error),
+// instead of returning garbage logits: here attention over heads of 288 values (at most 256).
+static void test_forward_reports_failure(void **state) {
+    (void)state;
+    tiny_model_spec s = tiny_model_default(MODEL_ARCH_LLAMA);
+    s.head_dim = 288;
+    char dir[256], path[300];
+    trl_err e = {{0}};
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), TRL_OK);
+    snprintf(path, sizeof(path), "%s/tiny.gguf", dir);
+    if (tiny_model_write_gguf(&s, QTYPE_F32, path, &e)) fail_msg("%s", e.msg);
+    model m;
+    if (model_load(&m, path, &e)) fail_msg("%s", e.msg);
+    engine en;
+    if (engine_init(&en, &m, CU, 1, 16, 4, &e)) fail_msg("engine_init: %s", e.msg);
+    float *logits = malloc(sizeof(float) * (size_t)m.cfg.n_vocab);
+    assert_int_equal(engine_feed(&en, 0, PROMPT, 3, logits, &e), TRL_ERR);
+    assert_non_null(strstr(e.msg, "head size 288"));
+    assert_int_equal(CU->error(&e), TRL_OK);  // reported once, to the engine
+    n_checks++;
+    engine_free(&en);
+    free(logits);
+    model_free(&m);
+    tiny_model_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open),
@@ -513,6 +539,7 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_forward_llama),
         cmocka_unit_test(test_forward_qwen2_bias),
+        cmocka_unit_test(test_forward_reports_failure),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("test_ops_cuda: %d comparisons with the reference in %ld emulated kernel launches\n", n_checks,
