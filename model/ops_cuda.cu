@@ -296,7 +296,7 @@ static __device__ float block_sum(float v) {
     __shared__ float part[32];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
     v = warp_sum(v);
-    __syncthreads();  // a previous call's readers are done with part
+    __syncthreads();  // a previous call's readers are done with part (back-to-back calls)
     if (lane == 0) part[warp] = v;
     __syncthreads();
     return warp_sum(lane < nw ? part[lane] : 0.0f);

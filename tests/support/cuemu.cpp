@@ -1,5 +1,6 @@
 // cuemu.cpp: the host emulation of cuemu.h: the fiber scheduler behind a launch (blocks in
-// turn, a block's threads as ucontext fibers), barriers and warp exchanges, a tracked device
+// turn, a block's threads as ucontext fibers resumed in a shuffled order each round until
+// each waits at a barrier or returns), barriers and warp exchanges, a tracked device
 // heap, and cuBLAS's SGEMM as a plain loop with cuBLAS's argument checks.
 #include "tests/support/cuemu.h"
 
@@ -50,6 +51,7 @@ static struct {
     group block;
     group warp[MAX_THREADS / 32];
     uint64_t slot[MAX_THREADS];  // warp exchange values, by linear thread id
+    int order[MAX_THREADS];      // this round's order of resumption
     ucontext_t sched;
     void *sched_fake;
     const void *sched_bottom;
@@ -121,6 +123,18 @@ static void fiber_main(void) {
     abort();
 }
 
+// A fresh order of the block's n threads for each round (xorshift, seeded once: runs repeat),
+// so that a missing barrier shows whichever of two threads it lets run first.
+static void shuffle(int *order, int n) {
+    static uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int j = (int)(x % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+}
+
 // Makes thread i of the block a fresh fiber at fiber_main (getcontext returns twice: its own
 // function, like resume).
 __attribute__((noinline)) static void fiber_init(int i) {
@@ -162,7 +176,9 @@ static void run_block(void) {
     for (int i = 0; i < n; i++) fiber_init(i);
     for (int live = n; live > 0;) {
         long before = S.progress;
-        for (int i = 0; i < n; i++) {
+        shuffle(S.order, n);
+        for (int k = 0; k < n; k++) {
+            int i = S.order[k];
             if (S.th[i].done) continue;
             resume(i);
             if (S.th[i].done) live--;

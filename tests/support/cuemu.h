@@ -5,7 +5,8 @@
 // nvcc compiles; only the launch (LAUNCH in ops_cuda.cu) and the headers differ.
 //
 // How a launch runs (cuemu.cpp): the blocks one after another on the calling thread; a
-// block's threads as ucontext fibers switched round-robin, each on its own stack, so
+// block's threads as ucontext fibers, each on its own stack, resumed in rounds (each runs until
+// it waits at a barrier or returns; a fresh seeded shuffle of the order each round), so
 // __syncthreads is a real barrier (a thread waits there until every thread of its block
 // arrived) and a warp shuffle a real exchange among the 32 lanes of a warp. `__shared__` is
 // `static`: one copy that the block's fibers share (blocks never overlap).
@@ -17,7 +18,8 @@
 // and that every matrix it touches lies inside one device allocation (under ASan, kernels'
 // own out-of-bounds accesses are caught as heap overflows).
 // What it does not model: concurrency between blocks or warps (a data race that depends on
-// timing is not found; one that depends on order within a barrier interval may be), the
+// timing is not found; one that depends on the order of threads between two barriers is,
+// when the shuffle puts the reader first), the
 // memory model and caches, streams and asynchrony (everything is synchronous), warp
 // divergence (shuffles need all 32 lanes of a full warp, blockDim a multiple of 32), device
 // arithmetic (host libm and FPU, no fused multiply-add unless the compiler contracts it; the
