@@ -5,6 +5,7 @@
 #               every test, the OpenAI-SDK tests against a live server, the dashboard in Chromium,
 #               then every C test again under ASan+UBSan
 #   make        just build
+#   make CUDA=1 build with the CUDA backend (model/ops_cuda.cu: nvcc, cuBLAS); `--device cuda:0`
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3
@@ -16,6 +17,25 @@ CFLAGS  := $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) \
            $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  := $(SANFLAGS) -lopenblas -lpcre2-8 -lcjson -lmicrohttpd -lsqlite3 -lcrypto -lmvec -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The CUDA emulation the tests run the CUDA kernels on (tests/support/cuemu.h): C++, g++.
+CUEMU_FLAGS = $(OPT) -g $(NATIVE) -fno-omit-frame-pointer $(SANFLAGS) -std=c++20 -D_GNU_SOURCE -Wall -Wextra \
+              -Werror -fno-exceptions -fno-rtti -I. -MMD -MP
+
+# CUDA=1: model/ops_cuda.cu (nvcc) is linked in place of model/ops_cuda_none.c; every other
+# object is the same, so both builds share BUILD and only the link differs ($(BUILD)/link.cfg
+# relinks when CUDA changes). CUDA_HOME: the toolkit (nvcc on PATH, /usr/local/cuda, or the
+# PyPI wheels scripts/setup-cuda.sh installs under var/cuda); CUDA_ARCH: the GPUs compiled for
+# (sm_80 A100, sm_90 H100/H200; PTX of the last one for newer GPUs).
+CUDA      ?= 0
+ifeq ($(origin CUDA_HOME),undefined)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(firstword $(shell command -v nvcc 2>/dev/null) \
+             $(wildcard /usr/local/cuda/bin/nvcc $(CURDIR)/var/cuda/nvidia/cu13/bin/nvcc)))
+endif
+CUDA_ARCH ?= 80 90
+CUDA_LIB   = $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+NVCCFLAGS  = -O3 -g -std=c++20 -I. $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -gencode arch=compute_$(lastword $(CUDA_ARCH)),code=compute_$(lastword $(CUDA_ARCH)) \
+             -Xcompiler -Wall,-Wextra,-Werror,-fno-omit-frame-pointer
 
 # MODEL: a GGUF path or a name scripts/fetch-model.sh knows (`bash scripts/fetch-model.sh --list`:
 # smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), e.g. `make model run MODEL=qwen2.5-coder-0.5b`.
@@ -30,11 +50,18 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA),1)
+ifeq ($(CUDA_HOME),)
+$(error CUDA=1: no nvcc found (bash scripts/setup-cuda.sh installs the toolkit, or set CUDA_HOME))
+endif
+LIB_OBJ  := $(filter-out $(BUILD)/model/ops_cuda_none.o,$(LIB_OBJ)) $(BUILD)/model/ops_cuda.o
+LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart -lstdc++
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test check check-layers check-api check-asan check-web deps deps-test model clean bench data fuzz fuzz-smoke
+.PHONY: all run test check check-layers check-api check-asan check-cuda check-web deps deps-test model clean bench data fuzz fuzz-smoke FORCE
 .SECONDARY:  # keep object files between builds
 all: $(BUILD)/toolrl
 
@@ -42,17 +69,41 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/toolrl: $(CLI_OBJ) $(LIB_OBJ)
-	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/model/ops_cuda.o: model/ops_cuda.cu
+	@mkdir -p $(dir $@)
+	@$(CUDA_HOME)/bin/nvcc $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+# The link's configuration: rewritten (so binaries relink) only when CUDA changes.
+$(BUILD)/link.cfg: FORCE
+	@mkdir -p $(BUILD); echo 'CUDA=$(CUDA)' | cmp -s - $@ || echo 'CUDA=$(CUDA)' > $@
+FORCE:
+
+$(BUILD)/toolrl: $(CLI_OBJ) $(LIB_OBJ) $(BUILD)/link.cfg
+	@$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 	@[ "$(BUILD)" = build ] && ln -sf $(BUILD)/toolrl toolrl || true
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB_OBJ)
-	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB_OBJ) $(BUILD)/link.cfg
+	@$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS) -lcmocka
 
 # The CLI's test links the subcommands' tables (all of cli/ but main) and runs the built toolrl.
 $(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(SUP_OBJ) $(LIB_OBJ) \
-                         | $(BUILD)/toolrl
-	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+                         $(BUILD)/link.cfg | $(BUILD)/toolrl
+	@$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS) -lcmocka
+
+# The CUDA backend's test: model/ops_cuda.cu compiled by g++ against the emulation
+# (tests/support/cuemu.h) in place of either ops_cuda object.
+CUEMU_OBJ := $(BUILD)/tests/support/cuemu.o $(BUILD)/tests/support/ops_cuda_emu.o
+$(BUILD)/tests/support/cuemu.o: tests/support/cuemu.cpp
+	@mkdir -p $(dir $@)
+	@$(CXX) $(CUEMU_FLAGS) -c $< -o $@
+
+$(BUILD)/tests/support/ops_cuda_emu.o: model/ops_cuda.cu
+	@mkdir -p $(dir $@)
+	@$(CXX) $(CUEMU_FLAGS) -x c++ -include tests/support/cuemu.h -DOPS_CUDA_STAGE_FLOATS=3000 -c $< -o $@
+
+$(BUILD)/tests/test_ops_cuda: $(BUILD)/tests/test_ops_cuda.o $(SUP_OBJ) $(filter-out $(BUILD)/model/ops_cuda%.o,$(LIB_OBJ)) \
+                              $(CUEMU_OBJ) $(BUILD)/link.cfg
+	@$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS) -lcmocka -lstdc++
 
 # store/migrations.c is generated from migrations/*.sql (and committed); rebuilt when they change.
 store/migrations.c: $(wildcard migrations/*.sql) scripts/embed-migrations.sh
@@ -97,8 +148,10 @@ fuzz-smoke: $(FUZZ_TARGETS:%=build-fuzz/%)
 	  || { tail -30 build-fuzz/$$t.smoke.log; exit 1; }; echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) inputs replayed"; done
 
 # Debian packages: deps for building and serving; deps-test also the tests' (scripts/setup.sh).
+# With CUDA=1 also the CUDA toolkit (scripts/setup-cuda.sh).
 deps:
 	@bash scripts/setup.sh
+	@[ "$(CUDA)" != 1 ] || bash scripts/setup-cuda.sh
 
 deps-test:
 	@bash scripts/setup.sh --test
@@ -127,6 +180,19 @@ check: check-layers $(BUILD)/toolrl $(TEST_BIN) $(RLLA4K)
 check-layers:
 	@bash scripts/check-layers.sh
 
+# The CUDA build compiles and links (nothing on a machine without a GPU can run its kernels;
+# tests/test_ops_cuda.c runs them through the emulation): only model/ops_cuda.cu is compiled
+# anew, and toolrl is linked with it and cuBLAS as $(BUILD)/cuda/toolrl, leaving
+# $(BUILD)/toolrl as it is. The toolkit comes from scripts/setup-cuda.sh where it is missing.
+check-cuda: $(CLI_OBJ) $(LIB_OBJ)
+	@bash scripts/setup-cuda.sh
+	@$(MAKE) --no-print-directory CUDA=1 $(BUILD)/cuda/toolrl
+
+$(BUILD)/cuda/toolrl: $(CLI_OBJ) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "check-cuda: $@ compiled and linked with $(CUDA_HOME) (sm $(CUDA_ARCH)); not run here"
+
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan OPT=-O1 SANFLAGS="$(SAN)" check
 
@@ -140,6 +206,7 @@ check-web: deps-test $(BUILD)/toolrl
 
 test: deps-test model
 	$(MAKE) check
+	$(MAKE) check-cuda
 	$(MAKE) check-api
 	$(MAKE) check-web
 	$(MAKE) fuzz-smoke

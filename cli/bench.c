@@ -5,6 +5,7 @@
 // the same protocol as bench/peer_llamacpp.py. --batch B (B > 1) decodes B sequences
 // together, one token each per forward pass, as the server's continuous batching does:
 // decode_tps is then the aggregate (B·N tokens / seconds) and step_ms the time per pass.
+// --device cuda:N runs it on the GPU (each pass ends with its logits downloaded: synchronous).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static const cli_option BENCH_OPTIONS[] = {
     {.name = "--prompt-tokens", .arg = "P", .def = "128", .help = "prompt length of the prefill"},
     {.name = "--gen-tokens", .arg = "N", .def = "128", .help = "tokens decoded after the prompt"},
     CLI_OPTION_THREADS,
+    CLI_OPTION_DEVICE,
     {.name = "--reps", .arg = "R", .def = "3", .help = "repetitions after one warm-up; the best counts"},
     {.name = "--batch", .arg = "B", .def = "1",
      .help = "sequences decoded together, 1 to 256; decode_tps is then their sum"},
@@ -36,6 +38,8 @@ static int cli_bench(const cli_args *a) {
         return 2;
     }
     cli_set_threads(threads);
+    device dev;
+    if (cli_device_open(a, &dev)) return 2;
     model m;
     if (cli_model_load(a, &m)) return 1;
     trl_err e = {{0}};
@@ -50,7 +54,7 @@ static int cli_bench(const cli_args *a) {
         for (int i = 0; i < k && n < P; i++) toks[n++] = buf[i];
     }
     engine en;
-    if (!toks || engine_init(&en, &m, &ops_cpu, B, P + N + 8, P > 512 ? P : 512, &e)) {
+    if (!toks || engine_init(&en, &m, dev.be, B, P + N + 8, P > 512 ? P : 512, &e)) {
         fprintf(stderr, "toolrl bench: %s\n", toks ? e.msg : "out of memory");
         free(toks);
         model_free(&m);
@@ -92,9 +96,9 @@ static int cli_bench(const cli_args *a) {
     if (rc || !logits) {
         fprintf(stderr, "toolrl bench: %s\n", logits ? e.msg : "out of memory");
     } else {
-        printf("{\"engine\":\"toolrl\",\"threads\":%d,\"prompt_tokens\":%d,\"prefill_tps\":%.2f,\"gen_tokens\":%d,"
-               "\"decode_tps\":%.2f",
-               threads, P, P / best_pp, N, (double)B * N / best_tg);
+        printf("{\"engine\":\"toolrl\",\"device\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,\"prefill_tps\":%.2f,"
+               "\"gen_tokens\":%d,\"decode_tps\":%.2f",
+               dev.name, threads, P, P / best_pp, N, (double)B * N / best_tg);
         if (B > 1) printf(",\"batch\":%d,\"step_ms\":%.3f", B, 1e3 * best_tg / N);
         printf("}\n");
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "model/device.h"
 #include "model/model.h"
 
 // One option of a subcommand: the single source of its name, value placeholder, default and
@@ -22,6 +23,10 @@ typedef struct {
 #define CLI_OPTION_MODEL \
     {.name = "--model", .arg = "PATH", .required = 1, .help = "model file (GGUF) or Hugging Face folder"}
 #define CLI_OPTION_THREADS {.name = "--threads", .arg = "N", .def = "2", .help = "compute threads"}
+#define CLI_OPTION_DEVICE                                                                                     \
+    {.name = "--device", .arg = "DEV", .def = "cpu",                                                          \
+     .help = "where the model runs: cpu, or cuda:N in a build made with CUDA=1 (else, or without a GPU: the " \
+             "cpu, with a message)"}
 
 // An environment variable a subcommand reads ({0}-terminated lists).
 typedef struct {
@@ -80,6 +85,11 @@ const char *cli_get_arg(const cli_args *a, int k);
 // Loads the model the command's --model option names; on failure prints "toolrl CMD: cannot
 // load model: ..." and returns 1 (an exit status), else 0.
 int cli_model_load(const cli_args *a, model *m);
+
+// The device the command's --device option names (model/device.h). When a CUDA device was asked
+// for and the cpu runs instead, prints why ("toolrl CMD: cuda:0 is not available (...); running
+// on the cpu"). 0, or 2 after printing a usage error (a name that is no device).
+int cli_device_open(const cli_args *a, device *d);
 
 // Sets OpenMP and OpenBLAS thread counts.
 void cli_set_threads(int n);

@@ -41,6 +41,7 @@ static const cli_option EVAL_OPTIONS[] = {
     {.name = "--max-tokens", .arg = "N", .def = "256", .help = "most tokens of a reply"},
     {.name = "--ctx", .arg = "N", .def = "4096", .help = "context length per sequence (at least 64)"},
     CLI_OPTION_THREADS,
+    CLI_OPTION_DEVICE,
     {.name = "--db", .arg = "PATH", .help = "also record the scores in this job store (default: not recorded)"},
     {.name = "--model-id", .arg = "ID",
      .help = "with --db: the model's name there (computed: the model path's file name)"},
@@ -71,6 +72,8 @@ static int cli_eval(const cli_args *a) {
         return 2;
     }
     cli_set_threads((int)cli_get_int(a, "--threads"));
+    device dev;
+    if (cli_device_open(a, &dev)) return 2;
     model m;
     if (cli_model_load(a, &m)) return 1;
     trl_err e = {{0}};
@@ -95,7 +98,8 @@ static int cli_eval(const cli_args *a) {
                    .ctx = &b,
                    .journal = cli_get(a, "--journal"),
                    .journal_key = model_path,
-                   .prompt_style = style};
+                   .prompt_style = style,
+                   .be = dev.be};
     eval_run r;
     int rc = 0;
     if (eval_run_all(&r, &m, &o, &e)) {

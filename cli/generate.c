@@ -32,13 +32,16 @@ static const cli_option GENERATE_OPTIONS[] = {
     {.name = "--top-p", .arg = "P", .def = "1", .help = "nucleus sampling: the likeliest tokens up to probability P"},
     {.name = "--seed", .arg = "S", .def = "42", .help = "sampling seed"},
     CLI_OPTION_THREADS,
-    {.name = "--ref", .help = "use the reference (slow, plain C) kernels"},
+    CLI_OPTION_DEVICE,
+    {.name = "--ref", .help = "use the reference (slow, plain C) kernels (instead of --device)"},
     {.name = "--ctx", .arg = "N", .help = "context length (computed: prompt tokens + n + 1)"},
     {0}};
 
 static int cli_generate(const cli_args *a) {
     const char *prompt = cli_get(a, "--prompt");
     cli_set_threads((int)cli_get_int(a, "--threads"));
+    device dev;
+    if (cli_device_open(a, &dev)) return 2;
     model m;
     if (cli_model_load(a, &m)) return 1;
     char *text = NULL;
@@ -65,7 +68,7 @@ static int cli_generate(const cli_args *a) {
     generator g;
     trl_err e = {{0}};
     int rc = 0;
-    const ops *kernels = cli_get_flag(a, "--ref") ? &ops_ref : &ops_cpu;
+    const ops *kernels = cli_get_flag(a, "--ref") ? &ops_ref : dev.be;
     if (generator_init(&g, &m, kernels, 1, n_ctx, 256, &e) ||
         generator_start(&g, 0,
                         &(gen_params){.prompt = ids,

@@ -214,6 +214,17 @@ int cli_model_load(const cli_args *a, model *m) {
     return 0;
 }
 
+int cli_device_open(const cli_args *a, device *d) {
+    trl_err e = {{0}};
+    char b[64];
+    if (device_open(d, cli_get(a, "--device"), &e)) {
+        fprintf(stderr, "%s: --device: %s\n", label(a->c, b, sizeof(b)), e.msg);
+        return 2;
+    }
+    if (d->note[0]) fprintf(stderr, "%s: %s\n", label(a->c, b, sizeof(b)), d->note);
+    return 0;
+}
+
 static volatile sig_atomic_t g_stop;
 static void on_stop_signal(int sig) {
     (void)sig;

@@ -30,6 +30,7 @@ static const cli_option SERVE_OPTIONS[] = {
     {.name = "--max-tokens", .arg = "N", .def = "512", .help = "completion limit when a request sets none"},
     {.name = "--max-body", .arg = "BYTES", .def = "4194304", .help = "request body limit, 4 MiB by default"},
     {.name = "--compute-threads", .arg = "N", .def = "2", .help = "compute threads of the engine and of each worker"},
+    CLI_OPTION_DEVICE,
     {.name = "--db", .arg = "PATH", .def = "var/toolrl.db",
      .help = "the job store (SQLite): files, fine-tuning jobs, models"},
     {.name = "--data-dir", .arg = "DIR", .def = "var/files", .help = "where uploaded files go"},
@@ -141,6 +142,9 @@ static int cli_serve(const cli_args *a) {
                         "reaches it may use the API (set TOOLRL_API_KEY or --api-key-file, or make keys with "
                         "`toolrl keys create`)\n", cfg.host);
     cli_set_threads(cfg.compute_threads);
+    device dev;
+    if (cli_device_open(a, &dev)) return 2;
+    cfg.dev = &dev;
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     server *s;
@@ -149,7 +153,8 @@ static int cli_serve(const cli_args *a) {
         fprintf(stderr, "toolrl serve: %s\n", e.msg);
         return 1;
     }
-    fprintf(stderr, "toolrl serve: listening on http://%s:%u (loading %s)\n", cfg.host, server_port(s), cfg.model_path);
+    fprintf(stderr, "toolrl serve: listening on http://%s:%u (loading %s on %s%s%s)\n", cfg.host, server_port(s),
+            cfg.model_path, dev.name, dev.info[0] ? ", " : "", dev.info);
     if (server_load_model(s, &e)) {
         fprintf(stderr, "toolrl serve: cannot load model: %s\n", e.msg);
         server_stop(s);

@@ -20,6 +20,8 @@ static const cli_option WORKER_OPTIONS[] = {
     {.name = "--poll-ms", .arg = "MS", .def = "1000", .help = "idle wait between looks for a job"},
     {.name = "--max-jobs", .arg = "N", .def = "0", .help = "stop after N jobs (0: run until SIGINT/SIGTERM)"},
     CLI_OPTION_THREADS,
+    {.name = "--device", .arg = "DEV", .def = "cpu",
+     .help = "where evaluation jobs run: cpu, or cuda:N in a build made with CUDA=1 (training runs on the cpu)"},
     {0}};
 
 static const cli_env WORKER_ENV[] = {
@@ -38,6 +40,9 @@ static int cli_worker(const cli_args *a) {
     cfg.poll_ms = (int)cli_get_int(a, "--poll-ms");
     cfg.max_jobs = (int)cli_get_int(a, "--max-jobs");
     cli_set_threads((int)cli_get_int(a, "--threads"));
+    device dev;
+    if (cli_device_open(a, &dev)) return 2;
+    cfg.eval_be = dev.be;
     cfg.stop = cli_stop_on_signals();
     trl_err e = {{0}};
     if (worker_run(&cfg, &e)) {

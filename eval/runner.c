@@ -379,7 +379,7 @@ static int generate_all(const model *m, eval_run *r, const eval_opts *o, trl_err
     eval_items *it = r->items;
     int B = o->batch > 0 ? o->batch : 8, n_ctx = o->n_ctx > 0 ? o->n_ctx : 4096, max_new = o->max_new > 0 ? o->max_new : 256;
     generator g;
-    if (generator_init(&g, m, NULL, B, n_ctx, 512, e)) return TRL_ERR;
+    if (generator_init(&g, m, o->be, B, n_ctx, 512, e)) return TRL_ERR;
     int next_item = 0, done = 0, rc = TRL_OK;
     FILE *jf = NULL;  // the journal, when there is one
     int *item_of = malloc(sizeof(int) * (size_t)B);

@@ -14,6 +14,7 @@
 #include "eval/bfcl_checker.h"
 #include "eval/bfcl_data.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "store/store.h"
 
 #define EVAL_MAX_CATEGORIES 64
@@ -38,6 +39,7 @@ typedef struct {
     // <tool_call>[…]</tool_call> list and a reply ends at its closing tag; TOOLPROMPT_HERMES is
     // Qwen2.5's own tool template, read back as one call per block, the reply ending at <|im_end|>.
     int prompt_style;
+    const ops *be;  // the backend the model runs on (model/device.h); NULL: ops_cpu
 } eval_opts;
 
 typedef struct eval_items eval_items;

@@ -75,6 +75,10 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
         engine_free(en);
         return trl_errf(e, "engine: out of memory (KV cache %zu MiB)", 2 * kvn * sizeof(uint16_t) >> 20);
     }
+    if (be->error && be->error(e)) {  // a failed upload
+        engine_free(en);
+        return TRL_ERR;
+    }
     return TRL_OK;
 }
 
@@ -143,6 +147,9 @@ static const int32_t *to_backend(const engine *en, int32_t *dev, const int32_t *
     return dev;
 }
 
+// A device backend's failure during the pass (ops.h: error), TRL_OK for backends that cannot fail.
+static int backend_error(const ops *be, trl_err *e) { return be->error ? be->error(e) : TRL_OK; }
+
 int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e) {
     if (batch_check(en, b, e)) return TRL_ERR;
     const model *m = &en->w;
@@ -185,18 +192,18 @@ int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e)
     }
     for (int t = 0; t < T; t++)
         if (b->pos[t] + 1 > en->seq_len[b->seq[t]]) en->seq_len[b->seq[t]] = b->pos[t] + 1;
-    if (!logits) return TRL_OK;
+    if (!logits) return backend_error(be, e);
     // Gather the rows whose logits are wanted, then one matmul over the vocabulary.
     int n_out = 0;
     for (int t = 0; t < T; t++)
         if (b->logits_out && b->logits_out[t]) en->out_idx[n_out++] = t;
-    if (n_out == 0) return TRL_OK;
+    if (n_out == 0) return backend_error(be, e);
     be->gather(x, x, to_backend(en, en->d_idx, en->out_idx, n_out), n_out, C);
     be->rmsnorm(xn, x, m->out_norm, n_out, C, c->rms_eps);
     float *out = be->host ? logits : en->d_logits;  // (n_out, V)
     be->matmul(&m->output, xn, out, n_out, en->scratch);
     if (!be->host) be->download(logits, out, sizeof(float) * (size_t)n_out * (size_t)c->n_vocab);
-    return TRL_OK;
+    return backend_error(be, e);
 }
 
 int engine_feed(engine *en, int seq, const int32_t *toks, int n, float *logits, trl_err *e) {

@@ -55,7 +55,8 @@ int engine_init(engine *en, const model *m, const ops *be, int n_seq, int n_ctx,
 void engine_free(engine *en);
 
 // Runs the batch. Logits of the requested tokens are written in batch order to
-// logits (n_requested, V). Returns TRL_ERR (and changes nothing) on a malformed batch.
+// logits (n_requested, V). Returns TRL_ERR (and changes nothing) on a malformed batch, and
+// TRL_ERR when the backend reports a failure (ops.h: error; the cache is then suspect).
 int engine_forward(engine *en, const engine_batch *b, float *logits, trl_err *e);
 
 // Forgets a sequence's cache (its slot may be reused from position 0).

@@ -1,7 +1,8 @@
 // ops.h: the compute layer. The forward pass is written once against this small set of
 // ops; a backend supplies them. `ops_ref` (ops_ref.c) is the plain fp32 oracle every other
 // backend is tested against; `ops_cpu` (backend_cpu.c) is the fast CPU backend (quantized
-// AVX2 matmuls, OpenBLAS for F32, OpenMP). A CUDA backend fills the same table.
+// AVX2 matmuls, OpenBLAS for F32, OpenMP); the CUDA backend (ops_cuda.h, `make CUDA=1`) fills
+// the same table on a GPU.
 // Dims: T tokens in a batch, C channels, NH query heads, NKV key/value heads, HS head size.
 #ifndef TOOLRL_OPS_H
 #define TOOLRL_OPS_H
@@ -48,6 +49,11 @@ typedef struct ops {
     void (*weights_release)(model *w);
     // Bytes of matmul scratch for T rows through w.
     size_t (*matmul_scratch)(const model_tensor *w, int T);
+    // The first failure the calling thread's ops met since the last call (a device backend's
+    // failed launch, copy or cuBLAS call, which the void ops below cannot return): TRL_ERR with
+    // e filled, and forgotten; TRL_OK when there was none. NULL for backends that cannot fail
+    // (the CPU's). The engine asks after each forward pass.
+    int (*error)(trl_err *e);
     // --- KV cache and rows.
     // Writes T tokens' keys k and values v (T, NKV*HS) at positions (seq[t], pos[t]) of layer.
     void (*kv_store)(const kv_cache *kv, int layer, const float *k, const float *v, const int32_t *seq,

@@ -2,12 +2,13 @@
 # setup.sh [--test]: installs the Debian packages toolrl needs, only those missing. Without
 # --test: what building, serving, fetching the default model and building the training mix
 # need (`make run`, `make data`, the Docker image; python3-venv holds pyarrow for the one parquet
-# source). With --test: also what the tests need: cmocka, clang (fuzzing) and Chromium with its
-# driver (the dashboard's browser test, `make check-web`).
+# source). With --test: also what the tests need: cmocka, clang (fuzzing), g++ (the CUDA
+# emulation the CUDA kernels are tested on) and Chromium with its driver (the dashboard's
+# browser test, `make check-web`).
 set -euo pipefail
 PKGS=(gcc make libc6-dev libopenblas-dev libpcre2-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libssl-dev
       libjs-dygraphs python3 python3-pip python3-venv ca-certificates curl)
-TEST_PKGS=(clang libcmocka-dev chromium chromium-driver)
+TEST_PKGS=(clang g++ libcmocka-dev chromium chromium-driver)
 case "${1:-}" in
     --test) PKGS+=("${TEST_PKGS[@]}") ;;
     "") ;;

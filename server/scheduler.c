@@ -359,7 +359,7 @@ int scheduler_init(scheduler **out, const model *m, const scheduler_config *cfg,
     if (s->cfg.n_slots < 1) s->cfg.n_slots = 1;
     if (s->cfg.max_batch < s->cfg.n_slots) s->cfg.max_batch = s->cfg.n_slots;
     if (s->cfg.max_queue < 1) s->cfg.max_queue = 1;
-    if (generator_init(&s->gen, m, NULL, s->cfg.n_slots, s->cfg.n_ctx, s->cfg.max_batch, e)) {
+    if (generator_init(&s->gen, m, s->cfg.be, s->cfg.n_slots, s->cfg.n_ctx, s->cfg.max_batch, e)) {
         free(s);
         return TRL_ERR;
     }

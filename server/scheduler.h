@@ -24,6 +24,7 @@ typedef struct {
     int max_batch;   // tokens per engine step
     int max_queue;   // waiting requests before submit refuses
     int n_threads;   // OpenMP threads of the engine thread (0 = the OpenMP default)
+    const ops *be;   // the backend (model/device.h); NULL: ops_cpu
 } scheduler_config;
 
 typedef struct {

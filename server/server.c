@@ -54,6 +54,7 @@ struct server {
     time_t created;
     server_metrics met;
     unsigned request_timeout, send_timeout;  // seconds, 0 = none (resolved from cfg)
+    device dev;  // where the models run (cfg.dev's copy)
 };
 
 // Per-connection state, freed in the request-completed callback.
@@ -188,6 +189,9 @@ static char *metrics_text(server *s) {
     size_t n = 0;
 #define P(...) n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__)
     server_metrics *m = &s->met;
+    P("# HELP toolrl_device_info Where the models run (device: cpu or cuda:N; name: the GPU's).\n"
+      "# TYPE toolrl_device_info gauge\ntoolrl_device_info{device=\"%s\",name=\"%s\"} 1\n", s->dev.name,
+      s->dev.info);
     P("# HELP toolrl_http_requests_total HTTP requests by status class.\n# TYPE toolrl_http_requests_total counter\n");
     P("toolrl_http_requests_total{code=\"2xx\"} %ld\n", atomic_load(&m->status_2xx));
     P("toolrl_http_requests_total{code=\"4xx\"} %ld\n", atomic_load(&m->status_4xx));
@@ -259,6 +263,8 @@ void server_get_health(server *s, const api_request *rq, api_reply *r) {
     int ok = atomic_load(&s->ready);
     cJSON_AddStringToObject(j, "status", ok ? "ok" : "loading");
     if (ok) cJSON_AddStringToObject(j, "model", s->model_id);
+    cJSON_AddStringToObject(j, "device", s->dev.name);
+    if (s->dev.info[0]) cJSON_AddStringToObject(j, "device_name", s->dev.info);
     r->status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     r->json = j;
 }
@@ -529,6 +535,9 @@ int server_start(server **out, const server_config *cfg, trl_err *e) {
     server *s = calloc(1, sizeof(*s));
     if (!s) return trl_errf(e, "out of memory");
     s->cfg = *cfg;
+    if (cfg->dev) s->dev = *cfg->dev;
+    else device_open(&s->dev, "cpu", NULL);
+    s->cfg.dev = &s->dev;
     if (s->cfg.n_slots <= 0) s->cfg.n_slots = 8;
     if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = 2048;
     if (s->cfg.max_queue <= 0) s->cfg.max_queue = 64;
@@ -586,7 +595,8 @@ int server_load_model(server *s, trl_err *e) {
                                     .n_ctx = s->cfg.n_ctx,
                                     .max_batch = 512,
                                     .max_queue = s->cfg.max_queue,
-                                    .n_threads = s->cfg.compute_threads},
+                                    .n_threads = s->cfg.compute_threads,
+                                    .be = s->dev.be},
                           .quantize = "q8_0",
                           .poll_ms = 1000,
                           .max_resident = 2};

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "model/device.h"
 #include "model/model.h"
 
 typedef struct server server;
@@ -35,6 +36,7 @@ typedef struct {
     const char *data_dir;    // uploaded files (default var/files)
     size_t max_upload;       // upload size limit in bytes (default 256 MiB)
     const char *web_dir;     // the dashboard's files (default "web", relative to the working folder)
+    const device *dev;       // where the models run (copied; /health and /metrics name it); NULL: the cpu
 } server_config;
 
 // Starts listening at once; the model is loaded afterwards by server_load_model so that

@@ -385,7 +385,10 @@ static void test_key_checked(void **state) {
     assert_int_equal(request(f->port, "GET", "/v1/models", "X-Api-Key: sekri\r\n", NULL, 0), 401);
     assert_int_equal(request(f->port, "GET", "/v1/models", "Authorization: Bearer sekrit\r\n", NULL, 0), 200);
     assert_int_equal(request(f->port, "GET", "/v1/models", "X-Api-Key: sekrit\r\n", NULL, 0), 200);
-    assert_int_equal(request(f->port, "GET", "/health", NULL, NULL, 0), 503);  // public (loading: no model here)
+    assert_int_equal(request(f->port, "GET", "/health", NULL, body, sizeof(body)), 503);  // public (loading: no model here)
+    assert_non_null(strstr(body, "\"device\":\"cpu\""));  // no --device: the cpu
+    assert_int_equal(request(f->port, "GET", "/metrics", "X-Api-Key: sekrit\r\n", body, sizeof(body)), 200);
+    assert_non_null(strstr(body, "toolrl_device_info{device=\"cpu\",name=\"\"} 1"));
 }
 
 typedef struct {

@@ -60,7 +60,7 @@ static void test_many_requests_few_slots(void **state) {
     (void)state;
     scheduler *s;
     trl_err e = {{0}};
-    scheduler_config cfg = {3, 128, 8, 16, 0};  // 3 slots, prefill in chunks of at most 8 tokens
+    scheduler_config cfg = {3, 128, 8, 16, 0, NULL};  // 3 slots, prefill in chunks of at most 8 tokens
     assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
     const char *prompts[] = {"hello world, this is a prompt", "abc", "the quick brown fox jumps over", "x y z",
                              "hello world, this is a prompt", "some more words here"};
@@ -100,7 +100,7 @@ static void test_stop_string(void **state) {
     (void)state;
     scheduler *s;
     trl_err e = {{0}};
-    scheduler_config cfg = {2, 128, 64, 4, 0};
+    scheduler_config cfg = {2, 128, 64, 4, 0, NULL};
     assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
     int n;
     int32_t *ids = encode("hello there", &n);
@@ -130,7 +130,7 @@ static void test_queue_full_and_cancel(void **state) {
     (void)state;
     scheduler *s;
     trl_err e = {{0}};
-    scheduler_config cfg = {1, 128, 16, 2, 0};
+    scheduler_config cfg = {1, 128, 16, 2, 0, NULL};
     assert_int_equal(scheduler_init(&s, &g_model, &cfg, &e), TRL_OK);
     int n;
     int32_t *ids = encode("a long enough prompt", &n);
@@ -192,7 +192,7 @@ static void test_prompt_cache(void **state) {
     trl_err e = {{0}};
     model mq;
     load_tiny_q8(&mq, "tiny-q8.gguf", 0);
-    scheduler_config cfg = {1, 128, 16, 8, 0};  // one slot: every request lands in it
+    scheduler_config cfg = {1, 128, 16, 8, 0, NULL};  // one slot: every request lands in it
     scheduler *s;
     assert_int_equal(scheduler_init(&s, &mq, &cfg, &e), TRL_OK);
     int np, nx, nu;
@@ -246,7 +246,7 @@ static void test_prompt_copy(void **state) {
     trl_err e = {{0}};
     model mq;
     load_tiny_q8(&mq, "tiny-q8-long.gguf", 1024);
-    scheduler_config cfg = {2, 1024, 16, 8, 0};
+    scheduler_config cfg = {2, 1024, 16, 8, 0, NULL};
     int np, nx;
     int32_t *p = encode("the quick brown fox jumps over the lazy dog and keeps on running far away", &np);
     int32_t *x = encode(" then it rests by a river", &nx);

@@ -78,7 +78,7 @@ static void make_job(fx *f, const char *hyper, char *job_id) {
 
 // Runs a worker in this process until it has done one job.
 static void run_worker(const fx *f, const char *worker_id) {
-    worker_config wc = {f->db, f->out, f->model, worker_id, 30, 200, 50, 1, NULL};
+    worker_config wc = {f->db, f->out, f->model, worker_id, 30, 200, 50, 1, NULL, NULL};
     trl_err e = {{0}};
     assert_int_equal(worker_run(&wc, &e), TRL_OK);
 }

@@ -237,7 +237,8 @@ static void run_eval_job(job_ctx *c) {
                    .batch = 8,
                    .max_new = cJSON_IsNumber(mt) ? mt->valueint : 256,
                    .n_ctx = 4096,
-                   .progress = eval_on_progress};
+                   .progress = eval_on_progress,
+                   .be = c->cfg->eval_be};
     model m;
     if (model_load(&m, model_path, &e)) {
         cJSON_Delete(mc);

@@ -15,6 +15,7 @@
 #include <signal.h>
 
 #include "base/util.h"
+#include "model/ops.h"
 
 typedef struct {
     const char *db_path;
@@ -26,6 +27,8 @@ typedef struct {
     int poll_ms;                  // 0: 1000 (idle wait between claims)
     int max_jobs;                 // stop after this many jobs (0: run until *stop)
     volatile sig_atomic_t *stop;  // set by a signal handler to stop after the current step
+    const ops *eval_be;           // the backend evaluation jobs run on (model/device.h); NULL: ops_cpu.
+                                  // Training runs on the cpu (trainer/ops_train.h has no GPU table yet).
 } worker_config;
 
 // Runs until *stop (or max_jobs jobs). TRL_ERR only when the store cannot be opened or used.

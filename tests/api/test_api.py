@@ -153,7 +153,7 @@ def collect_stream(stream):
 
 def test_health_and_models(client, base_url, model_id):
     status, body = raw(base_url, "/health")
-    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert status == 200 and json.loads(body)["status"] == "ok" and json.loads(body)["device"] == "cpu"
     models = client.models.list()
     assert [m.id for m in models.data] == [model_id]
     assert client.models.retrieve(model_id).id == model_id
@@ -166,6 +166,7 @@ def test_metrics(client, base_url, model_id):
     client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
     status, text = raw(base_url, "/metrics")
     assert status == 200
+    assert 'toolrl_device_info{device="cpu",name=""} 1' in text
     for name in ("toolrl_chat_requests_total", "toolrl_prompt_tokens_total", "toolrl_completion_tokens_total",
                  "toolrl_queue_depth", "toolrl_batch_size", "toolrl_request_duration_seconds_bucket"):
         assert name in text
