@@ -44,7 +44,7 @@ static int open_db(const cli_args *a, const char *cmd, int create, store **s) {
 static int64_t active_keys(store *s) {
     int64_t n = -1;
     trl_err e = {{0}};
-    if (store_key_count_active(s, &n, &e)) fprintf(stderr, "toolrl keys: %s\n", e.msg);
+    if (store_key_count(s, 1, &n, &e)) fprintf(stderr, "toolrl keys: %s\n", e.msg);
     return n;
 }
 
@@ -142,9 +142,9 @@ static int keys_revoke(const cli_args *a) {
     }
     printf("revoked %s\n", id);
     if (active_keys(s) == 0)
-        fprintf(stderr, "toolrl keys revoke: warning: %s has no active key left: `toolrl serve` on it without "
-                        "--api-key-file or TOOLRL_API_KEY now answers every request (the keyless mode) until a key "
-                        "is created\n", cli_get(a, "--db"));
+        fprintf(stderr, "toolrl keys revoke: warning: %s has no active key left: `toolrl serve` on it now refuses "
+                        "every request but those with its --api-key-file or TOOLRL_API_KEY key, until a key is "
+                        "created\n", cli_get(a, "--db"));
     store_close(s);
     return 0;
 }

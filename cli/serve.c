@@ -100,7 +100,7 @@ static int store_has_keys(const char *db) {
     trl_err e = {{0}};
     int64_t n = 0;
     if (!db || access(db, F_OK) || store_open(&st, db, &e)) return 0;
-    if (store_key_count_active(st, &n, &e)) n = 0;
+    if (store_key_count(st, 0, &n, &e)) n = 0;
     store_close(st);  // before the workers fork: a store handle never crosses fork()
     return n > 0;
 }

@@ -79,7 +79,7 @@ int api_keys_required(api *a) {
     int64_t n = 0;
     trl_err e = {{0}};
     pthread_mutex_lock(&a->mu);
-    int rc = store_key_count_active(a->db, &n, &e);
+    int rc = store_key_count(a->db, 0, &n, &e);  // any key ever made, revoked or not
     pthread_mutex_unlock(&a->mu);
     if (rc) fprintf(stderr, "toolrl serve: %s\n", e.msg);
     return rc || n > 0;

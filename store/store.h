@@ -402,8 +402,9 @@ int store_key_find(store *s, const char *key, store_key *out, trl_err *e);
 int store_key_list(store *s, store_keys *out, trl_err *e);  // oldest first
 // Revokes a key for good: TRL_NOT_FOUND for an unknown id, TRL_CONFLICT if revoked already.
 int store_key_revoke(store *s, const char *id, trl_err *e);
-// How many keys are not revoked (while there is one, the server asks every request for a key).
-int store_key_count_active(store *s, int64_t *n, trl_err *e);
+// How many keys are not revoked (active_only) or were ever made (a store that has had a key
+// never goes back to the keyless mode: revoking the last key locks it, it does not open it).
+int store_key_count(store *s, int active_only, int64_t *n, trl_err *e);
 void store_key_clear(store_key *k);
 void store_keys_free(store_keys *l);
 

@@ -148,9 +148,10 @@ int store_key_revoke(store *s, const char *id, trl_err *e) {
     return store_tx_commit(s, e);
 }
 
-int store_key_count_active(store *s, int64_t *n, trl_err *e) {
+int store_key_count(store *s, int active_only, int64_t *n, trl_err *e) {
     *n = 0;
-    sqlite3_stmt *st = store_stmt(s, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", e);
+    sqlite3_stmt *st = store_stmt(
+        s, active_only ? "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL" : "SELECT count(*) FROM api_keys", e);
     if (!st) return TRL_ERR;
     int rc = sqlite3_step(st), ret = TRL_OK;
     if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);

@@ -992,7 +992,7 @@ static void test_keys(void **state) {
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX];
     store_key a, b, g;
     int64_t n = -1;
-    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(store_key_count(f->s, 1, &n, &e), TRL_OK);
     assert_int_equal(n, 0);
     assert_int_equal(store_key_create(f->s, "alpha", "ci", 0, k1, &a, &e), TRL_OK);
     assert_int_equal(store_key_create(f->s, "beta", NULL, 1, k2, &b, &e), TRL_OK);
@@ -1023,7 +1023,7 @@ static void test_keys(void **state) {
     assert_int_equal(store_key_find(f->s, k1, &g, &e), TRL_NOT_FOUND);
     assert_int_equal(store_key_find(f->s, "", &g, &e), TRL_NOT_FOUND);
     k1[20] ^= 1;
-    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(store_key_count(f->s, 1, &n, &e), TRL_OK);
     assert_int_equal(n, 2);
     // revoke
     assert_int_equal(store_key_revoke(f->s, a.id, &e), TRL_OK);
@@ -1032,8 +1032,10 @@ static void test_keys(void **state) {
     assert_int_equal(store_key_find(f->s, k1, &g, &e), TRL_OK);
     assert_true(g.revoked_at > 0);
     store_key_clear(&g);
-    assert_int_equal(store_key_count_active(f->s, &n, &e), TRL_OK);
+    assert_int_equal(store_key_count(f->s, 1, &n, &e), TRL_OK);
     assert_int_equal(n, 1);
+    assert_int_equal(store_key_count(f->s, 0, &n, &e), TRL_OK);  // revoked keys still count here
+    assert_int_equal(n, 2);
     store_keys l;
     assert_int_equal(store_key_list(f->s, &l, &e), TRL_OK);
     assert_int_equal(l.n, 2);
