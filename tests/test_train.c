@@ -1,7 +1,8 @@
 // test_train.c: the training loop. GRPO's advantages and per-token gradients against the
 // formulas of tool-n1.md §4 and against finite differences; the data order; and whole runs
 // on a tiny random model: SFT memorises a reply until greedy decoding of the trained weights
-// (the engine reading them through the policy view) earns the reward, and GRPO then keeps it.
+// (the engine reading them through the policy view) earns the reward, and GRPO then keeps it;
+// from a policy SFT left undecided between two arguments, GRPO alone raises the reward.
 // The same SFT and GRPO steps through the simulated device (tests/support/devsim.h, strict:
 // host code cannot touch device memory) give the CPU's metrics and weights bit for bit.
 #include <math.h>
@@ -211,6 +212,91 @@ static void test_sft_then_grpo_tiny(void **state) {
     (void)w0;
     trainer_free(&t);
     task_set_free(&ts);
+}
+
+// GRPO alone raises the reward. SFT first teaches the tiny model a reply whose argument it sees
+// both ways (half the SFT rows answer "add 7" with a = 7, half with a = 8), so its samples are
+// right about half the time; GRPO steps with the binary reward against a = 7 then make the
+// sampled replies right far more often: the learning signal is real, not only the plumbing.
+static void write_rows(const char *path, int n, const int *values) {
+    FILE *o = fopen(path, "w");
+    assert_non_null(o);
+    for (int i = 0; i < n; i++)
+        fprintf(o,
+                "{\"id\": \"g%d\", \"source\": \"test\", \"messages\": [{\"role\": \"user\", \"content\": \"add 7\"}], "
+                "\"tools\": %s, \"answer\": [{\"name\": \"add\", \"arguments\": {\"a\": %d}}]}\n",
+                i, TOOLS, values[i]);
+    fclose(o);
+}
+
+// GRPO steps from the given weights on the "a = 7" rows: the mean reward of the samples of
+// the first step and of the last three.
+static void grpo_reward_trend(fixture *f, const char *rl_path, const lm_params *init, const char *lr, int steps,
+                              double *step1, double *last) {
+    trl_err e = {{0}};
+    task_set ts;
+    assert_int_equal(task_set_load(&ts, rl_path, &f->m, 3000, &e), TRL_OK);
+    char js[512];
+    snprintf(js, sizeof(js),
+             "{\"batch_size\": 2, \"group_size\": 8, \"mini_batches\": 1, \"max_steps\": %d, \"learning_rate\": %s,"
+             " \"max_new_tokens\": 160, \"eval_examples\": 0, \"max_seq_tokens\": 3000, \"kl_coef\": 0,"
+             " \"temperature\": 0.3, \"warmup_steps\": 0, \"weight_decay\": 0}",
+             steps, lr);
+    train_config c;
+    cJSON *h = cJSON_Parse(js);
+    assert_int_equal(train_config_from_json(&c, "reinforcement", h, "binary", &e), TRL_OK);
+    cJSON_Delete(h);
+    trainer t;
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, NULL, &e), TRL_OK);
+    assert_int_equal(trainer_set_params(&t, init, &e), TRL_OK);
+    *last = 0;
+    for (int k = 0; !trainer_done(&t); k++) {
+        cJSON *mx = cJSON_CreateObject();
+        assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+        double r = num(mx, "reward_mean");
+        if (k == 0) *step1 = r;
+        if (k >= steps - 3) *last += r / 3;
+        cJSON_Delete(mx);
+    }
+    trainer_free(&t);
+    task_set_free(&ts);
+}
+
+static void test_grpo_raises_reward(void **state) {
+    fixture *f = *state;
+    trl_err e = {{0}};
+    char sft_path[400], rl_path[400];
+    snprintf(sft_path, sizeof(sft_path), "%s/sft_mixed.jsonl", f->dir);
+    snprintf(rl_path, sizeof(rl_path), "%s/rl.jsonl", f->dir);
+    const int mixed[8] = {7, 8, 7, 8, 7, 8, 7, 8}, sevens[8] = {7, 7, 7, 7, 7, 7, 7, 7};
+    write_rows(sft_path, 8, mixed);
+    write_rows(rl_path, 8, sevens);
+    task_set ts;
+    assert_int_equal(task_set_load(&ts, sft_path, &f->m, 3000, &e), TRL_OK);
+    train_config c;
+    cJSON *h = cJSON_Parse("{\"batch_size\": 2, \"learning_rate\": 0.005, \"max_steps\": 30, \"eval_examples\": 0,"
+                           " \"max_seq_tokens\": 3000, \"warmup_steps\": 0, \"weight_decay\": 0}");
+    assert_int_equal(train_config_from_json(&c, "supervised", h, NULL, &e), TRL_OK);
+    cJSON_Delete(h);
+    trainer t;
+    assert_int_equal(trainer_init(&t, &c, &f->m, &ts, NULL, &e), TRL_OK);
+    while (!trainer_done(&t)) {
+        cJSON *mx = cJSON_CreateObject();
+        assert_int_equal(trainer_step(&t, mx, &e), TRL_OK);
+        cJSON_Delete(mx);
+    }
+    lm_params sft;
+    trainer_take_params(&t, &sft);
+    trainer_free(&t);
+    task_set_free(&ts);
+    // Step 1 samples from the SFT weights (nothing updated yet): about half right. Ten steps on,
+    // nearly every sample is right.
+    double before = -1, last = 0;
+    grpo_reward_trend(f, rl_path, &sft, "3e-4", 10, &before, &last);
+    lm_params_free(&sft);
+    assert_true(before > 0.3 && before < 0.8);  // SFT left the argument undecided
+    assert_true(last >= 0.9);
+    assert_true(last >= before + 0.2);
 }
 
 // GRPO computes the reference and old log-probs on the packs its update uses: with the
@@ -502,6 +588,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_packed_equals_separate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpo_logp_consistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sft_then_grpo_tiny, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpo_raises_reward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_through_devsim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
