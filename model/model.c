@@ -396,14 +396,62 @@ fail:
     return TRL_ERR;
 }
 
+// Added tokens the model never learnt, read as plain text from then on (tokenizer_set_plain).
+// An added (USER_DEFINED) token is untrained when its embedding row, dequantized, is the row
+// of a token no text ever gives (the first UNUSED token, else the first padding row past the
+// tokenizer's ids), the row an initialiser left, within quantization noise: squared distance
+// at most 1e-3 of the row's squared norm (Qwen2.5-Coder's two tags: 0 to 3.6e-5; a trained
+// added token such as <|im_start|>: 0.17; two ordinary ones: 3.1 and 5.5). Qwen2.5-Coder-0.5B's GGUF has <tool_call>
+// and </tool_call> so. Read as the special ids they put an embedding the model cannot read
+// into every Tool-N1 prompt and ask for a reply tag it cannot write; read as text they are
+// pieces (`<`, `tool`, `_call`, `>`) it knows. Returns how many.
+static int plain_untrained_tokens(model *m, const char *path) {
+    const model_tensor *E = &m->tok_embd;
+    const tokenizer *t = m->tok;
+    int nt = tokenizer_n_vocab(t), n = 0;
+    int32_t ref = -1;
+    for (int32_t id = 0; id < nt && ref < 0; id++)
+        if (tokenizer_token_type(t, id) == TOKEN_UNUSED) ref = id;
+    if (ref < 0 && E->n_rows > nt) ref = nt;
+    if (ref < 0 || !E->data || E->n_cols <= 0) return 0;
+    float *x = malloc(sizeof(float) * 2 * (size_t)E->n_cols), *y = x + E->n_cols;
+    if (!x) return 0;
+    const unsigned char *rows = E->data;
+    dequantize_row(E->type, rows + (size_t)ref * E->row_bytes, y, E->n_cols);
+    double ny = 0;
+    for (int64_t j = 0; j < E->n_cols; j++) ny += (double)y[j] * y[j];
+    char names[512];
+    size_t len = 0;
+    names[0] = 0;
+    for (int32_t id = 0; id < nt; id++) {
+        if (tokenizer_token_type(t, id) != TOKEN_USER_DEFINED) continue;
+        dequantize_row(E->type, rows + (size_t)id * E->row_bytes, x, E->n_cols);
+        double d = 0;
+        for (int64_t j = 0; j < E->n_cols; j++) d += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+        if (d > 1e-3 * ny || tokenizer_set_plain(m->tok, id) != TRL_OK) continue;
+        char piece[64];
+        int k = tokenizer_decode(t, id, 1, piece, (int)sizeof(piece) - 1);
+        if (k < 0 || k >= (int)sizeof(piece)) k = 0;
+        piece[k] = 0;
+        if (len < sizeof(names) - 80) len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", n ? " " : "", piece);
+        n++;
+    }
+    free(x);
+    if (n)
+        fprintf(stderr, "model: %s: %d added token%s never trained (embedding rows equal to unused token %d's), read as "
+                        "plain text: %s\n", path, n, n == 1 ? "" : "s", (int)ref, names);
+    return n;
+}
+
 int model_load(model *m, const char *path, trl_err *e) {
     struct stat st;
     if (stat(path, &st) != 0) {
         memset(m, 0, sizeof(*m));
         return trl_errf(e, "%s: no such file or directory", path);
     }
-    if (S_ISDIR(st.st_mode)) return model_load_hf_dir(m, path, e);
-    return model_load_gguf(m, path, e);
+    int rc = S_ISDIR(st.st_mode) ? model_load_hf_dir(m, path, e) : model_load_gguf(m, path, e);
+    if (rc == TRL_OK) plain_untrained_tokens(m, path);
+    return rc;
 }
 
 void model_free(model *m) {

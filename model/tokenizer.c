@@ -65,6 +65,7 @@ struct tokenizer {
     char *dec;             // decoded bytes of NORMAL/BYTE tokens, back to back
     uint32_t *doff, *dlen; // (n_vocab)
     uint8_t *type, *attr, *eog;
+    uint8_t *plain;        // added tokens read as plain text (tokenizer_set_plain)
     // vocab map: open addressing over ids, keyed by raw text; -1 = empty.
     int32_t *vslot;
     uint32_t vmask;
@@ -276,6 +277,7 @@ void tokenizer_free(tokenizer *t) {
     free(t->type);
     free(t->attr);
     free(t->eog);
+    free(t->plain);
     free(t->vslot);
     free(t->mkey);
     free(t->mrank);
@@ -349,9 +351,10 @@ static int tokenizer_build(tokenizer **out, const staging *s, trl_err *e) {
     t->type = malloc((size_t)n);
     t->attr = malloc((size_t)n);
     t->eog = calloc((size_t)n, 1);
+    t->plain = calloc((size_t)n, 1);
     t->vmask = pow2_at_least((size_t)n * 2) - 1;
     t->vslot = malloc(((size_t)t->vmask + 1) * sizeof(int32_t));
-    if (!t->text || !t->off || !t->len || !t->dec || !t->doff || !t->dlen || !t->type || !t->attr ||
+    if (!t->plain || !t->text || !t->off || !t->len || !t->dec || !t->doff || !t->dlen || !t->type || !t->attr ||
         !t->eog || !t->vslot) {
         tokenizer_free(t);
         return trl_errf(e, "tokenizer: out of memory");
@@ -1137,6 +1140,19 @@ int tokenizer_decode(const tokenizer *t, int32_t id, int special, char *buf, int
 
 int tokenizer_n_vocab(const tokenizer *t) { return t->n_vocab; }
 
+int tokenizer_set_plain(tokenizer *t, int32_t id) {
+    if (!t || id < 0 || id >= t->n_vocab || t->type[id] != TOKEN_USER_DEFINED) return TRL_ERR;
+    if (t->plain[id]) return TRL_OK;
+    int k = 0;
+    for (int i = 0; i < t->n_special; i++)
+        if (t->special[i] != id) t->special[k++] = t->special[i];
+    t->n_special = k;
+    t->plain[id] = 1;
+    return TRL_OK;
+}
+
+int tokenizer_is_plain(const tokenizer *t, int32_t id) { return t && id >= 0 && id < t->n_vocab && t->plain[id]; }
+
 int tokenizer_token_type(const tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? t->type[id] : -1;
 }
@@ -1187,7 +1203,8 @@ int tokenizer_write_json(const tokenizer *t, const char *path, trl_err *e) {
     int rc = TRL_ERR;
     for (int i = 0; i < t->n_vocab; i++) {
         int ty = t->type[i];
-        if (!t->len[i] || (ty != TOKEN_CONTROL && ty != TOKEN_USER_DEFINED && ty != TOKEN_UNKNOWN)) continue;
+        if (!t->len[i] || t->plain[i] || (ty != TOKEN_CONTROL && ty != TOKEN_USER_DEFINED && ty != TOKEN_UNKNOWN))
+            continue;
         cJSON *a = cJSON_CreateObject();
         cJSON_AddNumberToObject(a, "id", i);
         char *s = strndup(t->text + t->off[i], t->len[i]);

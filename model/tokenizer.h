@@ -42,6 +42,12 @@ int tokenizer_decode(const tokenizer *t, int32_t id, int special, char *buf, int
 
 int tokenizer_n_vocab(const tokenizer *t);
 int tokenizer_token_type(const tokenizer *t, int32_t id);
+// Reads a USER_DEFINED (added, not special) token as plain text from now on: encoding never
+// gives it (its text splits into ordinary pieces), decoding still gives its text, and
+// tokenizer_write_json leaves it out of added_tokens. For added tokens a model never learnt
+// (model_load finds them: their embedding rows equal a padding row's). TRL_ERR for another type.
+int tokenizer_set_plain(tokenizer *t, int32_t id);
+int tokenizer_is_plain(const tokenizer *t, int32_t id);
 int32_t tokenizer_bos(const tokenizer *t);  // -1 if none
 int32_t tokenizer_eos(const tokenizer *t);  // -1 if none
 int tokenizer_add_bos(const tokenizer *t);  // 1 if encode for generation should prepend bos

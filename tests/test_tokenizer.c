@@ -18,9 +18,11 @@
 #include <cjson/cJSON.h>
 
 #include "model/gguf.h"
+#include "model/model.h"
 #include "model/tokenizer.h"
 #include "tests/support/gguf_bytes.h"
 #include "tests/support/shared_data.h"
+#include "tests/support/tiny_model.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define FIXTURE_PATH "tests/fixtures/tokens_bfcl.txt"
@@ -1190,6 +1192,58 @@ static void test_other_pretokenizers_llama_cpp(void **state) {
     gguf_close(&f);
 }
 
+// ---------------------------------------------------------------- untrained added tokens
+
+// Added tokens whose embedding rows are a padding token's (never trained, as Qwen2.5-Coder's
+// <tool_call> and </tool_call> in its GGUFs) are read as plain text by model_load: the text
+// splits into ordinary pieces, decoding still gives it, and a tokenizer.json written from the
+// model reads it the same way. With trained (distinct) rows the tags stay single tokens.
+static int encode_str(const tokenizer *t, const char *s, int32_t *ids, int cap) {
+    return tokenizer_encode(t, s, strlen(s), 1, ids, cap);
+}
+
+static void test_untrained_tags_plain(void **state) {
+    (void)state;
+    char dir[256], path[400], json[400];
+    assert_int_equal(tiny_model_tempdir(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/tags.gguf", dir);
+    snprintf(json, sizeof(json), "%s/tokenizer.json", dir);
+    const char *text = "<tool_call>[1]</tool_call>";
+    int32_t ids[64], ids2[64];
+    int nt = tiny_model_n_tokens();
+    trl_err e = {{0}};
+    for (int tags = 1; tags <= 2; tags++) {
+        tiny_model_spec s = tiny_model_default(MODEL_ARCH_QWEN2);  // 16 padding rows
+        s.tool_tags = tags;
+        assert_int_equal(tiny_model_write_gguf(&s, 0, path, &e), TRL_OK);
+        model m;
+        assert_int_equal(model_load(&m, path, &e), TRL_OK);
+        int n = encode_str(m.tok, text, ids, 64);
+        char buf[64];
+        assert_int_equal(tokenizer_decode(m.tok, nt, 1, buf, sizeof(buf)), 11);
+        assert_memory_equal(buf, "<tool_call>", 11);
+        if (tags == 1) {  // trained rows: the tags are single tokens
+            assert_false(tokenizer_is_plain(m.tok, nt));
+            assert_int_equal(ids[0], nt);
+            assert_int_equal(ids[n - 1], nt + 1);
+        } else {          // untrained rows: ordinary pieces, never the tag ids
+            assert_true(tokenizer_is_plain(m.tok, nt) && tokenizer_is_plain(m.tok, nt + 1));
+            assert_true(n > 6);
+            for (int i = 0; i < n; i++) assert_true(ids[i] < nt);
+            // the same through a tokenizer.json written from this tokenizer (a checkpoint's)
+            assert_int_equal(tokenizer_write_json(m.tok, json, &e), TRL_OK);
+            tokenizer *j = NULL;
+            assert_int_equal(tokenizer_init_json(&j, json, &e), TRL_OK);
+            assert_int_equal(encode_str(j, text, ids2, 64), n);
+            assert_memory_equal(ids, ids2, sizeof(int32_t) * (size_t)n);
+            tokenizer_free(j);
+            remove(json);
+        }
+        model_free(&m);
+    }
+    tiny_model_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_free_null),
@@ -1206,6 +1260,7 @@ int main(void) {
         cmocka_unit_test(test_bfcl_parity_llama_cpp),
         cmocka_unit_test(test_gguf_json_agree),
         cmocka_unit_test(test_other_pretokenizers_llama_cpp),
+        cmocka_unit_test(test_untrained_tags_plain),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

@@ -212,7 +212,8 @@ static int spec_check(const tiny_model_spec *s, trl_err *e) {
     if (s->arch != MODEL_ARCH_LLAMA && s->arch != MODEL_ARCH_QWEN2) return trl_errf(e, "tiny_model: bad arch %d", s->arch);
     if (s->n_embd < 1 || s->n_layer < 1 || s->n_head < 1 || s->n_head_kv < 1 || s->n_ff < 1 || s->n_ctx < 1 ||
         hd < 2 || hd % 2 || s->n_head % s->n_head_kv || s->n_vocab_extra < 0 || s->n_embd > 4096 || s->n_ff > 16384 ||
-        s->n_layer > 64 || s->n_head > 64 || hd > 512 || s->n_vocab_extra > 100000)
+        s->n_layer > 64 || s->n_head > 64 || hd > 512 || s->n_vocab_extra > 100000 ||
+        (s->tool_tags && s->n_vocab_extra < 3))
         return trl_errf(e, "tiny_model: bad dimensions");
     return TRL_OK;
 }
@@ -228,6 +229,12 @@ static int set_build(const tiny_model_spec *s, tiny_set *ts, trl_err *e) {
     const float W = 0.1f;
     int llama = s->arch == MODEL_ARCH_LLAMA;
     int bad = add(ts, &rng, "model.embed_tokens.weight", "token_embd.weight", V, C, 0, W, 0);
+    if (!bad && s->tool_tags == 2) {  // the tags' rows: a padding row's
+        int64_t nt = tiny_model_n_tokens();
+        float *E = ts->t[ts->n - 1].data;
+        memcpy(E + nt * C, E + (nt + 2) * C, sizeof(float) * (size_t)C);
+        memcpy(E + (nt + 1) * C, E + (nt + 2) * C, sizeof(float) * (size_t)C);
+    }
     for (int l = 0; l < s->n_layer && !bad; l++) {
         char h[96], g[64];
 #define T(hs, gs, r, c, ctr, sc, ph)                                                                             \
@@ -603,10 +610,12 @@ int tiny_model_write_gguf(const tiny_model_spec *s, uint32_t wtype, const char *
     for (int i = 0; i < V; i++) {
         char pad[32];
         snprintf(pad, sizeof(pad), "[PAD%d]", i);
-        gguf_bytes_str(&kv, i < v.n ? v.text[i] : pad);
+        const char *tag = s->tool_tags && i == v.n ? "<tool_call>" : s->tool_tags && i == v.n + 1 ? "</tool_call>" : NULL;
+        gguf_bytes_str(&kv, i < v.n ? v.text[i] : tag ? tag : pad);
     }
     gguf_bytes_kv_array(&kv, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, (uint64_t)V);
-    for (int i = 0; i < V; i++) gguf_bytes_u32(&kv, (uint32_t)(i < v.n ? v.type[i] : 5));
+    for (int i = 0; i < V; i++)
+        gguf_bytes_u32(&kv, (uint32_t)(i < v.n ? v.type[i] : s->tool_tags && i < v.n + 2 ? 4 : 5));
     gguf_bytes_kv_array(&kv, "tokenizer.ggml.merges", GGUF_TYPE_STRING, N_MERGES);
     for (int i = 0; i < N_MERGES; i++) gguf_bytes_str(&kv, v.merge[i]);
     gguf_bytes_kv_u32(&kv, "tokenizer.ggml.bos_token_id", 1);

@@ -23,6 +23,10 @@ typedef struct {
     uint64_t seed;
     uint32_t hf_dtype;   // dtype of the safetensors weights: QTYPE_F32 (default), QTYPE_F16, QTYPE_BF16
     int hf_shards;       // 1: model.safetensors; 2: two shards + model.safetensors.index.json
+    // GGUF only, needs n_vocab_extra >= 3: 1: the first two extra rows are the added tokens
+    // <tool_call> and </tool_call> (USER_DEFINED); 2: the same, with the embedding rows of the
+    // third extra row (a padding token's: never trained, as in Qwen2.5-Coder's GGUFs).
+    int tool_tags;
 } tiny_model_spec;
 
 // C=64, L=2, NH=4, NKV=2, HS=16, F=128, ctx 128, theta 10000, eps 1e-5, seed 42;
