@@ -120,6 +120,9 @@ $(BUILD)/bench_train: bench/bench_train.c $(BUILD)/cli/opts.o $(LIB_OBJ)
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB_OBJ)
 	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BUILD)/bench_attention: bench/bench_attention.c $(LIB_OBJ)
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 # Fuzzing (libFuzzer, clang): fuzz/fuzz_*.c over the request, reply, constraint and training-
 # line parsers. `make fuzz` runs each target FUZZ_SECONDS (new inputs go to build-fuzz/, the
 # committed seeds stay as they are); `make fuzz-smoke` replays the committed corpus only.

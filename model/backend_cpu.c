@@ -1,9 +1,9 @@
 // backend_cpu.c: the fast CPU backend. Matmuls go to matmul_cpu.c (quantized weights stay
 // quantized: AVX2 integer dots against 8-bit activations) or to OpenBLAS for F32 weights;
-// attention is a one-pass online softmax over the KV cache, threaded with OpenMP over
-// (token, KV head) with the query heads of a GQA group together (each head's arithmetic as
-// alone, so results do not depend on how requests are batched); the elementwise ops are
-// threaded over tokens.
+// attention is a one-pass online softmax over the KV cache (AVX-512 or AVX2, the same bits from
+// either), threaded with OpenMP over tiles of consecutive tokens × the query heads of a GQA
+// group (each row's arithmetic as alone, so results do not depend on how requests are
+// batched); the elementwise ops are threaded over tokens.
 #include <math.h>
 #include <string.h>
 
@@ -151,207 +151,395 @@ static void cpu_add(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-#define ATT_CHUNK 128
+#define ATT_CHUNK 128  // cache positions per online-softmax step (their maximum is taken together)
 
 #define ATT_MAXG 16  // query heads per KV head handled together (GQA group); larger groups split
 
-// Online softmax over chunks of cache positions: no score buffer proportional to n_ctx.
-// One (token, KV head) item: the G query heads that share the KV head walk its keys and values
-// once (read from memory once, not G times: decode over long contexts is bound by these
-// reads), each with its own online softmax, chunk by chunk.
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define ATT_AVX2 1
+// The vector attention: AVX-512 (16 lanes) where the build has it, else AVX2 (8 lanes), one
+// source for both. An item is a tile of nq consecutive tokens of one sequence and the G query
+// heads of one KV head: R = nq·G rows, each a query with its own causal length. The tile walks
+// the cache in chunks of ATT_CHUNK positions; each block of ATT_KB keys is converted from fp16
+// once for all R rows (keys transposed, so that a score is a column of a small matrix product
+// and needs no horizontal sum), and so are the values. The arithmetic of one row is fixed
+// whatever the tile, the batch or the vector width (results do not depend on how requests are
+// batched, and an AVX2 build gives the AVX-512 build's bits):
+//   score_j  = (q·k_j as one chain of fused multiply-adds over i = 0..HS-1) · scale
+//   chunk    : cmx = its largest score; if cmx > mx: rs = att_exp(mx − cmx), sum ·= rs,
+//              acc ·= rs, mx = cmx; w_j = att_exp(score_j − mx);
+//              sum += the chunk's w summed as 16 partial sums (lane l: j ≡ l mod 16, in
+//              order), then lanes l + l+8, l + l+4, l + l+2, l + l+1
+//   acc_c   += w_j · v_jc, one chain of fused multiply-adds over j in order
+//   out_c    = acc_c / sum
+// Keys past a row's length weigh 0: they add +0 to the sums, which changes no bits (the
+// partial sums and acc lanes are never −0 while they grow; acc lanes could only reach −0 by
+// underflow in a rescale, and the output is then ±0 either way).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define ATT_W 16
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define ATT_W 8
+#endif
+
+#ifdef ATT_W
 #include <immintrin.h>
 
-// 8 fp16 cache values as floats.
-static inline __m256 ld8h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+#define ATT_KB 32             // keys converted together (the columns of a block of scores)
+#define ATT_ROWS 48           // rows (tokens × heads) of a tile at most
+#define ATT_TILE_FLOATS 8192  // each of a tile's buffers, in floats: R·HSP, HS·ATT_KB, ATT_KB·HSP
+#define ATT_HS_MAX (ATT_TILE_FLOATS / ATT_KB)  // 256: larger heads take attend_group
 
-// glibc's libmvec: expf on 8 lanes (the x86-64 vector ABI name GCC itself calls when it
-// vectorizes expf; at most 4 ulp from the correctly rounded result).
-__m256 _ZGVdN8v_expf(__m256 x);
+#if ATT_W == 16
+typedef __m512 attv;
+#define ATT_SC_RB 12  // score kernel: rows × (ATT_SC_NU vectors of keys) accumulators
+#define ATT_SC_NU 2
+#define ATT_PV_RB 6   // value kernel: rows × (ATT_PV_NV vectors of head lanes) accumulators
+#define ATT_PV_NV 4
+static inline attv attv_zero(void) { return _mm512_setzero_ps(); }
+static inline attv attv_set(float x) { return _mm512_set1_ps(x); }
+static inline attv attv_load(const float *p) { return _mm512_load_ps(p); }
+static inline void attv_store(float *p, attv v) { _mm512_store_ps(p, v); }
+static inline attv attv_fma(attv a, attv b, attv c) { return _mm512_fmadd_ps(a, b, c); }
+static inline attv attv_mul(attv a, attv b) { return _mm512_mul_ps(a, b); }
+static inline attv attv_add(attv a, attv b) { return _mm512_add_ps(a, b); }
+static inline attv attv_sub(attv a, attv b) { return _mm512_sub_ps(a, b); }
+static inline attv attv_max(attv a, attv b) { return _mm512_max_ps(a, b); }
+// 16 fp16 values at p as floats; attv_half: the first n ≤ 16, the other lanes 0.
+static inline attv attv_h(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+static inline attv attv_half(const uint16_t *p, int n) {
+    return n == 16 ? attv_h(p) : _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1), p));
+}
+// bits(p) + (bits(kf) << 23), lanes where x ≥ lo; 0 elsewhere (and where x is NaN).
+static inline attv attv_exp_finish(attv p, attv kf, attv x, float lo) {
+    __m512i e = _mm512_slli_epi32(_mm512_castps_si512(kf), 23);
+    attv y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, attv_set(lo), _CMP_GE_OQ), y);
+}
+static inline float attv_first(attv v) { return _mm512_cvtss_f32(v); }
+// The 16 partial sums as 8: lanes l + l+8.
+static inline __m256 att_fold16(attv s) {
+    return _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+}
+#else
+typedef __m256 attv;
+#define ATT_SC_RB 6
+#define ATT_SC_NU 2
+#define ATT_PV_RB 6
+#define ATT_PV_NV 2
+static inline attv attv_zero(void) { return _mm256_setzero_ps(); }
+static inline attv attv_set(float x) { return _mm256_set1_ps(x); }
+static inline attv attv_load(const float *p) { return _mm256_load_ps(p); }
+static inline void attv_store(float *p, attv v) { _mm256_store_ps(p, v); }
+static inline attv attv_fma(attv a, attv b, attv c) { return _mm256_fmadd_ps(a, b, c); }
+static inline attv attv_mul(attv a, attv b) { return _mm256_mul_ps(a, b); }
+static inline attv attv_add(attv a, attv b) { return _mm256_add_ps(a, b); }
+static inline attv attv_sub(attv a, attv b) { return _mm256_sub_ps(a, b); }
+static inline attv attv_max(attv a, attv b) { return _mm256_max_ps(a, b); }
+static inline attv attv_h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+static inline attv attv_half(const uint16_t *p, int n) {
+    (void)n;  // always 8 here (HS is a multiple of 8)
+    return attv_h(p);
+}
+static inline attv attv_exp_finish(attv p, attv kf, attv x, float lo) {
+    __m256i e = _mm256_slli_epi32(_mm256_castps_si256(kf), 23);
+    attv y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    return _mm256_and_ps(y, _mm256_cmp_ps(x, attv_set(lo), _CMP_GE_OQ));
+}
+static inline float attv_first(attv v) { return _mm256_cvtss_f32(v); }
+#endif
+#define ATT_PV_COLS (ATT_PV_NV * ATT_W)  // head lanes per value-kernel call; HSP is a multiple
 
-// The 8 sums of the lanes of a[0..7], as one vector (lane j: the sum of a[j]'s lanes).
-static inline __m256 hsum8x8(const __m256 a[8]) {
-    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
-    // s0123 lanes: low half (0,1,2,3 of the low 128 bits), high half (0,1,2,3 of the high ones)
-    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
-    return _mm256_add_ps(lo, hi);
+// e^x on every lane, for the softmax's x ≤ 0: x = n·ln2 + r with n = round(x/ln2) (the
+// 1.5·2^23 shift) and |r| ≤ ln2/2 (ln2 in two parts, the first exact in n·ln2_hi), e^r by its
+// Taylor polynomial of degree 7 (truncation below 5.3e-9 relative), 2^n added to the exponent
+// bits. At most 1 ulp from the correctly rounded e^x for every float x in [-86, 0] (checked
+// over all of them once; test_ops sweeps a sample); x < -86, -inf and NaN give 0 (e^-86 <
+// 4.5e-38, against a softmax sum ≥ 1). Lane by lane, so every vector width gives these bits.
+static inline attv att_exp(attv x) {
+    const attv shift = attv_set(0x1.8p23f);
+    attv kf = attv_fma(x, attv_set(0x1.715476p+0f), shift);  // n + 1.5·2^23
+    attv n = attv_sub(kf, shift);
+    attv r = attv_fma(n, attv_set(-0x1.62e400p-1f), x);  // ln2_hi: 16 significant bits
+    r = attv_fma(n, attv_set(-0x1.7f7d1cp-20f), r);      // ln2_lo = ln2 − ln2_hi
+    attv p = attv_set(1.0f / 5040);
+    p = attv_fma(p, r, attv_set(1.0f / 720));
+    p = attv_fma(p, r, attv_set(1.0f / 120));
+    p = attv_fma(p, r, attv_set(1.0f / 24));
+    p = attv_fma(p, r, attv_set(1.0f / 6));
+    p = attv_fma(p, r, attv_set(0.5f));
+    p = attv_fma(p, r, attv_set(1.0f));
+    p = attv_fma(p, r, attv_set(1.0f));
+    return attv_exp_finish(p, kf, x, -86.0f);
 }
 
-static inline float hsum8(__m256 v) {
+static inline float att_exp1(float x) { return attv_first(att_exp(attv_set(x))); }
+
+void ops_cpu_exp(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = att_exp1(x[i]);
+}
+
+// 8 lanes summed: l + l+4, then l + l+2, then l + l+1.
+static inline float att_hsum8(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     x = _mm_add_ss(x, _mm_movehdup_ps(x));
     return _mm_cvtss_f32(x);
 }
 
-#define ATT_GN 3  // query heads that share one fp16 → fp32 conversion of a key or value row
-
-// Ahead of the scores of keys j..j+7: the keys 16 further on and these keys' values (the
-// value pass over the sub-block comes next), the cache lines of m rows at most.
-static inline void att_prefetch(const uint16_t *kc, const uint16_t *vc, int j, int m, int HS) {
-    for (int u = 0; u < 8 * HS; u += 32) {
-        if (j + 16 < m) _mm_prefetch((const char *)(kc + (size_t)(j + 16) * HS + u), _MM_HINT_T0);
-        _mm_prefetch((const char *)(vc + (size_t)j * HS + u), _MM_HINT_T0);
-    }
+// w[0..n) (n a multiple of 16) summed in the canonical order above.
+static inline float att_sum16(const float *w, int n) {
+#if ATT_W == 16
+    attv s = attv_zero();
+    for (int j = 0; j < n; j += 16) s = attv_add(s, attv_load(w + j));
+    return att_hsum8(att_fold16(s));
+#else
+    attv s0 = attv_zero(), s1 = attv_zero();
+    for (int j = 0; j < n; j += 16) s0 = attv_add(s0, attv_load(w + j)), s1 = attv_add(s1, attv_load(w + j + 8));
+    return att_hsum8(attv_add(s0, s1));
+#endif
 }
 
-// Scores of the 8 keys j..j+7 of kc (rows of HS) for GN heads (queries at qh, HS apart) into
-// sc (rows of ATT_CHUNK, one per head): each key converted once for the GN heads, four keys
-// at a time (GN·4 accumulators and 4 keys fit AVX2's 16 registers). Per head and key: the
-// same fused multiply-adds in the same order, and the same hsum8x8, as the head alone.
-static inline __attribute__((always_inline)) void att_scores8(float *sc, const float *qh, const uint16_t *kc, int j,
-                                                              int HS, __m256 vscale, int GN) {
-    __m256 d[ATT_GN][8];
-    for (int h = 0; h < 8; h += 4) {
-        __m256 a[ATT_GN][4];
-        for (int g = 0; g < GN; g++)
-            for (int u = 0; u < 4; u++) a[g][u] = _mm256_setzero_ps();
-        for (int i = 0; i < HS / 8; i++) {
-            __m256 k[4];
-            for (int u = 0; u < 4; u++) k[u] = ld8h(kc + (size_t)(j + h + u) * HS + 8 * i);
-            for (int g = 0; g < GN; g++) {
-                __m256 qv = _mm256_loadu_ps(qh + (size_t)g * HS + 8 * i);
-                for (int u = 0; u < 4; u++) a[g][u] = _mm256_fmadd_ps(qv, k[u], a[g][u]);
+// Two runs of memory to bring into L1 while a block of keys is converted (the next block's
+// keys, this block's values): a decode step streams the cache from DRAM, and the hardware
+// prefetcher stops at 4 KiB pages (a block of 32 keys at HS = 64). Spread over the block's
+// transposes, so that the core keeps converting while the lines arrive.
+typedef struct {
+    const char *p[2];
+    size_t bytes[2];
+} att_ahead;
+
+// Prefetches bytes [b0, b1) of the two runs taken one after the other, a 64-byte line at a time.
+static inline void att_ahead_lines(const att_ahead *f, size_t b0, size_t b1) {
+    for (size_t b = b0 & ~(size_t)63; b < b1; b += 64)
+        if (b < f->bytes[0]) _mm_prefetch(f->p[0] + b, _MM_HINT_T0);
+        else if (b - f->bytes[0] < f->bytes[1]) _mm_prefetch(f->p[1] + (b - f->bytes[0]), _MM_HINT_T0);
+}
+
+// The keys k (kn rows of HS fp16, kn ≤ ATT_KB) as floats, transposed: kt (HS, ATT_KB), lanes
+// kn.. zero. Blocks of W keys × W head lanes, transposed in registers; f's lines prefetched
+// along the way.
+static void att_keys_load(float *kt, const uint16_t *k, int kn, int HS, const att_ahead *f) {
+    size_t total = f->bytes[0] + f->bytes[1];
+    int nsub = (HS + ATT_W - 1) / ATT_W * (ATT_KB / ATT_W), sub = 0;
+#if ATT_W == 16
+    for (int d0 = 0; d0 < HS; d0 += 16) {
+        int nd = HS - d0 < 16 ? HS - d0 : 16;
+        for (int j0 = 0; j0 < ATT_KB; j0 += 16, sub++) {
+            att_ahead_lines(f, total * sub / nsub, total * (sub + 1) / nsub);
+            __m512 a[16], b[16];
+            if (nd == 16 && j0 + 16 <= kn)
+                for (int u = 0; u < 16; u++) a[u] = attv_h(k + (size_t)(j0 + u) * HS + d0);
+            else
+                for (int u = 0; u < 16; u++)
+                    a[u] = j0 + u < kn ? attv_half(k + (size_t)(j0 + u) * HS + d0, nd) : attv_zero();
+            for (int u = 0; u < 16; u += 2)  // per 128-bit lane: (a0 b0 a1 b1), (a2 b2 a3 b3)
+                b[u] = _mm512_unpacklo_ps(a[u], a[u + 1]), b[u + 1] = _mm512_unpackhi_ps(a[u], a[u + 1]);
+            for (int u = 0; u < 16; u += 4) {  // a[u + e]: rows u..u+3 at lane 4L + e of lane L
+                a[u] = _mm512_shuffle_ps(b[u], b[u + 2], 0x44), a[u + 1] = _mm512_shuffle_ps(b[u], b[u + 2], 0xee);
+                a[u + 2] = _mm512_shuffle_ps(b[u + 1], b[u + 3], 0x44);
+                a[u + 3] = _mm512_shuffle_ps(b[u + 1], b[u + 3], 0xee);
             }
-        }
-        for (int g = 0; g < GN; g++)
-            for (int u = 0; u < 4; u++) d[g][h + u] = a[g][u];
-    }
-    for (int g = 0; g < GN; g++) _mm256_store_ps(&sc[(size_t)g * ATT_CHUNK + j], _mm256_mul_ps(hsum8x8(d[g]), vscale));
-}
-
-// ac[g] lanes 8·i0 .. 8·i0+31 += sum over j in [j0, j1) of sc[g][j] · v_j, for GN heads
-// (accumulators HS apart, weights ATT_CHUNK apart): each value row converted once.
-static inline __attribute__((always_inline)) void att_values32(float *ac, const float *sc, const uint16_t *vc, int j0,
-                                                               int j1, int i0, int HS, int GN) {
-    __m256 a[ATT_GN][4];
-    for (int g = 0; g < GN; g++)
-        for (int k = 0; k < 4; k++) a[g][k] = _mm256_load_ps(ac + (size_t)g * HS + 8 * (i0 + k));
-    for (int j = j0; j < j1; j++) {
-        __m256 v[4];
-        for (int k = 0; k < 4; k++) v[k] = ld8h(vc + (size_t)j * HS + 8 * (i0 + k));
-        for (int g = 0; g < GN; g++) {
-            __m256 w = _mm256_broadcast_ss(&sc[(size_t)g * ATT_CHUNK + j]);
-            for (int k = 0; k < 4; k++) a[g][k] = _mm256_fmadd_ps(w, v[k], a[g][k]);
+            for (int e = 0; e < 4; e++) {  // the 4×4 transpose of 128-bit lanes
+                __m512 v0 = _mm512_shuffle_f32x4(a[e], a[4 + e], 0x44), v1 = _mm512_shuffle_f32x4(a[e], a[4 + e], 0xee);
+                __m512 v2 = _mm512_shuffle_f32x4(a[8 + e], a[12 + e], 0x44);
+                __m512 v3 = _mm512_shuffle_f32x4(a[8 + e], a[12 + e], 0xee);
+                b[e] = _mm512_shuffle_f32x4(v0, v2, 0x88), b[4 + e] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+                b[8 + e] = _mm512_shuffle_f32x4(v1, v3, 0x88), b[12 + e] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+            }
+            for (int d = 0; d < nd; d++) attv_store(kt + (size_t)(d0 + d) * ATT_KB + j0, b[d]);
         }
     }
-    for (int g = 0; g < GN; g++)
-        for (int k = 0; k < 4; k++) _mm256_store_ps(ac + (size_t)g * HS + 8 * (i0 + k), a[g][k]);
+#else
+    for (int d0 = 0; d0 < HS; d0 += 8)
+        for (int j0 = 0; j0 < ATT_KB; j0 += 8, sub++) {
+            att_ahead_lines(f, total * sub / nsub, total * (sub + 1) / nsub);
+            __m256 a[8], b[8];
+            if (j0 + 8 <= kn)
+                for (int u = 0; u < 8; u++) a[u] = attv_h(k + (size_t)(j0 + u) * HS + d0);
+            else
+                for (int u = 0; u < 8; u++) a[u] = j0 + u < kn ? attv_h(k + (size_t)(j0 + u) * HS + d0) : attv_zero();
+            for (int u = 0; u < 8; u += 2)
+                b[u] = _mm256_unpacklo_ps(a[u], a[u + 1]), b[u + 1] = _mm256_unpackhi_ps(a[u], a[u + 1]);
+            for (int u = 0; u < 8; u += 4) {
+                a[u] = _mm256_shuffle_ps(b[u], b[u + 2], 0x44), a[u + 1] = _mm256_shuffle_ps(b[u], b[u + 2], 0xee);
+                a[u + 2] = _mm256_shuffle_ps(b[u + 1], b[u + 3], 0x44);
+                a[u + 3] = _mm256_shuffle_ps(b[u + 1], b[u + 3], 0xee);
+            }
+            for (int e = 0; e < 4; e++)
+                b[e] = _mm256_permute2f128_ps(a[e], a[4 + e], 0x20), b[4 + e] = _mm256_permute2f128_ps(a[e], a[4 + e], 0x31);
+            for (int d = 0; d < 8; d++) attv_store(kt + (size_t)(d0 + d) * ATT_KB + j0, b[d]);
+        }
+#endif
 }
 
-// The vector form of attend_group below (HS a multiple of 8) for a tile of nq queries of one
-// sequence (query r: G heads at q + r*qs, attending to its first n[r] positions): the same
-// online softmax per query, with scores for 8 keys at a time, expf on 8 lanes and the value
-// sums in registers. The tile walks the cache chunk by chunk, and within a chunk 32 keys at
-// a time, which every query and head of the tile takes while they are in L1 (a long prompt's
-// keys are far larger than L2). Each query's arithmetic is exactly that of the query alone
-// (the same operations on each value in the same order; only the interleaving differs), so
-// results never depend on how queries are tiled or batched.
-#define ATT_SUB 32            // keys taken by the whole tile at a time (a multiple of 8)
-#define ATT_TILE_FLOATS 8192  // accumulators of a tile: nq * G * HS floats at most
-#define ATT_TILE_ROWS 32      // nq * G at most when nq > 1 (score rows of ATT_CHUNK floats)
-static void attend_tile_avx2(float *out, const float *q, size_t qs, const uint16_t *kb, const uint16_t *vb, const int *n,
-                             int nq, int G, int HS, float scale) {
-    enum { NR = ATT_TILE_ROWS > ATT_MAXG ? ATT_TILE_ROWS : ATT_MAXG };
-    float acc[ATT_TILE_FLOATS] __attribute__((aligned(32)));  // (nq, G, HS)
-    float sc[NR][ATT_CHUNK] __attribute__((aligned(32)));     // (nq * G, chunk) this chunk's weights
-    float mx[NR], sum[NR];                                     // (nq * G)
-    int nv = HS / 8, nmax = 0;
+// The values v (kn rows of HS fp16) as floats: vf (kn, HSP), lanes HS.. zero.
+static void att_values_load(float *vf, const uint16_t *v, int kn, int HS, int HSP) {
+    for (int j = 0; j < kn; j++)
+        for (int c = 0; c < HSP; c += ATT_W)
+            attv_store(vf + (size_t)j * HSP + c,
+                       c < HS ? attv_half(v + (size_t)j * HS + c, HS - c < ATT_W ? HS - c : ATT_W) : attv_zero());
+}
+
+// Scores of NR rows against ATT_SC_NU·W keys: sc (NR rows ATT_CHUNK apart) = (qt's columns ·
+// kt's) · scale. qt (HS, R): the rows' queries transposed (NR columns from qt); kt (HS,
+// ATT_KB): the keys, from column kt.
+static inline __attribute__((always_inline)) void att_scores_rows(float *sc, const float *qt, int R, const float *kt,
+                                                                  int HS, attv vscale, int NR) {
+    attv a[ATT_SC_RB][ATT_SC_NU];
+    for (int r = 0; r < NR; r++)
+        for (int u = 0; u < ATT_SC_NU; u++) a[r][u] = attv_zero();
+    for (int i = 0; i < HS; i++) {
+        const float *qi = qt + (size_t)i * R;
+        attv k[ATT_SC_NU];
+        for (int u = 0; u < ATT_SC_NU; u++) k[u] = attv_load(kt + (size_t)i * ATT_KB + u * ATT_W);
+        for (int r = 0; r < NR; r++) {
+            attv b = attv_set(qi[r]);
+            for (int u = 0; u < ATT_SC_NU; u++) a[r][u] = attv_fma(b, k[u], a[r][u]);
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int u = 0; u < ATT_SC_NU; u++) attv_store(sc + (size_t)r * ATT_CHUNK + u * ATT_W, attv_mul(a[r][u], vscale));
+}
+
+static void att_scores_block(float *sc, const float *qt, int R, const float *kt, int HS, attv vscale, int nr) {
+    switch (nr) {
+#define ATT_SC_CASE(n) \
+    case n: att_scores_rows(sc, qt, R, kt, HS, vscale, n); break;
+        ATT_SC_CASE(1) ATT_SC_CASE(2) ATT_SC_CASE(3) ATT_SC_CASE(4) ATT_SC_CASE(5) ATT_SC_CASE(6)
+#if ATT_SC_RB > 6
+        ATT_SC_CASE(7) ATT_SC_CASE(8) ATT_SC_CASE(9) ATT_SC_CASE(10) ATT_SC_CASE(11) ATT_SC_CASE(12)
+#endif
+#undef ATT_SC_CASE
+    }
+}
+
+// acc (NR rows HSP apart, ATT_PV_COLS lanes from acc) += Σ_{j<kn} w_rj · v_j (the same lanes),
+// w: NR rows ATT_CHUNK apart; v_j: row j of vf (floats) or, where vf is NULL, of vh (fp16,
+// converted here: a tile of one row block converts each value once either way), vs apart.
+static inline __attribute__((always_inline)) void att_values_rows(float *acc, int HSP, const float *w, const float *vf,
+                                                                  const uint16_t *vh, int vs, int kn, int NR) {
+    attv a[ATT_PV_RB][ATT_PV_NV];
+    for (int r = 0; r < NR; r++)
+        for (int u = 0; u < ATT_PV_NV; u++) a[r][u] = attv_load(acc + (size_t)r * HSP + u * ATT_W);
+    for (int j = 0; j < kn; j++) {
+        attv v[ATT_PV_NV];
+        for (int u = 0; u < ATT_PV_NV; u++)
+            v[u] = vf ? attv_load(vf + (size_t)j * vs + u * ATT_W) : attv_h(vh + (size_t)j * vs + u * ATT_W);
+        for (int r = 0; r < NR; r++) {
+            attv b = attv_set(w[(size_t)r * ATT_CHUNK + j]);
+            for (int u = 0; u < ATT_PV_NV; u++) a[r][u] = attv_fma(b, v[u], a[r][u]);
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int u = 0; u < ATT_PV_NV; u++) attv_store(acc + (size_t)r * HSP + u * ATT_W, a[r][u]);
+}
+
+static void att_values_block(float *acc, int HSP, const float *w, const float *vf, const uint16_t *vh, int vs, int kn,
+                             int nr) {
+#define ATT_PV_CASE(n, f, h) \
+    case n: att_values_rows(acc, HSP, w, f, h, vs, kn, n); break;
+#define ATT_PV_CASES(f, h)                                                                                    \
+    ATT_PV_CASE(1, f, h) ATT_PV_CASE(2, f, h) ATT_PV_CASE(3, f, h) ATT_PV_CASE(4, f, h) ATT_PV_CASE(5, f, h) \
+    ATT_PV_CASE(6, f, h)
+    if (vf) switch (nr) { ATT_PV_CASES(vf, NULL) }
+    else switch (nr) { ATT_PV_CASES(NULL, vh) }
+#undef ATT_PV_CASES
+#undef ATT_PV_CASE
+}
+
+// The softmax step of one row over a chunk: sc (its scores, mp of them, a multiple of 16; the
+// first m real) becomes the weights; mx, sum and acc (HSP lanes) are updated as above.
+static void att_softmax_row(float *sc, int m, int mp, float *mx, float *sum, float *acc, int HSP) {
+    for (int j = m; j < mp; j++) sc[j] = -INFINITY;
+    attv vm = attv_set(-INFINITY);
+    for (int j = 0; j < mp; j += ATT_W) vm = attv_max(vm, attv_load(sc + j));
+    float cmx = -INFINITY, lanes[ATT_W] __attribute__((aligned(64)));
+    attv_store(lanes, vm);
+    for (int l = 0; l < ATT_W; l++) cmx = lanes[l] > cmx ? lanes[l] : cmx;
+    if (cmx > *mx) {  // rescale what was accumulated under the old maximum
+        float rs = att_exp1(*mx - cmx);
+        *sum *= rs;
+        attv vrs = attv_set(rs);
+        for (int c = 0; c < HSP; c += ATT_W) attv_store(acc + c, attv_mul(attv_load(acc + c), vrs));
+        *mx = cmx;
+    }
+    attv vmx = attv_set(*mx);
+    for (int j = 0; j < mp; j += ATT_W) attv_store(sc + j, att_exp(attv_sub(attv_load(sc + j), vmx)));
+    *sum += att_sum16(sc, mp);
+}
+
+// One item: rows ρ = r·G + g (token r of the tile, head g) with queries at q + r·qs + g·HS and
+// outputs at the same place in out; token r attends to the first n[r] cache positions of kb
+// and vb ((n_ctx, HS) fp16 each).
+static void att_tile(float *out, const float *q, size_t qs, const uint16_t *kb, const uint16_t *vb, const int *n,
+                     int nq, int G, int HS, float scale) {
+    enum { ALIGN = 64 };
+    float qt[ATT_TILE_FLOATS] __attribute__((aligned(ALIGN)));   // (HS, R) queries, transposed
+    float acc[ATT_TILE_FLOATS] __attribute__((aligned(ALIGN)));  // (R, HSP) weighted sums of values
+    float kt[ATT_TILE_FLOATS] __attribute__((aligned(ALIGN)));   // (HS, ATT_KB) a block's keys
+    float vf[ATT_TILE_FLOATS] __attribute__((aligned(ALIGN)));   // (ATT_KB, HSP) a block's values
+    float sc[ATT_ROWS][ATT_CHUNK] __attribute__((aligned(ALIGN)));  // (R, chunk) scores, then weights
+    float mx[ATT_ROWS], sum[ATT_ROWS];
+    int len[ATT_ROWS];  // (R) each row's positions in this chunk
+    int R = nq * G, HSP = (HS + ATT_PV_COLS - 1) / ATT_PV_COLS * ATT_PV_COLS, nmax = 0;
+    int direct = R <= ATT_PV_RB && HSP == HS;  // one row block: values read from the cache as they are used
     for (int r = 0; r < nq; r++) nmax = n[r] > nmax ? n[r] : nmax;
-    for (int k = 0; k < nq * G; k++) mx[k] = -INFINITY, sum[k] = 0;
-    memset(acc, 0, sizeof(float) * (size_t)(nq * G * HS));
-    __m256 vscale = _mm256_set1_ps(scale);
+    for (int p = 0; p < R; p++) {
+        const float *qp = q + (size_t)(p / G) * qs + (size_t)(p % G) * HS;
+        for (int i = 0; i < HS; i++) qt[(size_t)i * R + p] = qp[i];
+        mx[p] = -INFINITY, sum[p] = 0;
+    }
+    memset(acc, 0, sizeof(float) * (size_t)R * HSP);
+    attv vscale = attv_set(scale);
     for (int p0 = 0; p0 < nmax; p0 += ATT_CHUNK) {
-        const uint16_t *kc = kb + (size_t)p0 * HS, *vc = vb + (size_t)p0 * HS;
-        int mmax = nmax - p0 < ATT_CHUNK ? nmax - p0 : ATT_CHUNK;
-        // Scores: keys j of the chunk, 8 at a time (a key past the last block of 8 alone),
-        // each block's keys converted from fp16 once for up to ATT_GN heads.
-        for (int jb = 0; jb < mmax; jb += ATT_SUB) {
-            for (int r = 0; r < nq; r++) {
-                int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
-                for (int g0 = 0; g0 < G; g0 += ATT_GN) {
-                    const float *qh = q + r * qs + (size_t)g0 * HS;
-                    float *sc0 = sc[r * G + g0];
-                    int gn = G - g0 < ATT_GN ? G - g0 : ATT_GN, j = jb;
-                    for (; j + 8 <= je; j += 8) {
-                        if (r == 0 && g0 == 0) att_prefetch(kc, vc, j, m, HS);
-                        if (gn == 3) att_scores8(sc0, qh, kc, j, HS, vscale, 3);
-                        else if (gn == 2) att_scores8(sc0, qh, kc, j, HS, vscale, 2);
-                        else att_scores8(sc0, qh, kc, j, HS, vscale, 1);
-                    }
-                    for (; j < je; j++)
-                        for (int g = 0; g < gn; g++) {
-                            __m256 d = _mm256_setzero_ps();
-                            for (int i = 0; i < nv; i++)
-                                d = _mm256_fmadd_ps(_mm256_loadu_ps(qh + (size_t)g * HS + 8 * i),
-                                                    ld8h(kc + (size_t)j * HS + 8 * i), d);
-                            sc0[(size_t)g * ATT_CHUNK + j] = hsum8(d) * scale;
-                        }
-                }
+        int mmax = nmax - p0 < ATT_CHUNK ? nmax - p0 : ATT_CHUNK, mp = (mmax + 15) & ~15;
+        for (int p = 0; p < R; p++) {
+            int m = n[p / G] - p0;
+            len[p] = m < 0 ? 0 : m > ATT_CHUNK ? ATT_CHUNK : m;
+        }
+        // Scores, a block of ATT_KB keys at a time (row blocks whose rows all end before it skip it).
+        for (int jb = 0; jb < mmax; jb += ATT_KB) {
+            int kn = mmax - jb < ATT_KB ? mmax - jb : ATT_KB, next = nmax - (p0 + jb + kn);
+            size_t row = (size_t)HS * sizeof(uint16_t);
+            att_ahead f = {{(const char *)(kb + (size_t)(p0 + jb + kn) * HS), (const char *)(vb + (size_t)(p0 + jb) * HS)},
+                           {(size_t)(next < ATT_KB ? next : ATT_KB) * row, (size_t)kn * row}};
+            att_keys_load(kt, kb + (size_t)(p0 + jb) * HS, kn, HS, &f);
+            for (int p = 0; p < R; p += ATT_SC_RB) {
+                int nr = R - p < ATT_SC_RB ? R - p : ATT_SC_RB, live = 0;
+                for (int u = 0; u < nr; u++) live |= len[p + u] > jb;
+                if (!live) continue;
+                for (int j = 0; j < ATT_KB; j += ATT_SC_NU * ATT_W)
+                    att_scores_block(&sc[p][jb + j], qt + p, R, kt + j, HS, vscale, nr);
             }
         }
-        // Softmax: each row's chunk maximum, the rescale of what came before, the weights.
-        for (int r = 0; r < nq; r++) {
-            if (n[r] <= p0) continue;
-            int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, m8 = (m + 7) & ~7;
-            for (int g = 0; g < G; g++) {
-                float *scg = sc[r * G + g], *ac = acc + (size_t)(r * G + g) * HS, *mxg = &mx[r * G + g];
-                for (int j = m; j < m8; j++) scg[j] = -INFINITY;  // lanes past the last key weigh 0
-                __m256 vm = _mm256_set1_ps(-INFINITY);
-                for (int j = 0; j < m8; j += 8) vm = _mm256_max_ps(vm, _mm256_load_ps(&scg[j]));
-                __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
-                h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-                float cmx = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-                if (cmx > *mxg) {  // rescale what was accumulated under the old maximum
-                    float rs = expf(*mxg - cmx);
-                    sum[r * G + g] *= rs;
-                    for (int i = 0; i < HS; i++) ac[i] *= rs;
-                    *mxg = cmx;
-                }
-                __m256 vmx = _mm256_set1_ps(*mxg), vs = _mm256_setzero_ps();
-                for (int j = 0; j < m8; j += 8) {
-                    __m256 w = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_load_ps(&scg[j]), vmx));
-                    _mm256_store_ps(&scg[j], w);
-                    vs = _mm256_add_ps(vs, w);
-                }
-                sum[r * G + g] += hsum8(vs);
-            }
+        for (int p = 0; p < R; p++) {
+            if (len[p] == 0)  // this row ended before the chunk: weights 0
+                memset(sc[p], 0, sizeof(float) * (size_t)mp);
+            else att_softmax_row(sc[p], len[p], mp, &mx[p], &sum[p], acc + (size_t)p * HSP, HSP);
         }
-        // ac += sum_j w_j v_j, 32 lanes of ac at a time in registers for up to ATT_GN heads,
-        // each value row converted from fp16 once for them, then 8 lanes at a time (each lane
-        // sums over j in order either way).
-        for (int jb = 0; jb < mmax; jb += ATT_SUB) {
-            for (int r = 0; r < nq; r++) {
-                int m = n[r] - p0 < ATT_CHUNK ? n[r] - p0 : ATT_CHUNK, je = jb + ATT_SUB < m ? jb + ATT_SUB : m;
-                for (int g0 = 0; g0 < G; g0 += ATT_GN) {
-                    const float *sc0 = sc[r * G + g0];
-                    float *ac0 = acc + (size_t)(r * G + g0) * HS;
-                    int gn = G - g0 < ATT_GN ? G - g0 : ATT_GN, i0 = 0;
-                    for (; i0 + 4 <= nv; i0 += 4) {
-                        if (gn == 3) att_values32(ac0, sc0, vc, jb, je, i0, HS, 3);
-                        else if (gn == 2) att_values32(ac0, sc0, vc, jb, je, i0, HS, 2);
-                        else att_values32(ac0, sc0, vc, jb, je, i0, HS, 1);
-                    }
-                    for (; i0 < nv; i0++)
-                        for (int g = 0; g < gn; g++) {
-                            float *ac = ac0 + (size_t)g * HS;
-                            __m256 a = _mm256_load_ps(ac + 8 * i0);
-                            for (int j = jb; j < je; j++)
-                                a = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc0[(size_t)g * ATT_CHUNK + j]),
-                                                    ld8h(vc + (size_t)j * HS + 8 * i0), a);
-                            _mm256_store_ps(ac + 8 * i0, a);
-                        }
-                }
+        // acc += w · v, a block of ATT_KB values at a time.
+        for (int jb = 0; jb < mmax; jb += ATT_KB) {
+            int kn = mmax - jb < ATT_KB ? mmax - jb : ATT_KB;
+            const uint16_t *vh = vb + (size_t)(p0 + jb) * HS;
+            if (!direct) att_values_load(vf, vh, kn, HS, HSP);
+            for (int p = 0; p < R; p += ATT_PV_RB) {
+                int nr = R - p < ATT_PV_RB ? R - p : ATT_PV_RB, live = 0;
+                for (int u = 0; u < nr; u++) live |= len[p + u] > jb;
+                if (!live) continue;
+                for (int c = 0; c < HSP; c += ATT_PV_COLS)
+                    att_values_block(acc + (size_t)p * HSP + c, HSP, &sc[p][jb], direct ? NULL : vf + c, vh + c,
+                                     direct ? HS : HSP, kn, nr);
             }
         }
     }
-    for (int r = 0; r < nq; r++)
-        for (int g = 0; g < G; g++)
-            for (int i = 0; i < HS; i++)
-                out[r * qs + (size_t)g * HS + i] = acc[(size_t)(r * G + g) * HS + i] / sum[r * G + g];
+    for (int p = 0; p < R; p++) {
+        float *o = out + (size_t)(p / G) * qs + (size_t)(p % G) * HS;
+        for (int i = 0; i < HS; i++) o[i] = acc[(size_t)p * HSP + i] / sum[p];
+    }
+}
+#endif
+
+#ifndef ATT_W
+void ops_cpu_exp(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = x[i] >= -86.0f ? expf(x[i]) : 0;
 }
 #endif
 
@@ -405,18 +593,17 @@ static void attend_group(float *out, const float *q, const uint16_t *kb, const u
     for (int g = 0; g < G; g++)
         for (int i = 0; i < HS; i++) out[(size_t)g * HS + i] = acc[g][i] / sum[g];
 }
-
 static void cpu_attention(float *out, const float *q, const kv_cache *kv, int layer, const int32_t *seq,
                           const int32_t *pos, int T, int NH, int NKV, int HS) {
     int group = NH / NKV, G = group < ATT_MAXG ? group : ATT_MAXG, nsub = (group + G - 1) / G;
     float scale = 1.0f / sqrtf((float)HS);
-#ifdef ATT_AVX2
-    if (HS % 8 == 0) {
-        // Tiles of up to QT consecutive tokens of one sequence; items are (tile, KV head, head
+#ifdef ATT_W
+    if (HS % 8 == 0 && HS <= ATT_HS_MAX) {
+        // Tiles of up to qt consecutive tokens of one sequence; items are (tile, KV head, head
         // subgroup), taken dynamically since causal tiles differ in length.
-        enum { QT = 8 };
-        int qt = ATT_TILE_FLOATS / (G * HS) < ATT_TILE_ROWS / G ? ATT_TILE_FLOATS / (G * HS) : ATT_TILE_ROWS / G;
-        qt = qt < 1 ? 1 : qt > QT ? QT : qt;
+        int hsp = (HS + ATT_PV_COLS - 1) / ATT_PV_COLS * ATT_PV_COLS;
+        int qt = ATT_TILE_FLOATS / (G * hsp) < ATT_ROWS / G ? ATT_TILE_FLOATS / (G * hsp) : ATT_ROWS / G;
+        qt = qt < 1 ? 1 : qt;
         int ntile = 0, start[T > 0 ? T : 1];
         for (int t = 0; t < T; t++)
             if (t == 0 || seq[t] != seq[t - 1] || t - start[ntile - 1] == qt) start[ntile++] = t;
@@ -424,11 +611,11 @@ static void cpu_attention(float *out, const float *q, const kv_cache *kv, int la
         for (int it = 0; it < ntile * NKV * nsub; it++) {
             int tile = it / (NKV * nsub), kvh = it / nsub % NKV, h0 = kvh * group + it % nsub * G;
             int g = kvh * group + group - h0 < G ? kvh * group + group - h0 : G;
-            int t0 = start[tile], nq = (tile + 1 < ntile ? start[tile + 1] : T) - t0, n[QT];
+            int t0 = start[tile], nq = (tile + 1 < ntile ? start[tile + 1] : T) - t0, n[ATT_ROWS];
             for (int r = 0; r < nq; r++) n[r] = pos[t0 + r] + 1;
             size_t base = kv_offset(kv, layer, seq[t0], kvh, 0);
-            attend_tile_avx2(out + ((size_t)t0 * NH + h0) * HS, q + ((size_t)t0 * NH + h0) * HS, (size_t)NH * HS,
-                             kv->k + base, kv->v + base, n, nq, g, HS, scale);
+            att_tile(out + ((size_t)t0 * NH + h0) * HS, q + ((size_t)t0 * NH + h0) * HS, (size_t)NH * HS,
+                     kv->k + base, kv->v + base, n, nq, g, HS, scale);
         }
         return;
     }

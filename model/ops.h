@@ -118,4 +118,8 @@ void rope_table(float *tab, int n_pos, int HS, float theta);
 // Bytes of matmul scratch a backend needs for T rows of K inputs.
 size_t ops_matmul_scratch(const model_tensor *w, int T);
 
+// y[i] = e^x[i] as the CPU backend's attention computes its softmax weights (x ≤ 0 there): at
+// most 1 ulp from the correctly rounded value for x in [-86, 0], 0 below -86. For the tests.
+void ops_cpu_exp(float *y, const float *x, int n);
+
 #endif

@@ -1,7 +1,8 @@
 // test_ops.c: every op of the fast CPU backend against the fp32 reference (ops_ref):
 // rmsnorm, rope (both pairings, several positions), swiglu, add, embedding lookup,
-// attention (several sequences, GQA, long caches crossing the online-softmax chunks), and
-// matmul for F32 and each quantized type with a fast kernel.
+// attention (several sequences, GQA, long caches crossing the online-softmax chunks; the shape
+// classes of the vector kernel; its exp), and matmul for F32 and each quantized type with a
+// fast kernel.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,6 +165,115 @@ static void test_attention(void **state) {
     free(kv.k), free(kv.v), free(kf), free(vf), free(q), free(a), free(b);
 }
 
+// Attention of T tokens (seq[t], pos[t]) over a random fp16 cache of nseq slots of nctx
+// positions, NH query heads on NKV KV heads of HS: the fast backend against ops_ref (max error
+// over the largest output below tol), and bit for bit the same outputs whatever the batch:
+// tokens alone (decode; 16 spread over the batch) and the batch cut in two at t = T/3 (other
+// prefill tiles).
+static void check_attention(const char *what, int NH, int NKV, int HS, int nseq, int nctx, const int32_t *seq,
+                            const int32_t *pos, int T, double tol) {
+    size_t nkv = (size_t)nseq * nctx * NKV * HS, qn = (size_t)T * NH * HS;
+    float *kf = rand_vec(nkv, 2), *vf = rand_vec(nkv, 1), *q = rand_vec(qn, 2);
+    kv_cache kv = {malloc(2 * nkv), malloc(2 * nkv), 1, nseq, nctx, NKV, HS};  // (1, nseq, NKV, nctx, HS) fp16
+    assert_int_equal(quantize_row(QTYPE_F16, kf, kv.k, (int64_t)nkv), 0);
+    assert_int_equal(quantize_row(QTYPE_F16, vf, kv.v, (int64_t)nkv), 0);
+    float *a = malloc(sizeof(float) * qn), *b = malloc(sizeof(float) * qn), *c = malloc(sizeof(float) * qn);
+    ops_ref.attention(a, q, &kv, 0, seq, pos, T, NH, NKV, HS);
+    ops_cpu.attention(b, q, &kv, 0, seq, pos, T, NH, NKV, HS);
+    double err = rel_err(b, a, qn);
+    if (!(err < tol)) fail_msg("attention %s: error %.3g ≥ %.3g", what, err, tol);
+    size_t row = (size_t)NH * HS;  // floats per token
+    for (int t = 0; t < T; t += 1 + T / 16) {  // 16 tokens at most (each call is a parallel region)
+        ops_cpu.attention(c, q + t * row, &kv, 0, seq + t, pos + t, 1, NH, NKV, HS);
+        if (memcmp(c, b + t * row, sizeof(float) * row) != 0)
+            fail_msg("attention %s: token %d alone differs from the batch", what, t);
+    }
+    int cut = T / 3;
+    if (cut > 0) {
+        ops_cpu.attention(c, q, &kv, 0, seq, pos, cut, NH, NKV, HS);
+        ops_cpu.attention(c + cut * row, q + cut * row, &kv, 0, seq + cut, pos + cut, T - cut, NH, NKV, HS);
+        if (memcmp(c, b, sizeof(float) * qn) != 0) fail_msg("attention %s: the batch cut at %d differs", what, cut);
+    }
+    free(kv.k), free(kv.v), free(kf), free(vf), free(q), free(a), free(b), free(c);
+}
+
+// Shape classes of the vector attention (model/backend_cpu.c: tiles of up to 48 rows =
+// tokens × heads, blocks of 32 keys, online-softmax chunks of 128, 16 or 8 lanes).
+static void test_attention_shapes(void **state) {
+    (void)state;
+    enum { MAXT = 400 };
+    int32_t seq[MAXT], pos[MAXT];
+    // one decode token deep in a cache, SmolLM2's heads (9 on 3 KV heads of 64)
+    seq[0] = 0, pos[0] = 1000;
+    check_attention("decode 9/3x64", 9, 3, 64, 1, 1024, seq, pos, 1, 5e-6);
+    // a long prompt from position 0: chunks, key blocks and tiles all cut mid-way
+    for (int t = 0; t < 300; t++) seq[t] = 0, pos[t] = t;
+    check_attention("prefill 300 9/3x64", 9, 3, 64, 1, 300, seq, pos, 300, 5e-6);
+    check_attention("prefill 200 14/2x64", 14, 2, 64, 1, 200, seq, pos, 200, 5e-6);  // Qwen2.5-0.5B's
+    check_attention("prefill 150 12/2x128", 12, 2, 128, 1, 150, seq, pos, 150, 5e-6);  // Qwen2.5-1.5B's
+    // a prompt's later part over a cached prefix (odd start and length)
+    for (int t = 0; t < 131; t++) seq[t] = 0, pos[t] = 205 + t;
+    check_attention("prefill 205..335 9/3x64", 9, 3, 64, 1, 337, seq, pos, 131, 5e-6);
+    // batched decode: 8 slots at odd and edge lengths
+    static const int32_t lens[8] = {1, 17, 128, 129, 300, 511, 33, 64};
+    for (int t = 0; t < 8; t++) seq[t] = t, pos[t] = lens[t] - 1;
+    check_attention("decode 8 slots 14/2x64", 14, 2, 64, 8, 512, seq, pos, 8, 5e-6);
+    // a scheduler's step: decode tokens of two slots, then prompt chunks of two others
+    int T = 0;
+    seq[T] = 2, pos[T++] = 90;
+    seq[T] = 0, pos[T++] = 250;
+    for (int k = 0; k < 70; k++) seq[T] = 1, pos[T++] = 60 + k;
+    for (int k = 0; k < 37; k++) seq[T] = 3, pos[T++] = k;
+    check_attention("mixed step 9/3x64", 9, 3, 64, 4, 256, seq, pos, T, 5e-6);
+    // group sizes: 1 (no GQA), 7, 20 (split into 16 + 4); head sizes 8, 24 and 40 (not a
+    // multiple of 16), 256 (the largest the vector path takes) and 264 (the scalar path)
+    for (int t = 0; t < 140; t++) seq[t] = 0, pos[t] = t;
+    check_attention("prefill 140 4/4x64", 4, 4, 64, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 7/1x64", 7, 1, 64, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 40/2x64", 40, 2, 64, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 6/2x8", 6, 2, 8, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 6/2x24", 6, 2, 24, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 6/3x40", 6, 3, 40, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 140 2/1x256", 2, 1, 256, 1, 140, seq, pos, 140, 5e-6);
+    check_attention("prefill 40 2/1x264", 2, 1, 264, 1, 140, seq, pos, 40, 5e-6);
+}
+
+// The softmax's e^x (ops_cpu_exp): within 1 ulp of the correctly rounded value on a sweep of
+// every 307th float in [-86, 0], exactly 1 at 0, and 0 below -86 and at -inf.
+static void test_attention_exp(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    float x[N], y[N];
+    float lo = -86.0f;
+    uint32_t b0 = 0x80000000u, b1;
+    memcpy(&b1, &lo, 4);
+    int n = 0, worst = 0;
+    for (uint64_t b = b0; b <= b1 || n > 0; b += 307) {
+        if (b <= b1) {
+            uint32_t u = (uint32_t)b;
+            memcpy(&x[n++], &u, 4);
+        }
+        if (n == N || (b > b1 && n > 0)) {
+            ops_cpu_exp(y, x, n);
+            for (int i = 0; i < n; i++) {
+                float e = (float)exp((double)x[i]);
+                int32_t ie, iy;
+                memcpy(&ie, &e, 4), memcpy(&iy, &y[i], 4);
+                int d = ie > iy ? ie - iy : iy - ie;
+                if (d > 1) fail_msg("exp(%a) = %a, correctly rounded %a (%d ulp)", (double)x[i], (double)y[i], (double)e, d);
+                worst = d > worst ? d : worst;
+            }
+            n = 0;
+        }
+    }
+    static const float spec[] = {0.0f, -0.0f, -86.0f, -86.00001f, -87.5f, -100.0f, -1e30f, -INFINITY};
+    float ys[8];
+    ops_cpu_exp(ys, spec, 8);
+    assert_true(ys[0] == 1.0f && ys[1] == 1.0f && ys[2] > 0);
+    for (int i = 3; i < 8; i++) assert_true(ys[i] == 0.0f);
+    (void)worst;
+}
+
 static void check_matmul(uint32_t type, int64_t N, int64_t K, int T, double tol) {
     float *wf = rand_vec((size_t)N * K, 0.1f);
     size_t rb = qtype_row_bytes(type, K);
@@ -228,7 +338,8 @@ static void test_embed(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),   cmocka_unit_test(test_swiglu_add),
-        cmocka_unit_test(test_attention), cmocka_unit_test(test_matmul), cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_attention), cmocka_unit_test(test_attention_shapes),
+        cmocka_unit_test(test_attention_exp), cmocka_unit_test(test_matmul), cmocka_unit_test(test_embed),
     };
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }
