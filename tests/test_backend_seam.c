@@ -20,37 +20,14 @@
 #include "model/model.h"
 #include "model/quant.h"
 #include "tests/support/devsim.h"
+#include "tests/support/engine_script.h"
 #include "tests/support/tiny_model.h"
 
-static const int32_t PROMPT[] = {5, 77, 3, 120, 250, 9, 64, 33, 200, 1, 17, 90};
-#define NP ((int)(sizeof(PROMPT) / sizeof(PROMPT[0])))
-
-// One script through an engine on backend be; the logits of every step, concatenated.
+// The engine script (tests/support/engine_script.h); a failure fails the test.
 static float *run_script(const model *m, const ops *be, size_t *n_out) {
-    int V = m->cfg.n_vocab;
-    engine en;
     trl_err e = {{0}};
-    if (engine_init(&en, m, be, 3, 64, 8, &e)) fail_msg("engine_init: %s", e.msg);
-    float *out = calloc((size_t)V * 64, sizeof(float));
-    size_t k = 0;
-    // A prefill longer than max_batch (two chunks) and a shorter one.
-    if (engine_feed(&en, 0, PROMPT, NP, out + k, &e)) fail_msg("%s", e.msg);
-    k += (size_t)V;
-    if (engine_feed(&en, 1, PROMPT + 2, 5, out + k, &e)) fail_msg("%s", e.msg);
-    k += (size_t)V;
-    // Sequence 2 gets a copy of sequence 0's first 6 positions.
-    if (engine_seq_copy(&en, 2, 0, 6, &e)) fail_msg("%s", e.msg);
-    // Three sequences decode together; logits of rows 0 and 2 only, then of all three.
-    for (int step = 0; step < 3; step++) {
-        int32_t tok[3] = {PROMPT[step], PROMPT[(step + 4) % NP], PROMPT[(step + 9) % NP]}, seq[3] = {0, 1, 2};
-        int32_t pos[3] = {en.seq_len[0], en.seq_len[1], en.seq_len[2]};
-        int8_t want[3] = {1, (int8_t)(step == 2), 1};
-        engine_batch b = {3, tok, seq, pos, want};
-        if (engine_forward(&en, &b, out + k, &e)) fail_msg("%s", e.msg);
-        k += (size_t)V * (step == 2 ? 3 : 2);
-    }
-    engine_free(&en);
-    *n_out = k;
+    float *out = engine_script_run(m, be, n_out, &e);
+    if (!out) fail_msg("engine script: %s", e.msg);
     return out;
 }
 

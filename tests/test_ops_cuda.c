@@ -29,6 +29,7 @@
 #include "model/ops_cuda.h"
 #include "model/quant.h"
 #include "tests/support/cuemu_hooks.h"
+#include "tests/support/engine_script.h"
 #include "tests/support/tiny_model.h"
 
 static int n_checks;
@@ -439,33 +440,11 @@ static void test_refusals(void **state) {
 
 // ---------------------------------------------------------------------------- the engine
 
-static const int32_t PROMPT[] = {5, 77, 3, 120, 250, 9, 64, 33, 200, 1, 17, 90};
-#define NP ((int)(sizeof(PROMPT) / sizeof(PROMPT[0])))
-
-// Prefill (two chunks of max_batch 8), a second prompt, a copied cache, three sequences
-// decoding together with logits for some rows: every logits row, concatenated.
+// The engine script (tests/support/engine_script.h); a failure fails the test.
 static float *run_script(const model *m, const ops *be, size_t *n_out) {
-    int V = m->cfg.n_vocab;
-    engine en;
     trl_err e = {{0}};
-    if (engine_init(&en, m, be, 3, 64, 8, &e)) fail_msg("engine_init: %s", e.msg);
-    float *out = calloc((size_t)V * 64, sizeof(float));
-    size_t k = 0;
-    if (engine_feed(&en, 0, PROMPT, NP, out + k, &e)) fail_msg("%s", e.msg);
-    k += (size_t)V;
-    if (engine_feed(&en, 1, PROMPT + 2, 5, out + k, &e)) fail_msg("%s", e.msg);
-    k += (size_t)V;
-    if (engine_seq_copy(&en, 2, 0, 6, &e)) fail_msg("%s", e.msg);
-    for (int step = 0; step < 3; step++) {
-        int32_t tok[3] = {PROMPT[step], PROMPT[(step + 4) % NP], PROMPT[(step + 9) % NP]}, seq[3] = {0, 1, 2};
-        int32_t pos[3] = {en.seq_len[0], en.seq_len[1], en.seq_len[2]};
-        int8_t want[3] = {1, (int8_t)(step == 2), 1};
-        engine_batch b = {3, tok, seq, pos, want};
-        if (engine_forward(&en, &b, out + k, &e)) fail_msg("%s", e.msg);
-        k += (size_t)V * (step == 2 ? 3 : 2);
-    }
-    engine_free(&en);
-    *n_out = k;
+    float *out = engine_script_run(m, be, n_out, &e);
+    if (!out) fail_msg("engine script: %s", e.msg);
     return out;
 }
 
@@ -516,7 +495,7 @@ static void test_forward_reports_failure(void **state) {
     engine en;
     if (engine_init(&en, &m, CU, 1, 16, 4, &e)) fail_msg("engine_init: %s", e.msg);
     float *logits = malloc(sizeof(float) * (size_t)m.cfg.n_vocab);
-    assert_int_equal(engine_feed(&en, 0, PROMPT, 3, logits, &e), TRL_ERR);
+    assert_int_equal(engine_feed(&en, 0, ENGINE_SCRIPT_PROMPT, 3, logits, &e), TRL_ERR);
     assert_non_null(strstr(e.msg, "head size 288"));
     assert_int_equal(CU->error(&e), TRL_OK);  // reported once, to the engine
     n_checks++;
